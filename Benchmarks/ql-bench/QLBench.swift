@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct QLBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ql-bench",
+        abstract: "Benchmarks of the ql-mcast engine against reference implementations and peers.",
+        subcommands: [FECBenchmark.self]
+    )
+}

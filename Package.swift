@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Vector kernels are worthless unoptimised: the C targets are always built with -O2, also in debug.
+let optimisedC: [CSetting] = [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]
+
+let package = Package(
+    name: "ql-mcast",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Transport", targets: ["Transport"]),
+        .executable(name: "ql-mcast", targets: ["ql-mcast"]),
+        .executable(name: "ql-bench", targets: ["ql-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        // C: GF(2^8) kernels (GFNI / AVX2 / scalar, chosen at run time).
+        .target(name: "CQLFEC", path: "Sources/CQLFEC", cSettings: optimisedC),
+        // C: what Glibc's overlay lacks (mmsghdr, CMSG_*, UDP GSO/GRO).
+        .target(name: "CQLSys", path: "Sources/CQLSys", cSettings: optimisedC),
+        // System libraries.
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNuma", path: "Sources/CNuma", providers: [.apt(["libnuma-dev"])]),
+        .systemLibrary(name: "CISAL", path: "Sources/CISAL", providers: [.apt(["libisal-dev"])]),
+
+        // The engine.
+        .target(
+            name: "Transport",
+            dependencies: ["CQLFEC", "CQLSys", "CCrypto", "CNuma"],
+            path: "Sources/Transport"
+        ),
+
+        // Tools (thin clients of Transport).
+        .executableTarget(
+            name: "ql-mcast",
+            dependencies: ["Transport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/ql-mcast"
+        ),
+
+        // Benchmarks.
+        .executableTarget(
+            name: "ql-bench",
+            dependencies: [
+                "Transport", "CISAL", "CQLFEC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/ql-bench"
+        ),
+
+        .testTarget(
+            name: "TransportTests",
+            dependencies: ["Transport", "CQLFEC"],
+            path: "Tests/TransportTests"
+        ),
+    ]
+)

@@ -1,0 +1,49 @@
+// The few socket facilities Glibc's Swift overlay does not expose: batched send/receive
+// (struct mmsghdr is behind _GNU_SOURCE), control-message (CMSG_*) macros, and the UDP
+// segmentation offload constants. Everything else goes through Glibc from Swift.
+#ifndef QLSYS_H
+#define QLSYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Same layout as the kernel's struct mmsghdr.
+struct qlsys_mmsghdr {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+};
+
+#define QLSYS_SOL_UDP 17
+#define QLSYS_UDP_SEGMENT 103
+#define QLSYS_UDP_GRO 104
+/// Space for one control message carrying an int (GSO size or GRO size).
+#define QLSYS_CMSG_INT_SPACE 32
+
+/// sendmmsg(2); returns the number sent or -1 with errno set.
+int qlsys_sendmmsg(int fd, struct qlsys_mmsghdr *msgs, unsigned int n, int flags);
+/// recvmmsg(2) without a timeout; returns the number received or -1 with errno set.
+int qlsys_recvmmsg(int fd, struct qlsys_mmsghdr *msgs, unsigned int n, int flags);
+
+/// Writes a UDP_SEGMENT control message (GSO segment size) into `buf` (QLSYS_CMSG_INT_SPACE
+/// bytes) and points `msg` at it.
+void qlsys_set_gso_segment(struct msghdr *msg, void *buf, uint16_t segment);
+
+/// The GRO segment size carried by a received message, or 0 when the kernel did not
+/// coalesce (one datagram).
+int qlsys_gro_segment(const struct msghdr *msg);
+
+/// Size of the control buffer to pass with recvmsg to receive UDP_GRO information.
+size_t qlsys_gro_control_space(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,20 @@
+/// A small, fast, seedable generator (SplitMix64) so loss patterns and back-offs reproduce
+/// exactly from a seed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    @usableFromInline var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    @inlinable
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform double in [0, 1).
+    @inlinable
+    public mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+}
