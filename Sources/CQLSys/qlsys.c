@@ -2,7 +2,9 @@
 #include "qlsys.h"
 
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 _Static_assert(sizeof(struct qlsys_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(QLSYS_CMSG_INT_SPACE >= CMSG_SPACE(sizeof(int)), "cmsg space");
@@ -26,16 +28,34 @@ void qlsys_set_gso_segment(struct msghdr *msg, void *buf, uint16_t segment) {
     memcpy(CMSG_DATA(cm), &segment, sizeof(segment));
 }
 
-int qlsys_gro_segment(const struct msghdr *msg) {
+int qlsys_gro_segment(const struct msghdr *msg, uint32_t *drops) {
+    int segment = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR((struct msghdr *)msg); cm != NULL;
          cm = CMSG_NXTHDR((struct msghdr *)msg, cm)) {
-        if (cm->cmsg_level == QLSYS_SOL_UDP && cm->cmsg_type == QLSYS_UDP_GRO) {
-            int v = 0;
-            memcpy(&v, CMSG_DATA(cm), sizeof(v) < cm->cmsg_len ? sizeof(v) : cm->cmsg_len);
-            return v;
+        if (cm->cmsg_level == QLSYS_SOL_UDP && cm->cmsg_type == QLSYS_UDP_GRO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(&segment, CMSG_DATA(cm), sizeof(int));
+        } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == QLSYS_SO_RXQ_OVFL &&
+                   cm->cmsg_len >= CMSG_LEN(sizeof(uint32_t)) && drops != NULL) {
+            memcpy(drops, CMSG_DATA(cm), sizeof(uint32_t));
         }
     }
-    return 0;
+    return segment;
 }
 
-size_t qlsys_gro_control_space(void) { return CMSG_SPACE(sizeof(int)); }
+size_t qlsys_gro_control_space(void) { return CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint32_t)); }
+
+int qlsys_wait_readable(int fd, uint64_t timeout_ns) {
+    struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+    struct timespec ts = {.tv_sec = (time_t)(timeout_ns / 1000000000u), .tv_nsec = (long)(timeout_ns % 1000000000u)};
+    return ppoll(&p, 1, &ts, NULL);
+}
+
+int qlsys_receive_queue_percent(int fd) {
+    uint32_t info[16] = {0};
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, SOL_SOCKET, 55 /* SO_MEMINFO */, info, &len) != 0 || len < 2 * sizeof(uint32_t)) return -1;
+    if (info[1] == 0) return 0;  // [0] rmem_alloc, [1] rcvbuf
+    uint64_t pct = (uint64_t)info[0] * 100u / info[1];
+    return pct > 100 ? 100 : (int)pct;
+}

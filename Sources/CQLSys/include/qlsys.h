@@ -31,15 +31,24 @@ int qlsys_sendmmsg(int fd, struct qlsys_mmsghdr *msgs, unsigned int n, int flags
 /// recvmmsg(2) without a timeout; returns the number received or -1 with errno set.
 int qlsys_recvmmsg(int fd, struct qlsys_mmsghdr *msgs, unsigned int n, int flags);
 
+/// ppoll(2) for POLLIN on one descriptor with a nanosecond timeout: 1 readable, 0 timeout, -1 error.
+int qlsys_wait_readable(int fd, uint64_t timeout_ns);
+
 /// Writes a UDP_SEGMENT control message (GSO segment size) into `buf` (QLSYS_CMSG_INT_SPACE
 /// bytes) and points `msg` at it.
 void qlsys_set_gso_segment(struct msghdr *msg, void *buf, uint16_t segment);
 
-/// The GRO segment size carried by a received message, or 0 when the kernel did not
-/// coalesce (one datagram).
-int qlsys_gro_segment(const struct msghdr *msg);
+#define QLSYS_SO_RXQ_OVFL 40
 
-/// Size of the control buffer to pass with recvmsg to receive UDP_GRO information.
+/// Reads the control messages of a received message: the GRO segment size (0 when the kernel
+/// did not coalesce) and, if present, the socket's cumulative overflow-drop counter
+/// (SO_RXQ_OVFL; `*drops` is left unchanged when absent).
+int qlsys_gro_segment(const struct msghdr *msg, uint32_t *drops);
+
+/// Fill of the socket's receive queue in percent of its buffer (SO_MEMINFO), or -1.
+int qlsys_receive_queue_percent(int fd);
+
+/// Size of the control buffer to pass with recvmsg to receive UDP_GRO and SO_RXQ_OVFL.
 size_t qlsys_gro_control_space(void);
 
 #ifdef __cplusplus

@@ -161,8 +161,10 @@ public struct FinBody: Sendable, Equatable {
 /// STATUS body: a receiver's progress, or the sender's verdict on a receiver.
 ///
 /// ```
-/// u32 receiver id   u8 state   u8[3] reserved   u32 blocks complete
-/// u64 datagrams received   u64 datagrams lost (estimated from sequence gaps)   u64 reserved
+/// u32 receiver id   u8 state   u8 receive-queue fill (percent, highest since the last report)
+/// u16 reserved      u32 blocks complete
+/// u64 datagrams received   u64 datagrams lost (estimated from sequence gaps)
+/// u64 overruns (datagrams the receiver's kernel dropped because the receiver fell behind)
 /// ```
 public struct StatusBody: Sendable, Equatable {
     public static let size = 36
@@ -183,36 +185,46 @@ public struct StatusBody: Sendable, Equatable {
     public var blocksComplete: UInt32
     public var received: UInt64
     public var lost: UInt64
+    public var overruns: UInt64
+    /// Receive-queue fill in percent: an early sign that the receiver falls behind.
+    public var queueFill: UInt8
 
-    public init(receiverID: UInt32, state: State, blocksComplete: UInt32, received: UInt64, lost: UInt64) {
+    public init(
+        receiverID: UInt32, state: State, blocksComplete: UInt32, received: UInt64, lost: UInt64, overruns: UInt64 = 0,
+        queueFill: UInt8 = 0
+    ) {
+        self.queueFill = min(queueFill, 100)
         self.receiverID = receiverID
         self.state = state
         self.blocksComplete = blocksComplete
         self.received = received
         self.lost = lost
+        self.overruns = overruns
     }
 
     public func encode(to base: UnsafeMutableRawPointer, capacity: Int) -> Int {
         var w = ByteWriter(base, capacity: capacity)
         w.write(receiverID)
         w.write(state.rawValue)
-        w.write(UInt8(0))
+        w.write(queueFill)
         w.write(UInt16(0))
         w.write(blocksComplete)
         w.write(received)
         w.write(lost)
-        w.write(UInt64(0))
+        w.write(overruns)
         return w.offset
     }
 
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> Result<StatusBody, DropReason> {
         var r = ByteReader(bytes)
         guard let id = r.read(UInt32.self), let raw = r.read(UInt8.self), let state = State(rawValue: raw),
-            r.read(UInt8.self) == 0, r.read(UInt16.self) == 0, let blocks = r.read(UInt32.self),
-            let received = r.read(UInt64.self), let lost = r.read(UInt64.self), r.read(UInt64.self) == 0,
+            let fill = r.read(UInt8.self), fill <= 100, r.read(UInt16.self) == 0, let blocks = r.read(UInt32.self),
+            let received = r.read(UInt64.self), let lost = r.read(UInt64.self), let overruns = r.read(UInt64.self),
             r.remaining == 0
         else { return .failure(.malformedBody) }
         return .success(
-            StatusBody(receiverID: id, state: state, blocksComplete: blocks, received: received, lost: lost))
+            StatusBody(
+                receiverID: id, state: state, blocksComplete: blocks, received: received, lost: lost,
+                overruns: overruns, queueFill: fill))
     }
 }

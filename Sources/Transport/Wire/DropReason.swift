@@ -17,6 +17,7 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
     case blockAlreadyComplete
     case injectedLoss
     case notForThisRole
+    case bufferLimit
 
     public var description: String {
         switch self {
@@ -37,6 +38,7 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
         case .blockAlreadyComplete: "block-already-complete"
         case .injectedLoss: "injected-loss"
         case .notForThisRole: "not-for-this-role"
+        case .bufferLimit: "buffer-limit"
         }
     }
 }

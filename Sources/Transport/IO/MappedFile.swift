@@ -1,0 +1,71 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A file mapped into memory: the sender's object (read-only) or the receiver's destination
+/// (read-write, sized up to whole FEC blocks while receiving, cut to the object size at the end).
+/// A class because it owns the mapping and descriptor.
+public final class MappedFile {
+    public let path: String
+    public let fd: Int32
+    public private(set) var base: UnsafeMutableRawPointer?
+    public private(set) var mappedSize: Int
+    public let writable: Bool
+
+    private init(path: String, fd: Int32, base: UnsafeMutableRawPointer?, size: Int, writable: Bool) {
+        self.path = path
+        self.fd = fd
+        self.base = base
+        mappedSize = size
+        self.writable = writable
+    }
+
+    deinit {
+        if let base, mappedSize > 0 { SystemCalls.munmap(base, mappedSize) }
+        SystemCalls.close(fd)
+    }
+
+    /// Maps an existing file read-only.
+    public static func open(readingFrom path: String) throws(TransportError) -> MappedFile {
+        let fd = try SystemCalls.open(path, O_RDONLY)
+        let size: Int
+        do { size = try SystemCalls.fileSize(fd) } catch {
+            SystemCalls.close(fd)
+            throw error
+        }
+        var base: UnsafeMutableRawPointer?
+        if size > 0 {
+            do { base = try SystemCalls.mmap(fd, size, writable: false) } catch {
+                SystemCalls.close(fd)
+                throw TransportError(.io, "cannot map \(path): \(error.message)", errno: error.errno)
+            }
+            SystemCalls.madviseSequential(base!, size)
+        }
+        return MappedFile(path: path, fd: fd, base: base, size: size, writable: false)
+    }
+
+    /// Creates (or truncates) a file of `size` zero bytes and maps it read-write.
+    public static func create(writingTo path: String, size: Int, mode: mode_t = 0o644) throws(TransportError) -> MappedFile {
+        let fd = try SystemCalls.open(path, O_RDWR | O_CREAT | O_TRUNC, mode)
+        do {
+            try SystemCalls.ftruncate(fd, size)
+            let base = size > 0 ? try SystemCalls.mmap(fd, size, writable: true) : nil
+            return MappedFile(path: path, fd: fd, base: base, size: size, writable: true)
+        } catch {
+            SystemCalls.close(fd)
+            throw TransportError(.io, "cannot create \(path) (\(size) bytes): \(error.message)", errno: error.errno)
+        }
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: mappedSize) }
+    public var mutableBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: mappedSize) }
+
+    /// Unmaps, cuts the file to `size` bytes and flushes it to disk.
+    public func finish(size: Int) throws(TransportError) {
+        if let base, mappedSize > 0 { SystemCalls.munmap(base, mappedSize) }
+        base = nil
+        mappedSize = 0
+        try SystemCalls.ftruncate(fd, size)
+        try SystemCalls.fsync(fd)
+    }
+}

@@ -1,0 +1,270 @@
+import CQLSys
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Options of a session's multicast socket.
+public struct SocketOptions: Sendable {
+    /// Local interface address: where the group is joined and multicast leaves.
+    public var interface: IPv4Address
+    /// Deliver our own multicast to other sockets on this host (needed when sender and
+    /// receivers share a host; harmless otherwise).
+    public var loopback = true
+    public var ttl: UInt8 = 1
+    /// Kernel buffer sizes; set with the FORCE variants when running as root.
+    public var receiveBuffer = 32 << 20
+    public var sendBuffer = 8 << 20
+    /// Use UDP GSO on send / GRO on receive when the kernel has them.
+    public var segmentationOffload = true
+    public var receiveOffload = true
+
+    public init(interface: IPv4Address) { self.interface = interface }
+}
+
+/// One UDP socket bound to a group:port, joined on an interface, with batched, offloaded I/O.
+///
+/// Sending gathers (header, payload, tag) iovecs straight from their buffers and, with GSO,
+/// hands the kernel one super-datagram per run of equal-sized datagrams; receiving uses
+/// `recvmmsg` into a page-aligned pool and, with GRO, splits coalesced runs back into datagrams.
+/// A class because it owns a file descriptor and buffers; used by one thread.
+public final class MulticastSocket {
+    public let endpoint: MulticastEndpoint
+    public let options: SocketOptions
+    let fd: Int32
+    public private(set) var gsoEnabled: Bool
+    public private(set) var groEnabled: Bool
+
+    // Send side.
+    static let maxSegments = 64
+    static let maxSuperDatagram = 65_000
+    private var iovecs: UnsafeMutablePointer<iovec>
+    private var iovCapacity: Int
+    private var sendMsgs: UnsafeMutablePointer<qlsys_mmsghdr>
+    private var sendMsgCapacity: Int
+    private let control: UnsafeMutableRawPointer
+    private var destination: sockaddr_in
+
+    // Receive side.
+    private let receiveSlots: Int
+    private let receiveSlotSize: Int
+    private let receiveRegion: AlignedRegion
+    private let receiveMsgs: UnsafeMutablePointer<qlsys_mmsghdr>
+    private let receiveIovecs: UnsafeMutablePointer<iovec>
+    private let receiveControl: UnsafeMutableRawPointer
+    private let receiveControlSpace: Int
+
+    public private(set) var sendCalls: UInt64 = 0
+    public private(set) var receiveCalls: UInt64 = 0
+    /// Messages returned by recvmmsg (a GRO run counts once) and datagrams delivered.
+    public private(set) var messagesReceived: UInt64 = 0
+    public private(set) var datagramsReceived: UInt64 = 0
+    /// Datagrams the kernel dropped because our receive buffer was full (SO_RXQ_OVFL): the
+    /// receiver cannot keep up. Cumulative.
+    public private(set) var kernelDrops: UInt32 = 0
+
+    /// Opens, binds and joins.
+    /// - Throws: `TransportError(.systemCall)` naming the failed step.
+    public init(endpoint: MulticastEndpoint, options: SocketOptions, batch: Int = 64) throws(TransportError) {
+        self.endpoint = endpoint
+        self.options = options
+        fd = try SystemCalls.udpSocket()
+        do throws(TransportError) {
+            try SystemCalls.setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "setsockopt(SO_REUSEADDR)")
+            // Root may exceed rmem_max/wmem_max; otherwise take what the kernel allows.
+            if (try? SystemCalls.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(options.receiveBuffer), "SO_RCVBUFFORCE")) == nil {
+                try? SystemCalls.setOption(fd, SOL_SOCKET, SO_RCVBUF, Int32(options.receiveBuffer), "SO_RCVBUF")
+            }
+            if (try? SystemCalls.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(options.sendBuffer), "SO_SNDBUFFORCE")) == nil {
+                try? SystemCalls.setOption(fd, SOL_SOCKET, SO_SNDBUF, Int32(options.sendBuffer), "SO_SNDBUF")
+            }
+            // Only this socket's group, not every group any socket on the host joined.
+            try SystemCalls.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_ALL, Int32(0), "setsockopt(IP_MULTICAST_ALL)")
+            var bindAddress = endpoint.sockaddr
+            bindAddress.sin_addr = endpoint.group.inAddr
+            try SystemCalls.bind(fd, bindAddress)
+            try SystemCalls.setOption(
+                fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, options.interface.inAddr, "setsockopt(IP_MULTICAST_IF)")
+            try SystemCalls.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(options.ttl), "IP_MULTICAST_TTL")
+            try SystemCalls.setOption(
+                fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(options.loopback ? 1 : 0), "IP_MULTICAST_LOOP")
+            let mreq = ip_mreq(imr_multiaddr: endpoint.group.inAddr, imr_interface: options.interface.inAddr)
+            do throws(TransportError) {
+                try SystemCalls.setOption(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, mreq, "IP_ADD_MEMBERSHIP")
+            } catch {
+                throw TransportError(
+                    .systemCall,
+                    "cannot join \(endpoint.group) on interface \(options.interface): \(error.message); "
+                        + "is \(options.interface) an address of this host?", errno: error.errno)
+            }
+        } catch {
+            SystemCalls.close(fd)
+            throw error
+        }
+        _ = try? SystemCalls.setOption(fd, SOL_SOCKET, QLSYS_SO_RXQ_OVFL, Int32(1), "setsockopt(SO_RXQ_OVFL)")
+        groEnabled = false
+        if options.receiveOffload {
+            groEnabled =
+                (try? SystemCalls.setOption(fd, QLSYS_SOL_UDP, QLSYS_UDP_GRO, Int32(1), "setsockopt(UDP_GRO)")) != nil
+        }
+        gsoEnabled = options.segmentationOffload
+        destination = endpoint.sockaddr
+
+        iovCapacity = batch * 3
+        iovecs = .allocate(capacity: iovCapacity)
+        sendMsgCapacity = batch
+        sendMsgs = .allocate(capacity: batch)
+        control = .allocate(byteCount: batch * Int(QLSYS_CMSG_INT_SPACE), alignment: 16)
+
+        receiveSlots = groEnabled ? 32 : 64
+        receiveSlotSize = groEnabled ? 65_536 : 9_216
+        receiveRegion = try AlignedRegion(size: receiveSlots * receiveSlotSize, numaNode: nil)
+        receiveMsgs = .allocate(capacity: receiveSlots)
+        receiveIovecs = .allocate(capacity: receiveSlots)
+        receiveControlSpace = qlsys_gro_control_space()
+        receiveControl = .allocate(byteCount: receiveSlots * receiveControlSpace, alignment: 16)
+    }
+
+    deinit {
+        SystemCalls.close(fd)
+        iovecs.deallocate()
+        sendMsgs.deallocate()
+        control.deallocate()
+        receiveMsgs.deallocate()
+        receiveIovecs.deallocate()
+        receiveControl.deallocate()
+    }
+
+    /// Sends every datagram of the batch (waiting for socket space if the kernel pushes back).
+    public func send(_ batch: OutgoingBatch) throws(TransportError) {
+        var i = 0
+        while i < batch.count {
+            let built = buildMessages(batch, from: i)
+            var done = 0
+            while done < built.messages {
+                let sent = try sendMessages(from: done, count: built.messages - done)
+                done += sent
+            }
+            i = built.next
+        }
+    }
+
+    /// Lays out mmsghdrs for datagrams starting at `from`; returns how many messages and the
+    /// index after the last datagram covered.
+    private func buildMessages(_ batch: OutgoingBatch, from: Int) -> (messages: Int, next: Int) {
+        var i = from
+        var m = 0
+        var iov = 0
+        while i < batch.count, m < sendMsgCapacity {
+            let segment = batch.datagramLength(i)
+            var count = 0
+            var total = 0
+            let firstIov = iov
+            // A GSO run: equal-sized datagrams, the last of the run may be shorter.
+            repeat {
+                let len = batch.datagramLength(i + count)
+                guard iov + 3 <= iovCapacity else { break }
+                let slot = batch.slots + (i + count) * OutgoingBatch.slotSize
+                iovecs[iov] = iovec(iov_base: slot, iov_len: PacketHeader.size)
+                iov += 1
+                if batch.payloadLengths[i + count] > 0 {
+                    iovecs[iov] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: batch.payloads[i + count]),
+                        iov_len: batch.payloadLengths[i + count])
+                    iov += 1
+                }
+                if batch.tagged[i + count] {
+                    iovecs[iov] = iovec(iov_base: slot + PacketHeader.size, iov_len: PacketHeader.tagSize)
+                    iov += 1
+                }
+                total += len
+                count += 1
+                if len < segment { break }
+            } while gsoEnabled && i + count < batch.count && count < MulticastSocket.maxSegments
+                && batch.datagramLength(i + count) <= segment
+                && total + batch.datagramLength(i + count) <= MulticastSocket.maxSuperDatagram
+            var msg = msghdr()
+            withUnsafeMutablePointer(to: &destination) { msg.msg_name = UnsafeMutableRawPointer($0) }
+            msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+            msg.msg_iov = iovecs + firstIov
+            msg.msg_iovlen = iov - firstIov
+            if gsoEnabled && count > 1 {
+                qlsys_set_gso_segment(&msg, control + m * Int(QLSYS_CMSG_INT_SPACE), UInt16(segment))
+            }
+            sendMsgs[m] = qlsys_mmsghdr(msg_hdr: msg, msg_len: 0)
+            m += 1
+            i += count
+            if iov + 3 > iovCapacity { break }
+        }
+        return (m, i)
+    }
+
+    private func sendMessages(from: Int, count: Int) throws(TransportError) -> Int {
+        while true {
+            do throws(TransportError) {
+                sendCalls += 1
+                if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
+                // Socket buffer full: wait for room (bounded), then retry.
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 10)
+            } catch where gsoEnabled && (error.errno == EIO || error.errno == EINVAL || error.errno == ENOPROTOOPT) {
+                // The kernel or device refuses segmentation offload: fall back for good.
+                gsoEnabled = false
+                throw TransportError(.systemCall, "gso-unsupported", errno: error.errno)
+            }
+        }
+    }
+
+    /// Sends one datagram (control traffic: ANNOUNCE, NAK, FIN, STATUS).
+    public func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError) {
+        for _ in 0..<100 {
+            if try SystemCalls.sendto(fd, bytes, destination) { return }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 10)
+        }
+        throw TransportError(.systemCall, "sendto \(endpoint): socket buffer stayed full for 1 s")
+    }
+
+    /// Receives what is waiting (non-blocking) and calls `handler` for each datagram, with GRO
+    /// runs split. Returns the number of datagrams delivered.
+    @discardableResult
+    public func receive(_ handler: (UnsafeRawBufferPointer) -> Void) throws(TransportError) -> Int {
+        for s in 0..<receiveSlots {
+            receiveIovecs[s] = iovec(iov_base: receiveRegion.base + s * receiveSlotSize, iov_len: receiveSlotSize)
+            var msg = msghdr()
+            msg.msg_iov = receiveIovecs + s
+            msg.msg_iovlen = 1
+            msg.msg_control = receiveControl + s * receiveControlSpace
+            msg.msg_controllen = receiveControlSpace
+            receiveMsgs[s] = qlsys_mmsghdr(msg_hdr: msg, msg_len: 0)
+        }
+        receiveCalls += 1
+        guard let n = try SystemCalls.recvmmsg(fd, receiveMsgs, receiveSlots) else { return 0 }
+        var delivered = 0
+        messagesReceived += UInt64(n)
+        defer { datagramsReceived += UInt64(delivered) }
+        for s in 0..<n {
+            let len = Int(receiveMsgs[s].msg_len)
+            let base = UnsafeRawPointer(receiveRegion.base + s * receiveSlotSize)
+            let seg = Int(withUnsafePointer(to: &receiveMsgs[s].msg_hdr) { qlsys_gro_segment($0, &kernelDrops) })
+            if seg > 0 && seg < len {
+                var off = 0
+                while off < len {
+                    let l = min(seg, len - off)
+                    handler(UnsafeRawBufferPointer(start: base + off, count: l))
+                    off += l
+                    delivered += 1
+                }
+            } else {
+                handler(UnsafeRawBufferPointer(start: base, count: len))
+                delivered += 1
+            }
+        }
+        return delivered
+    }
+
+    /// Blocks until a datagram is waiting or `timeoutNanos` passes.
+    public func waitReadable(timeoutNanos: UInt64) throws(TransportError) -> Bool {
+        try SystemCalls.waitReadable(fd, timeoutNanos: timeoutNanos)
+    }
+}

@@ -1,0 +1,123 @@
+import CQLSys
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Every system call of the engine, in one place (after swift-nio's `System.swift`).
+///
+/// Each wrapper retries `EINTR`, reports `EAGAIN`/`EWOULDBLOCK` as `nil` where the caller polls,
+/// and throws a `TransportError(.systemCall)` carrying errno and the call's name otherwise.
+/// Programmer errors (`EBADF`, `EFAULT`) trap: they mean a bug, not a condition to handle.
+enum SystemCalls {
+    @inline(__always)
+    static func check<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(TransportError) -> T? {
+        while true {
+            let r = body()
+            if r >= 0 { return r }
+            let e = errno
+            switch e {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            case EBADF, EFAULT: preconditionFailure("\(name): \(String(cString: strerror(e))) — a bug in ql-mcast")
+            default: throw TransportError(.systemCall, "\(name): \(String(cString: strerror(e)))", errno: e)
+            }
+        }
+    }
+
+    /// Like `check`, for calls where EAGAIN is itself an error.
+    @inline(__always)
+    static func must<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(TransportError) -> T {
+        guard let r = try check(name, body) else {
+            throw TransportError(.systemCall, "\(name): resource temporarily unavailable", errno: EAGAIN)
+        }
+        return r
+    }
+
+    static func udpSocket() throws(TransportError) -> Int32 {
+        try must("socket") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+    }
+
+    static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T, _ what: StaticString)
+        throws(TransportError)
+    {
+        var v = value
+        _ = try must(what) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<T>.size)) }
+    }
+
+    static func bind(_ fd: Int32, _ address: sockaddr_in) throws(TransportError) {
+        var a = address
+        _ = try must("bind") {
+            withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+    }
+
+    /// sendmmsg(2). Returns messages sent, or nil when the socket buffer is full.
+    static func sendmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError) -> Int? {
+        try check("sendmmsg") { qlsys_sendmmsg(fd, msgs, UInt32(n), 0) }.map(Int.init)
+    }
+
+    /// recvmmsg(2), non-blocking. Returns messages received, or nil when none is waiting.
+    static func recvmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError) -> Int? {
+        try check("recvmmsg") { qlsys_recvmmsg(fd, msgs, UInt32(n), Int32(MSG_DONTWAIT)) }.map(Int.init)
+    }
+
+    /// sendto(2) of one datagram. Returns false when the socket buffer is full.
+    static func sendto(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ to: sockaddr_in) throws(TransportError) -> Bool {
+        var a = to
+        return try check("sendto") {
+            withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        } != nil
+    }
+
+    /// Waits until `fd` is readable or `timeoutNanos` passes. Returns true when readable.
+    static func waitReadable(_ fd: Int32, timeoutNanos: UInt64) throws(TransportError) -> Bool {
+        let r = try check("ppoll") { qlsys_wait_readable(fd, timeoutNanos) } ?? 0
+        return r > 0
+    }
+
+    static func close(_ fd: Int32) { _ = Glibc.close(fd) }
+
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws(TransportError) -> Int32 {
+        do { return try must("open") { Glibc.open(path, flags | O_CLOEXEC, mode) } } catch {
+            throw TransportError(.io, "cannot open \(path): \(String(cString: strerror(error.errno ?? 0)))", errno: error.errno)
+        }
+    }
+
+    static func fileSize(_ fd: Int32) throws(TransportError) -> Int {
+        var st = stat()
+        _ = try must("fstat") { fstat(fd, &st) }
+        return Int(st.st_size)
+    }
+
+    static func ftruncate(_ fd: Int32, _ size: Int) throws(TransportError) {
+        _ = try must("ftruncate") { Glibc.ftruncate(fd, off_t(size)) }
+    }
+
+    static func fsync(_ fd: Int32) throws(TransportError) {
+        _ = try must("fsync") { Glibc.fsync(fd) }
+    }
+
+    static func mmap(_ fd: Int32, _ size: Int, writable: Bool) throws(TransportError) -> UnsafeMutableRawPointer {
+        let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let flags = fd < 0 ? (MAP_PRIVATE | MAP_ANONYMOUS) : MAP_SHARED
+        guard let p = Glibc.mmap(nil, size, prot, flags, fd, 0), p != MAP_FAILED else {
+            throw TransportError(.systemCall, "mmap of \(size) bytes: \(String(cString: strerror(errno)))", errno: errno)
+        }
+        return p
+    }
+
+    static func munmap(_ p: UnsafeMutableRawPointer, _ size: Int) { _ = Glibc.munmap(p, size) }
+
+    static func madviseSequential(_ p: UnsafeMutableRawPointer, _ size: Int) {
+        _ = Glibc.madvise(p, size, MADV_SEQUENTIAL)
+    }
+}

@@ -1,0 +1,89 @@
+/// A seeded, reproducible packet-drop model for tests and benchmarks (the kernel here has no
+/// netem). Parsed from the `--loss` option:
+///
+/// - `none`
+/// - `random:P` — each datagram dropped independently with probability P (0…1, or `5%`)
+/// - `burst:P:L` — Gilbert–Elliott two-state model with mean loss P and mean burst length L
+///   datagrams (every datagram in the bad state is lost)
+///
+/// optionally followed by `@SEED`.
+public struct LossModel: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case none
+        case random(Double)
+        case burst(loss: Double, meanBurst: Double)
+    }
+
+    public let kind: Kind
+    public let seed: UInt64
+    private var rng: SplitMix64
+    private var bad = false
+
+    public init(_ kind: Kind, seed: UInt64 = 1) {
+        self.kind = kind
+        self.seed = seed
+        rng = SplitMix64(seed: seed)
+    }
+
+    public static let none = LossModel(.none)
+
+    /// Parses `none`, `random:0.05`, `random:5%`, `burst:0.05:8`, each optionally `@SEED`.
+    public init(parsing text: String) throws(TransportError) {
+        var spec = Substring(text)
+        var seed: UInt64 = 1
+        if let at = spec.firstIndex(of: "@") {
+            guard let s = UInt64(spec[spec.index(after: at)...]) else {
+                throw TransportError(.invalidArgument, "loss seed in '\(text)' is not a number")
+            }
+            seed = s
+            spec = spec[..<at]
+        }
+        let parts = spec.split(separator: ":").map(String.init)
+        func fraction(_ s: String) throws(TransportError) -> Double {
+            let v = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
+            guard let v, v >= 0, v < 1 else {
+                throw TransportError(.invalidArgument, "loss '\(s)' must be a fraction 0…1 (or a percentage)")
+            }
+            return v
+        }
+        switch parts.first {
+        case "none" where parts.count == 1: self.init(.none, seed: seed)
+        case "random" where parts.count == 2: self.init(.random(try fraction(parts[1])), seed: seed)
+        case "burst" where parts.count == 3:
+            guard let l = Double(parts[2]), l >= 1 else {
+                throw TransportError(.invalidArgument, "mean burst length in '\(text)' must be ≥ 1")
+            }
+            self.init(.burst(loss: try fraction(parts[1]), meanBurst: l), seed: seed)
+        default:
+            throw TransportError(.invalidArgument, "loss '\(text)' is not none, random:P or burst:P:LENGTH")
+        }
+    }
+
+    /// Whether to drop the next datagram.
+    public mutating func drop() -> Bool {
+        switch kind {
+        case .none: return false
+        case .random(let p): return p > 0 && nextUnit() < p
+        case .burst(let loss, let meanBurst):
+            guard loss > 0 else { return false }
+            // Bad → good with r = 1/L; good → bad with p chosen so the stationary loss is `loss`:
+            // loss = p / (p + r)  ⇒  p = loss · r / (1 − loss).
+            let r = 1 / meanBurst
+            let p = loss * r / (1 - loss)
+            if bad { if nextUnit() < r { bad = false } } else if nextUnit() < p { bad = true }
+            return bad
+        }
+    }
+
+    mutating func nextUnit() -> Double { rng.unit() }
+
+    public var description: String {
+        switch kind {
+        case .none: "none"
+        case .random(let p): "random:\(p)@\(seed)"
+        case .burst(let l, let b): "burst:\(l):\(b)@\(seed)"
+        }
+    }
+
+    public static func == (a: LossModel, b: LossModel) -> Bool { a.kind == b.kind && a.seed == b.seed }
+}

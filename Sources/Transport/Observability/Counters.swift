@@ -1,0 +1,116 @@
+/// Datagrams dropped, by reason (one slot per `DropReason`, no allocation per packet).
+public struct DropCounters: Sendable, Equatable, Codable {
+    public private(set) var counts = [UInt64](repeating: 0, count: DropReason.allCases.count)
+
+    public init() {}
+
+    @inline(__always)
+    public mutating func count(_ reason: DropReason) { counts[reason.rawValue] &+= 1 }
+
+    public subscript(reason: DropReason) -> UInt64 { counts[reason.rawValue] }
+
+    public var total: UInt64 { counts.reduce(0, &+) }
+
+    /// Non-zero reasons as `name=count` pairs.
+    public var summary: String {
+        DropReason.allCases.filter { self[$0] > 0 }.map { "\($0)=\(self[$0])" }.joined(separator: " ")
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: DynamicKey.self)
+        for r in DropReason.allCases { try c.encode(self[r], forKey: DynamicKey(r.description)) }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: DynamicKey.self)
+        for r in DropReason.allCases { counts[r.rawValue] = try c.decodeIfPresent(UInt64.self, forKey: DynamicKey(r.description)) ?? 0 }
+    }
+}
+
+struct DynamicKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// What a sender did in a session.
+public struct SenderCounters: Sendable, Equatable, Codable {
+    public var datagramsSent: UInt64 = 0
+    /// UDP payload bytes sent (headers, symbols, tags, control).
+    public var wireBytes: UInt64 = 0
+    public var objectBytes: UInt64 = 0
+    public var dataSymbols: UInt64 = 0
+    public var proactiveParity: UInt64 = 0
+    public var repairSymbols: UInt64 = 0
+    /// Repair symbols that were not fresh (all 255 − k parity indices of the block were used).
+    public var repairRepeats: UInt64 = 0
+    public var announces: UInt64 = 0
+    public var fins: UInt64 = 0
+    public var naksReceived: UInt64 = 0
+    public var nakEntries: UInt64 = 0
+    /// NAK entries already covered by a queued or just-sent repair (merged, not re-sent).
+    public var nakEntriesMerged: UInt64 = 0
+    public var nakEntriesFromDropped: UInt64 = 0
+    public var statusReceived: UInt64 = 0
+    public var rateDecreases: UInt64 = 0
+    /// Rate decreases caused by receivers reporting kernel overruns.
+    public var overrunBackoffs: UInt64 = 0
+    /// Rate decreases caused by receivers reporting a filling receive queue.
+    public var queueBackoffs: UInt64 = 0
+    public var rateIncreases: UInt64 = 0
+    public var receiversDropped: UInt64 = 0
+    /// Payload bytes copied in user space to send (the design keeps this at 0: iovecs point
+    /// into the object's mapping).
+    public var payloadBytesCopied: UInt64 = 0
+    /// Bytes copied to pad the object's final short symbol for parity computation.
+    public var paddingBytesCopied: UInt64 = 0
+    public var sendCalls: UInt64 = 0
+    public var gsoFallbacks: UInt64 = 0
+    public var passes: UInt64 = 0
+    public var drops = DropCounters()
+
+    public init() {}
+}
+
+/// What a receiver did in a session.
+public struct ReceiverCounters: Sendable, Equatable, Codable {
+    public var datagramsReceived: UInt64 = 0
+    public var wireBytes: UInt64 = 0
+    public var dataSymbols: UInt64 = 0
+    public var paritySymbols: UInt64 = 0
+    public var repairSymbols: UInt64 = 0
+    /// Object bytes copied from a receive buffer into the destination.
+    public var payloadBytesCopied: UInt64 = 0
+    /// Object bytes written into the destination by the FEC decoder.
+    public var payloadBytesRebuilt: UInt64 = 0
+    public var blocksDecoded: UInt64 = 0
+    public var symbolsRebuilt: UInt64 = 0
+    public var naksSent: UInt64 = 0
+    public var nakEntriesSent: UInt64 = 0
+    /// Block NAKs not sent because another receiver's NAK already asked for as much.
+    public var nakSuppressedByNak: UInt64 = 0
+    /// Block NAKs not sent because repair for the block was arriving.
+    public var nakSuppressedByRepair: UInt64 = 0
+    public var naksHeard: UInt64 = 0
+    public var statusSent: UInt64 = 0
+    /// Sender datagrams missing from the sequence (network or injected loss).
+    public var sequenceGaps: UInt64 = 0
+    public var hashedBytes: UInt64 = 0
+    public var maxRepairRounds: UInt64 = 0
+    public var parityBufferHighWater: UInt64 = 0
+    public var receiveCalls: UInt64 = 0
+    /// Datagrams the kernel dropped because this receiver fell behind (SO_RXQ_OVFL).
+    public var overruns: UInt64 = 0
+    /// Highest receive-queue fill seen, percent of the socket buffer.
+    public var maxQueueFill: UInt64 = 0
+    public var drops = DropCounters()
+
+    public init() {}
+
+    /// Copies per object byte into the destination (1.0 when every byte was written once).
+    public func copiesPerByte(objectSize: UInt64) -> Double {
+        objectSize == 0 ? 0 : Double(payloadBytesCopied + payloadBytesRebuilt) / Double(objectSize)
+    }
+}

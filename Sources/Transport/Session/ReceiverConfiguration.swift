@@ -1,0 +1,30 @@
+/// How a receiver takes part in a session.
+public struct ReceiverConfiguration: Sendable {
+    /// Session to accept; nil takes the first session announced on the group.
+    public var sessionID: UInt32?
+    public var objectID: UInt32?
+    /// This receiver's id in NAKs and STATUS (random by default).
+    public var receiverID = UInt32.random(in: 1...UInt32.max)
+    /// Key for per-datagram tags; when set, untagged or badly tagged datagrams are dropped.
+    public var authenticationKey: [UInt8]?
+    /// Seeded drop model applied to what we receive (tests, benchmarks).
+    public var loss = LossModel.none
+    /// Random NAK back-off is uniform in 0…this.
+    public var nakBackoffNanos: UInt64 = 6_000_000
+    /// First wait for repair after a NAK; doubles each further round up to `maxRepairWaitNanos`.
+    public var repairWaitNanos: UInt64 = 25_000_000
+    public var maxRepairWaitNanos: UInt64 = 1_000_000_000
+    /// NAK rounds per block before the receiver gives up naming the block.
+    public var maxRepairRounds = 40
+    /// Give up when the sender has been silent this long.
+    public var idleTimeoutNanos: UInt64 = 10_000_000_000
+    /// Give up when no ANNOUNCE arrived this long after starting.
+    public var joinTimeoutNanos: UInt64 = 30_000_000_000
+    public var statusIntervalNanos: UInt64 = 200_000_000
+    /// Memory for parity symbols of incomplete blocks.
+    public var parityMemoryLimit = 256 << 20
+    /// Seed of the back-off randomness (reproducible tests).
+    public var seed: UInt64 = UInt64.random(in: 0...UInt64.max)
+
+    public init() {}
+}

@@ -1,0 +1,183 @@
+import Foundation
+import XCTest
+
+/// Multi-process transfers on real sockets between network-namespace test hosts, driving the
+/// release `ql-mcast` binary: h0 sends, h1…hN receive.
+final class MulticastTransferTests: XCTestCase {
+    var lab: LabHarness?
+    let group = "239.255.7.1:31000"
+
+    override func tearDown() {
+        lab?.tearDown()
+        lab = nil
+    }
+
+    struct Scenario {
+        var receivers = 4
+        var size = 256 << 20
+        var loss = "none"
+        var lateJoiner = false
+        var authKey: String?
+        var forge = false
+        var senderArgs: [String] = []
+        var nftLossPercent: Double?
+    }
+
+    struct Outcome {
+        var sender: [String: Any]
+        var receivers: [[String: Any]]
+        var senderCounters: [String: Any] { (sender["report"] as! [String: Any])["counters"] as! [String: Any] }
+        func receiverCounters(_ i: Int) -> [String: Any] { receivers[i]["counters"] as! [String: Any] }
+        func drops(_ i: Int) -> [String: Any] { receiverCounters(i)["drops"] as! [String: Any] }
+    }
+
+    /// Runs one transfer and checks what every transfer must satisfy: every receiver exits 0 with
+    /// a byte-exact copy, wrote each object byte exactly once, and the sender copied no payload.
+    func run(_ s: Scenario) throws -> Outcome {
+        let hosts = s.receivers + 1 + (s.forge ? 1 : 0)
+        let lab = try LabHarness(hosts: hosts)
+        self.lab = lab
+        let object = try lab.makeObject("object", size: s.size)
+        let session = "\(UInt32.random(in: 1...UInt32.max))"
+        let auth = s.authKey.map { ["--auth-key", $0] } ?? []
+        if let pct = s.nftLossPercent { try lab.lab(["loss", "1", "\(pct)"]) }
+        func receiver(_ i: Int) throws -> Process {
+            try lab.start(
+                on: i,
+                [
+                    lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--session-id", session,
+                    "--output", lab.path("out\(i)"), "--loss", "\(s.loss)@\(i)", "--stats-json", lab.path("rx\(i).json"),
+                ] + auth, log: "rx\(i).log")
+        }
+        var procs = try (1...s.receivers).filter { !(s.lateJoiner && $0 == s.receivers) }.map(receiver)
+        usleep(300_000)
+        let sender = try lab.start(
+            on: 0,
+            [
+                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--session-id",
+                session, "--receivers", "\(s.receivers)", "--stats-json", lab.path("tx.json"),
+            ] + auth + s.senderArgs, log: "tx.log")
+        var forger: Process?
+        if s.forge {
+            forger = try lab.start(
+                on: hosts - 1, ["python3", "-c", Self.forgerScript, group, session, "3.0"], timeout: 30, log: "forge.log")
+        }
+        if s.lateJoiner {
+            usleep(700_000)
+            procs.append(try receiver(s.receivers))
+        }
+        let senderStatus = lab.wait(sender)
+        let statuses = procs.map { lab.wait($0) }
+        if let forger { _ = lab.wait(forger) }
+        XCTAssertEqual(senderStatus, 0, "sender: \(lab.log("tx.log"))")
+        for (i, st) in statuses.enumerated() {
+            XCTAssertEqual(st, 0, "receiver \(i + 1): \(lab.log("rx\(i + 1).log"))")
+        }
+        let outcome = Outcome(
+            sender: try lab.json("tx.json"), receivers: try (1...s.receivers).map { try lab.json("rx\($0).json") })
+        for i in 1...s.receivers {
+            XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha, "receiver \(i) copy differs")
+            XCTAssertEqual(outcome.receivers[i - 1]["copiesPerByte"] as? Double, 1.0, "receiver \(i) copies per byte")
+        }
+        XCTAssertEqual(outcome.senderCounters["payloadBytesCopied"] as? Int, 0)
+        return outcome
+    }
+
+    /// Repairs must be explained by loss: the sender never sends more repair symbols than the
+    /// receivers together lost, and if anyone lost anything, NAKs were sent and answered.
+    func checkRepairsExplainedByLoss(_ o: Outcome) {
+        let gaps = o.receivers.indices.map { o.receiverCounters($0)["sequenceGaps"] as! Int }.reduce(0, +)
+        let repairs = o.senderCounters["repairSymbols"] as! Int
+        let naks = o.receivers.indices.map { o.receiverCounters($0)["naksSent"] as! Int }.reduce(0, +)
+        XCTAssertLessThanOrEqual(repairs, gaps, "repairs \(repairs) exceed the \(gaps) datagrams receivers lost")
+        if gaps > 0 {
+            XCTAssertGreaterThan(naks + (o.senderCounters["proactiveParity"] as! Int), 0)
+        }
+        if naks > 0 { XCTAssertGreaterThan(repairs, 0, "NAKs were sent but never answered") }
+    }
+
+    func testFourReceiversWithoutLossGetByteExactCopies() throws {
+        let o = try run(Scenario())
+        XCTAssertEqual(o.senderCounters["repairRepeats"] as? Int, 0)
+        checkRepairsExplainedByLoss(o)
+    }
+
+    func testFivePercentRandomLossIsRepaired() throws {
+        let o = try run(Scenario(loss: "random:0.05"))
+        checkRepairsExplainedByLoss(o)
+        let injected = o.receivers.indices.map { o.drops($0)["injected-loss"] as! Int }
+        XCTAssert(injected.allSatisfy { $0 > 5_000 }, "loss was injected: \(injected)")
+        XCTAssertGreaterThan(o.senderCounters["repairSymbols"] as! Int, 0)
+    }
+
+    func testTwentyPercentRandomLossIsRepaired() throws {
+        let o = try run(Scenario(loss: "random:0.20"))
+        checkRepairsExplainedByLoss(o)
+        let decoded = o.receivers.indices.map { o.receiverCounters($0)["blocksDecoded"] as! Int }
+        XCTAssert(decoded.allSatisfy { $0 > 100 }, "FEC rebuilt blocks at every receiver: \(decoded)")
+    }
+
+    func testBurstLossIsRepaired() throws {
+        let o = try run(Scenario(loss: "burst:0.05:20"))
+        checkRepairsExplainedByLoss(o)
+    }
+
+    func testLateJoinerGetsTheBlocksItMissed() throws {
+        let o = try run(Scenario(lateJoiner: true))
+        let late = o.receiverCounters(3)
+        // It joined after the start: what it lacked came as repair (further passes), fresh parity.
+        XCTAssertGreaterThan(late["repairSymbols"] as! Int, 1_000)
+        XCTAssertGreaterThan(late["naksSent"] as! Int, 0)
+    }
+
+    func testRealNetworkLossFromNftablesIsRepaired() throws {
+        let o = try run(Scenario(receivers: 2, size: 64 << 20, nftLossPercent: 5))
+        XCTAssertGreaterThan(o.receiverCounters(0)["sequenceGaps"] as! Int, 500, "nftables dropped datagrams")
+        XCTAssertEqual(o.drops(0)["injected-loss"] as? Int, 0)
+        checkRepairsExplainedByLoss(o)
+    }
+
+    func testForgedDatagramsAreRejectedWhenAuthenticated() throws {
+        let key = String(repeating: "5a", count: 32)
+        let o = try run(
+            Scenario(receivers: 2, size: 64 << 20, authKey: key, forge: true, senderArgs: ["--rate", "300m"]))
+        let rejected = (0..<2).map { o.drops($0)["authentication-failed"] as! Int }
+        XCTAssert(rejected.allSatisfy { $0 > 100 }, "forged datagrams reached and were rejected: \(rejected)")
+    }
+
+    func testReceiverWithoutMulticastFailsWithClearError() throws {
+        let lab = try LabHarness(hosts: 2)
+        self.lab = lab
+        try lab.lab(["no-multicast", "1"])
+        let object = try lab.makeObject("object", size: 1 << 20)
+        let rx = try lab.start(
+            on: 1,
+            [
+                lab.binary.path, "receive", "--group", group, "--interface", lab.address(1), "--output",
+                lab.path("out"), "--join-timeout", "2",
+            ], timeout: 30, log: "rx.log")
+        let tx = try lab.start(
+            on: 0,
+            [lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--linger", "3"],
+            timeout: 30, log: "tx.log")
+        XCTAssertNotEqual(lab.wait(rx), 0)
+        XCTAssert(lab.log("rx.log").contains("no session announced"), lab.log("rx.log"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lab.path("out")), "no partial file is left behind")
+        XCTAssertEqual(lab.wait(tx), 0)
+    }
+
+    /// Sends DATA datagrams with the session's id, valid headers, random payloads and random
+    /// tags to the group for a few seconds.
+    static let forgerScript = """
+        import os, random, socket, struct, sys, time
+        group, port = sys.argv[1].split(':'); sid = int(sys.argv[2]); secs = float(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        end = time.time() + secs; n = 0
+        while time.time() < end:
+            block = random.randrange(0, 400); sym = random.randrange(0, 128)
+            hdr = struct.pack('>IBBHIIIHHII', 0x514C4D43, 1, 1, 2, sid, 1, block, sym, 1440, n, 0)
+            s.sendto(hdr + os.urandom(1440) + os.urandom(16), (group, int(port))); n += 1
+            if n % 200 == 0: time.sleep(0.01)
+        print('forged', n)
+        """
+}
