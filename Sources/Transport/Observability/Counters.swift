@@ -77,6 +77,8 @@ public struct SenderCounters: Sendable, Equatable, Codable {
 /// What a receiver did in a session.
 public struct ReceiverCounters: Sendable, Equatable, Codable {
     public var datagramsReceived: UInt64 = 0
+    /// Datagrams used (every received datagram is either accepted or dropped for one reason).
+    public var accepted: UInt64 = 0
     public var wireBytes: UInt64 = 0
     public var dataSymbols: UInt64 = 0
     public var paritySymbols: UInt64 = 0

@@ -135,7 +135,7 @@ public final class Receiver {
     public func handle(_ datagram: UnsafeRawBufferPointer, now: UInt64) {
         counters.datagramsReceived += 1
         counters.wireBytes += UInt64(datagram.count)
-        if isFinished { return }
+        if isFinished { return counters.drops.count(.sessionOver) }
         if loss.kind != .none, loss.drop() { return counters.drops.count(.injectedLoss) }
         let h: PacketHeader
         switch PacketHeader.decode(datagram) {
@@ -188,6 +188,7 @@ public final class Receiver {
             // Repeats must agree with what we set up; a different layout is another object.
             guard a.layout == body.layout, a.digest == body.digest else { return counters.drops.count(.foreignObject) }
             noteSender(h, now: now)
+            counters.accepted += 1
             return
         }
         do throws(TransportError) {
@@ -198,8 +199,10 @@ public final class Receiver {
             destination = dest
         } catch {
             state = .failed(error)
+            counters.accepted += 1
             return
         }
+        counters.accepted += 1
         sessionID = h.sessionID
         objectID = h.objectID
         announce = body
@@ -236,8 +239,17 @@ public final class Receiver {
         guard b < l.blockCount else { return counters.drops.count(.blockOutOfRange) }
         let kb = l.sourceSymbols(inBlock: b)
         let j = Int(h.symbol)
-        let isRepair = h.flags.contains(.repair)
-        if isRepair {
+        // Validate everything before the datagram may change any state.
+        if h.type == .data {
+            guard j < kb else { return counters.drops.count(.symbolOutOfRange) }
+            guard Int(h.payloadLength) == l.payloadLength(block: b, symbol: j) else {
+                return counters.drops.count(.badLength)
+            }
+        } else {
+            guard j >= l.sourceSymbols, j < ReedSolomon.maxSymbols else { return counters.drops.count(.symbolOutOfRange) }
+            guard Int(h.payloadLength) == l.symbolSize else { return counters.drops.count(.badLength) }
+        }
+        if h.flags.contains(.repair) {
             if nakSentAt[b] > repairSeenAt[b] {
                 // First repair since our NAK: how long the sender takes to answer (including
                 // its queue and ours). Rises fast, decays slowly.
@@ -249,13 +261,9 @@ public final class Receiver {
         } else if b > blocksEnded {
             endBlocks(upTo: b, now: now)
         }
+        if complete[b] { return counters.drops.count(.blockAlreadyComplete) }
+        let (w, bit) = (b * 4 + j >> 6, UInt64(1) << UInt64(j & 63))
         if h.type == .data {
-            guard j < kb else { return counters.drops.count(.symbolOutOfRange) }
-            guard Int(h.payloadLength) == l.payloadLength(block: b, symbol: j) else {
-                return counters.drops.count(.badLength)
-            }
-            if complete[b] { return counters.drops.count(.blockAlreadyComplete) }
-            let (w, bit) = (b * 4 + j >> 6, UInt64(1) << UInt64(j & 63))
             if sourceBits[w] & bit != 0 { return counters.drops.count(.duplicate) }
             sourceBits[w] |= bit
             if payload.count > 0 {
@@ -267,10 +275,6 @@ public final class Receiver {
             counters.dataSymbols += 1
             sources[b] += 1
         } else {
-            guard j >= l.sourceSymbols, j < ReedSolomon.maxSymbols else { return counters.drops.count(.symbolOutOfRange) }
-            guard Int(h.payloadLength) == l.symbolSize else { return counters.drops.count(.badLength) }
-            if complete[b] { return counters.drops.count(.blockAlreadyComplete) }
-            let (w, bit) = (b * 4 + j >> 6, UInt64(1) << UInt64(j & 63))
             if parityBits[w] & bit != 0 { return counters.drops.count(.duplicate) }
             guard let slot = parity.take(symbol: j, linkedTo: parityHead[b]) else {
                 return counters.drops.count(.bufferLimit)
@@ -281,6 +285,7 @@ public final class Receiver {
             counters.paritySymbols += 1
             counters.parityBufferHighWater = UInt64(parity.highWater)
         }
+        counters.accepted += 1
         have[b] += 1
         if Int(have[b]) >= kb { completeBlock(b) }
     }
@@ -323,7 +328,7 @@ public final class Receiver {
         while blocksEnded < upTo {
             let b = blocksEnded
             blocksEnded += 1
-            if !complete[b] { schedule(b, at: now + backoff()) }
+            if !complete[b] { schedule(b, at: now + backoff(), now: now) }
         }
     }
 
@@ -331,10 +336,10 @@ public final class Receiver {
         configuration.nakBackoffNanos == 0 ? 0 : rng.next() % configuration.nakBackoffNanos
     }
 
-    private func schedule(_ b: Int, at time: UInt64) {
+    private func schedule(_ b: Int, at time: UInt64, now: UInt64) {
         guard !pending[b] else { return }
         pending[b] = true
-        scheduledAt[b] = MonotonicClock.nanoseconds()
+        scheduledAt[b] = now
         if queueHead > 4_096 && queueHead * 2 > queue.count {
             queue.removeFirst(queueHead)
             due.removeFirst(queueHead)
@@ -350,6 +355,7 @@ public final class Receiver {
         case .success(let fin):
             guard Int(fin.blockCount) == layout!.blockCount else { return counters.drops.count(.malformedBody) }
         }
+        counters.accepted += 1
         endBlocks(upTo: layout!.blockCount, now: now)
         if h.flags.contains(.final), blocksComplete < layout!.blockCount {
             state = .failed(
@@ -366,12 +372,10 @@ public final class Receiver {
             return counters.drops.count(.notForThisRole)  // our own NAK looped back
         }
         var outOfRange = false
+        _ = NakBody.forEachEntry(payload) { e in if Int(e.block) >= l.blockCount { outOfRange = true } }
         let r = NakBody.forEachEntry(payload) { e in
+            guard !outOfRange else { return }
             let b = Int(e.block)
-            guard b < l.blockCount else {
-                outOfRange = true
-                return
-            }
             if heardAt[b] < scheduledAt[b] { heardNeed[b] = 0 }
             heardNeed[b] = max(heardNeed[b], e.needed)
             heardAt[b] = now
@@ -379,7 +383,12 @@ public final class Receiver {
         switch r {
         case .failure(let reason): counters.drops.count(reason)
         case .success:
-            if outOfRange { counters.drops.count(.blockOutOfRange) } else { counters.naksHeard += 1 }
+            if outOfRange {
+                counters.drops.count(.blockOutOfRange)
+            } else {
+                counters.naksHeard += 1
+                counters.accepted += 1
+            }
         }
     }
 
@@ -387,6 +396,7 @@ public final class Receiver {
         switch StatusBody.decode(payload) {
         case .failure(let r): counters.drops.count(r)
         case .success(let s):
+            counters.accepted += 1
             if s.state == .dropped, s.receiverID == configuration.receiverID {
                 state = .failed(
                     TransportError(
@@ -498,7 +508,7 @@ public final class Receiver {
                 nakSentAt[b] = now
                 if nakEntries.count == capacity { try flushNak() }
             }
-            schedule(b, at: now + repairWait(rounds[b]) + backoff())
+            schedule(b, at: now + repairWait(rounds[b]) + backoff(), now: now)
         }
         if !nakEntries.isEmpty { try flushNak() }
     }

@@ -18,6 +18,7 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
     case injectedLoss
     case notForThisRole
     case bufferLimit
+    case sessionOver
 
     public var description: String {
         switch self {
@@ -39,6 +40,7 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
         case .injectedLoss: "injected-loss"
         case .notForThisRole: "not-for-this-role"
         case .bufferLimit: "buffer-limit"
+        case .sessionOver: "session-over"
         }
     }
 }

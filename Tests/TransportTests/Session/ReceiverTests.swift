@@ -1,0 +1,143 @@
+import XCTest
+
+@testable import Transport
+
+final class ReceiverTests: XCTestCase {
+    let ms: UInt64 = 1_000_000
+
+    func testRebuildsObjectFromShuffledSymbolsWithLossWritingEachByteOnce() throws {
+        let f = try SessionFixture(size: 200_000 + 123, parityPerBlock: 6)
+        let (r, dest) = try f.receiver()
+        r.feed(f.announce(), at: 1)
+        var rng = SplitMix64(seed: 3)
+        // Drop up to 6 symbols per block (what its parity can cover), then shuffle everything.
+        var datagrams: [[UInt8]] = []
+        let perBlock = f.layout.sourceSymbols + f.parityPerBlock
+        let all = f.pass()
+        var offset = 0
+        for b in 0..<f.layout.blockCount {
+            let count = f.layout.sourceSymbols(inBlock: b) + f.parityPerBlock
+            let lost = Set((0..<count).shuffled(using: &rng).prefix(Int(rng.next() % 7)))
+            for i in 0..<count where !lost.contains(i) { datagrams.append(all[offset + i]) }
+            offset += count
+        }
+        _ = perBlock
+        datagrams.shuffle(using: &rng)
+        for d in datagrams { r.feed(d, at: 2) }
+        try r.tick(now: 3)
+        XCTAssertEqual(r.state, .complete(f.digest))
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+        XCTAssertEqual(r.counters.copiesPerByte(objectSize: UInt64(f.object.count)), 1.0)
+        XCTAssertGreaterThan(r.counters.blocksDecoded, 0)
+        XCTAssertEqual(r.counters.accepted + r.counters.drops.total, r.counters.datagramsReceived)
+    }
+
+    func testDigestMismatchFailsTheTransfer() throws {
+        let f = try SessionFixture(size: 10_000)
+        let (r, _) = try f.receiver()
+        r.feed(f.announce(digest: SHA256Digest(hex: String(repeating: "0", count: 64))!), at: 1)
+        for d in f.pass() { r.feed(d, at: 2) }
+        try r.tick(now: 3)
+        guard case .failed(let e) = r.state else { return XCTFail("accepted a copy with the wrong digest") }
+        XCTAssertEqual(e.code, .integrity)
+        XCTAssert(e.message.contains("SHA-256 mismatch"))
+    }
+
+    func testSymbolsBeforeAnnounceAndFromOtherSessionsAreDroppedAndCounted() throws {
+        let f = try SessionFixture(size: 10_000)
+        let (r, _) = try f.receiver { $0.sessionID = f.sessionID }
+        r.feed(f.data(block: 0, symbol: 0), at: 1)
+        XCTAssertEqual(r.counters.drops[.beforeAnnounce], 1)
+        var foreign = f.data(block: 0, symbol: 0)
+        foreign[11] ^= 1  // session id
+        r.feed(foreign, at: 1)
+        XCTAssertEqual(r.counters.drops[.foreignSession], 1)
+    }
+
+    func testNaksShortBlockAfterBackoffAskingForTheNumberMissing() throws {
+        let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
+        let channel = RecordingChannel()
+        let (r, _) = try f.receiver(channel: channel) { $0.nakBackoffNanos = 5 * ms }
+        r.feed(f.announce(), at: 0)
+        for j in 0..<16 where j != 3 && j != 9 { r.feed(f.data(block: 0, symbol: j), at: ms) }
+        r.feed(f.data(block: 1, symbol: 0), at: 2 * ms)  // block 0 has ended
+        try r.tick(now: 2 * ms)
+        XCTAssertTrue(channel.naks.isEmpty, "no NAK before the back-off")
+        try r.tick(now: 8 * ms)
+        XCTAssertEqual(channel.naks.last?.entries, [NakEntry(block: 0, needed: 2)])
+    }
+
+    func testOverheardNakSuppressesOwnNak() throws {
+        let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
+        let channel = RecordingChannel()
+        let (r, _) = try f.receiver(channel: channel) { $0.nakBackoffNanos = 5 * ms }
+        r.feed(f.announce(), at: 0)
+        for j in 1..<16 { r.feed(f.data(block: 0, symbol: j), at: ms) }
+        r.feed(f.data(block: 1, symbol: 0), at: 2 * ms)
+        r.feed(f.nak(receiver: 999, entries: [NakEntry(block: 0, needed: 4)]), at: 3 * ms)
+        try r.tick(now: 8 * ms)
+        XCTAssertTrue(channel.naks.isEmpty, "another receiver already asked for more than we need")
+        XCTAssertEqual(r.counters.nakSuppressedByNak, 1)
+        // Repair arrives (a fresh parity symbol): the block completes without our NAK.
+        r.feed(f.parity(block: 0, index: 16, flags: .repair), at: 9 * ms)
+        XCTAssertEqual(r.completedBlocks, 1)
+    }
+
+    func testGivesUpAfterRepairBoundNamingTheBlocks() throws {
+        let f = try SessionFixture(size: 16 * 512 * 4, parityPerBlock: 0)
+        let channel = RecordingChannel()
+        let (r, _) = try f.receiver(channel: channel) {
+            $0.maxRepairRounds = 3
+            $0.nakBackoffNanos = ms
+            $0.repairWaitNanos = 10 * ms
+        }
+        r.feed(f.announce(), at: 0)
+        for b in [1, 3] { for j in 0..<16 { r.feed(f.data(block: b, symbol: j), at: ms) } }
+        r.feed(f.fin(), at: ms)
+        var now = 2 * ms
+        while !r.isFinished && now < 10_000 * ms {
+            try r.tick(now: now)
+            r.feed(f.fin(), at: now)  // the sender is alive but never repairs
+            now += 5 * ms
+        }
+        guard case .failed(let e) = r.state else { return XCTFail("did not give up") }
+        XCTAssertEqual(e.code, .repairExhausted)
+        XCTAssert(e.message.contains("blocks 0, 2"), e.message)
+        XCTAssertEqual(channel.naks.count, 3)
+    }
+
+    func testFinalFinWithMissingBlocksFailsClearly() throws {
+        let f = try SessionFixture(size: 16 * 512 * 2)
+        let (r, _) = try f.receiver()
+        r.feed(f.announce(), at: 0)
+        r.feed(f.fin(final: true), at: 1)
+        guard case .failed(let e) = r.state else { return XCTFail() }
+        XCTAssertEqual(e.code, .repairExhausted)
+        XCTAssert(e.message.contains("blocks 0–1"), e.message)
+    }
+
+    func testAuthenticatedReceiverRejectsUntaggedAndForgedDatagrams() throws {
+        let key = [UInt8](repeating: 7, count: 32)
+        let f = try SessionFixture(size: 16 * 512)
+        let (r, dest) = try f.receiver { $0.authenticationKey = key }
+        let auth = try PacketAuthenticator(key: key)
+        let other = try PacketAuthenticator(key: [UInt8](repeating: 8, count: 32))
+        var ann = f.announce()
+        r.feed(ann, at: 0)
+        XCTAssertEqual(r.counters.drops[.authenticationFailed], 1, "untagged announce refused")
+        ann = f.datagram(f.header(.announce), body: Array(ann[PacketHeader.size...]), auth: auth)
+        r.feed(ann, at: 0)
+        XCTAssertEqual(r.state, .receiving)
+        // A forged symbol with the right session id and a tag under another key.
+        var forged = f.data(block: 0, symbol: 0, auth: other)
+        r.feed(forged, at: 1)
+        forged = f.data(block: 0, symbol: 0, auth: auth)
+        forged[PacketHeader.size] ^= 0xFF  // tampered payload, original tag
+        r.feed(forged, at: 1)
+        XCTAssertEqual(r.counters.drops[.authenticationFailed], 3)
+        for j in 0..<16 { r.feed(f.data(block: 0, symbol: j, auth: auth), at: 2) }
+        try r.tick(now: 3)
+        XCTAssertEqual(r.state, .complete(f.digest))
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+    }
+}
