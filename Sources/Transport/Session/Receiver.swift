@@ -50,6 +50,7 @@ public final class Receiver {
     private var heardAt: [UInt64] = []
     private var repairSeenAt: [UInt64] = []
     private var nakSentAt: [UInt64] = []
+    private var unanswered: [UInt8] = []
     private var responseNanos: UInt64 = 0
 
     // NAK schedule: blocks in (roughly) due order.
@@ -224,6 +225,7 @@ public final class Receiver {
         heardAt = .init(repeating: 0, count: n)
         repairSeenAt = .init(repeating: 0, count: n)
         nakSentAt = .init(repeating: 0, count: n)
+        unanswered = .init(repeating: 0, count: n)
         queue.reserveCapacity(n * 2)
         due.reserveCapacity(n * 2)
         nakEntries.reserveCapacity(NakBody.capacity(payload: l.symbolSize))
@@ -254,7 +256,7 @@ public final class Receiver {
                 // First repair since our NAK: how long the sender takes to answer (including
                 // its queue and ours). Rises fast, decays slowly.
                 let sample = now - nakSentAt[b]
-                responseNanos = sample > responseNanos ? (responseNanos + sample) / 2 : (responseNanos * 9 + sample) / 10
+                responseNanos = (responseNanos * 7 + sample) / 8
             }
             repairSeenAt[b] = now
             counters.repairSymbols += 1
@@ -472,11 +474,13 @@ public final class Receiver {
         }
     }
 
-    /// How long to wait for repair after NAK round `r`: at least twice the observed response
-    /// time, doubling each round.
-    private func repairWait(_ r: UInt16) -> UInt64 {
-        let base = max(configuration.repairWaitNanos, 2 * responseNanos)
-        return min(configuration.maxRepairWaitNanos, base << UInt64(min(max(Int(r) - 1, 0), 5)))
+    /// How long to wait for repair of block `b` before checking it again: twice the observed
+    /// NAK-to-repair response time (at least the configured wait); doubled for every NAK in a
+    /// row that got no repair at all (the sender is backlogged or the NAK was lost), but not
+    /// when repair came and some of it was lost — then the next round should follow quickly.
+    private func repairWait(block b: Int) -> UInt64 {
+        let base = min(configuration.maxRepairWaitNanos / 2, max(configuration.repairWaitNanos, 2 * responseNanos))
+        return min(configuration.maxRepairWaitNanos, base << UInt64(min(Int(unanswered[b]), 5)))
     }
 
     private func processNaks(now: UInt64) throws(TransportError) {
@@ -499,6 +503,8 @@ public final class Receiver {
                             + "\(missingBlocksDescription()); use the unicast fallback"))
                 return
             }
+            // A NAK of ours that saw no repair since is unanswered; any repair resets the count.
+            unanswered[b] = nakSentAt[b] >= since && repairSeenAt[b] < since ? unanswered[b] + 1 : 0
             if heardAt[b] >= since, heardNeed[b] >= need {
                 counters.nakSuppressedByNak += 1
             } else if repairSeenAt[b] >= since {
@@ -508,7 +514,7 @@ public final class Receiver {
                 nakSentAt[b] = now
                 if nakEntries.count == capacity { try flushNak() }
             }
-            schedule(b, at: now + repairWait(rounds[b]) + backoff(), now: now)
+            schedule(b, at: now + repairWait(block: b) + backoff(), now: now)
         }
         if !nakEntries.isEmpty { try flushNak() }
     }

@@ -11,9 +11,10 @@ public struct ReceiverConfiguration: Sendable {
     public var loss = LossModel.none
     /// Random NAK back-off is uniform in 0…this.
     public var nakBackoffNanos: UInt64 = 6_000_000
-    /// First wait for repair after a NAK; doubles each further round up to `maxRepairWaitNanos`.
-    public var repairWaitNanos: UInt64 = 25_000_000
-    public var maxRepairWaitNanos: UInt64 = 1_000_000_000
+    /// Least wait for repair after a NAK (it follows twice the measured response time); doubles
+    /// for each NAK in a row that got no repair, up to `maxRepairWaitNanos`.
+    public var repairWaitNanos: UInt64 = 20_000_000
+    public var maxRepairWaitNanos: UInt64 = 500_000_000
     /// NAK rounds per block before the receiver gives up naming the block.
     public var maxRepairRounds = 40
     /// Give up when the sender has been silent this long.

@@ -48,6 +48,8 @@ public final class Sender {
     private var repeatCursor: [UInt16]
     private var pendingNeed: [UInt16]
     private var lastRepairAt: [UInt64]
+    /// `lastRepairAt` in header-timestamp units (µs since the session's epoch, wrapping).
+    private var lastRepairStamp: [UInt32]
     private var lastRepairCount: [UInt16]
     private var repairQueue: RingQueue
 
@@ -113,6 +115,7 @@ public final class Sender {
         repeatCursor = .init(repeating: 0, count: blocks)
         pendingNeed = .init(repeating: 0, count: blocks)
         lastRepairAt = .init(repeating: 0, count: blocks)
+        lastRepairStamp = .init(repeating: 0, count: blocks)
         lastRepairCount = .init(repeating: 0, count: blocks)
         repairQueue = RingQueue(capacity: blocks)
         // The object's final symbol, zero-padded, stands in for it when computing parity.
@@ -160,7 +163,7 @@ public final class Sender {
         for _ in 0..<3 { try sendFin(now: MonotonicClock.nanoseconds(), final: true) }
         return SenderReport(
             counters: counters, receivers: receivers, seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-            finalRate: currentRate, proactiveRatio: proactiveRatio)
+            passSeconds: Double(passEndedAt - start) / 1e9, finalRate: currentRate, proactiveRatio: proactiveRatio)
     }
 
     // MARK: - Emitting symbols
@@ -357,6 +360,7 @@ public final class Sender {
         counters.repairRepeats += UInt64(repeats)
         pendingNeed[b] -= UInt16(n)
         lastRepairAt[b] = now
+        lastRepairStamp[b] = timestampMicros()
         lastRepairCount[b] = pendingNeed[b] == 0 ? UInt16(n) : lastRepairCount[b] + UInt16(n)
     }
 
@@ -390,29 +394,43 @@ public final class Sender {
     }
 
     private func handleNak(_ body: UnsafeRawBufferPointer, now: UInt64) {
+        // Validate the whole body before acting on any entry.
         var entries = 0
-        var bad = false
-        var dropped = false
-        var receiverID: UInt32 = 0
-        // Peek at the receiver id first: NAKs from a dropped receiver are ignored.
-        if body.count >= 4 {
-            receiverID = UInt32(bigEndian: body.loadUnaligned(as: UInt32.self))
-            dropped = receivers[receiverID]?.state == .dropped
-        }
-        let result = NakBody.forEachEntry(body) { e in
+        var outOfRange = false
+        let parsed = NakBody.forEachEntry(body) { e in
             entries += 1
             let b = Int(e.block)
-            guard b < layout.blockCount, Int(e.needed) <= layout.sourceSymbols(inBlock: b) else {
-                bad = true
-                return
+            if b >= layout.blockCount || Int(e.needed) > layout.sourceSymbols(inBlock: b) { outOfRange = true }
+        }
+        let info: (receiverID: UInt32, echo: UInt32)
+        switch parsed {
+        case .failure(let r): return counters.drops.count(r)
+        case .success(let v): info = v
+        }
+        guard !outOfRange else { return counters.drops.count(.blockOutOfRange) }
+        counters.naksReceived += 1
+        if receivers[info.receiverID]?.state == .dropped {
+            counters.nakEntriesFromDropped += UInt64(entries)
+            return
+        }
+        lastActivity = now
+        noteReceiver(info.receiverID, now: now)
+        let nowMicros = timestampMicros()
+        if info.echo != 0 {
+            // Round trip including the receiver's queueing: rises fast, decays slowly.
+            let sample = UInt64(nowMicros &- info.echo) * 1_000
+            if sample < 5_000_000_000 {
+                rttNanos = sample > rttNanos ? (rttNanos + sample) / 2 : (rttNanos * 7 + sample) / 8
             }
-            guard !dropped else { return }
-            counters.nakEntries += 1
+        }
+        _ = NakBody.forEachEntry(body) { e in
+            let b = Int(e.block)
             let need = UInt16(e.needed)
+            counters.nakEntries += 1
             if repairQueue.contains(b) || pendingNeed[b] > 0 {
                 if need > pendingNeed[b] { pendingNeed[b] = need } else { counters.nakEntriesMerged += 1 }
-            } else if now &- lastRepairAt[b] < holdoffNanos, need <= lastRepairCount[b] {
-                // Already answered: this NAK crossed our repair on the wire.
+            } else if need <= lastRepairCount[b], crossedRepair(block: b, echo: info.echo, now: now) {
+                // Already answered: the receiver had not yet seen our repair when it asked.
                 counters.nakEntriesMerged += 1
             } else {
                 pendingNeed[b] = need
@@ -420,27 +438,15 @@ public final class Sender {
                 windowNeed += UInt64(need)
             }
         }
-        switch result {
-        case .failure(let r): counters.drops.count(r)
-        case .success(let info):
-            if bad {
-                counters.drops.count(.blockOutOfRange)
-                return
-            }
-            counters.naksReceived += 1
-            if dropped {
-                counters.nakEntriesFromDropped += UInt64(entries)
-                return
-            }
-            lastActivity = now
-            noteReceiver(info.receiverID, now: now)
-            let nowMicros = (now - epoch) / 1_000
-            if info.echo != 0, UInt64(info.echo) <= nowMicros {
-                let sample = (nowMicros - UInt64(info.echo)) * 1_000
-                // Round trip including the receiver's queueing: rises fast, decays slowly.
-                if sample < 5_000_000_000 { rttNanos = sample > rttNanos ? (rttNanos + sample) / 2 : (rttNanos * 7 + sample) / 8 }
-            }
-        }
+    }
+
+    /// Whether a NAK for block `b` was written before the receiver could have seen our last
+    /// repair of it: the NAK echoes the timestamp of the newest datagram the receiver had
+    /// processed, so a repair sent after that instant is still on its way (or in its queue).
+    private func crossedRepair(block b: Int, echo: UInt32, now: UInt64) -> Bool {
+        guard lastRepairAt[b] != 0 else { return false }
+        if echo != 0 { return Int32(bitPattern: lastRepairStamp[b] &- echo) > 0 }
+        return now &- lastRepairAt[b] < holdoffNanos
     }
 
     private func handleStatus(_ body: UnsafeRawBufferPointer, now: UInt64) {
@@ -687,6 +693,8 @@ public struct SenderReport: Sendable, Codable {
     public var counters: SenderCounters
     public var receivers: [UInt32: ReceiverRecord]
     public var seconds: Double
+    /// Time until the first pass over the object was sent.
+    public var passSeconds: Double
     public var finalRate: Rate
     public var proactiveRatio: Double
 }

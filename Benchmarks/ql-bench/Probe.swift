@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import Transport
+
+/// `ql-bench probe-send`: the raw ceiling of a lab — datagrams of a fixed size blasted to a
+/// group with no protocol at all (sendmmsg batches, optionally UDP GSO super-datagrams).
+struct ProbeSend: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe-send", abstract: "Blast raw datagrams to a group (raw ceiling probe).", shouldDisplay: false)
+
+    @Option var group: String
+    @Option var interface: String
+    @Option var datagram = 1_472
+    @Option var bytes: Int
+    @Flag var gso = false
+
+    func run() throws {
+        var opts = SocketOptions(interface: IPv4Address(interface)!)
+        opts.segmentationOffload = gso
+        opts.receiveOffload = false
+        let socket = try MulticastSocket(endpoint: try MulticastEndpoint(parsing: group), options: opts)
+        let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: datagram, alignment: 64)
+        defer { payload.deallocate() }
+        payload.initializeMemory(as: UInt8.self, repeating: 0x5A)
+        let batch = OutgoingBatch(capacity: 64)
+        let count = (bytes + datagram - 1) / datagram
+        var sent = 0
+        let header = PacketHeader(type: .data, sessionID: 0, objectID: 0)
+        let body = UnsafeRawBufferPointer(rebasing: payload[0..<(datagram - PacketHeader.size)])
+        while sent < count {
+            batch.removeAll()
+            for _ in 0..<min(64, count - sent) { batch.append(header, payload: body, authenticator: nil) }
+            try socket.send(batch)
+            sent += batch.count
+        }
+    }
+}
+
+/// `ql-bench probe-recv`: counts what arrives until `bytes` came or the group is idle for 1 s;
+/// prints `bytes seconds` (first to last datagram).
+struct ProbeReceive: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe-recv", abstract: "Count raw datagrams from a group (raw ceiling probe).", shouldDisplay: false)
+
+    @Option var group: String
+    @Option var interface: String
+    @Option var bytes: Int
+    @Flag var gro = false
+    @Option var timeout = 30.0
+
+    func run() throws {
+        var opts = SocketOptions(interface: IPv4Address(interface)!)
+        opts.receiveOffload = gro
+        let socket = try MulticastSocket(endpoint: try MulticastEndpoint(parsing: group), options: opts)
+        var got = 0
+        var first: UInt64 = 0
+        var last: UInt64 = 0
+        let start = MonotonicClock.nanoseconds()
+        while got < bytes {
+            let n = try socket.receive { d in
+                got += d.count
+            }
+            let now = MonotonicClock.nanoseconds()
+            if n > 0 {
+                if first == 0 { first = now }
+                last = now
+            } else {
+                if first != 0 && now - last > 1_000_000_000 { break }
+                if now - start > UInt64(timeout * 1e9) { break }
+                _ = try socket.waitReadable(timeoutNanos: 5_000_000)
+            }
+        }
+        print(got, Double(last - first) / 1e9)
+    }
+}

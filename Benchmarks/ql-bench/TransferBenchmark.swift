@@ -1,0 +1,280 @@
+import ArgumentParser
+import Foundation
+import LabSupport
+import Transport
+
+/// `ql-bench transfer`: one file from h0 to N receivers on the lab, with this engine, the raw
+/// ceilings of the lab (plain sendmmsg datagrams; UDP GSO → GRO) and udpcast, alternating runs
+/// of each system in one invocation; medians and ratios.
+struct TransferBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "transfer",
+        abstract: "Goodput, wire overhead and CPU per GiB on the test hosts, vs raw ceilings and udpcast.",
+        discussion: """
+            Loss (--loss P): ql-mcast receivers drop P % of datagrams with the engine's seeded model
+            (random, or Gilbert–Elliott bursts with --burst), per datagram as loss on a real wire
+            is; udpcast cannot be told to lose packets, so it gets real loss from an nftables rule
+            on each receiving host. On this lab nftables sees whole GSO super-datagrams (up to 44
+            datagrams) as one packet, so --nft (nftables for every system) models bursty loss.
+            Every copy is verified by SHA-256. Needs root (network namespaces); installs udpcast via
+            scripts/setup if missing.
+            """
+    )
+
+    @Option(help: "Receiving hosts.") var receivers = 3
+    @Option(help: "File size in MiB.") var size = 256
+    @Option(help: "Random loss at each receiver, percent (nftables).") var loss = 0.0
+    @Flag(help: "Burst loss instead of random (engine's Gilbert–Elliott model, mean burst 16).")
+    var burst = false
+    @Flag(help: "Use nftables loss on the receiving hosts for every system, ql-mcast included.")
+    var nft = false
+    @Option(help: "Lab MTU (1500 or 9000).") var mtu = 1500
+    @Option(help: "Alternating repetitions per system.") var reps = 3
+    @Option(help: "Systems to run.") var systems: [String] = ["ql-mcast", "raw-sendmmsg", "raw-gso-gro", "udpcast"]
+    @Option(help: "Extra arguments for `ql-mcast send` (e.g. --rate 1g).") var senderArgs: [String] = []
+    @Option(help: "Write the table as JSON to this file.") var json: String?
+
+    func validate() throws {
+        guard getuid() == 0 else { throw ValidationError("ql-bench transfer needs root (network namespaces)") }
+        guard receivers >= 1, receivers <= 16 else { throw ValidationError("--receivers must be 1…16") }
+        guard mtu == 1500 || mtu == 9000 else { throw ValidationError("--mtu must be 1500 or 9000") }
+    }
+
+    func run() throws {
+        let root = Benchmarks.repositoryRoot()
+        try Lab.run(root.appendingPathComponent("scripts/setup").path, [])
+        let bin = root.appendingPathComponent(".build/release")
+        // RAM-backed, like a diskless node's image area.
+        let work = URL(fileURLWithPath: "/dev/shm/ql-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let lab = try Lab(prefix: "qlb", root: root, hosts: receivers + 1, mtu: mtu)
+        defer { lab.down() }
+        let nftEveryone = nft && loss > 0
+        if nftEveryone { for i in 1...receivers { try lab.lab(["loss", "\(i)", "\(loss)"]) } }
+        let file = work.appendingPathComponent("object").path
+        try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/urandom > \(file)"])
+        let sha = try Lab.sha256(file)
+        let runner = TransferRunner(
+            lab: lab, bin: bin, work: work, file: file, sha: sha, bytes: size << 20, receivers: receivers, mtu: mtu,
+            engineLoss: nft || loss == 0 ? nil : (burst ? "burst:\(loss / 100):16" : "random:\(loss / 100)"),
+            peerLoss: nft ? nil : (loss > 0 ? loss : nil), senderArgs: senderArgs)
+
+        var results: [String: [RunResult]] = [:]
+        for rep in 0..<reps {
+            for system in systems {
+                let r = try runner.run(system: system, rep: rep)
+                results[system, default: []].append(r)
+                FileHandle.standardError.write(
+                    "rep \(rep + 1) \(system): \(fmt(r.goodput, 1)) MB/s per receiver, \(r.verified ? "verified" : "NOT VERIFIED")\n"
+                        .data(using: .utf8)!)
+            }
+        }
+        let condition = "\(loss)% \(burst ? "burst" : "random")\(nft ? " (nftables)" : "")"
+        var report = Report(
+            benchmark: "transfer \(size) MiB to \(receivers) receivers, loss \(condition), MTU \(mtu), \(reps) reps",
+            columns: [
+                "system", "goodput MB/s", "wire/payload", "sender CPU s/GiB", "receiver CPU s/GiB", "copies/byte",
+                "runs byte-exact", "ql-mcast ÷ this",
+            ])
+        let ours = results["ql-mcast"].map { median($0.map(\.goodput)) }
+        for system in systems {
+            guard let rs = results[system] else { continue }
+            let g = median(rs.map(\.goodput))
+            report.rows.append([
+                system, fmt(g, 1), fmt(median(rs.map(\.wireRatio)), 3), fmt(median(rs.map(\.senderCPU))),
+                fmt(median(rs.map(\.receiverCPU))), rs[0].copies.map { fmt($0, 3) } ?? "n/a",
+                system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)", ours.map { fmt($0 / g) } ?? "n/a",
+            ])
+        }
+        report.notes.append("goodput: file size / (receiver done − sender start), median over receivers, then over reps")
+        report.notes.append("wire/payload: bytes leaving the sender's interface (with IP/UDP/Ethernet headers) / file size")
+        if loss > 0 {
+            report.notes.append("raw probes have no repair: their goodput counts what arrived")
+            if !nft { report.notes.append("loss: engine model for ql-mcast; nftables (per packet on the veth) for the others") }
+        }
+        report.printTable()
+        try report.write(json: json)
+    }
+}
+
+struct RunResult {
+    var goodput: Double
+    var wireRatio: Double
+    var senderCPU: Double
+    var receiverCPU: Double
+    var copies: Double?
+    var verified: Bool
+}
+
+/// Runs one system once on the lab and measures it.
+struct TransferRunner {
+    let lab: Lab
+    let bin: URL
+    let work: URL
+    let file: String
+    let sha: String
+    let bytes: Int
+    let receivers: Int
+    let mtu: Int
+    /// The engine's loss spec for ql-mcast receivers (nil: none or nftables).
+    let engineLoss: String?
+    /// Percent of nftables loss to put on receivers while a peer (non-ql-mcast system) runs.
+    let peerLoss: Double?
+    let senderArgs: [String]
+
+    var gib: Double { Double(bytes) / Double(1 << 30) }
+    var group: String { "239.255.9.1:32000" }
+
+    func txBytes() throws -> Int {
+        Int(try lab.exec(on: 0, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// `/usr/bin/time` wrapper writing "user sys" to a file.
+    func timed(_ out: String, _ cmd: [String]) -> [String] { ["/usr/bin/time", "-o", out, "-f", "%U %S"] + cmd }
+
+    func cpu(_ path: String) -> Double {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let nums = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
+        return nums.suffix(2).reduce(0, +)
+    }
+
+    func run(system: String, rep: Int) throws -> RunResult {
+        let dir = work.appendingPathComponent("\(system)-\(rep)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func p(_ n: String) -> String { dir.appendingPathComponent(n).path }
+        let datagram = mtu == 9000 ? 8_932 : 1_472
+        let symbol = datagram - 32
+        if let pct = peerLoss, system != "ql-mcast" {
+            for i in 1...receivers { try lab.lab(["loss", "\(i)", "\(pct)"]) }
+        }
+        defer {
+            if peerLoss != nil, system != "ql-mcast" { for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) } }
+        }
+        var rx: [Process] = []
+        switch system {
+        case "ql-mcast":
+            for i in 1...receivers {
+                rx.append(
+                    try lab.start(
+                        on: i,
+                        timed(
+                            p("cpu\(i)"),
+                            [
+                                bin.appendingPathComponent("ql-mcast").path, "receive", "--group", group, "--interface",
+                                lab.address(i), "--output", p("out\(i)"), "--stats-json", p("rx\(i).json"),
+                            ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? [])), log: p("rx\(i).log")))
+            }
+        case "raw-sendmmsg", "raw-gso-gro":
+            for i in 1...receivers {
+                rx.append(
+                    try lab.start(
+                        on: i,
+                        timed(
+                            p("cpu\(i)"),
+                            [
+                                bin.appendingPathComponent("ql-bench").path, "probe-recv", "--group", group, "--interface",
+                                lab.address(i), "--bytes", "\(bytes / symbol * datagram)",
+                            ] + (system == "raw-gso-gro" ? ["--gro"] : [])), log: p("rx\(i).log")))
+            }
+        case "udpcast":
+            for i in 1...receivers {
+                rx.append(
+                    try lab.start(
+                        on: i,
+                        timed(
+                            p("cpu\(i)"),
+                            [
+                                "udp-receiver", "--file", p("out\(i)"), "--interface", "eth0", "--portbase", "33000",
+                                "--mcast-rdv-address", "239.255.9.2", "--nokbd",
+                            ]), log: p("rx\(i).log")))
+            }
+        default: throw ValidationError("unknown system \(system)")
+        }
+        usleep(400_000)
+        let tx0 = try txBytes()
+        let t0 = Date()
+        let sender: Process
+        switch system {
+        case "ql-mcast":
+            sender = try lab.start(
+                on: 0,
+                timed(
+                    p("cpu0"),
+                    [
+                        bin.appendingPathComponent("ql-mcast").path, "send", file, "--group", group, "--interface",
+                        lab.address(0), "--receivers", "\(receivers)", "--symbol-size", "\(symbol)",
+                        "--stats-json", p("tx.json"),
+                    ] + senderArgs), log: p("tx.log"))
+        case "raw-sendmmsg", "raw-gso-gro":
+            sender = try lab.start(
+                on: 0,
+                timed(
+                    p("cpu0"),
+                    [
+                        bin.appendingPathComponent("ql-bench").path, "probe-send", "--group", group, "--interface",
+                        lab.address(0), "--datagram", "\(datagram)", "--bytes", "\(bytes / symbol * datagram)",
+                    ] + (system == "raw-gso-gro" ? ["--gso"] : [])), log: p("tx.log"))
+        default:
+            sender = try lab.start(
+                on: 0,
+                timed(
+                    p("cpu0"),
+                    [
+                        "udp-sender", "--file", file, "--interface", "eth0", "--portbase", "33000", "--mcast-rdv-address",
+                        "239.255.9.2", "--mcast-data-address", "239.255.9.3", "--min-receivers", "\(receivers)", "--nokbd",
+                    ]), log: p("tx.log"))
+        }
+        var done = [Date?](repeating: nil, count: receivers)
+        let deadline = Date().addingTimeInterval(180)
+        while done.contains(where: { $0 == nil }) && Date() < deadline {
+            for (i, r) in rx.enumerated() where done[i] == nil && !r.isRunning { done[i] = Date() }
+            usleep(2_000)
+        }
+        _ = lab.wait(sender, seconds: 60)
+        rx.forEach { _ = lab.wait($0, seconds: 5) }
+        let tx1 = try txBytes()
+        var goodputs: [Double] = []
+        var verified = true
+        var copies: [Double] = []
+        for i in 1...receivers {
+            let seconds = (done[i - 1] ?? Date()).timeIntervalSince(t0)
+            if system.hasPrefix("raw") {
+                // The probe reports bytes and first-to-last seconds itself.
+                let parts = ((try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? "").split(separator: " ")
+                let got = Double(parts.first ?? "0") ?? 0
+                let secs = Double(parts.dropFirst().first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+                goodputs.append(secs > 0 ? got / Double(datagram) * Double(symbol) / secs / 1e6 : 0)
+            } else {
+                let ok = (try? Lab.sha256(p("out\(i)"))) == sha
+                verified = verified && ok
+                goodputs.append(ok ? Double(bytes) / seconds / 1e6 : 0)
+            }
+            if system == "ql-mcast",
+                let data = FileManager.default.contents(atPath: p("rx\(i).json")),
+                let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let c = obj["copiesPerByte"] as? Double
+            {
+                copies.append(c)
+            }
+        }
+        let receiverCPU = median((1...receivers).map { cpu(p("cpu\($0)")) }) / gib
+        return RunResult(
+            goodput: median(goodputs), wireRatio: Double(tx1 - tx0) / Double(bytes), senderCPU: cpu(p("cpu0")) / gib,
+            receiverCPU: receiverCPU, copies: copies.isEmpty ? nil : copies.max(), verified: verified)
+    }
+}
+
+enum Benchmarks {
+    /// The repository root: QL_ROOT, or found upward from the executable (.build/release/ql-bench).
+    static func repositoryRoot() -> URL {
+        if let r = ProcessInfo.processInfo.environment["QL_ROOT"] { return URL(fileURLWithPath: r) }
+        var u = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        while u.path != "/" {
+            if FileManager.default.fileExists(atPath: u.appendingPathComponent("scripts/lab").path) { return u }
+            u = u.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }
+}
