@@ -152,80 +152,54 @@ struct TransferRunner {
         defer {
             if peerLoss != nil, system != "ql-mcast" { for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) } }
         }
-        var rx: [Process] = []
-        switch system {
-        case "ql-mcast":
-            for i in 1...receivers {
-                rx.append(
-                    try lab.start(
-                        on: i,
-                        timed(
-                            p("cpu\(i)"),
-                            [
-                                bin.appendingPathComponent("ql-mcast").path, "receive", "--group", group, "--interface",
-                                lab.address(i), "--output", p("out\(i)"), "--stats-json", p("rx\(i).json"),
-                            ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? [])), log: p("rx\(i).log")))
+        let raw = system.hasPrefix("raw")
+        let probeBytes = bytes / symbol * datagram
+        let qlMcast = bin.appendingPathComponent("ql-mcast").path
+        let qlBench = bin.appendingPathComponent("ql-bench").path
+        func receiverCommand(_ i: Int) throws -> [String] {
+            switch system {
+            case "ql-mcast":
+                return [
+                    qlMcast, "receive", "--group", group, "--interface", lab.address(i), "--output", p("out\(i)"),
+                    "--stats-json", p("rx\(i).json"),
+                ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? [])
+            case "raw-sendmmsg", "raw-gso-gro":
+                return [
+                    qlBench, "probe-recv", "--group", group, "--interface", lab.address(i), "--bytes", "\(probeBytes)",
+                ] + (system == "raw-gso-gro" ? ["--gro"] : [])
+            case "udpcast":
+                return [
+                    "udp-receiver", "--file", p("out\(i)"), "--interface", "eth0", "--portbase", "33000",
+                    "--mcast-rdv-address", "239.255.9.2", "--nokbd",
+                ]
+            default: throw ValidationError("unknown system \(system)")
             }
-        case "raw-sendmmsg", "raw-gso-gro":
-            for i in 1...receivers {
-                rx.append(
-                    try lab.start(
-                        on: i,
-                        timed(
-                            p("cpu\(i)"),
-                            [
-                                bin.appendingPathComponent("ql-bench").path, "probe-recv", "--group", group, "--interface",
-                                lab.address(i), "--bytes", "\(bytes / symbol * datagram)",
-                            ] + (system == "raw-gso-gro" ? ["--gro"] : [])), log: p("rx\(i).log")))
+        }
+        let senderCommand: [String] =
+            switch system {
+            case "ql-mcast":
+                [
+                    qlMcast, "send", file, "--group", group, "--interface", lab.address(0), "--receivers", "\(receivers)",
+                    "--symbol-size", "\(symbol)", "--stats-json", p("tx.json"),
+                ] + senderArgs
+            case "raw-sendmmsg", "raw-gso-gro":
+                [
+                    qlBench, "probe-send", "--group", group, "--interface", lab.address(0), "--datagram", "\(datagram)",
+                    "--bytes", "\(probeBytes)",
+                ] + (system == "raw-gso-gro" ? ["--gso"] : [])
+            default:
+                [
+                    "udp-sender", "--file", file, "--interface", "eth0", "--portbase", "33000", "--mcast-rdv-address",
+                    "239.255.9.2", "--mcast-data-address", "239.255.9.3", "--min-receivers", "\(receivers)", "--nokbd",
+                ]
             }
-        case "udpcast":
-            for i in 1...receivers {
-                rx.append(
-                    try lab.start(
-                        on: i,
-                        timed(
-                            p("cpu\(i)"),
-                            [
-                                "udp-receiver", "--file", p("out\(i)"), "--interface", "eth0", "--portbase", "33000",
-                                "--mcast-rdv-address", "239.255.9.2", "--nokbd",
-                            ]), log: p("rx\(i).log")))
-            }
-        default: throw ValidationError("unknown system \(system)")
+        let rx = try (1...receivers).map { i in
+            try lab.start(on: i, timed(p("cpu\(i)"), try receiverCommand(i)), log: p("rx\(i).log"))
         }
         usleep(400_000)
         let tx0 = try txBytes()
         let t0 = Date()
-        let sender: Process
-        switch system {
-        case "ql-mcast":
-            sender = try lab.start(
-                on: 0,
-                timed(
-                    p("cpu0"),
-                    [
-                        bin.appendingPathComponent("ql-mcast").path, "send", file, "--group", group, "--interface",
-                        lab.address(0), "--receivers", "\(receivers)", "--symbol-size", "\(symbol)",
-                        "--stats-json", p("tx.json"),
-                    ] + senderArgs), log: p("tx.log"))
-        case "raw-sendmmsg", "raw-gso-gro":
-            sender = try lab.start(
-                on: 0,
-                timed(
-                    p("cpu0"),
-                    [
-                        bin.appendingPathComponent("ql-bench").path, "probe-send", "--group", group, "--interface",
-                        lab.address(0), "--datagram", "\(datagram)", "--bytes", "\(bytes / symbol * datagram)",
-                    ] + (system == "raw-gso-gro" ? ["--gso"] : [])), log: p("tx.log"))
-        default:
-            sender = try lab.start(
-                on: 0,
-                timed(
-                    p("cpu0"),
-                    [
-                        "udp-sender", "--file", file, "--interface", "eth0", "--portbase", "33000", "--mcast-rdv-address",
-                        "239.255.9.2", "--mcast-data-address", "239.255.9.3", "--min-receivers", "\(receivers)", "--nokbd",
-                    ]), log: p("tx.log"))
-        }
+        let sender = try lab.start(on: 0, timed(p("cpu0"), senderCommand), log: p("tx.log"))
         var done = [Date?](repeating: nil, count: receivers)
         let deadline = Date().addingTimeInterval(180)
         while done.contains(where: { $0 == nil }) && Date() < deadline {
@@ -240,7 +214,7 @@ struct TransferRunner {
         var copies: [Double] = []
         for i in 1...receivers {
             let seconds = (done[i - 1] ?? Date()).timeIntervalSince(t0)
-            if system.hasPrefix("raw") {
+            if raw {
                 // The probe reports bytes and first-to-last seconds itself.
                 let parts = ((try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? "").split(separator: " ")
                 let got = Double(parts.first ?? "0") ?? 0
@@ -248,6 +222,10 @@ struct TransferRunner {
                 goodputs.append(secs > 0 ? got / Double(datagram) * Double(symbol) / secs / 1e6 : 0)
             } else {
                 let ok = (try? Lab.sha256(p("out\(i)"))) == sha
+                if !ok {
+                    let log = (try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? ""
+                    FileHandle.standardError.write("\(system) receiver \(i) failed: \(log.suffix(400))\n".data(using: .utf8)!)
+                }
                 verified = verified && ok
                 goodputs.append(ok ? Double(bytes) / seconds / 1e6 : 0)
             }

@@ -66,8 +66,9 @@ struct GroupOptions: ParsableArguments {
         }
     }
 
-    func socket() throws -> MulticastSocket {
+    func socket(loopback: Bool = true) throws -> MulticastSocket {
         var opts = SocketOptions(interface: try interfaceAddress())
+        opts.loopback = loopback
         opts.segmentationOffload = !noOffload
         opts.receiveOffload = !noOffload
         return try MulticastSocket(endpoint: try endpoint(), options: opts)
@@ -103,6 +104,8 @@ struct SendCommand: ParsableCommand {
     var receivers = 0
     @Option(help: "Seconds of silence after the pass before ending (when --receivers is 0).") var linger = 2.0
     @Option(help: "Seconds after the pass to wait at most for slow receivers.") var maxLinger = 120.0
+    @Flag(help: "Also deliver the stream to receivers on this same host (multicast loopback).")
+    var loopback = false
 
     func run() throws {
         let file = try MappedFile.open(readingFrom: self.file)
@@ -120,7 +123,7 @@ struct SendCommand: ParsableCommand {
         config.maxLingerNanos = UInt64(maxLinger * 1e9)
         config.authenticationKey = try common.key()
         config.loss = try LossModel(parsing: common.loss)
-        let socket = try common.socket()
+        let socket = try common.socket(loopback: loopback)
         let sender = try Sender(object: file.bytes, digest: digest, channel: socket, configuration: config)
         let cpu0 = MonotonicClock.processCPUSeconds()
         let report = try sender.run()

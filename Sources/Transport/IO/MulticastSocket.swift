@@ -8,8 +8,9 @@ import CQLSys
 public struct SocketOptions: Sendable {
     /// Local interface address: where the group is joined and multicast leaves.
     public var interface: IPv4Address
-    /// Deliver our own multicast to other sockets on this host (needed when sender and
-    /// receivers share a host; harmless otherwise).
+    /// Deliver our own multicast to sockets on this host, this one included (needed only when
+    /// sender and receivers share a host). Off, a sender does not read back every datagram it
+    /// sent; receivers keep it on so that two receivers on one host still hear each other's NAKs.
     public var loopback = true
     public var ttl: UInt8 = 1
     /// Kernel buffer sizes; set with the FORCE variants when running as root.

@@ -74,7 +74,7 @@ public final class Receiver {
     private var queueFill = 0
     /// Receive-queue fill (percent) at which the sender is told at once to slow down.
     static let queueAlarm = 50
-    private let control = UnsafeMutableRawPointer.allocate(byteCount: 2_048, alignment: 16)
+    private let control = ControlDatagram()
 
     /// - Parameters:
     ///   - channel: The group's socket (nil when a test feeds `handle` directly).
@@ -93,8 +93,6 @@ public final class Receiver {
         sessionID = configuration.sessionID
         objectID = configuration.objectID
     }
-
-    deinit { control.deallocate() }
 
     public var isFinished: Bool {
         switch state {
@@ -551,15 +549,8 @@ public final class Receiver {
 
     private func sendControl(_ type: PacketType, body: (UnsafeMutableRawPointer, Int) -> Int) throws(TransportError) {
         guard let channel, let sid = sessionID, let oid = objectID else { return }
-        var h = PacketHeader(type: type, sessionID: sid, objectID: oid)
-        let n = body(control + PacketHeader.size, 2_048 - PacketHeader.size - PacketHeader.tagSize)
-        h.payloadLength = UInt16(n)
-        if authenticator != nil { h.flags.insert(.authenticated) }
-        h.encode(to: control)
-        if let auth = authenticator {
-            auth.tag(UnsafeRawBufferPointer(start: control, count: PacketHeader.size + n), into: control + PacketHeader.size + n)
-        }
-        try channel.sendOne(UnsafeRawBufferPointer(start: control, count: h.datagramLength))
+        let h = PacketHeader(type: type, sessionID: sid, objectID: oid)
+        try channel.sendOne(control.build(h, authenticator: authenticator, body: body))
     }
 
     /// "blocks 3, 17, 40–45 and 12 more" style list of incomplete blocks.

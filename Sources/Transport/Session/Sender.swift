@@ -30,7 +30,7 @@ public final class Sender {
     private let batch: OutgoingBatch
     private let parityScratch: UnsafeMutableRawPointer
     private let tailPad: UnsafeMutableRawPointer
-    private let control: UnsafeMutableRawPointer
+    private let control = ControlDatagram()
     private var coefficientScratch: [UInt8]
     private var sourcePointers: [UnsafePointer<UInt8>?]
     private var parityOutputs: [UnsafeMutablePointer<UInt8>?]
@@ -105,7 +105,6 @@ public final class Sender {
         batch = OutgoingBatch(capacity: configuration.batch)
         parityScratch = .allocate(byteCount: configuration.batch * s, alignment: 64)
         tailPad = .allocate(byteCount: s, alignment: 64)
-        control = .allocate(byteCount: 2_048, alignment: 16)
         coefficientScratch = .init(repeating: 0, count: 255 * configuration.batch)
         sourcePointers = .init(repeating: nil, count: 255)
         parityOutputs = .init(repeating: nil, count: configuration.batch)
@@ -133,7 +132,6 @@ public final class Sender {
     deinit {
         parityScratch.deallocate()
         tailPad.deallocate()
-        control.deallocate()
     }
 
     /// Runs the session to its end.
@@ -200,7 +198,8 @@ public final class Sender {
         windowBytes += UInt64(batch.bytes)
         if !currentRate.isUnpaced { tokens -= Double(batch.bytes) }
         if loss.kind != .none {
-            // Send-side loss: transmit only the survivors, one by one (test path, not hot).
+            // Send-side loss: transmit only the survivors, one by one, copied (a test path, not
+            // the hot one; its copies are counted like any other).
             for i in 0..<batch.count where !loss.drop() {
                 let len = batch.datagramLength(i)
                 var buf = [UInt8](repeating: 0, count: len)
@@ -210,6 +209,7 @@ public final class Sender {
                     if batch.payloadLengths[i] > 0 {
                         (d.baseAddress! + PacketHeader.size).copyMemory(
                             from: batch.payloads[i]!, byteCount: batch.payloadLengths[i])
+                        counters.payloadBytesCopied += UInt64(batch.payloadLengths[i])
                     }
                     if batch.tagged[i] {
                         (d.baseAddress! + PacketHeader.size + batch.payloadLengths[i]).copyMemory(
@@ -493,18 +493,11 @@ public final class Sender {
     private func sendControl(_ type: PacketType, flags: PacketFlags = [], body: (UnsafeMutableRawPointer, Int) -> Int)
         throws(TransportError)
     {
-        var h = header(type, block: 0, symbol: 0, flags: flags)
-        let n = body(control + PacketHeader.size, 2_048 - PacketHeader.size - PacketHeader.tagSize)
-        h.payloadLength = UInt16(n)
-        if authenticator != nil { h.flags.insert(.authenticated) }
-        h.encode(to: control)
-        if let auth = authenticator {
-            auth.tag(UnsafeRawBufferPointer(start: control, count: PacketHeader.size + n), into: control + PacketHeader.size + n)
-        }
+        let datagram = control.build(header(type, block: 0, symbol: 0, flags: flags), authenticator: authenticator, body: body)
         counters.datagramsSent += 1
-        counters.wireBytes += UInt64(h.datagramLength)
+        counters.wireBytes += UInt64(datagram.count)
         if loss.drop() { return }
-        try channel.sendOne(UnsafeRawBufferPointer(start: control, count: h.datagramLength))
+        try channel.sendOne(datagram)
     }
 
     private func sendAnnounce(now: UInt64) throws(TransportError) {
