@@ -30,7 +30,7 @@ struct GroupOptions: ParsableArguments {
     @Option(help: "Address of the local interface to join the group on and send from.")
     var interface: String
 
-    @Option(help: "Session id (decimal). The receiver takes the first session announced when omitted.")
+    @Option(help: "Session id (decimal). When omitted, send picks a random one and receive takes the first session announced.")
     var sessionID: UInt32?
 
     @Option(help: "Session key for per-datagram authentication, 32–128 hex digits (both ends must agree).")
@@ -48,7 +48,9 @@ struct GroupOptions: ParsableArguments {
     func endpoint() throws -> MulticastEndpoint { try MulticastEndpoint(parsing: group) }
 
     func interfaceAddress() throws -> IPv4Address {
-        guard let a = IPv4Address(interface) else { throw ValidationError("--interface '\(interface)' is not an IPv4 address") }
+        guard let a = IPv4Address(interface) else {
+            throw TransportError(.invalidArgument, "--interface '\(interface)' is not an IPv4 address")
+        }
         return a
     }
 
@@ -56,11 +58,11 @@ struct GroupOptions: ParsableArguments {
         guard let authKey else { return nil }
         let chars = Array(authKey.utf8)
         guard chars.count % 2 == 0, (32...128).contains(chars.count) else {
-            throw ValidationError("--auth-key must be 32 to 128 hex digits")
+            throw TransportError(.invalidArgument, "--auth-key must be 32 to 128 hex digits")
         }
         return try stride(from: 0, to: chars.count, by: 2).map { i in
             guard let v = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else {
-                throw ValidationError("--auth-key is not hex")
+                throw TransportError(.invalidArgument, "--auth-key is not hex")
             }
             return v
         }
@@ -98,7 +100,7 @@ struct SendCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Adapt proactive parity to the loss receivers report.")
     var adaptiveParity = true
     @Option(help: "Sending rate in bit/s with k/m/g suffix (e.g. 2g), or 'unlimited'.") var rate = "unlimited"
-    @Flag(inversion: .prefixedNo, help: "Back off when the NAK rate climbs, recover when it falls.")
+    @Flag(inversion: .prefixedNo, help: "Slow down when receivers fall behind or the NAK rate climbs; speed up again when they catch up.")
     var adaptiveRate = true
     @Option(help: "End as soon as this many receivers have the file (0: end after --linger of silence).")
     var receivers = 0

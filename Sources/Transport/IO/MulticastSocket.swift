@@ -34,6 +34,8 @@ public final class MulticastSocket {
     public let options: SocketOptions
     let fd: Int32
     public private(set) var gsoEnabled: Bool
+    /// The interface's NUMA node (nil: unknown or a single-node machine).
+    public let numaNode: Int?
     public private(set) var groEnabled: Bool
 
     // Send side.
@@ -84,8 +86,15 @@ public final class MulticastSocket {
             var bindAddress = endpoint.sockaddr
             bindAddress.sin_addr = endpoint.group.inAddr
             try SystemCalls.bind(fd, bindAddress)
-            try SystemCalls.setOption(
-                fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, options.interface.inAddr, "setsockopt(IP_MULTICAST_IF)")
+            do throws(TransportError) {
+                try SystemCalls.setOption(
+                    fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, options.interface.inAddr, "setsockopt(IP_MULTICAST_IF)")
+            } catch {
+                throw TransportError(
+                    .invalidArgument,
+                    "cannot send multicast from \(options.interface): \(error.message); "
+                        + "--interface must be an address of this host", errno: error.errno)
+            }
             try SystemCalls.setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(options.ttl), "IP_MULTICAST_TTL")
             try SystemCalls.setOption(
                 fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(options.loopback ? 1 : 0), "IP_MULTICAST_LOOP")
@@ -119,7 +128,9 @@ public final class MulticastSocket {
 
         receiveSlots = groEnabled ? 32 : 64
         receiveSlotSize = groEnabled ? 65_536 : 9_216
-        receiveRegion = try AlignedRegion(size: receiveSlots * receiveSlotSize, numaNode: nil)
+        // Receive buffers on the NIC's NUMA node (libnuma, where the machine has several).
+        numaNode = NetworkInterface.numaNode(owning: options.interface)
+        receiveRegion = try AlignedRegion(size: receiveSlots * receiveSlotSize, numaNode: numaNode)
         receiveMsgs = .allocate(capacity: receiveSlots)
         receiveIovecs = .allocate(capacity: receiveSlots)
         receiveControlSpace = qlsys_gro_control_space()

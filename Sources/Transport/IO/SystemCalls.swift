@@ -41,8 +41,9 @@ enum SystemCalls {
     static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T, _ what: StaticString)
         throws(TransportError)
     {
-        var v = value
-        _ = try must(what) { setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<T>.size)) }
+        _ = try must(what) {
+            withUnsafeBytes(of: value) { setsockopt(fd, level, name, $0.baseAddress, socklen_t($0.count)) }
+        }
     }
 
     static func bind(_ fd: Int32, _ address: sockaddr_in) throws(TransportError) {

@@ -330,7 +330,6 @@ public final class Sender {
 
     private func emitRepair(block b: Int, max: Int, now: UInt64) {
         let kb = layout.sourceSymbols(inBlock: b)
-        let k = layout.sourceSymbols
         var n = min(max, Int(pendingNeed[b]))
         var fresh = 0
         while fresh < n, Int(nextParity[b]) + fresh < 255 {
@@ -341,18 +340,14 @@ public final class Sender {
             emitParity(block: b, count: fresh, flags: .repair)
             nextParity[b] += UInt16(fresh)
         }
-        // Every parity index used: cycle through all symbols of the block again.
+        // Every parity index used: resend the block's source symbols. An incomplete receiver
+        // lacks at least `need` of them (it has fewer than k distinct symbols, so it misses more
+        // sources than the parity it holds), so one full round of sources always suffices.
         var repeats = 0
         while fresh + repeats < n {
-            let total = kb + (255 - k)
-            let c = Int(repeatCursor[b]) % total
-            repeatCursor[b] = UInt16((Int(repeatCursor[b]) + 1) % total)
-            if c < kb {
-                emitSource(block: b, symbol: c, flags: .repair)
-            } else {
-                parityIndices[0] = k + (c - kb)
-                emitParity(block: b, count: 1, flags: .repair)
-            }
+            let c = Int(repeatCursor[b]) % kb
+            repeatCursor[b] = UInt16((c + 1) % kb)
+            emitSource(block: b, symbol: c, flags: .repair)
             repeats += 1
         }
         n = fresh + repeats
@@ -425,7 +420,8 @@ public final class Sender {
         }
         _ = NakBody.forEachEntry(body) { e in
             let b = Int(e.block)
-            let need = UInt16(e.needed)
+            // With the parity indices used up, a request is answered by a full round of sources.
+            let need = nextParity[b] >= 255 ? UInt16(layout.sourceSymbols(inBlock: b)) : UInt16(e.needed)
             counters.nakEntries += 1
             if repairQueue.contains(b) || pendingNeed[b] > 0 {
                 if need > pendingNeed[b] { pendingNeed[b] = need } else { counters.nakEntriesMerged += 1 }
