@@ -13,7 +13,8 @@ let package = Package(
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
     ],
     targets: [
         // C: GF(2^8) kernels (GFNI / AVX2 / scalar, chosen at run time).
@@ -28,7 +29,12 @@ let package = Package(
         // The engine.
         .target(
             name: "Transport",
-            dependencies: ["CQLFEC", "CQLSys", "CCrypto", "CNuma"],
+            dependencies: [
+                "CQLFEC", "CQLSys", "CCrypto", "CNuma",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             path: "Sources/Transport",
             // Per-packet paths touch class state; the engine is single-threaded per session, so
             // dynamic exclusivity checks cost time (seen in perf) and buy nothing in release.
@@ -57,7 +63,12 @@ let package = Package(
 
         .testTarget(
             name: "TransportTests",
-            dependencies: ["Transport", "CQLFEC", "LabSupport"],
+            dependencies: [
+                "Transport", "CQLFEC", "LabSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             path: "Tests/TransportTests"
         ),
     ]

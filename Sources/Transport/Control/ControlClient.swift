@@ -1,0 +1,139 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// The control channel's client side: connect, then blocking request/response calls with a
+/// timeout each. Safe to use from one thread at a time (the tools call it sequentially).
+public final class ControlClient {
+    private let channel: Channel
+    private let handler: LoopConfined<ControlClientHandler>
+    private var nextID: UInt32 = 1
+    public let maxBody: Int
+
+    /// Connects to `host:port` within `timeout` seconds.
+    /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
+    public init(host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody)
+        throws(ControlFailure)
+    {
+        self.maxBody = maxBody
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loop = group.next()
+        let clientHandler = LoopConfined(ControlClientHandler())
+        handler = clientHandler
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(Int64(timeout * 1_000)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        ByteToMessageHandler(ControlFrameDecoder(maxBody: maxBody)),
+                        MessageToByteHandler(ControlFrameEncoder()),
+                        clientHandler.value,
+                    ])
+                }
+            }
+        do {
+            channel = try bootstrap.connect(host: host, port: port).wait()
+        } catch {
+            throw ControlFailure(.connection, "cannot reach the control port \(host):\(port): \(error)")
+        }
+    }
+
+    deinit { channel.close(promise: nil) }
+
+    /// Sends `request` and waits for its answer.
+    /// - Returns: The response's JSON bytes.
+    /// - Throws: The server's `ControlFailure`, `.timedOut`, or `.connection` if the link breaks.
+    public func call(_ request: ControlRequest, timeout: Double = 10) throws(ControlFailure) -> [UInt8] {
+        let id = nextID
+        nextID &+= 1
+        let frame = ControlFrame(kind: .request, requestID: id, body: request.encoded())
+        guard frame.body.count <= maxBody else {
+            throw ControlFailure(.malformedRequest, "request of \(frame.body.count) bytes exceeds \(maxBody)")
+        }
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: ControlFrame.self)
+        let handler = self.handler
+        let channel = self.channel
+        loop.execute {
+            handler.value.pending[id] = promise
+            channel.writeAndFlush(frame).whenFailure { promise.fail($0) }
+        }
+        let timer = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1_000))) {
+            promise.fail(ControlFailure(.timedOut, "no answer to '\(request.op)' within \(timeout) s"))
+        }
+        defer {
+            timer.cancel()
+            loop.execute { handler.value.pending[id] = nil }
+        }
+        let reply: ControlFrame
+        do {
+            reply = try promise.futureResult.wait()
+        } catch let failure as ControlFailure {
+            throw failure
+        } catch {
+            throw ControlFailure(.connection, "control connection failed during '\(request.op)': \(error)")
+        }
+        if reply.kind == .error {
+            throw (try? JSONDecoder().decode(ControlFailure.self, from: Data(reply.body)))
+                ?? ControlFailure(.internalError, "unreadable error reply")
+        }
+        return reply.body
+    }
+
+    /// Calls `op` with `Encodable` arguments and decodes the answer.
+    public func call<A: Encodable, R: Decodable>(_ op: String, _ args: A, as: R.Type, timeout: Double = 10)
+        throws(ControlFailure) -> R
+    {
+        let request: ControlRequest
+        do { request = try ControlRequest(op: op, arguments: args) } catch {
+            throw ControlFailure(.malformedRequest, "cannot encode arguments of '\(op)': \(error)")
+        }
+        let body = try call(request, timeout: timeout)
+        do { return try JSONDecoder().decode(R.self, from: Data(body)) } catch {
+            throw ControlFailure(.internalError, "answer to '\(op)' does not decode: \(error)")
+        }
+    }
+
+    public func close() { try? channel.close().wait() }
+}
+
+/// Matches responses to waiting calls by request id (event-loop confined).
+final class ControlClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ControlFrame
+    var pending: [UInt32: EventLoopPromise<ControlFrame>] = [:]
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if let p = pending.removeValue(forKey: frame.requestID) {
+            p.succeed(frame)
+        } else if frame.kind == .error, frame.requestID == 0 {
+            // A connection-level error (framing, busy, idle): fail everything waiting.
+            let failure = (try? JSONDecoder().decode(ControlFailure.self, from: Data(frame.body)))
+                ?? ControlFailure(.connection, "connection refused by the server")
+            pending.values.forEach { $0.fail(failure) }
+            pending.removeAll()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let failure = ControlFailure(.connection, "control connection closed by the server")
+        pending.values.forEach { $0.fail(failure) }
+        pending.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let failure = ControlFailure(.connection, "control connection error: \(error)")
+        pending.values.forEach { $0.fail(failure) }
+        pending.removeAll()
+        context.close(promise: nil)
+    }
+}
+
+/// Carries a value to closures that run on one event loop. `@unchecked Sendable`: after
+/// construction the value is touched only on the channel's event loop (pipeline callbacks and
+/// `loop.execute` blocks), never concurrently.
+final class LoopConfined<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,175 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// The control channel's server side: framed JSON requests over TCP, answered by a handler.
+///
+/// Every frame is validated before it is buffered (size limit, magic, version); a framing error
+/// is answered with an error frame naming it and the connection closed; a malformed or unknown
+/// request gets an error reply and the connection stays usable. Idle connections are closed
+/// after the idle timeout; connections beyond the limit are refused with `busy`. Nothing a peer
+/// sends can crash the server: it is counted.
+public final class ControlServer: Sendable {
+    /// Answers one request with JSON, or fails it. Runs on a network thread: keep it short.
+    public typealias Handler = @Sendable (ControlRequest) throws(ControlFailure) -> [UInt8]
+
+    public struct Options: Sendable {
+        public var maxBody = ControlFrame.defaultMaxBody
+        public var idleTimeout = TimeAmount.seconds(30)
+        public var maxConnections = 1_024
+        public init() {}
+    }
+
+    /// What the server has seen; read with `counters`.
+    public struct Counters: Sendable, Codable, Equatable {
+        public var connections: UInt64 = 0
+        public var refusedConnections: UInt64 = 0
+        public var activeConnections: Int = 0
+        public var requests: UInt64 = 0
+        public var failedRequests: UInt64 = 0
+        public var framingErrors: UInt64 = 0
+        public var idleTimeouts: UInt64 = 0
+    }
+
+    public let port: Int
+    private let channel: Channel
+    private let state: NIOLockedValueBox<Counters>
+
+    public var counters: Counters { state.withLockedValue { $0 } }
+
+    private init(channel: Channel, state: NIOLockedValueBox<Counters>) {
+        self.channel = channel
+        self.state = state
+        port = channel.localAddress?.port ?? 0
+    }
+
+    /// Listens on `host:port` (port 0 picks a free one, see `port`).
+    /// - Throws: `ControlFailure(.connection)` when the address cannot be bound.
+    public static func start(
+        host: String, port: Int, options: Options = Options(), handler: @escaping Handler
+    ) throws(ControlFailure) -> ControlServer {
+        let state = NIOLockedValueBox(Counters())
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([
+                        IdleStateHandler(readTimeout: options.idleTimeout),
+                        ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody)),
+                        MessageToByteHandler(ControlFrameEncoder()),
+                        ControlServerHandler(handler: handler, state: state, maxConnections: options.maxConnections),
+                    ])
+                }
+            }
+        do {
+            let channel = try bootstrap.bind(host: host, port: port).wait()
+            return ControlServer(channel: channel, state: state)
+        } catch {
+            throw ControlFailure(.connection, "cannot listen on \(host):\(port): \(error)")
+        }
+    }
+
+    /// Stops listening; open connections are closed.
+    public func stop() {
+        try? channel.close().wait()
+    }
+}
+
+/// Per-connection request handling (event-loop confined).
+final class ControlServerHandler: ChannelInboundHandler {
+    typealias InboundIn = ControlFrame
+    typealias OutboundOut = ControlFrame
+
+    private let handler: ControlServer.Handler
+    private let state: NIOLockedValueBox<ControlServer.Counters>
+    private let maxConnections: Int
+    private var counted = false
+
+    init(handler: @escaping ControlServer.Handler, state: NIOLockedValueBox<ControlServer.Counters>, maxConnections: Int) {
+        self.handler = handler
+        self.state = state
+        self.maxConnections = maxConnections
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let admitted = state.withLockedValue { c -> Bool in
+            guard c.activeConnections < maxConnections else {
+                c.refusedConnections += 1
+                return false
+            }
+            c.connections += 1
+            c.activeConnections += 1
+            return true
+        }
+        guard admitted else {
+            reply(context, error: ControlFailure(.busy, "too many control connections (\(maxConnections)); retry later"), id: 0, close: true)
+            return
+        }
+        counted = true
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { state.withLockedValue { $0.activeConnections -= 1 } }
+        counted = false
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        state.withLockedValue { $0.requests += 1 }
+        guard frame.kind == .request else {
+            return fail(context, ControlFailure(.malformedRequest, "expected a request frame"), id: frame.requestID)
+        }
+        do throws(ControlFailure) {
+            let request = try ControlRequest.decode(frame.body)
+            let result = try handler(request)
+            context.writeAndFlush(wrapOutboundOut(ControlFrame(kind: .response, requestID: frame.requestID, body: result)), promise: nil)
+        } catch {
+            fail(context, error, id: frame.requestID)
+        }
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ failure: ControlFailure, id: UInt32) {
+        state.withLockedValue { $0.failedRequests += 1 }
+        reply(context, error: failure, id: id, close: false)
+    }
+
+    private func reply(_ context: ChannelHandlerContext, error: ControlFailure, id: UInt32, close: Bool) {
+        let body = (try? JSONEncoder.control.encode(error)).map(Array.init) ?? []
+        let done = context.writeAndFlush(wrapOutboundOut(ControlFrame(kind: .error, requestID: id, body: body)))
+        if close {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let framing = error as? ControlFramingError {
+            state.withLockedValue { $0.framingErrors += 1 }
+            reply(context, error: ControlFailure(.framing, framing.description), id: 0, close: true)
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            state.withLockedValue { $0.idleTimeouts += 1 }
+            reply(context, error: ControlFailure(.timedOut, "connection idle too long; closed"), id: 0, close: true)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+import Foundation
+
+extension JSONEncoder {
+    static var control: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}
