@@ -47,7 +47,10 @@ let package = Package(
         // Tools (thin clients of Transport).
         .executableTarget(
             name: "ql-mcast",
-            dependencies: ["Transport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             path: "Sources/Tools/ql-mcast"
         ),
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOConcurrencyHelpers
 import Transport
 
 @main
@@ -18,7 +19,7 @@ struct QLMcast: ParsableCommand {
             The receiver verifies the SHA-256 the sender announces and exits non-zero, naming the
             missing blocks, if it cannot complete the file.
             """,
-        subcommands: [SendCommand.self, ReceiveCommand.self]
+        subcommands: [SendCommand.self, ReceiveCommand.self, StatusCommand.self]
     )
 }
 
@@ -108,6 +109,8 @@ struct SendCommand: ParsableCommand {
     @Option(help: "Seconds after the pass to wait at most for slow receivers.") var maxLinger = 120.0
     @Flag(help: "Also deliver the stream to receivers on this same host (multicast loopback).")
     var loopback = false
+    @Option(help: "Serve live status on this TCP address (HOST:PORT) for `ql-mcast status`.")
+    var control: String?
 
     func run() throws {
         let file = try MappedFile.open(readingFrom: self.file)
@@ -127,6 +130,22 @@ struct SendCommand: ParsableCommand {
         config.loss = try LossModel(parsing: common.loss)
         let socket = try common.socket(loopback: loopback)
         let sender = try Sender(object: file.bytes, digest: digest, channel: socket, configuration: config)
+        var server: ControlServer?
+        if let control {
+            let (host, port) = try hostPort(control)
+            let latest = NIOLockedValueBox<SenderProgress?>(nil)
+            sender.onProgress = { p in latest.withLockedValue { $0 = p } }
+            server = try ControlServer.start(host: host, port: port) { request throws(ControlFailure) in
+                guard request.op == "status" else {
+                    throw ControlFailure(.unknownOperation, "ql-mcast send answers 'status' only, not '\(request.op)'")
+                }
+                guard let p = latest.withLockedValue({ $0 }) else {
+                    throw ControlFailure(.busy, "the session is starting; ask again in a moment")
+                }
+                return Array((try? JSONEncoder().encode(p)) ?? Data())
+            }
+        }
+        defer { server?.stop() }
         let cpu0 = MonotonicClock.processCPUSeconds()
         let report = try sender.run()
         let cpu = MonotonicClock.processCPUSeconds() - cpu0
@@ -206,6 +225,51 @@ struct ReceiveCommand: ParsableCommand {
 
             """.data(using: .utf8)!)
     }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running sender's session: progress, rate, receivers, counters.",
+        discussion: "Asks the control port given to `ql-mcast send --control HOST:PORT`."
+    )
+
+    @Argument(help: "The sender's control address, HOST:PORT.") var control: String
+    @Flag(help: "Print the raw JSON snapshot.") var json = false
+    @Flag(help: "Print Prometheus text exposition format.") var prometheus = false
+    @Option(help: "Seconds to wait for an answer.") var timeout = 5.0
+
+    func run() throws {
+        let (host, port) = try hostPort(control)
+        let client = try ControlClient(host: host, port: port, timeout: timeout)
+        let body = try client.call(ControlRequest(op: "status"), timeout: timeout)
+        if json {
+            print(String(decoding: body, as: UTF8.self))
+            return
+        }
+        let p = try JSONDecoder().decode(SenderProgress.self, from: Data(body))
+        if prometheus {
+            print(PrometheusText.render(p), terminator: "")
+            return
+        }
+        let c = p.counters
+        print("session \(p.sessionID)  \(p.name)  \(p.objectSize) bytes  sha256 \(p.digest)")
+        print("  pass \(p.passBlocks)/\(p.blocks) blocks, \(p.pendingRepairBlocks) awaiting repair, \(fmt(p.elapsedSeconds)) s")
+        print("  rate \(p.rate), proactive parity \(fmt(p.proactiveParity * 100, 1)) %")
+        print("  sent \(c.datagramsSent) datagrams (data \(c.dataSymbols), parity \(c.proactiveParity), repair \(c.repairSymbols))")
+        print("  NAKs \(c.naksReceived) (entries \(c.nakEntries), merged \(c.nakEntriesMerged)), drops \(c.drops.summary.isEmpty ? "none" : c.drops.summary)")
+        print("  receivers: \(p.receivers.count)")
+        for r in p.receivers {
+            print("    \(r.id)  \(r.state)  blocks \(r.blocksComplete)/\(p.blocks)  loss \(fmt(r.recentLoss * 100, 1)) %  overruns \(r.overruns)")
+        }
+    }
+}
+
+/// Splits `HOST:PORT`.
+func hostPort(_ text: String) throws -> (String, Int) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port)
+    else { throw TransportError(.invalidArgument, "'\(text)' is not HOST:PORT") }
+    return (String(text[..<colon]), port)
 }
 
 struct SendStats: Encodable {

@@ -17,6 +17,8 @@ public final class Sender {
     public let configuration: SenderConfiguration
     public let layout: ObjectLayout
     public let digest: SHA256Digest
+    /// Called every 100 ms from the sending loop with a snapshot (for status queries); keep it cheap.
+    public var onProgress: ((SenderProgress) -> Void)?
     public private(set) var counters = SenderCounters()
     public private(set) var receivers: [UInt32: ReceiverRecord] = [:]
     /// The rate in force now (after adaptation).
@@ -55,6 +57,7 @@ public final class Sender {
 
     // Timing and adaptation.
     private var sequence: UInt32 = 0
+    private var startedAt: UInt64 = 0
     private let epoch = MonotonicClock.nanoseconds()
     private var tokens = 0.0
     private var lastRefill: UInt64 = 0
@@ -140,6 +143,7 @@ public final class Sender {
     @discardableResult
     public func run() throws(TransportError) -> SenderReport {
         let start = MonotonicClock.nanoseconds()
+        startedAt = start
         lastRefill = start
         windowStart = start
         for _ in 0..<3 { try sendAnnounce(now: start) }
@@ -566,6 +570,7 @@ public final class Sender {
         let elapsed = now - windowStart
         guard elapsed >= 100_000_000 else { return }
         defer {
+            if let onProgress { onProgress(progress(now: now)) }
             windowStart = now
             windowSymbols = 0
             windowNeed = 0
@@ -646,6 +651,14 @@ public final class Sender {
         return now - (receivers[r.id]?.lossySince ?? now) > 2_000_000_000
     }
 
+    private func progress(now: UInt64) -> SenderProgress {
+        SenderProgress(
+            sessionID: configuration.sessionID, name: configuration.name, objectSize: layout.objectSize, digest: digest,
+            blocks: layout.blockCount, passBlocks: passBlock, pendingRepairBlocks: repairQueue.count, rate: currentRate,
+            proactiveParity: proactiveRatio, elapsedSeconds: Double(now - startedAt) / 1e9, counters: counters,
+            receivers: receivers.values.sorted { $0.id < $1.id })
+    }
+
     private func isSlow(_ r: ReceiverRecord, now: UInt64) -> Bool {
         guard passDone, r.state == .receiving else { return false }
         let others = receivers.values.filter { $0.id != r.id && $0.state != .dropped }
@@ -653,6 +666,23 @@ public final class Sender {
         let lastOther = others.compactMap(\.finishedAt).max() ?? now
         return now - lastOther > configuration.slowReceiverGraceNanos
     }
+}
+
+/// A snapshot of a running sender, published every 100 ms.
+public struct SenderProgress: Sendable, Codable {
+    public var sessionID: UInt32
+    public var name: String
+    public var objectSize: UInt64
+    public var digest: SHA256Digest
+    public var blocks: Int
+    /// Blocks the first pass has sent.
+    public var passBlocks: Int
+    public var pendingRepairBlocks: Int
+    public var rate: Rate
+    public var proactiveParity: Double
+    public var elapsedSeconds: Double
+    public var counters: SenderCounters
+    public var receivers: [ReceiverRecord]
 }
 
 /// What the sender knows of one receiver.

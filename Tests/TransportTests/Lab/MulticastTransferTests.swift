@@ -165,6 +165,39 @@ final class MulticastTransferTests: XCTestCase {
         XCTAssertEqual(lab.wait(tx), 0)
     }
 
+    func testStatusOfARunningSenderOverTheControlChannel() throws {
+        let lab = try LabHarness(hosts: 3)
+        self.lab = lab
+        let object = try lab.makeObject("object", size: 64 << 20)
+        let rx = try (1...2).map { i in
+            try lab.start(
+                on: i,
+                [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")],
+                timeout: 60, log: "rx\(i).log")
+        }
+        usleep(300_000)
+        let tx = try lab.start(
+            on: 0,
+            [
+                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "2",
+                "--rate", "150m", "--control", "127.0.0.1:7010",
+            ], timeout: 60, log: "tx.log")
+        usleep(1_200_000)
+        let status = try lab.start(on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--json"], timeout: 10, log: "status.json")
+        XCTAssertEqual(lab.wait(status), 0, lab.log("status.json"))
+        let snapshot = try lab.json("status.json")
+        XCTAssertEqual(snapshot["objectSize"] as? Int, 64 << 20)
+        XCTAssertEqual((snapshot["receivers"] as? [Any])?.count, 2, "both receivers known by their STATUS reports")
+        let passBlocks = snapshot["passBlocks"] as? Int ?? 0
+        XCTAssert(passBlocks > 0 && passBlocks < 365, "mid-transfer snapshot: pass at block \(passBlocks)")
+        let prom = try lab.start(on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--prometheus"], timeout: 10, log: "prom.txt")
+        XCTAssertEqual(lab.wait(prom), 0)
+        XCTAssert(lab.log("prom.txt").contains("# TYPE qlmcast_sender_datagrams_sent_total counter"))
+        XCTAssertEqual(lab.wait(tx), 0, lab.log("tx.log"))
+        for p in rx { XCTAssertEqual(lab.wait(p), 0) }
+        XCTAssertEqual(try lab.sha256(lab.path("out1")), object.sha)
+    }
+
     /// Sends DATA datagrams with the session's id, valid headers, random payloads and random
     /// tags to the group for a few seconds.
     static let forgerScript = """
