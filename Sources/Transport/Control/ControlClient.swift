@@ -55,8 +55,15 @@ public final class ControlClient {
         let handler = self.handler
         let channel = self.channel
         loop.execute {
+            if let failure = handler.value.terminal { return promise.fail(failure) }
             handler.value.pending[id] = promise
-            channel.writeAndFlush(frame).whenFailure { promise.fail($0) }
+            channel.writeAndFlush(frame).whenFailure { error in
+                // The server may have closed with a reason (busy, framing, idle) that is still
+                // being read: report that reason once the channel is down.
+                channel.closeFuture.whenComplete { _ in
+                    promise.fail(handler.value.terminal ?? ControlFailure(.connection, "\(error)"))
+                }
+            }
         }
         let timer = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1_000))) {
             promise.fail(ControlFailure(.timedOut, "no answer to '\(request.op)' within \(timeout) s"))
@@ -101,6 +108,14 @@ public final class ControlClient {
 final class ControlClientHandler: ChannelInboundHandler {
     typealias InboundIn = ControlFrame
     var pending: [UInt32: EventLoopPromise<ControlFrame>] = [:]
+    /// Why the connection ended, once it has.
+    var terminal: ControlFailure?
+
+    private func failAll(_ failure: ControlFailure) {
+        if terminal == nil { terminal = failure }
+        pending.values.forEach { $0.fail(terminal!) }
+        pending.removeAll()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
@@ -108,24 +123,19 @@ final class ControlClientHandler: ChannelInboundHandler {
             p.succeed(frame)
         } else if frame.kind == .error, frame.requestID == 0 {
             // A connection-level error (framing, busy, idle): fail everything waiting.
-            let failure = (try? JSONDecoder().decode(ControlFailure.self, from: Data(frame.body)))
-                ?? ControlFailure(.connection, "connection refused by the server")
-            pending.values.forEach { $0.fail(failure) }
-            pending.removeAll()
+            failAll(
+                (try? JSONDecoder().decode(ControlFailure.self, from: Data(frame.body)))
+                    ?? ControlFailure(.connection, "connection refused by the server"))
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let failure = ControlFailure(.connection, "control connection closed by the server")
-        pending.values.forEach { $0.fail(failure) }
-        pending.removeAll()
+        failAll(ControlFailure(.connection, "control connection closed by the server"))
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let failure = ControlFailure(.connection, "control connection error: \(error)")
-        pending.values.forEach { $0.fail(failure) }
-        pending.removeAll()
+        failAll(ControlFailure(.connection, "control connection error: \(error)"))
         context.close(promise: nil)
     }
 }

@@ -410,6 +410,7 @@ public final class Sender {
         counters.naksReceived += 1
         if receivers[info.receiverID]?.state == .dropped {
             counters.nakEntriesFromDropped += UInt64(entries)
+            repeatDropNotice(info.receiverID, now: now)
             return
         }
         lastActivity = now
@@ -456,7 +457,10 @@ public final class Sender {
             guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
             counters.statusReceived += 1
             noteReceiver(s.receiverID, now: now)
-            guard var r = receivers[s.receiverID], r.state != .dropped else { return }
+            guard var r = receivers[s.receiverID], r.state != .dropped else {
+                repeatDropNotice(s.receiverID, now: now)
+                return
+            }
             let dLost = s.lost &- r.lost
             let dRecv = s.received &- r.received
             if s.received >= r.received, s.lost >= r.lost, dLost + dRecv > 64 {
@@ -519,6 +523,14 @@ public final class Sender {
     private func sendDrop(_ id: UInt32) throws(TransportError) {
         let st = StatusBody(receiverID: id, state: .dropped, blocksComplete: 0, received: 0, lost: 0)
         try sendControl(.status) { st.encode(to: $0, capacity: $1) }
+    }
+
+    /// A dropped receiver that still talks has not heard its verdict (lost): say it again,
+    /// at most every 100 ms.
+    private func repeatDropNotice(_ id: UInt32, now: UInt64) {
+        guard let r = receivers[id], r.state == .dropped, now - (r.finishedAt ?? 0) >= 100_000_000 else { return }
+        receivers[id]?.finishedAt = now
+        try? sendDrop(id)
     }
 
     private func shouldFinish(now: UInt64) -> Bool {
@@ -621,6 +633,7 @@ public final class Sender {
         }
         for r in receivers.values where r.state == .receiving && (isLossy(r, now: now) || isSlow(r, now: now)) {
             receivers[r.id]!.state = .dropped
+            receivers[r.id]!.finishedAt = now
             counters.receiversDropped += 1
             try? sendDrop(r.id)
         }

@@ -21,6 +21,7 @@ final class MulticastTransferTests: XCTestCase {
         var forge = false
         var senderArgs: [String] = []
         var nftLossPercent: Double?
+        var mtu = 1500
     }
 
     struct Outcome {
@@ -35,7 +36,7 @@ final class MulticastTransferTests: XCTestCase {
     /// a byte-exact copy, wrote each object byte exactly once, and the sender copied no payload.
     func run(_ s: Scenario) throws -> Outcome {
         let hosts = s.receivers + 1 + (s.forge ? 1 : 0)
-        let lab = try LabHarness(hosts: hosts)
+        let lab = try LabHarness(hosts: hosts, mtu: s.mtu)
         self.lab = lab
         let object = try lab.makeObject("object", size: s.size)
         let session = "\(UInt32.random(in: 1...UInt32.max))"
@@ -163,6 +164,43 @@ final class MulticastTransferTests: XCTestCase {
         XCTAssert(lab.log("rx.log").contains("no session announced"), lab.log("rx.log"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: lab.path("out")), "no partial file is left behind")
         XCTAssertEqual(lab.wait(tx), 0)
+    }
+
+    func testJumboSymbolsAtMTU9000WithLoss() throws {
+        let o = try run(
+            Scenario(receivers: 2, size: 64 << 20, loss: "random:0.05", senderArgs: ["--symbol-size", "8900"], mtu: 9000))
+        checkRepairsExplainedByLoss(o)
+        XCTAssertEqual(o.senderCounters["dataSymbols"] as? Int, (64 << 20 + 8_899) / 8_900)
+    }
+
+    func testReceiverThatCannotKeepUpIsDroppedWithoutStallingTheOthers() throws {
+        let lab = try LabHarness(hosts: 4)
+        self.lab = lab
+        let object = try lab.makeObject("object", size: 64 << 20)
+        let rx = try (1...3).map { i in
+            try lab.start(
+                on: i,
+                [
+                    lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output",
+                    lab.path("out\(i)"), "--loss", i == 3 ? "random:0.75@3" : "none",
+                ], timeout: 90, log: "rx\(i).log")
+        }
+        usleep(300_000)
+        let tx = try lab.start(
+            on: 0,
+            [
+                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "3",
+                "--rate", "100m", "--stats-json", lab.path("tx.json"),
+            ], timeout: 90, log: "tx.log")
+        XCTAssertNotEqual(lab.wait(tx), 0, "the sender reports that one receiver did not complete")
+        XCTAssert(lab.log("tx.log").contains("only 2 of 3 receivers completed"), lab.log("tx.log"))
+        XCTAssertEqual(lab.wait(rx[0]), 0, lab.log("rx1.log"))
+        XCTAssertEqual(lab.wait(rx[1]), 0, lab.log("rx2.log"))
+        XCTAssertNotEqual(lab.wait(rx[2]), 0)
+        XCTAssert(lab.log("rx3.log").contains("dropped this receiver"), lab.log("rx3.log"))
+        for i in 1...2 { XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha) }
+        let counters = ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
+        XCTAssertEqual(counters["receiversDropped"] as? Int, 1)
     }
 
     func testStatusOfARunningSenderOverTheControlChannel() throws {
