@@ -72,6 +72,7 @@ public final class Receiver {
     private var senderDatagrams: UInt64 = 0
     private var reportedOverruns: UInt64 = 0
     private var queueFill = 0
+    private var lastQueueProbe: UInt64 = 0
     /// Receive-queue fill (percent) at which the sender is told at once to slow down.
     static let queueAlarm = 50
     private let control = ControlDatagram()
@@ -443,7 +444,11 @@ public final class Receiver {
         // Report at once (at most every 20 ms) when the kernel dropped datagrams for us: the
         // sender must slow down before the loss grows.
         let overruns = channel?.overruns ?? 0
-        queueFill = max(queueFill, channel?.receiveQueuePercent ?? 0)
+        if now - lastQueueProbe >= 2_000_000 {
+            // One getsockopt; every 2 ms is plenty to see a queue filling.
+            lastQueueProbe = now
+            queueFill = max(queueFill, channel?.receiveQueuePercent ?? 0)
+        }
         if now - lastStatus >= configuration.statusIntervalNanos
             || ((overruns > reportedOverruns || queueFill >= Receiver.queueAlarm) && now - lastStatus >= 20_000_000)
         {
