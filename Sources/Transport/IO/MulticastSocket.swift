@@ -14,7 +14,7 @@ public struct SocketOptions: Sendable {
     public var loopback = true
     public var ttl: UInt8 = 1
     /// Kernel buffer sizes; set with the FORCE variants when running as root.
-    public var receiveBuffer = 32 << 20
+    public var receiveBuffer = 64 << 20
     public var sendBuffer = 8 << 20
     /// Use UDP GSO on send / GRO on receive when the kernel has them.
     public var segmentationOffload = true
