@@ -61,6 +61,8 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     public var queueBackoffs: UInt64 = 0
     public var rateIncreases: UInt64 = 0
     public var receiversDropped: UInt64 = 0
+    /// Receivers that fell silent before finishing (no report for `silentReceiverNanos`).
+    public var receiversSilent: UInt64 = 0
     /// Payload bytes copied in user space to send (the design keeps this at 0: iovecs point
     /// into the object's mapping).
     public var payloadBytesCopied: UInt64 = 0

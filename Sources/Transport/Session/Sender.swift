@@ -413,8 +413,8 @@ public final class Sender {
             repeatDropNotice(info.receiverID, now: now)
             return
         }
+        guard noteReceiver(info.receiverID, now: now) else { return }
         lastActivity = now
-        noteReceiver(info.receiverID, now: now)
         let nowMicros = timestampMicros()
         if info.echo != 0 {
             // Round trip including the receiver's queueing: rises fast, decays slowly.
@@ -456,7 +456,7 @@ public final class Sender {
         case .success(let s):
             guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
             counters.statusReceived += 1
-            noteReceiver(s.receiverID, now: now)
+            guard noteReceiver(s.receiverID, now: now) else { return }
             guard var r = receivers[s.receiverID], r.state != .dropped else {
                 repeatDropNotice(s.receiverID, now: now)
                 return
@@ -487,9 +487,18 @@ public final class Sender {
         }
     }
 
-    private func noteReceiver(_ id: UInt32, now: UInt64) {
-        if receivers[id] == nil { receivers[id] = ReceiverRecord(id: id, firstSeen: now) }
+    /// Records that receiver `id` spoke. Returns false (and the message is to be ignored) when
+    /// the table is full: receiver ids come off the wire, so their number must be bounded.
+    private func noteReceiver(_ id: UInt32, now: UInt64) -> Bool {
+        if receivers[id] == nil {
+            guard receivers.count < configuration.maxReceivers else {
+                counters.drops.count(.bufferLimit)
+                return false
+            }
+            receivers[id] = ReceiverRecord(id: id, firstSeen: now)
+        }
         receivers[id]!.lastSeen = now
+        return true
     }
 
     // MARK: - Announce, FIN, end of session
@@ -630,6 +639,13 @@ public final class Sender {
             let worst = receivers.values.filter { $0.state == .receiving }.map(\.recentLoss).max() ?? 0
             lossEstimate = lossEstimate * 0.7 + worst * 0.3
             proactiveRatio = min(configuration.maxProactiveParity, max(configuration.proactiveParity, lossEstimate))
+        }
+        // A receiver silent far longer than its report interval is gone (crashed, unplugged, or an
+        // id nobody uses): stop waiting for it.
+        for r in receivers.values where r.state == .receiving && now - r.lastSeen > configuration.silentReceiverNanos {
+            receivers[r.id]!.state = .failed
+            receivers[r.id]!.finishedAt = now
+            counters.receiversSilent += 1
         }
         for r in receivers.values where r.state == .receiving && (isLossy(r, now: now) || isSlow(r, now: now)) {
             receivers[r.id]!.state = .dropped

@@ -33,8 +33,12 @@ public struct SenderConfiguration: Sendable {
     public var expectedReceivers = 0
     /// A receiver still incomplete this long after the others finished is dropped.
     public var slowReceiverGraceNanos: UInt64 = 15_000_000_000
-    /// A receiver reporting more loss than this fraction is dropped at once.
+    /// A receiver reporting more loss than this fraction for 2 s is dropped.
     public var maxReceiverLoss = 0.6
+    /// A receiver not heard from this long (it reports every 200 ms) is taken as gone.
+    public var silentReceiverNanos: UInt64 = 5_000_000_000
+    /// Most receivers tracked; messages from further receiver ids are dropped and counted.
+    public var maxReceivers = 65_536
     /// Session key for per-datagram HMAC tags (nil: unauthenticated).
     public var authenticationKey: [UInt8]?
     /// Seeded drop model applied to our own sends (tests, benchmarks).

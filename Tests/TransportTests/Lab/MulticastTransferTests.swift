@@ -1,4 +1,5 @@
 import Foundation
+import LabSupport
 import XCTest
 
 /// Multi-process transfers on real sockets between network-namespace test hosts, driving the
@@ -203,6 +204,37 @@ final class MulticastTransferTests: XCTestCase {
         for i in 1...2 { XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha) }
         let counters = ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
         XCTAssertEqual(counters["receiversDropped"] as? Int, 1)
+    }
+
+    func testReceiverKilledMidTransferDoesNotHoldUpTheOthers() throws {
+        let lab = try LabHarness(hosts: 4)
+        self.lab = lab
+        let object = try lab.makeObject("object", size: 64 << 20)
+        let rx = try (1...3).map { i in
+            try lab.start(
+                on: i,
+                [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")],
+                timeout: 60, log: "rx\(i).log")
+        }
+        usleep(300_000)
+        let tx = try lab.start(
+            on: 0,
+            [
+                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "3",
+                "--rate", "150m", "--stats-json", lab.path("tx.json"),
+            ], timeout: 60, log: "tx.log")
+        usleep(1_000_000)
+        try Lab.run("/usr/bin/pkill", ["-KILL", "-f", "--", "--output \(lab.path("out3"))"])
+        let started = Date()
+        XCTAssertNotEqual(lab.wait(tx), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 20, "the sender stopped waiting for the dead receiver")
+        XCTAssert(lab.log("tx.log").contains("only 2 of 3 receivers completed"), lab.log("tx.log"))
+        for i in 1...2 {
+            XCTAssertEqual(lab.wait(rx[i - 1]), 0, lab.log("rx\(i).log"))
+            XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha)
+        }
+        let counters = ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
+        XCTAssertEqual(counters["receiversSilent"] as? Int, 1)
     }
 
     func testStatusOfARunningSenderOverTheControlChannel() throws {
