@@ -7,81 +7,83 @@
 /// One pass sends every block's source symbols (pointers into the caller's mapping) followed by
 /// its proactive parity. NAKs ask for a *number* of symbols per block; the sender merges them
 /// (maximum need, ignoring requests already covered by repair just sent) and answers with parity
-/// indices never sent before for that block. Pacing is a token bucket; the rate backs off when
-/// the NAK rate climbs above its running baseline and recovers when it falls.
+/// indices never sent before for that block. Pacing is a token bucket; the rate backs off when a
+/// receiver reports its queue filling or overrun, or the NAK rate climbs above its baseline, and
+/// recovers when they stop.
 ///
 /// The loop does bounded work per turn — drain control traffic, emit one batch — so a NAK is
 /// never more than one batch away from being seen. A class: it owns its state and buffers and
-/// runs on one thread.
+/// runs on one thread. Split by aspect: `Sender+Control.swift` (NAKs, STATUS, ANNOUNCE, FIN,
+/// end of session) and `Sender+RateControl.swift` (pacing, adaptation, dropping receivers).
 public final class Sender {
     public let configuration: SenderConfiguration
     public let layout: ObjectLayout
     public let digest: SHA256Digest
     /// Called every 100 ms from the sending loop with a snapshot (for status queries); keep it cheap.
     public var onProgress: ((SenderProgress) -> Void)?
-    public private(set) var counters = SenderCounters()
-    public private(set) var receivers: [UInt32: ReceiverRecord] = [:]
+    public internal(set) var counters = SenderCounters()
+    public internal(set) var receivers: [UInt32: ReceiverRecord] = [:]
     /// The rate in force now (after adaptation).
-    public private(set) var currentRate: Rate
-    public private(set) var proactiveRatio: Double
+    public internal(set) var currentRate: Rate
+    public internal(set) var proactiveRatio: Double
 
-    private let object: UnsafeRawBufferPointer
-    private let channel: DatagramChannel
-    private let authenticator: PacketAuthenticator?
-    private var loss: LossModel
-    private let batch: OutgoingBatch
-    private let parityScratch: UnsafeMutableRawPointer
-    private let tailPad: UnsafeMutableRawPointer
-    private let control = ControlDatagram()
-    private var coefficientScratch: [UInt8]
-    private var sourcePointers: [UnsafePointer<UInt8>?]
-    private var parityOutputs: [UnsafeMutablePointer<UInt8>?]
-    private var parityIndices: [Int]
+    let object: UnsafeRawBufferPointer
+    let channel: DatagramChannel
+    let authenticator: PacketAuthenticator?
+    var loss: LossModel
+    let batch: OutgoingBatch
+    let parityScratch: UnsafeMutableRawPointer
+    let tailPad: UnsafeMutableRawPointer
+    let control = ControlDatagram()
+    var coefficientScratch: [UInt8]
+    var sourcePointers: [UnsafePointer<UInt8>?]
+    var parityOutputs: [UnsafeMutablePointer<UInt8>?]
+    var parityIndices: [Int]
 
     // Pass state.
-    private var passBlock = 0
-    private var passSymbol = 0
-    private var passParity = 0
-    public private(set) var passDone = false
-    private var passEndedAt: UInt64 = 0
+    var passBlock = 0
+    var passSymbol = 0
+    var passParity = 0
+    public internal(set) var passDone = false
+    var passEndedAt: UInt64 = 0
 
     // Per-block repair state.
-    private var nextParity: [UInt16]
-    private var repeatCursor: [UInt16]
-    private var pendingNeed: [UInt16]
-    private var lastRepairAt: [UInt64]
+    var nextParity: [UInt16]
+    var repeatCursor: [UInt16]
+    var pendingNeed: [UInt16]
+    var lastRepairAt: [UInt64]
     /// `lastRepairAt` in header-timestamp units (µs since the session's epoch, wrapping).
-    private var lastRepairStamp: [UInt32]
-    private var lastRepairCount: [UInt16]
-    private var repairQueue: RingQueue
+    var lastRepairStamp: [UInt32]
+    var lastRepairCount: [UInt16]
+    var repairQueue: RingQueue
 
     // Timing and adaptation.
-    private var sequence: UInt32 = 0
-    private var startedAt: UInt64 = 0
-    private let epoch = MonotonicClock.nanoseconds()
-    private var tokens = 0.0
-    private var lastRefill: UInt64 = 0
-    private var lastAnnounce: UInt64 = 0
-    private var lastFin: UInt64 = 0
-    private var lastActivity: UInt64 = 0
-    private var windowStart: UInt64 = 0
-    private var windowSymbols: UInt64 = 0
-    private var windowNeed: UInt64 = 0
-    private var windowBytes: UInt64 = 0
-    private var nakRatioBaseline = -1.0
-    private var adaptWindows = 0
-    private var windowOverrun = false
-    private var lastBackoff: UInt64 = 0
+    var sequence: UInt32 = 0
+    var startedAt: UInt64 = 0
+    let epoch = MonotonicClock.nanoseconds()
+    var tokens = 0.0
+    var lastRefill: UInt64 = 0
+    var lastAnnounce: UInt64 = 0
+    var lastFin: UInt64 = 0
+    var lastActivity: UInt64 = 0
+    var windowStart: UInt64 = 0
+    var windowSymbols: UInt64 = 0
+    var windowNeed: UInt64 = 0
+    var windowBytes: UInt64 = 0
+    var nakRatioBaseline = -1.0
+    var adaptWindows = 0
+    var windowOverrun = false
+    var lastBackoff: UInt64 = 0
     /// Recent achieved send rate (bytes/s) and the rate at which unpaced sending first overran.
-    private var sendRateEstimate = 0.0
-    private var sendRateCeiling = 0.0
-    private var slowStart = true
-    private var rateSampleStart: UInt64 = 0
-    private var rateSampleBytes: UInt64 = 0
-    private var lossEstimate = 0.0
-    private var rttNanos: UInt64 = 1_000_000
+    var sendRateEstimate = 0.0
+    var sendRateCeiling = 0.0
+    var slowStart = true
+    var rateSampleStart: UInt64 = 0
+    var rateSampleBytes: UInt64 = 0
+    var lossEstimate = 0.0
+    var rttNanos: UInt64 = 1_000_000
     /// A NAK this soon after a repair of the block, asking no more than was sent, crossed it.
-    private var holdoffNanos: UInt64 { max(5_000_000, 2 * rttNanos) }
+    var holdoffNanos: UInt64 { max(5_000_000, 2 * rttNanos) }
 
     /// - Parameters:
     ///   - object: The object's bytes (typically a read-only file mapping); must outlive the sender.
@@ -171,7 +173,7 @@ public final class Sender {
     // MARK: - Emitting symbols
 
     /// Fills one batch with repair (first) and pass symbols and sends it. Returns datagrams sent.
-    private func fillAndSend(maxDatagrams: Int, now: UInt64) throws(TransportError) -> Int {
+    func fillAndSend(maxDatagrams: Int, now: UInt64) throws(TransportError) -> Int {
         batch.removeAll()
         let limit = min(maxDatagrams, batch.capacity)
         // While the pass runs, repairs get at most half of each batch so the pass keeps moving.
@@ -196,7 +198,7 @@ public final class Sender {
         return n
     }
 
-    private func transmit() throws(TransportError) {
+    func transmit() throws(TransportError) {
         counters.datagramsSent += UInt64(batch.count)
         counters.wireBytes += UInt64(batch.bytes)
         windowBytes += UInt64(batch.bytes)
@@ -242,19 +244,19 @@ public final class Sender {
         counters.sendCalls += 1
     }
 
-    private func header(_ type: PacketType, block: Int, symbol: Int, flags: PacketFlags = []) -> PacketHeader {
+    func header(_ type: PacketType, block: Int, symbol: Int, flags: PacketFlags = []) -> PacketHeader {
         sequence &+= 1
         return PacketHeader(
             type: type, flags: flags, sessionID: configuration.sessionID, objectID: configuration.objectID,
             block: UInt32(block), symbol: UInt16(symbol), sequence: sequence, timestamp: timestampMicros())
     }
 
-    private func timestampMicros() -> UInt32 {
+    func timestampMicros() -> UInt32 {
         UInt32(truncatingIfNeeded: (MonotonicClock.nanoseconds() - epoch) / 1_000)
     }
 
     /// Pointer to source symbol `j` of block `b` for parity computation (padded tail if short).
-    private func sourcePointer(block b: Int, symbol j: Int) -> UnsafePointer<UInt8> {
+    func sourcePointer(block b: Int, symbol j: Int) -> UnsafePointer<UInt8> {
         let s = layout.symbolSize
         if layout.payloadLength(block: b, symbol: j) < s {
             return UnsafePointer(tailPad.assumingMemoryBound(to: UInt8.self))
@@ -263,7 +265,7 @@ public final class Sender {
         return (object.baseAddress! + layout.offset(ofBlock: b) + j * s).assumingMemoryBound(to: UInt8.self)
     }
 
-    private func emitSource(block b: Int, symbol j: Int, flags: PacketFlags) {
+    func emitSource(block b: Int, symbol j: Int, flags: PacketFlags) {
         let len = layout.payloadLength(block: b, symbol: j)
         let start = object.baseAddress.map { $0 + layout.offset(ofBlock: b) + j * layout.symbolSize }
         batch.append(
@@ -273,7 +275,7 @@ public final class Sender {
 
     /// Computes `count` parity symbols of block `b` starting at index `first`... given as a list
     /// in `parityIndices[0..<count]`, into the scratch slots of the next batch positions, and queues them.
-    private func emitParity(block b: Int, count: Int, flags: PacketFlags) {
+    func emitParity(block b: Int, count: Int, flags: PacketFlags) {
         let kb = layout.sourceSymbols(inBlock: b)
         let s = layout.symbolSize
         for j in 0..<kb { sourcePointers[j] = sourcePointer(block: b, symbol: j) }
@@ -301,7 +303,7 @@ public final class Sender {
         }
     }
 
-    private func emitPass(max: Int) {
+    func emitPass(max: Int) {
         let b = passBlock
         let kb = layout.sourceSymbols(inBlock: b)
         if passSymbol < kb {
@@ -332,7 +334,7 @@ public final class Sender {
         }
     }
 
-    private func emitRepair(block b: Int, max: Int, now: UInt64) {
+    func emitRepair(block b: Int, max: Int, now: UInt64) {
         let kb = layout.sourceSymbols(inBlock: b)
         var n = min(max, Int(pendingNeed[b]))
         var fresh = 0
@@ -362,387 +364,4 @@ public final class Sender {
         lastRepairStamp[b] = timestampMicros()
         lastRepairCount[b] = pendingNeed[b] == 0 ? UInt16(n) : lastRepairCount[b] + UInt16(n)
     }
-
-    // MARK: - Control traffic
-
-    private func drainControl(now: UInt64) throws(TransportError) {
-        while try channel.receive({ handleControl($0, now: now) }) > 0 {}
-    }
-
-    private func handleControl(_ datagram: UnsafeRawBufferPointer, now: UInt64) {
-        let h: PacketHeader
-        switch PacketHeader.decode(datagram) {
-        case .failure(let r):
-            counters.drops.count(r)
-            return
-        case .success(let v): h = v
-        }
-        guard h.sessionID == configuration.sessionID else { return counters.drops.count(.foreignSession) }
-        guard h.objectID == configuration.objectID else { return counters.drops.count(.foreignObject) }
-        if let auth = authenticator {
-            guard h.flags.contains(.authenticated), auth.verify(datagram) else {
-                return counters.drops.count(.authenticationFailed)
-            }
-        }
-        let body = UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))])
-        switch h.type {
-        case .nak: handleNak(body, now: now)
-        case .status: handleStatus(body, now: now)
-        default: counters.drops.count(.notForThisRole)  // our own traffic looped back, or another sender
-        }
-    }
-
-    private func handleNak(_ body: UnsafeRawBufferPointer, now: UInt64) {
-        // Validate the whole body before acting on any entry.
-        var entries = 0
-        var outOfRange = false
-        let parsed = NakBody.forEachEntry(body) { e in
-            entries += 1
-            let b = Int(e.block)
-            if b >= layout.blockCount || Int(e.needed) > layout.sourceSymbols(inBlock: b) { outOfRange = true }
-        }
-        let info: (receiverID: UInt32, echo: UInt32)
-        switch parsed {
-        case .failure(let r): return counters.drops.count(r)
-        case .success(let v): info = v
-        }
-        guard !outOfRange else { return counters.drops.count(.blockOutOfRange) }
-        counters.naksReceived += 1
-        if receivers[info.receiverID]?.state == .dropped {
-            counters.nakEntriesFromDropped += UInt64(entries)
-            repeatDropNotice(info.receiverID, now: now)
-            return
-        }
-        guard noteReceiver(info.receiverID, now: now) else { return }
-        lastActivity = now
-        let nowMicros = timestampMicros()
-        if info.echo != 0 {
-            // Round trip including the receiver's queueing: rises fast, decays slowly.
-            let sample = UInt64(nowMicros &- info.echo) * 1_000
-            if sample < 5_000_000_000 {
-                rttNanos = sample > rttNanos ? (rttNanos + sample) / 2 : (rttNanos * 7 + sample) / 8
-            }
-        }
-        _ = NakBody.forEachEntry(body) { e in
-            let b = Int(e.block)
-            // With the parity indices used up, a request is answered by a full round of sources.
-            let need = nextParity[b] >= 255 ? UInt16(layout.sourceSymbols(inBlock: b)) : UInt16(e.needed)
-            counters.nakEntries += 1
-            if repairQueue.contains(b) || pendingNeed[b] > 0 {
-                if need > pendingNeed[b] { pendingNeed[b] = need } else { counters.nakEntriesMerged += 1 }
-            } else if need <= lastRepairCount[b], crossedRepair(block: b, echo: info.echo, now: now) {
-                // Already answered: the receiver had not yet seen our repair when it asked.
-                counters.nakEntriesMerged += 1
-            } else {
-                pendingNeed[b] = need
-                repairQueue.push(b)
-                windowNeed += UInt64(need)
-            }
-        }
-    }
-
-    /// Whether a NAK for block `b` was written before the receiver could have seen our last
-    /// repair of it: the NAK echoes the timestamp of the newest datagram the receiver had
-    /// processed, so a repair sent after that instant is still on its way (or in its queue).
-    private func crossedRepair(block b: Int, echo: UInt32, now: UInt64) -> Bool {
-        guard lastRepairAt[b] != 0 else { return false }
-        if echo != 0 { return Int32(bitPattern: lastRepairStamp[b] &- echo) > 0 }
-        return now &- lastRepairAt[b] < holdoffNanos
-    }
-
-    private func handleStatus(_ body: UnsafeRawBufferPointer, now: UInt64) {
-        switch StatusBody.decode(body) {
-        case .failure(let r): counters.drops.count(r)
-        case .success(let s):
-            guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
-            counters.statusReceived += 1
-            guard noteReceiver(s.receiverID, now: now) else { return }
-            guard var r = receivers[s.receiverID], r.state != .dropped else {
-                repeatDropNotice(s.receiverID, now: now)
-                return
-            }
-            let dLost = s.lost &- r.lost
-            let dRecv = s.received &- r.received
-            if s.received >= r.received, s.lost >= r.lost, dLost + dRecv > 64 {
-                r.recentLoss = Double(dLost) / Double(dLost + dRecv)
-            }
-            if s.overruns > r.overruns {
-                // The receiver's kernel dropped datagrams: it cannot keep up at this rate.
-                windowOverrun = true
-                if backOff(now: now) { counters.overrunBackoffs += 1 }
-            } else if Int(s.queueFill) >= Receiver.queueAlarm {
-                // Its queue is filling: slow down before it overflows.
-                windowOverrun = true
-                if backOff(now: now) { counters.queueBackoffs += 1 }
-            } else if s.queueFill >= 25 {
-                windowOverrun = true  // hold the rate: no increase while a queue is half-way there
-            }
-            r.overruns = s.overruns
-            r.received = s.received
-            r.lost = s.lost
-            r.blocksComplete = s.blocksComplete
-            if r.state == .receiving { r.state = s.state }
-            if s.state == .complete || s.state == .failed { r.finishedAt = now }
-            receivers[s.receiverID] = r
-        }
-    }
-
-    /// Records that receiver `id` spoke. Returns false (and the message is to be ignored) when
-    /// the table is full: receiver ids come off the wire, so their number must be bounded.
-    private func noteReceiver(_ id: UInt32, now: UInt64) -> Bool {
-        if receivers[id] == nil {
-            guard receivers.count < configuration.maxReceivers else {
-                counters.drops.count(.bufferLimit)
-                return false
-            }
-            receivers[id] = ReceiverRecord(id: id, firstSeen: now)
-        }
-        receivers[id]!.lastSeen = now
-        return true
-    }
-
-    // MARK: - Announce, FIN, end of session
-
-    private func sendControl(_ type: PacketType, flags: PacketFlags = [], body: (UnsafeMutableRawPointer, Int) -> Int)
-        throws(TransportError)
-    {
-        let datagram = control.build(header(type, block: 0, symbol: 0, flags: flags), authenticator: authenticator, body: body)
-        counters.datagramsSent += 1
-        counters.wireBytes += UInt64(datagram.count)
-        if loss.drop() { return }
-        try channel.sendOne(datagram)
-    }
-
-    private func sendAnnounce(now: UInt64) throws(TransportError) {
-        lastAnnounce = now
-        counters.announces += 1
-        let body = AnnounceBody(
-            layout: layout, proactiveParity: Int((Double(layout.sourceSymbols) * proactiveRatio).rounded(.up)),
-            digest: digest, name: configuration.name)
-        try sendControl(.announce) { body.encode(to: $0, capacity: $1) }
-    }
-
-    private func sendFin(now: UInt64, final: Bool) throws(TransportError) {
-        lastFin = now
-        counters.fins += 1
-        let fin = FinBody(blockCount: UInt32(layout.blockCount), pass: UInt32(counters.passes))
-        try sendControl(.fin, flags: final ? .final : []) { fin.encode(to: $0, capacity: $1) }
-    }
-
-    private func sendDrop(_ id: UInt32) throws(TransportError) {
-        let st = StatusBody(receiverID: id, state: .dropped, blocksComplete: 0, received: 0, lost: 0)
-        try sendControl(.status) { st.encode(to: $0, capacity: $1) }
-    }
-
-    /// A dropped receiver that still talks has not heard its verdict (lost): say it again,
-    /// at most every 100 ms.
-    private func repeatDropNotice(_ id: UInt32, now: UInt64) {
-        guard let r = receivers[id], r.state == .dropped, now - (r.finishedAt ?? 0) >= 100_000_000 else { return }
-        receivers[id]?.finishedAt = now
-        try? sendDrop(id)
-    }
-
-    private func shouldFinish(now: UInt64) -> Bool {
-        guard repairQueue.isEmpty else { return now - passEndedAt > configuration.maxLingerNanos }
-        let active = receivers.values.filter { $0.state != .dropped }
-        let finished = receivers.values.filter { $0.state != .receiving }.count
-        if configuration.expectedReceivers > 0, finished >= configuration.expectedReceivers {
-            // Complete, failed or dropped: nobody we wait for is still receiving.
-            return receivers.values.allSatisfy { $0.state != .receiving }
-        }
-        let quiet = now - lastActivity
-        // Everyone we know of is done: a short quiet period lets late NAKs arrive, then stop.
-        if configuration.expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }),
-            quiet > min(configuration.lingerNanos, 200_000_000)
-        {
-            return true
-        }
-        if configuration.expectedReceivers == 0, quiet > configuration.lingerNanos { return true }
-        return now - passEndedAt > configuration.maxLingerNanos
-    }
-
-    // MARK: - Pacing and adaptation
-
-    /// Adds tokens for the elapsed time; returns how many full-size datagrams may go now.
-    private func refillTokens(now: UInt64) -> Int {
-        if currentRate.isUnpaced { return batch.capacity }
-        let dt = Double(now - lastRefill) / 1e9
-        lastRefill = now
-        let datagram = Double(PacketHeader.size + layout.symbolSize)
-        let burst = datagram * Double(batch.capacity) * 2
-        tokens = min(burst, tokens + dt * Double(currentRate.bytesPerSecond))
-        // Send in runs big enough for one segmentation-offload super-datagram: many small sends
-        // would cost the per-call overhead GSO exists to avoid.
-        return tokens >= datagram * Double(minimumBurst) ? min(batch.capacity, Int(tokens / datagram)) : 0
-    }
-
-    private var minimumBurst: Int { min(batch.capacity, max(1, 60_000 / (PacketHeader.size + layout.symbolSize))) }
-
-    private func tokenWaitNanos() -> UInt64 {
-        let datagram = Double(PacketHeader.size + layout.symbolSize)
-        let missing = max(0, datagram * Double(minimumBurst) - tokens)
-        return UInt64(missing / Double(max(1, currentRate.bytesPerSecond)) * 1e9)
-    }
-
-    /// Every 100 ms: compare the NAK rate with its baseline, recover the rate when no receiver
-    /// signals trouble, adapt proactive parity to the loss receivers report, and drop receivers
-    /// that cannot keep up.
-    private func adapt(now: UInt64) {
-        let elapsed = now - windowStart
-        guard elapsed >= 100_000_000 else { return }
-        defer {
-            if let onProgress { onProgress(progress(now: now)) }
-            windowStart = now
-            windowSymbols = 0
-            windowNeed = 0
-            windowBytes = 0
-            windowOverrun = false
-        }
-        if configuration.adaptiveRate {
-            var climbing = false
-            if windowSymbols >= 256 {
-                let ratio = Double(windowNeed) / Double(windowSymbols)
-                if ratio > 0 || adaptWindows > 0 { adaptWindows += 1 }
-                if adaptWindows > 0 && adaptWindows <= 5 {
-                    // Warm-up once NAKs flow: learn the loss the path always has (steady random
-                    // loss is not congestion, backing off would not reduce it).
-                    nakRatioBaseline = nakRatioBaseline < 0 ? ratio : (nakRatioBaseline + ratio) / 2
-                } else if adaptWindows > 5 {
-                    climbing = ratio > max(2 * nakRatioBaseline, nakRatioBaseline + 0.15)
-                    nakRatioBaseline = nakRatioBaseline * 0.9 + ratio * 0.1
-                }
-            }
-            if climbing {
-                backOff(now: now)
-            } else if slowStart, !windowOverrun, !currentRate.isUnpaced {
-                // Slow start: +25 % each window until a receiver's queue fills or NAKs climb.
-                let next = Double(currentRate.bytesPerSecond) * 1.25
-                if configuration.rate.isUnpaced {
-                    currentRate = next > 4e9 ? .unpaced : Rate(bytesPerSecond: UInt64(next))
-                } else {
-                    currentRate = Rate(bytesPerSecond: UInt64(min(next, Double(configuration.rate.bytesPerSecond))))
-                }
-                counters.rateIncreases += 1
-            } else if !windowOverrun, !currentRate.isUnpaced, currentRate != configuration.rate {
-                // No receiver in trouble: probe upward toward the configured rate (or unpaced).
-                // Never above the rate that last overran a receiver.
-                let cap = configuration.rate.isUnpaced
-                    ? sendRateCeiling : min(sendRateCeiling, Double(configuration.rate.bytesPerSecond))
-                let next = min(cap, Double(currentRate.bytesPerSecond) * 1.05)
-                if next > Double(currentRate.bytesPerSecond) {
-                    currentRate = Rate(bytesPerSecond: UInt64(next))
-                    counters.rateIncreases += 1
-                }
-            }
-        }
-        if configuration.adaptiveParity {
-            let worst = receivers.values.filter { $0.state == .receiving }.map(\.recentLoss).max() ?? 0
-            lossEstimate = lossEstimate * 0.7 + worst * 0.3
-            proactiveRatio = min(configuration.maxProactiveParity, max(configuration.proactiveParity, lossEstimate))
-        }
-        // A receiver silent far longer than its report interval is gone (crashed, unplugged, or an
-        // id nobody uses): stop waiting for it.
-        for r in receivers.values where r.state == .receiving && now - r.lastSeen > configuration.silentReceiverNanos {
-            receivers[r.id]!.state = .failed
-            receivers[r.id]!.finishedAt = now
-            counters.receiversSilent += 1
-        }
-        for r in receivers.values where r.state == .receiving && (isLossy(r, now: now) || isSlow(r, now: now)) {
-            receivers[r.id]!.state = .dropped
-            receivers[r.id]!.finishedAt = now
-            counters.receiversDropped += 1
-            try? sendDrop(r.id)
-        }
-    }
-
-    /// Cuts the rate to 3/4 of what is being achieved (at most once per 100 ms, so the reports
-    /// of one episode do not compound). Returns whether it cut.
-    @discardableResult
-    private func backOff(now: UInt64) -> Bool {
-        guard configuration.adaptiveRate, now - lastBackoff >= 100_000_000 else { return false }
-        lastBackoff = now
-        slowStart = false
-        let base = currentRate.isUnpaced ? max(sendRateEstimate, 1e6) : Double(currentRate.bytesPerSecond)
-        sendRateCeiling = sendRateCeiling == 0 ? base : min(sendRateCeiling, base)
-        let floor = Double(configuration.minimumRate.bytesPerSecond)
-        currentRate = Rate(bytesPerSecond: UInt64(max(floor, base * 0.75)))
-        counters.rateDecreases += 1
-        return true
-    }
-
-    /// A receiver reporting more loss than `maxReceiverLoss` for two seconds running.
-    private func isLossy(_ r: ReceiverRecord, now: UInt64) -> Bool {
-        guard r.recentLoss > configuration.maxReceiverLoss else {
-            receivers[r.id]?.lossySince = nil
-            return false
-        }
-        if r.lossySince == nil { receivers[r.id]?.lossySince = now }
-        return now - (receivers[r.id]?.lossySince ?? now) > 2_000_000_000
-    }
-
-    private func progress(now: UInt64) -> SenderProgress {
-        SenderProgress(
-            sessionID: configuration.sessionID, name: configuration.name, objectSize: layout.objectSize, digest: digest,
-            blocks: layout.blockCount, passBlocks: passBlock, pendingRepairBlocks: repairQueue.count, rate: currentRate,
-            proactiveParity: proactiveRatio, elapsedSeconds: Double(now - startedAt) / 1e9, counters: counters,
-            receivers: receivers.values.sorted { $0.id < $1.id })
-    }
-
-    private func isSlow(_ r: ReceiverRecord, now: UInt64) -> Bool {
-        guard passDone, r.state == .receiving else { return false }
-        let others = receivers.values.filter { $0.id != r.id && $0.state != .dropped }
-        guard !others.isEmpty, others.allSatisfy({ $0.state != .receiving }) else { return false }
-        let lastOther = others.compactMap(\.finishedAt).max() ?? now
-        return now - lastOther > configuration.slowReceiverGraceNanos
-    }
-}
-
-/// A snapshot of a running sender, published every 100 ms.
-public struct SenderProgress: Sendable, Codable {
-    public var sessionID: UInt32
-    public var name: String
-    public var objectSize: UInt64
-    public var digest: SHA256Digest
-    public var blocks: Int
-    /// Blocks the first pass has sent.
-    public var passBlocks: Int
-    public var pendingRepairBlocks: Int
-    public var rate: Rate
-    public var proactiveParity: Double
-    public var elapsedSeconds: Double
-    public var counters: SenderCounters
-    public var receivers: [ReceiverRecord]
-}
-
-/// What the sender knows of one receiver.
-public struct ReceiverRecord: Sendable, Codable, Equatable {
-    public var id: UInt32
-    public var state: StatusBody.State = .receiving
-    public var firstSeen: UInt64
-    public var lastSeen: UInt64 = 0
-    public var finishedAt: UInt64?
-    public var blocksComplete: UInt32 = 0
-    public var received: UInt64 = 0
-    public var lost: UInt64 = 0
-    public var overruns: UInt64 = 0
-    /// Loss fraction between its last two reports.
-    public var recentLoss = 0.0
-    /// Since when its reported loss exceeds the bound.
-    public var lossySince: UInt64?
-
-    init(id: UInt32, firstSeen: UInt64) {
-        self.id = id
-        self.firstSeen = firstSeen
-    }
-}
-
-/// The outcome of a sender's session.
-public struct SenderReport: Sendable, Codable {
-    public var counters: SenderCounters
-    public var receivers: [UInt32: ReceiverRecord]
-    public var seconds: Double
-    /// Time until the first pass over the object was sent.
-    public var passSeconds: Double
-    public var finalRate: Rate
-    public var proactiveRatio: Double
 }

@@ -1,0 +1,200 @@
+/// The sender's control traffic: NAKs and STATUS in; ANNOUNCE, FIN and verdicts out; when to end.
+extension Sender {
+    // MARK: - Control traffic
+
+    func drainControl(now: UInt64) throws(TransportError) {
+        while try channel.receive({ handleControl($0, now: now) }) > 0 {}
+    }
+
+    func handleControl(_ datagram: UnsafeRawBufferPointer, now: UInt64) {
+        let h: PacketHeader
+        switch PacketHeader.decode(datagram) {
+        case .failure(let r):
+            counters.drops.count(r)
+            return
+        case .success(let v): h = v
+        }
+        guard h.sessionID == configuration.sessionID else { return counters.drops.count(.foreignSession) }
+        guard h.objectID == configuration.objectID else { return counters.drops.count(.foreignObject) }
+        if let auth = authenticator {
+            guard h.flags.contains(.authenticated), auth.verify(datagram) else {
+                return counters.drops.count(.authenticationFailed)
+            }
+        }
+        let body = UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))])
+        switch h.type {
+        case .nak: handleNak(body, now: now)
+        case .status: handleStatus(body, now: now)
+        default: counters.drops.count(.notForThisRole)  // our own traffic looped back, or another sender
+        }
+    }
+
+    func handleNak(_ body: UnsafeRawBufferPointer, now: UInt64) {
+        // Validate the whole body before acting on any entry.
+        var entries = 0
+        var outOfRange = false
+        let parsed = NakBody.forEachEntry(body) { e in
+            entries += 1
+            let b = Int(e.block)
+            if b >= layout.blockCount || Int(e.needed) > layout.sourceSymbols(inBlock: b) { outOfRange = true }
+        }
+        let info: (receiverID: UInt32, echo: UInt32)
+        switch parsed {
+        case .failure(let r): return counters.drops.count(r)
+        case .success(let v): info = v
+        }
+        guard !outOfRange else { return counters.drops.count(.blockOutOfRange) }
+        counters.naksReceived += 1
+        if receivers[info.receiverID]?.state == .dropped {
+            counters.nakEntriesFromDropped += UInt64(entries)
+            repeatDropNotice(info.receiverID, now: now)
+            return
+        }
+        guard noteReceiver(info.receiverID, now: now) else { return }
+        lastActivity = now
+        let nowMicros = timestampMicros()
+        if info.echo != 0 {
+            // Round trip including the receiver's queueing: rises fast, decays slowly.
+            let sample = UInt64(nowMicros &- info.echo) * 1_000
+            if sample < 5_000_000_000 {
+                rttNanos = sample > rttNanos ? (rttNanos + sample) / 2 : (rttNanos * 7 + sample) / 8
+            }
+        }
+        _ = NakBody.forEachEntry(body) { e in
+            let b = Int(e.block)
+            // With the parity indices used up, a request is answered by a full round of sources.
+            let need = nextParity[b] >= 255 ? UInt16(layout.sourceSymbols(inBlock: b)) : UInt16(e.needed)
+            counters.nakEntries += 1
+            if repairQueue.contains(b) || pendingNeed[b] > 0 {
+                if need > pendingNeed[b] { pendingNeed[b] = need } else { counters.nakEntriesMerged += 1 }
+            } else if need <= lastRepairCount[b], crossedRepair(block: b, echo: info.echo, now: now) {
+                // Already answered: the receiver had not yet seen our repair when it asked.
+                counters.nakEntriesMerged += 1
+            } else {
+                pendingNeed[b] = need
+                repairQueue.push(b)
+                windowNeed += UInt64(need)
+            }
+        }
+    }
+
+    /// Whether a NAK for block `b` was written before the receiver could have seen our last
+    /// repair of it: the NAK echoes the timestamp of the newest datagram the receiver had
+    /// processed, so a repair sent after that instant is still on its way (or in its queue).
+    func crossedRepair(block b: Int, echo: UInt32, now: UInt64) -> Bool {
+        guard lastRepairAt[b] != 0 else { return false }
+        if echo != 0 { return Int32(bitPattern: lastRepairStamp[b] &- echo) > 0 }
+        return now &- lastRepairAt[b] < holdoffNanos
+    }
+
+    func handleStatus(_ body: UnsafeRawBufferPointer, now: UInt64) {
+        switch StatusBody.decode(body) {
+        case .failure(let r): counters.drops.count(r)
+        case .success(let s):
+            guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
+            counters.statusReceived += 1
+            guard noteReceiver(s.receiverID, now: now) else { return }
+            guard var r = receivers[s.receiverID], r.state != .dropped else {
+                repeatDropNotice(s.receiverID, now: now)
+                return
+            }
+            let dLost = s.lost &- r.lost
+            let dRecv = s.received &- r.received
+            if s.received >= r.received, s.lost >= r.lost, dLost + dRecv > 64 {
+                r.recentLoss = Double(dLost) / Double(dLost + dRecv)
+            }
+            if s.overruns > r.overruns {
+                // The receiver's kernel dropped datagrams: it cannot keep up at this rate.
+                windowOverrun = true
+                if backOff(now: now) { counters.overrunBackoffs += 1 }
+            } else if Int(s.queueFill) >= Receiver.queueAlarm {
+                // Its queue is filling: slow down before it overflows.
+                windowOverrun = true
+                if backOff(now: now) { counters.queueBackoffs += 1 }
+            } else if s.queueFill >= 25 {
+                windowOverrun = true  // hold the rate: no increase while a queue is half-way there
+            }
+            r.overruns = s.overruns
+            r.received = s.received
+            r.lost = s.lost
+            r.blocksComplete = s.blocksComplete
+            if r.state == .receiving { r.state = s.state }
+            if s.state == .complete || s.state == .failed { r.finishedAt = now }
+            receivers[s.receiverID] = r
+        }
+    }
+
+    /// Records that receiver `id` spoke. Returns false (and the message is to be ignored) when
+    /// the table is full: receiver ids come off the wire, so their number must be bounded.
+    func noteReceiver(_ id: UInt32, now: UInt64) -> Bool {
+        if receivers[id] == nil {
+            guard receivers.count < configuration.maxReceivers else {
+                counters.drops.count(.bufferLimit)
+                return false
+            }
+            receivers[id] = ReceiverRecord(id: id, firstSeen: now)
+        }
+        receivers[id]!.lastSeen = now
+        return true
+    }
+
+    // MARK: - Announce, FIN, end of session
+
+    func sendControl(_ type: PacketType, flags: PacketFlags = [], body: (UnsafeMutableRawPointer, Int) -> Int)
+        throws(TransportError)
+    {
+        let datagram = control.build(header(type, block: 0, symbol: 0, flags: flags), authenticator: authenticator, body: body)
+        counters.datagramsSent += 1
+        counters.wireBytes += UInt64(datagram.count)
+        if loss.drop() { return }
+        try channel.sendOne(datagram)
+    }
+
+    func sendAnnounce(now: UInt64) throws(TransportError) {
+        lastAnnounce = now
+        counters.announces += 1
+        let body = AnnounceBody(
+            layout: layout, proactiveParity: Int((Double(layout.sourceSymbols) * proactiveRatio).rounded(.up)),
+            digest: digest, name: configuration.name)
+        try sendControl(.announce) { body.encode(to: $0, capacity: $1) }
+    }
+
+    func sendFin(now: UInt64, final: Bool) throws(TransportError) {
+        lastFin = now
+        counters.fins += 1
+        let fin = FinBody(blockCount: UInt32(layout.blockCount), pass: UInt32(counters.passes))
+        try sendControl(.fin, flags: final ? .final : []) { fin.encode(to: $0, capacity: $1) }
+    }
+
+    func sendDrop(_ id: UInt32) throws(TransportError) {
+        let st = StatusBody(receiverID: id, state: .dropped, blocksComplete: 0, received: 0, lost: 0)
+        try sendControl(.status) { st.encode(to: $0, capacity: $1) }
+    }
+
+    /// A dropped receiver that still talks has not heard its verdict (lost): say it again,
+    /// at most every 100 ms.
+    func repeatDropNotice(_ id: UInt32, now: UInt64) {
+        guard let r = receivers[id], r.state == .dropped, now - (r.finishedAt ?? 0) >= 100_000_000 else { return }
+        receivers[id]?.finishedAt = now
+        try? sendDrop(id)
+    }
+
+    func shouldFinish(now: UInt64) -> Bool {
+        guard repairQueue.isEmpty else { return now - passEndedAt > configuration.maxLingerNanos }
+        let active = receivers.values.filter { $0.state != .dropped }
+        let finished = receivers.values.filter { $0.state != .receiving }.count
+        if configuration.expectedReceivers > 0, finished >= configuration.expectedReceivers {
+            // Complete, failed or dropped: nobody we wait for is still receiving.
+            return receivers.values.allSatisfy { $0.state != .receiving }
+        }
+        let quiet = now - lastActivity
+        // Everyone we know of is done: a short quiet period lets late NAKs arrive, then stop.
+        if configuration.expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }),
+            quiet > min(configuration.lingerNanos, 200_000_000)
+        {
+            return true
+        }
+        if configuration.expectedReceivers == 0, quiet > configuration.lingerNanos { return true }
+        return now - passEndedAt > configuration.maxLingerNanos
+    }
+}

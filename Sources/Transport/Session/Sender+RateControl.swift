@@ -1,0 +1,138 @@
+/// Pacing and adaptation: the token bucket, rate back-off and recovery, adaptive parity, and
+/// dropping receivers that cannot keep up.
+extension Sender {
+    // MARK: - Pacing and adaptation
+
+    /// Adds tokens for the elapsed time; returns how many full-size datagrams may go now.
+    func refillTokens(now: UInt64) -> Int {
+        if currentRate.isUnpaced { return batch.capacity }
+        let dt = Double(now - lastRefill) / 1e9
+        lastRefill = now
+        let datagram = Double(PacketHeader.size + layout.symbolSize)
+        let burst = datagram * Double(batch.capacity) * 2
+        tokens = min(burst, tokens + dt * Double(currentRate.bytesPerSecond))
+        // Send in runs big enough for one segmentation-offload super-datagram: many small sends
+        // would cost the per-call overhead GSO exists to avoid.
+        return tokens >= datagram * Double(minimumBurst) ? min(batch.capacity, Int(tokens / datagram)) : 0
+    }
+
+    var minimumBurst: Int { min(batch.capacity, max(1, 60_000 / (PacketHeader.size + layout.symbolSize))) }
+
+    func tokenWaitNanos() -> UInt64 {
+        let datagram = Double(PacketHeader.size + layout.symbolSize)
+        let missing = max(0, datagram * Double(minimumBurst) - tokens)
+        return UInt64(missing / Double(max(1, currentRate.bytesPerSecond)) * 1e9)
+    }
+
+    /// Every 100 ms: compare the NAK rate with its baseline, recover the rate when no receiver
+    /// signals trouble, adapt proactive parity to the loss receivers report, and drop receivers
+    /// that cannot keep up.
+    func adapt(now: UInt64) {
+        let elapsed = now - windowStart
+        guard elapsed >= 100_000_000 else { return }
+        defer {
+            if let onProgress { onProgress(progress(now: now)) }
+            windowStart = now
+            windowSymbols = 0
+            windowNeed = 0
+            windowBytes = 0
+            windowOverrun = false
+        }
+        if configuration.adaptiveRate {
+            var climbing = false
+            if windowSymbols >= 256 {
+                let ratio = Double(windowNeed) / Double(windowSymbols)
+                if ratio > 0 || adaptWindows > 0 { adaptWindows += 1 }
+                if adaptWindows > 0 && adaptWindows <= 5 {
+                    // Warm-up once NAKs flow: learn the loss the path always has (steady random
+                    // loss is not congestion, backing off would not reduce it).
+                    nakRatioBaseline = nakRatioBaseline < 0 ? ratio : (nakRatioBaseline + ratio) / 2
+                } else if adaptWindows > 5 {
+                    climbing = ratio > max(2 * nakRatioBaseline, nakRatioBaseline + 0.15)
+                    nakRatioBaseline = nakRatioBaseline * 0.9 + ratio * 0.1
+                }
+            }
+            if climbing {
+                backOff(now: now)
+            } else if slowStart, !windowOverrun, !currentRate.isUnpaced {
+                // Slow start: +25 % each window until a receiver's queue fills or NAKs climb.
+                let next = Double(currentRate.bytesPerSecond) * 1.25
+                if configuration.rate.isUnpaced {
+                    currentRate = next > 4e9 ? .unpaced : Rate(bytesPerSecond: UInt64(next))
+                } else {
+                    currentRate = Rate(bytesPerSecond: UInt64(min(next, Double(configuration.rate.bytesPerSecond))))
+                }
+                counters.rateIncreases += 1
+            } else if !windowOverrun, !currentRate.isUnpaced, currentRate != configuration.rate {
+                // No receiver in trouble: probe upward toward the configured rate (or unpaced).
+                // Never above the rate that last overran a receiver.
+                let cap = configuration.rate.isUnpaced
+                    ? sendRateCeiling : min(sendRateCeiling, Double(configuration.rate.bytesPerSecond))
+                let next = min(cap, Double(currentRate.bytesPerSecond) * 1.05)
+                if next > Double(currentRate.bytesPerSecond) {
+                    currentRate = Rate(bytesPerSecond: UInt64(next))
+                    counters.rateIncreases += 1
+                }
+            }
+        }
+        if configuration.adaptiveParity {
+            let worst = receivers.values.filter { $0.state == .receiving }.map(\.recentLoss).max() ?? 0
+            lossEstimate = lossEstimate * 0.7 + worst * 0.3
+            proactiveRatio = min(configuration.maxProactiveParity, max(configuration.proactiveParity, lossEstimate))
+        }
+        // A receiver silent far longer than its report interval is gone (crashed, unplugged, or an
+        // id nobody uses): stop waiting for it.
+        for r in receivers.values where r.state == .receiving && now - r.lastSeen > configuration.silentReceiverNanos {
+            receivers[r.id]!.state = .failed
+            receivers[r.id]!.finishedAt = now
+            counters.receiversSilent += 1
+        }
+        for r in receivers.values where r.state == .receiving && (isLossy(r, now: now) || isSlow(r, now: now)) {
+            receivers[r.id]!.state = .dropped
+            receivers[r.id]!.finishedAt = now
+            counters.receiversDropped += 1
+            try? sendDrop(r.id)
+        }
+    }
+
+    /// Cuts the rate to 3/4 of what is being achieved (at most once per 100 ms, so the reports
+    /// of one episode do not compound). Returns whether it cut.
+    @discardableResult
+    func backOff(now: UInt64) -> Bool {
+        guard configuration.adaptiveRate, now - lastBackoff >= 100_000_000 else { return false }
+        lastBackoff = now
+        slowStart = false
+        let base = currentRate.isUnpaced ? max(sendRateEstimate, 1e6) : Double(currentRate.bytesPerSecond)
+        sendRateCeiling = sendRateCeiling == 0 ? base : min(sendRateCeiling, base)
+        let floor = Double(configuration.minimumRate.bytesPerSecond)
+        currentRate = Rate(bytesPerSecond: UInt64(max(floor, base * 0.75)))
+        counters.rateDecreases += 1
+        return true
+    }
+
+    /// A receiver reporting more loss than `maxReceiverLoss` for two seconds running.
+    func isLossy(_ r: ReceiverRecord, now: UInt64) -> Bool {
+        guard r.recentLoss > configuration.maxReceiverLoss else {
+            receivers[r.id]?.lossySince = nil
+            return false
+        }
+        if r.lossySince == nil { receivers[r.id]?.lossySince = now }
+        return now - (receivers[r.id]?.lossySince ?? now) > 2_000_000_000
+    }
+
+    func progress(now: UInt64) -> SenderProgress {
+        SenderProgress(
+            sessionID: configuration.sessionID, name: configuration.name, objectSize: layout.objectSize, digest: digest,
+            blocks: layout.blockCount, passBlocks: passBlock, pendingRepairBlocks: repairQueue.count, rate: currentRate,
+            proactiveParity: proactiveRatio, elapsedSeconds: Double(now - startedAt) / 1e9, counters: counters,
+            receivers: receivers.values.sorted { $0.id < $1.id })
+    }
+
+    func isSlow(_ r: ReceiverRecord, now: UInt64) -> Bool {
+        guard passDone, r.state == .receiving else { return false }
+        let others = receivers.values.filter { $0.id != r.id && $0.state != .dropped }
+        guard !others.isEmpty, others.allSatisfy({ $0.state != .receiving }) else { return false }
+        let lastOther = others.compactMap(\.finishedAt).max() ?? now
+        return now - lastOther > configuration.slowReceiverGraceNanos
+    }
+}

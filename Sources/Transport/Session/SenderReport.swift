@@ -1,0 +1,49 @@
+/// A snapshot of a running sender, published every 100 ms.
+public struct SenderProgress: Sendable, Codable {
+    public var sessionID: UInt32
+    public var name: String
+    public var objectSize: UInt64
+    public var digest: SHA256Digest
+    public var blocks: Int
+    /// Blocks the first pass has sent.
+    public var passBlocks: Int
+    public var pendingRepairBlocks: Int
+    public var rate: Rate
+    public var proactiveParity: Double
+    public var elapsedSeconds: Double
+    public var counters: SenderCounters
+    public var receivers: [ReceiverRecord]
+}
+
+/// What the sender knows of one receiver.
+public struct ReceiverRecord: Sendable, Codable, Equatable {
+    public var id: UInt32
+    public var state: StatusBody.State = .receiving
+    public var firstSeen: UInt64
+    public var lastSeen: UInt64 = 0
+    public var finishedAt: UInt64?
+    public var blocksComplete: UInt32 = 0
+    public var received: UInt64 = 0
+    public var lost: UInt64 = 0
+    public var overruns: UInt64 = 0
+    /// Loss fraction between its last two reports.
+    public var recentLoss = 0.0
+    /// Since when its reported loss exceeds the bound.
+    public var lossySince: UInt64?
+
+    init(id: UInt32, firstSeen: UInt64) {
+        self.id = id
+        self.firstSeen = firstSeen
+    }
+}
+
+/// The outcome of a sender's session.
+public struct SenderReport: Sendable, Codable {
+    public var counters: SenderCounters
+    public var receivers: [UInt32: ReceiverRecord]
+    public var seconds: Double
+    /// Time until the first pass over the object was sent.
+    public var passSeconds: Double
+    public var finalRate: Rate
+    public var proactiveRatio: Double
+}
