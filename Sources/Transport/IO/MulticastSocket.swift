@@ -34,6 +34,8 @@ public final class MulticastSocket {
     public let options: SocketOptions
     let fd: Int32
     public private(set) var gsoEnabled: Bool
+    /// Times segmentation offload was refused and turned off (0 or 1).
+    public private(set) var gsoFallbacks: UInt64 = 0
     /// The interface's NUMA node (nil: unknown or a single-node machine).
     public let numaNode: Int?
     public private(set) var groEnabled: Bool
@@ -45,6 +47,8 @@ public final class MulticastSocket {
     private var iovCapacity: Int
     private var sendMsgs: UnsafeMutablePointer<qlsys_mmsghdr>
     private var sendMsgCapacity: Int
+    /// Index in the batch of the first datagram of each laid-out message.
+    private var messageStart: [Int]
     private let control: UnsafeMutableRawPointer
     private var destination: sockaddr_in
 
@@ -124,6 +128,7 @@ public final class MulticastSocket {
         iovecs = .allocate(capacity: iovCapacity)
         sendMsgCapacity = batch
         sendMsgs = .allocate(capacity: batch)
+        messageStart = .init(repeating: 0, count: batch)
         control = .allocate(byteCount: batch * Int(QLSYS_CMSG_INT_SPACE), alignment: 16)
 
         receiveSlots = groEnabled ? 32 : 64
@@ -148,14 +153,23 @@ public final class MulticastSocket {
     }
 
     /// Sends every datagram of the batch (waiting for socket space if the kernel pushes back).
+    ///
+    /// If the kernel or device refuses segmentation offload, GSO is turned off for good and the
+    /// datagrams not yet sent go out again laid out as plain datagrams (none is sent twice).
     public func send(_ batch: OutgoingBatch) throws(TransportError) {
         var i = 0
-        while i < batch.count {
+        layout: while i < batch.count {
             let built = buildMessages(batch, from: i)
             var done = 0
             while done < built.messages {
-                let sent = try sendMessages(from: done, count: built.messages - done)
-                done += sent
+                do throws(TransportError) {
+                    done += try sendMessages(from: done, count: built.messages - done)
+                } catch where gsoEnabled && [EIO, EINVAL, ENOPROTOOPT].contains(error.errno) {
+                    gsoEnabled = false
+                    gsoFallbacks += 1
+                    i = messageStart[done]
+                    continue layout
+                }
             }
             i = built.next
         }
@@ -204,6 +218,7 @@ public final class MulticastSocket {
                 qlsys_set_gso_segment(&msg, control + m * Int(QLSYS_CMSG_INT_SPACE), UInt16(segment))
             }
             sendMsgs[m] = qlsys_mmsghdr(msg_hdr: msg, msg_len: 0)
+            messageStart[m] = i
             m += 1
             i += count
             if iov + 3 > iovCapacity { break }
@@ -213,17 +228,11 @@ public final class MulticastSocket {
 
     private func sendMessages(from: Int, count: Int) throws(TransportError) -> Int {
         while true {
-            do throws(TransportError) {
-                sendCalls += 1
-                if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
-                // Socket buffer full: wait for room (bounded), then retry.
-                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                _ = poll(&p, 1, 10)
-            } catch where gsoEnabled && (error.errno == EIO || error.errno == EINVAL || error.errno == ENOPROTOOPT) {
-                // The kernel or device refuses segmentation offload: fall back for good.
-                gsoEnabled = false
-                throw TransportError(.systemCall, "gso-unsupported", errno: error.errno)
-            }
+            sendCalls += 1
+            if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
+            // Socket buffer full: wait for room (bounded), then retry.
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, 10)
         }
     }
 

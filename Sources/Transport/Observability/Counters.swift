@@ -69,7 +69,6 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     /// Bytes copied to pad the object's final short symbol for parity computation.
     public var paddingBytesCopied: UInt64 = 0
     public var sendCalls: UInt64 = 0
-    public var gsoFallbacks: UInt64 = 0
     public var passes: UInt64 = 0
     public var drops = DropCounters()
 

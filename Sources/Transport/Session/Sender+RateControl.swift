@@ -87,7 +87,8 @@ extension Sender {
             receivers[r.id]!.finishedAt = now
             counters.receiversSilent += 1
         }
-        for r in receivers.values where r.state == .receiving && (isLossy(r, now: now) || isSlow(r, now: now)) {
+        let straggling = stragglerDeadlinePassed(now: now)
+        for r in receivers.values where r.state == .receiving && (straggling || isLossy(r, now: now)) {
             receivers[r.id]!.state = .dropped
             receivers[r.id]!.finishedAt = now
             counters.receiversDropped += 1
@@ -128,11 +129,21 @@ extension Sender {
             receivers: receivers.values.sorted { $0.id < $1.id })
     }
 
-    func isSlow(_ r: ReceiverRecord, now: UInt64) -> Bool {
-        guard passDone, r.state == .receiving else { return false }
-        let others = receivers.values.filter { $0.id != r.id && $0.state != .dropped }
-        guard !others.isEmpty, others.allSatisfy({ $0.state != .receiving }) else { return false }
-        let lastOther = others.compactMap(\.finishedAt).max() ?? now
-        return now - lastOther > configuration.slowReceiverGraceNanos
+    /// Whether the one receiver still receiving after the pass has kept the others waiting longer
+    /// than the grace period since the last of them finished (one walk over the table).
+    func stragglerDeadlinePassed(now: UInt64) -> Bool {
+        guard passDone else { return false }
+        var receiving = 0
+        var othersDone = 0
+        var lastFinished: UInt64 = 0
+        for r in receivers.values where r.state != .dropped {
+            if r.state == .receiving {
+                receiving += 1
+            } else {
+                othersDone += 1
+                lastFinished = max(lastFinished, r.finishedAt ?? now)
+            }
+        }
+        return receiving == 1 && othersDone > 0 && now - lastFinished > configuration.slowReceiverGraceNanos
     }
 }

@@ -33,6 +33,25 @@ final class MulticastTransferTests: XCTestCase {
         func drops(_ i: Int) -> [String: Any] { receiverCounters(i)["drops"] as! [String: Any] }
     }
 
+    /// Starts `ql-mcast receive` on host `i`, writing `out<i>` and `rx<i>.log`.
+    func startReceiver(_ lab: LabHarness, _ i: Int, _ args: [String] = [], timeout: Int = 120) throws -> Process {
+        try lab.start(
+            on: i,
+            [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")]
+                + args, timeout: timeout, log: "rx\(i).log")
+    }
+
+    /// Starts `ql-mcast send` of `object` on h0, writing `tx.log`.
+    func startSender(_ lab: LabHarness, _ object: String, _ args: [String], timeout: Int = 120) throws -> Process {
+        try lab.start(
+            on: 0, [lab.binary.path, "send", object, "--group", group, "--interface", lab.address(0)] + args,
+            timeout: timeout, log: "tx.log")
+    }
+
+    func senderCounters(_ lab: LabHarness) throws -> [String: Any] {
+        ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
+    }
+
     /// Runs one transfer and checks what every transfer must satisfy: every receiver exits 0 with
     /// a byte-exact copy, wrote each object byte exactly once, and the sender copied no payload.
     func run(_ s: Scenario) throws -> Outcome {
@@ -44,21 +63,16 @@ final class MulticastTransferTests: XCTestCase {
         let auth = s.authKey.map { ["--auth-key", $0] } ?? []
         if let pct = s.nftLossPercent { try lab.lab.lab(["loss", "1", "\(pct)"]) }
         func receiver(_ i: Int) throws -> Process {
-            try lab.start(
-                on: i,
-                [
-                    lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--session-id", session,
-                    "--output", lab.path("out\(i)"), "--loss", "\(s.loss)@\(i)", "--stats-json", lab.path("rx\(i).json"),
-                ] + auth, log: "rx\(i).log")
+            try startReceiver(
+                lab, i,
+                ["--session-id", session, "--loss", "\(s.loss)@\(i)", "--stats-json", lab.path("rx\(i).json")] + auth)
         }
         var procs = try (1...s.receivers).filter { !(s.lateJoiner && $0 == s.receivers) }.map(receiver)
         usleep(300_000)
-        let sender = try lab.start(
-            on: 0,
-            [
-                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--session-id",
-                session, "--receivers", "\(s.receivers)", "--stats-json", lab.path("tx.json"),
-            ] + auth + s.senderArgs, log: "tx.log")
+        let sender = try startSender(
+            lab, object.path,
+            ["--session-id", session, "--receivers", "\(s.receivers)", "--stats-json", lab.path("tx.json")] + auth
+                + s.senderArgs)
         var forger: Process?
         if s.forge {
             forger = try lab.start(
@@ -153,19 +167,11 @@ final class MulticastTransferTests: XCTestCase {
         self.lab = lab
         try lab.lab.lab(["no-multicast", "1"])
         let object = try lab.makeObject("object", size: 1 << 20)
-        let rx = try lab.start(
-            on: 1,
-            [
-                lab.binary.path, "receive", "--group", group, "--interface", lab.address(1), "--output",
-                lab.path("out"), "--join-timeout", "2",
-            ], timeout: 30, log: "rx.log")
-        let tx = try lab.start(
-            on: 0,
-            [lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--linger", "3"],
-            timeout: 30, log: "tx.log")
+        let rx = try startReceiver(lab, 1, ["--join-timeout", "2"], timeout: 30)
+        let tx = try startSender(lab, object.path, ["--linger", "3"], timeout: 30)
         XCTAssertNotEqual(lab.wait(rx), 0)
-        XCTAssert(lab.log("rx.log").contains("no session announced"), lab.log("rx.log"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: lab.path("out")), "no partial file is left behind")
+        XCTAssert(lab.log("rx1.log").contains("no session announced"), lab.log("rx1.log"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lab.path("out1")), "no partial file is left behind")
         XCTAssertEqual(lab.wait(tx), 0)
     }
 
@@ -181,20 +187,11 @@ final class MulticastTransferTests: XCTestCase {
         self.lab = lab
         let object = try lab.makeObject("object", size: 64 << 20)
         let rx = try (1...3).map { i in
-            try lab.start(
-                on: i,
-                [
-                    lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output",
-                    lab.path("out\(i)"), "--loss", i == 3 ? "random:0.75@3" : "none",
-                ], timeout: 90, log: "rx\(i).log")
+            try startReceiver(lab, i, ["--loss", i == 3 ? "random:0.75@3" : "none"], timeout: 90)
         }
         usleep(300_000)
-        let tx = try lab.start(
-            on: 0,
-            [
-                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "3",
-                "--rate", "100m", "--stats-json", lab.path("tx.json"),
-            ], timeout: 90, log: "tx.log")
+        let tx = try startSender(
+            lab, object.path, ["--receivers", "3", "--rate", "100m", "--stats-json", lab.path("tx.json")], timeout: 90)
         XCTAssertNotEqual(lab.wait(tx), 0, "the sender reports that one receiver did not complete")
         XCTAssert(lab.log("tx.log").contains("only 2 of 3 receivers completed"), lab.log("tx.log"))
         XCTAssertEqual(lab.wait(rx[0]), 0, lab.log("rx1.log"))
@@ -202,27 +199,17 @@ final class MulticastTransferTests: XCTestCase {
         XCTAssertNotEqual(lab.wait(rx[2]), 0)
         XCTAssert(lab.log("rx3.log").contains("dropped this receiver"), lab.log("rx3.log"))
         for i in 1...2 { XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha) }
-        let counters = ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
-        XCTAssertEqual(counters["receiversDropped"] as? Int, 1)
+        XCTAssertEqual(try senderCounters(lab)["receiversDropped"] as? Int, 1)
     }
 
     func testReceiverKilledMidTransferDoesNotHoldUpTheOthers() throws {
         let lab = try LabHarness(hosts: 4)
         self.lab = lab
         let object = try lab.makeObject("object", size: 64 << 20)
-        let rx = try (1...3).map { i in
-            try lab.start(
-                on: i,
-                [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")],
-                timeout: 60, log: "rx\(i).log")
-        }
+        let rx = try (1...3).map { try startReceiver(lab, $0, timeout: 60) }
         usleep(300_000)
-        let tx = try lab.start(
-            on: 0,
-            [
-                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "3",
-                "--rate", "150m", "--stats-json", lab.path("tx.json"),
-            ], timeout: 60, log: "tx.log")
+        let tx = try startSender(
+            lab, object.path, ["--receivers", "3", "--rate", "150m", "--stats-json", lab.path("tx.json")], timeout: 60)
         usleep(1_000_000)
         try Lab.run("/usr/bin/pkill", ["-KILL", "-f", "--", "--output \(lab.path("out3"))"])
         let started = Date()
@@ -233,27 +220,17 @@ final class MulticastTransferTests: XCTestCase {
             XCTAssertEqual(lab.wait(rx[i - 1]), 0, lab.log("rx\(i).log"))
             XCTAssertEqual(try lab.sha256(lab.path("out\(i)")), object.sha)
         }
-        let counters = ((try lab.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]
-        XCTAssertEqual(counters["receiversSilent"] as? Int, 1)
+        XCTAssertEqual(try senderCounters(lab)["receiversSilent"] as? Int, 1)
     }
 
     func testStatusOfARunningSenderOverTheControlChannel() throws {
         let lab = try LabHarness(hosts: 3)
         self.lab = lab
         let object = try lab.makeObject("object", size: 64 << 20)
-        let rx = try (1...2).map { i in
-            try lab.start(
-                on: i,
-                [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")],
-                timeout: 60, log: "rx\(i).log")
-        }
+        let rx = try (1...2).map { try startReceiver(lab, $0, timeout: 60) }
         usleep(300_000)
-        let tx = try lab.start(
-            on: 0,
-            [
-                lab.binary.path, "send", object.path, "--group", group, "--interface", lab.address(0), "--receivers", "2",
-                "--rate", "150m", "--control", "127.0.0.1:7010",
-            ], timeout: 60, log: "tx.log")
+        let tx = try startSender(
+            lab, object.path, ["--receivers", "2", "--rate", "150m", "--control", "127.0.0.1:7010"], timeout: 60)
         usleep(1_200_000)
         let status = try lab.start(on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--json"], timeout: 10, log: "status.json")
         XCTAssertEqual(lab.wait(status), 0, lab.log("status.json"))

@@ -4,17 +4,7 @@ import XCTest
 
 /// `ql-mcast` as an administrator meets it: bad input gives one clear line and exit status 1.
 final class QLMcastCLITests: XCTestCase {
-    func binary() throws -> String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        let dir = ProcessInfo.processInfo.environment["QL_MCAST_BIN"] ?? root.appendingPathComponent(".build/release").path
-        let path = dir + "/ql-mcast"
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            XCTFail("\(path) missing: build it with `swift build -c release` (scripts/test does)")
-            throw XCTSkip("no release binary")
-        }
-        return path
-    }
+    func binary() throws -> String { try LabHarness.releaseBinary().path }
 
     func run(_ args: [String]) throws -> (status: Int32, stderr: String) {
         let p = Process()
