@@ -9,12 +9,17 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "Transport", targets: ["Transport"]),
+        .library(name: "ImageService", targets: ["ImageService"]),
         .executable(name: "ql-mcast", targets: ["ql-mcast"]),
+        .executable(name: "ql-mcastd", targets: ["ql-mcastd"]),
+        .executable(name: "ql-mcast-client", targets: ["ql-mcast-client"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C: GF(2^8) kernels (GFNI / AVX2 / scalar, chosen at run time).
@@ -41,6 +46,17 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
 
+        // Image streaming on the engine: ql-mcastd's catalog and sessions, ql-mcast-client's fetch.
+        .target(
+            name: "ImageService",
+            dependencies: [
+                "Transport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/ImageService"
+        ),
+
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
 
@@ -52,6 +68,24 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/Tools/ql-mcast"
+        ),
+
+        .executableTarget(
+            name: "ql-mcastd",
+            dependencies: [
+                "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Tools/ql-mcastd"
+        ),
+        .executableTarget(
+            name: "ql-mcast-client",
+            dependencies: [
+                "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Tools/ql-mcast-client"
         ),
 
         // Benchmarks.
@@ -67,7 +101,7 @@ let package = Package(
         .testTarget(
             name: "TransportTests",
             dependencies: [
-                "Transport", "CQLFEC", "LabSupport",
+                "Transport", "ImageService", "CQLFEC", "LabSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

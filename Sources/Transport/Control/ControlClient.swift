@@ -11,10 +11,11 @@ public final class ControlClient {
     public let maxBody: Int
 
     /// Connects to `host:port` within `timeout` seconds.
+    /// - Parameter maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
     /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
-    public init(host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody)
-        throws(ControlFailure)
-    {
+    public init(
+        host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0
+    ) throws(ControlFailure) {
         self.maxBody = maxBody
         let group = MultiThreadedEventLoopGroup.singleton
         let loop = group.next()
@@ -25,7 +26,7 @@ public final class ControlClient {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers([
-                        ByteToMessageHandler(ControlFrameDecoder(maxBody: maxBody)),
+                        ByteToMessageHandler(ControlFrameDecoder(maxBody: maxBody, maxData: maxData)),
                         MessageToByteHandler(ControlFrameEncoder()),
                         clientHandler.value,
                     ])
@@ -44,6 +45,32 @@ public final class ControlClient {
     /// - Returns: The response's JSON bytes.
     /// - Throws: The server's `ControlFailure`, `.timedOut`, or `.connection` if the link breaks.
     public func call(_ request: ControlRequest, timeout: Double = 10) throws(ControlFailure) -> [UInt8] {
+        let reply = try exchange(request, timeout: timeout)
+        guard reply.kind == .response else {
+            throw ControlFailure(.internalError, "'\(request.op)' was answered with a \(reply.kind) frame")
+        }
+        return reply.body
+    }
+
+    /// Sends `request` and waits for a data answer (JSON, then bulk bytes).
+    /// - Returns: The JSON and the payload.
+    /// - Throws: The server's `ControlFailure`, `.timedOut`, `.connection`, or `.internalError`
+    ///   when the answer is not a well-formed data frame.
+    public func fetch(_ request: ControlRequest, timeout: Double = 30) throws(ControlFailure)
+        -> (json: ArraySlice<UInt8>, payload: ArraySlice<UInt8>)
+    {
+        let reply = try exchange(request, timeout: timeout)
+        guard reply.kind == .data, reply.body.count >= 4 else {
+            throw ControlFailure(.internalError, "'\(request.op)' was not answered with data")
+        }
+        let jsonLength = reply.body.prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        guard 4 + jsonLength <= reply.body.count else {
+            throw ControlFailure(.internalError, "data answer to '\(request.op)' is malformed")
+        }
+        return (reply.body[4..<(4 + jsonLength)], reply.body[(4 + jsonLength)...])
+    }
+
+    private func exchange(_ request: ControlRequest, timeout: Double) throws(ControlFailure) -> ControlFrame {
         let id = nextID
         nextID &+= 1
         let frame = ControlFrame(kind: .request, requestID: id, body: request.encoded())
@@ -84,7 +111,7 @@ public final class ControlClient {
             throw (try? JSONDecoder().decode(ControlFailure.self, from: Data(reply.body)))
                 ?? ControlFailure(.internalError, "unreadable error reply")
         }
-        return reply.body
+        return reply
     }
 
     /// Calls `op` with `Encodable` arguments and decodes the answer.

@@ -7,7 +7,10 @@ import NIOCore
 /// u32 request id     u32 body length  body (UTF-8 JSON, ≤ the receiver's maximum frame size)
 /// ```
 /// Requests carry `{"op": …, "args": {…}}`, responses the operation's JSON result, errors
-/// `{"code": …, "message": …}`; a response or error echoes its request's id.
+/// `{"code": …, "message": …}`; a response or error echoes its request's id. A data response
+/// (kind 4) carries bulk bytes after its JSON: `u32 JSON length, JSON, payload`; the server
+/// writes the payload straight from a file (`sendfile`), and a client accepts data frames up
+/// to its separate data limit.
 public struct ControlFrame: Sendable, Equatable {
     public static let magic: UInt32 = 0x514C_4343  // "QLCC"
     public static let version: UInt8 = 1
@@ -19,6 +22,7 @@ public struct ControlFrame: Sendable, Equatable {
         case request = 1
         case response = 2
         case error = 3
+        case data = 4
     }
 
     public var kind: Kind
@@ -76,6 +80,8 @@ public enum ControlFramingError: Error, Sendable, Equatable, CustomStringConvert
 struct ControlFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ControlFrame
     let maxBody: Int
+    /// Largest payload of a data frame (beyond `maxBody` for its JSON); 0 refuses data frames.
+    var maxData = 0
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard buffer.readableBytes >= ControlFrame.headerSize else { return .needMoreData }
@@ -89,7 +95,9 @@ struct ControlFrameDecoder: ByteToMessageDecoder {
         guard buffer.getInteger(at: start + 6, as: UInt16.self) == 0 else { throw ControlFramingError.badFlags }
         let id = buffer.getInteger(at: start + 8, as: UInt32.self)!
         let length = Int(buffer.getInteger(at: start + 12, as: UInt32.self)!)
-        guard length <= maxBody else { throw ControlFramingError.tooLarge(length, limit: maxBody) }
+        let limit = kind == .data ? maxBody + maxData : maxBody
+        guard kind != .data || maxData > 0 else { throw ControlFramingError.badKind(rawKind) }
+        guard length <= limit else { throw ControlFramingError.tooLarge(length, limit: limit) }
         guard buffer.readableBytes >= ControlFrame.headerSize + length else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: ControlFrame.headerSize)
         let body = buffer.readBytes(length: length)!

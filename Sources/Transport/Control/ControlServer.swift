@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -12,6 +15,9 @@ import NIOPosix
 public final class ControlServer: Sendable {
     /// Answers one request with JSON, or fails it. Runs on a network thread: keep it short.
     public typealias Handler = @Sendable (ControlRequest) throws(ControlFailure) -> [UInt8]
+    /// Answers one request from `peer` (its address, for logs and policy) with a reply that may
+    /// carry file data. Runs on a network thread: keep it short.
+    public typealias ReplyHandler = @Sendable (ControlRequest, ControlPeer) throws(ControlFailure) -> ControlReply
 
     public struct Options: Sendable {
         public var maxBody = ControlFrame.defaultMaxBody
@@ -48,6 +54,16 @@ public final class ControlServer: Sendable {
     public static func start(
         host: String, port: Int, options: Options = Options(), handler: @escaping Handler
     ) throws(ControlFailure) -> ControlServer {
+        try start(host: host, port: port, options: options) { request, _ throws(ControlFailure) in
+            .json(try handler(request))
+        }
+    }
+
+    /// Listens on `host:port` with a handler that sees the peer and may answer with file data.
+    /// - Throws: `ControlFailure(.connection)` when the address cannot be bound.
+    public static func start(
+        host: String, port: Int, options: Options = Options(), replyHandler handler: @escaping ReplyHandler
+    ) throws(ControlFailure) -> ControlServer {
         let state = NIOLockedValueBox(Counters())
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
@@ -57,7 +73,6 @@ public final class ControlServer: Sendable {
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: options.idleTimeout),
                         ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody)),
-                        MessageToByteHandler(ControlFrameEncoder()),
                         ControlServerHandler(handler: handler, state: state, maxConnections: options.maxConnections),
                     ])
                 }
@@ -76,17 +91,34 @@ public final class ControlServer: Sendable {
     }
 }
 
-/// Per-connection request handling (event-loop confined).
+/// Who sent a request.
+public struct ControlPeer: Sendable {
+    /// The remote address as "IP:PORT" (empty when unknown).
+    public var address: String
+    /// The remote IP alone.
+    public var host: String
+}
+
+/// What a request is answered with: JSON, or JSON followed by bytes of an open file, sent with
+/// `sendfile` (no copy through user space). The descriptor stays the caller's: the server
+/// duplicates it for the write.
+public enum ControlReply: Sendable {
+    case json([UInt8])
+    case file(json: [UInt8], descriptor: Int32, offset: Int, count: Int)
+}
+
+/// Per-connection request handling (event-loop confined). Writes frames itself (as bytes, or
+/// header bytes plus a file region), so no encoder sits in the pipeline.
 final class ControlServerHandler: ChannelInboundHandler {
     typealias InboundIn = ControlFrame
-    typealias OutboundOut = ControlFrame
+    typealias OutboundOut = IOData
 
-    private let handler: ControlServer.Handler
+    private let handler: ControlServer.ReplyHandler
     private let state: NIOLockedValueBox<ControlServer.Counters>
     private let maxConnections: Int
     private var counted = false
 
-    init(handler: @escaping ControlServer.Handler, state: NIOLockedValueBox<ControlServer.Counters>, maxConnections: Int) {
+    init(handler: @escaping ControlServer.ReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>, maxConnections: Int) {
         self.handler = handler
         self.state = state
         self.maxConnections = maxConnections
@@ -124,11 +156,46 @@ final class ControlServerHandler: ChannelInboundHandler {
         }
         do throws(ControlFailure) {
             let request = try ControlRequest.decode(frame.body)
-            let result = try handler(request)
-            context.writeAndFlush(wrapOutboundOut(ControlFrame(kind: .response, requestID: frame.requestID, body: result)), promise: nil)
+            let remote = context.channel.remoteAddress
+            let peer = ControlPeer(
+                address: remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "", host: remote?.ipAddress ?? "")
+            switch try handler(request, peer) {
+            case .json(let result):
+                write(context, ControlFrame(kind: .response, requestID: frame.requestID, body: result))
+            case .file(let json, let descriptor, let offset, let count):
+                try writeFile(context, id: frame.requestID, json: json, descriptor: descriptor, offset: offset, count: count)
+            }
         } catch {
             fail(context, error, id: frame.requestID)
         }
+    }
+
+    @discardableResult
+    private func write(_ context: ChannelHandlerContext, _ frame: ControlFrame) -> EventLoopFuture<Void> {
+        var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + frame.body.count)
+        frame.write(to: &buffer)
+        return context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)))
+    }
+
+    /// A data frame: header and JSON from memory, then the file range by `sendfile`.
+    private func writeFile(
+        _ context: ChannelHandlerContext, id: UInt32, json: [UInt8], descriptor: Int32, offset: Int, count: Int
+    ) throws(ControlFailure) {
+        let copy = dup(descriptor)
+        guard copy >= 0 else { throw ControlFailure(.internalError, "cannot duplicate the file descriptor (errno \(errno))") }
+        var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count)
+        buffer.writeInteger(ControlFrame.magic)
+        buffer.writeInteger(ControlFrame.version)
+        buffer.writeInteger(ControlFrame.Kind.data.rawValue)
+        buffer.writeInteger(UInt16(0))
+        buffer.writeInteger(id)
+        buffer.writeInteger(UInt32(4 + json.count + count))
+        buffer.writeInteger(UInt32(json.count))
+        buffer.writeBytes(json)
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
+        let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + count)
+        context.writeAndFlush(wrapOutboundOut(.fileRegion(region))).whenComplete { _ in try? handle.close() }
     }
 
     private func fail(_ context: ChannelHandlerContext, _ failure: ControlFailure, id: UInt32) {
@@ -138,7 +205,7 @@ final class ControlServerHandler: ChannelInboundHandler {
 
     private func reply(_ context: ChannelHandlerContext, error: ControlFailure, id: UInt32, close: Bool) {
         let body = (try? JSONEncoder.control.encode(error)).map(Array.init) ?? []
-        let done = context.writeAndFlush(wrapOutboundOut(ControlFrame(kind: .error, requestID: id, body: body)))
+        let done = write(context, ControlFrame(kind: .error, requestID: id, body: body))
         if close {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }

@@ -39,21 +39,23 @@ public struct LossModel: Sendable, Equatable, CustomStringConvertible {
             spec = spec[..<at]
         }
         let parts = spec.split(separator: ":").map(String.init)
-        func fraction(_ s: String) throws(TransportError) -> Double {
+        // Random loss may be total (a host multicast never reaches); burst loss must leave a good state.
+        func fraction(_ s: String, allowAll: Bool) throws(TransportError) -> Double {
             let v = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
-            guard let v, v >= 0, v < 1 else {
-                throw TransportError(.invalidArgument, "loss '\(s)' must be a fraction 0…1 (or a percentage)")
+            guard let v, v >= 0, allowAll ? v <= 1 : v < 1 else {
+                throw TransportError(
+                    .invalidArgument, "loss '\(s)' must be a fraction \(allowAll ? "0…1" : "0…1, below 1,") (or a percentage)")
             }
             return v
         }
         switch parts.first {
         case "none" where parts.count == 1: self.init(.none, seed: seed)
-        case "random" where parts.count == 2: self.init(.random(try fraction(parts[1])), seed: seed)
+        case "random" where parts.count == 2: self.init(.random(try fraction(parts[1], allowAll: true)), seed: seed)
         case "burst" where parts.count == 3:
             guard let l = Double(parts[2]), l >= 1 else {
                 throw TransportError(.invalidArgument, "mean burst length in '\(text)' must be ≥ 1")
             }
-            self.init(.burst(loss: try fraction(parts[1]), meanBurst: l), seed: seed)
+            self.init(.burst(loss: try fraction(parts[1], allowAll: false), meanBurst: l), seed: seed)
         default:
             throw TransportError(.invalidArgument, "loss '\(text)' is not none, random:P or burst:P:LENGTH")
         }

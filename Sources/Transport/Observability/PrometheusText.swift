@@ -36,7 +36,8 @@ public enum PrometheusText {
         return out
     }
 
-    static func snakeCase(_ s: String) -> String {
+    /// `camelCase` → `camel_case`, for metric names.
+    public static func snakeCase(_ s: String) -> String {
         var out = ""
         for ch in s {
             if ch.isUppercase {

@@ -24,6 +24,8 @@ public final class Receiver {
     public private(set) var announce: AnnounceBody?
     public private(set) var sessionID: UInt32?
     public private(set) var objectID: UInt32?
+    /// Called from `run()` at most every 100 ms with (blocks complete, blocks in the object).
+    public var onProgress: ((Int, Int) -> Void)?
 
     private let channel: DatagramChannel?
     private let makeDestination: (AnnounceBody) throws(TransportError) -> UnsafeMutableRawBufferPointer
@@ -110,10 +112,16 @@ public final class Receiver {
     public func run() throws(TransportError) -> SHA256Digest {
         guard let channel else { throw TransportError(.invalidArgument, "receiver has no channel") }
         startedAt = MonotonicClock.nanoseconds()
+        var lastProgress: UInt64 = 0
         while !isFinished {
             let n = try channel.receive { datagram in handle(datagram, now: MonotonicClock.nanoseconds()) }
             counters.receiveCalls += 1
-            try tick(now: MonotonicClock.nanoseconds())
+            let now = MonotonicClock.nanoseconds()
+            try tick(now: now)
+            if let onProgress, let l = layout, now - lastProgress >= 100_000_000 {
+                lastProgress = now
+                onProgress(blocksComplete, l.blockCount)
+            }
             if n == 0 && !isFinished { _ = try channel.waitReadable(timeoutNanos: 2_000_000) }
         }
         switch state {
@@ -572,4 +580,30 @@ public final class Receiver {
 
     /// Blocks complete so far.
     public var completedBlocks: Int { blocksComplete }
+
+    /// The byte ranges of the object not yet delivered (incomplete blocks, adjacent ones merged,
+    /// cut at the object's size): what a unicast fallback must fetch. All of it before announce.
+    public func missingRanges() -> [Range<UInt64>] {
+        guard let l = layout else { return [] }
+        var ranges: [Range<UInt64>] = []
+        for b in 0..<l.blockCount where !complete[b] {
+            let start = UInt64(l.offset(ofBlock: b))
+            let end = min(start + UInt64(l.blockBytes), l.objectSize)
+            guard start < end else { continue }
+            if let last = ranges.last, last.upperBound == start {
+                ranges[ranges.count - 1] = last.lowerBound..<end
+            } else {
+                ranges.append(start..<end)
+            }
+        }
+        return ranges
+    }
+
+    /// Hands over the in-line SHA-256 for the caller to finish after filling the gaps, so the
+    /// prefix already hashed is not read again.
+    /// - Returns: The hash state and how many leading bytes of the object it covers. The receiver
+    ///   must not be used afterwards.
+    public func takeHashState() -> (hasher: SHA256, hashedBytes: UInt64) {
+        (hasher, counters.hashedBytes)
+    }
 }

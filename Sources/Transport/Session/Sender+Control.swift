@@ -183,18 +183,18 @@ extension Sender {
         guard repairQueue.isEmpty else { return now - passEndedAt > configuration.maxLingerNanos }
         let active = receivers.values.filter { $0.state != .dropped }
         let finished = receivers.values.filter { $0.state != .receiving }.count
-        if configuration.expectedReceivers > 0, finished >= configuration.expectedReceivers {
+        if expectedReceivers > 0, finished >= expectedReceivers {
             // Complete, failed or dropped: nobody we wait for is still receiving.
             return receivers.values.allSatisfy { $0.state != .receiving }
         }
         let quiet = now - lastActivity
         // Everyone we know of is done: a short quiet period lets late NAKs arrive, then stop.
-        if configuration.expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }),
+        if expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }),
             quiet > min(configuration.lingerNanos, 200_000_000)
         {
             return true
         }
-        if configuration.expectedReceivers == 0, quiet > configuration.lingerNanos { return true }
+        if expectedReceivers == 0, quiet > configuration.lingerNanos { return true }
         return now - passEndedAt > configuration.maxLingerNanos
     }
 }

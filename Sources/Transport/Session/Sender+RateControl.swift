@@ -57,17 +57,17 @@ extension Sender {
             } else if slowStart, !windowOverrun, !currentRate.isUnpaced {
                 // Slow start: +25 % each window until a receiver's queue fills or NAKs climb.
                 let next = Double(currentRate.bytesPerSecond) * 1.25
-                if configuration.rate.isUnpaced {
+                if rateLimit.isUnpaced {
                     currentRate = next > 4e9 ? .unpaced : Rate(bytesPerSecond: UInt64(next))
                 } else {
-                    currentRate = Rate(bytesPerSecond: UInt64(min(next, Double(configuration.rate.bytesPerSecond))))
+                    currentRate = Rate(bytesPerSecond: UInt64(min(next, Double(rateLimit.bytesPerSecond))))
                 }
                 counters.rateIncreases += 1
-            } else if !windowOverrun, !currentRate.isUnpaced, currentRate != configuration.rate {
+            } else if !windowOverrun, !currentRate.isUnpaced, currentRate != rateLimit {
                 // No receiver in trouble: probe upward toward the configured rate (or unpaced).
                 // Never above the rate that last overran a receiver.
-                let cap = configuration.rate.isUnpaced
-                    ? sendRateCeiling : min(sendRateCeiling, Double(configuration.rate.bytesPerSecond))
+                let cap = rateLimit.isUnpaced
+                    ? sendRateCeiling : min(sendRateCeiling, Double(rateLimit.bytesPerSecond))
                 let next = min(cap, Double(currentRate.bytesPerSecond) * 1.05)
                 if next > Double(currentRate.bytesPerSecond) {
                     currentRate = Rate(bytesPerSecond: UInt64(next))

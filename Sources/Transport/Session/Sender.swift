@@ -26,6 +26,14 @@ public final class Sender {
     /// The rate in force now (after adaptation).
     public internal(set) var currentRate: Rate
     public internal(set) var proactiveRatio: Double
+    /// Commands from other threads (new members, rate share, abort), applied between batches.
+    public let mailbox: SenderMailbox
+    /// The most the rate may grow to: the configured rate, or a share a mailbox command set.
+    var rateLimit: Rate
+    /// Receivers to wait for before ending (the configured number plus members announced later).
+    var expectedReceivers: Int
+    /// Why the session was aborted, once it was.
+    public internal(set) var abortReason: String?
 
     let object: UnsafeRawBufferPointer
     let channel: DatagramChannel
@@ -92,9 +100,12 @@ public final class Sender {
     ///   - channel: The group's socket.
     public init(
         object: UnsafeRawBufferPointer, digest: SHA256Digest, channel: DatagramChannel,
-        configuration: SenderConfiguration
+        configuration: SenderConfiguration, mailbox: SenderMailbox = SenderMailbox()
     ) throws(TransportError) {
         layout = try configuration.validate(objectSize: UInt64(object.count))
+        self.mailbox = mailbox
+        rateLimit = configuration.rate
+        expectedReceivers = configuration.expectedReceivers
         self.configuration = configuration
         self.object = object
         self.digest = digest
@@ -152,6 +163,8 @@ public final class Sender {
         for _ in 0..<3 { try sendAnnounce(now: start) }
         while true {
             let now = MonotonicClock.nanoseconds()
+            applyCommands(now: now)
+            if abortReason != nil { break }
             try drainControl(now: now)
             if now &- lastAnnounce >= configuration.announceIntervalNanos { try sendAnnounce(now: now) }
             adapt(now: now)
@@ -170,9 +183,30 @@ public final class Sender {
             _ = try channel.waitReadable(timeoutNanos: max(20_000, wait))
         }
         for _ in 0..<3 { try sendFin(now: MonotonicClock.nanoseconds(), final: true) }
+        onProgress?(progress(now: MonotonicClock.nanoseconds()))
         return SenderReport(
             counters: counters, receivers: receivers, seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-            passSeconds: Double(passEndedAt - start) / 1e9, finalRate: currentRate, proactiveRatio: proactiveRatio)
+            passSeconds: Double(max(passEndedAt, start) - start) / 1e9, finalRate: currentRate,
+            proactiveRatio: proactiveRatio, abortReason: abortReason)
+    }
+
+    /// Applies what other threads posted to the mailbox.
+    func applyCommands(now: UInt64) {
+        for command in mailbox.take() {
+            switch command {
+            case .expectReceiver(let id):
+                expectedReceivers += 1
+                // Known from now: the silence bound applies from the moment it joined.
+                if noteReceiver(id, now: now) { lastActivity = now }
+            case .rateLimit(let r):
+                rateLimit = r
+                if !r.isUnpaced, currentRate.isUnpaced || currentRate.bytesPerSecond > r.bytesPerSecond {
+                    currentRate = r
+                }
+            case .abort(let reason):
+                abortReason = reason
+            }
+        }
     }
 
     // MARK: - Emitting symbols

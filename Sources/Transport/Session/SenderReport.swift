@@ -46,4 +46,6 @@ public struct SenderReport: Sendable, Codable {
     public var passSeconds: Double
     public var finalRate: Rate
     public var proactiveRatio: Double
+    /// Set when the session was aborted through the mailbox (daemon shutdown, image withdrawn).
+    public var abortReason: String?
 }

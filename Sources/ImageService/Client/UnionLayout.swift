@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+
+/// The union root of step 4 of the boot: under `DIR/union`, `image` (the squashfs image,
+/// unpacked or mounted), `rw` (runtime changes: a tmpfs when mounting) and `chroot` (reserved,
+/// empty, for an optional chroot added later).
+///
+/// Without `mount`, the image is unpacked with `unsquashfs` into a fresh directory that replaces
+/// the old one only when complete, and `rw` is a plain directory: no privileges needed, which is
+/// how the tests run it. With `mount` (root, in the initrd), `image` is a read-only loop mount
+/// of the squashfs and `rw` a tmpfs.
+public struct UnionLayout: Sendable {
+    public let directory: String
+    public let mount: Bool
+
+    public init(directory: String, mount: Bool) {
+        self.directory = directory
+        self.mount = mount
+    }
+
+    public var union: String { directory + "/union" }
+    public var image: String { union + "/image" }
+    public var readWrite: String { union + "/rw" }
+    public var chroot: String { union + "/chroot" }
+
+    /// Lays out the union for the verified image file `imageFile`.
+    /// - Throws: `.union` naming the step and the tool's own message.
+    public func build(from imageFile: String, log: EventLog) throws(ServiceError) {
+        try checkSquashfs(imageFile)
+        do {
+            try FileSystem.makeDirectories(union)
+            try FileSystem.makeDirectories(readWrite)
+            try FileSystem.makeDirectories(chroot)
+        } catch {
+            throw ServiceError(.union, error.message)
+        }
+        if mount {
+            try FileSystem.makeDirectories(image)
+            try run("/bin/mount", ["-t", "squashfs", "-o", "loop,ro", imageFile, image], step: "mount the image")
+            try run("/bin/mount", ["-t", "tmpfs", "-o", "mode=0755", "tmpfs", readWrite], step: "mount the tmpfs")
+        } else {
+            let fresh = union + "/.image.new"
+            try? FileManager.default.removeItem(atPath: fresh)
+            try run(
+                Self.unsquashfs, ["-no-progress", "-quiet", "-f", "-d", fresh, imageFile], step: "unpack the image")
+            try? FileManager.default.removeItem(atPath: image)
+            do { try FileSystem.rename(fresh, to: image) } catch { throw ServiceError(.union, error.message) }
+        }
+        log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved)")
+    }
+
+    static var unsquashfs: String {
+        ["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        } ?? "unsquashfs"
+    }
+
+    /// A squashfs starts with "hsqs": anything else gets a clear error, not a tool's confusion.
+    private func checkSquashfs(_ path: String) throws(ServiceError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ServiceError(.union, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var magic = [UInt8](repeating: 0, count: 4)
+        let n = magic.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4) }
+        guard n == 4, magic == Array("hsqs".utf8) else {
+            throw ServiceError(.union, "\(path) is not a squashfs image; cannot lay out the union root")
+        }
+    }
+
+    private func run(_ tool: String, _ arguments: [String], step: String) throws(ServiceError) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch {
+            throw ServiceError(.union, "cannot \(step): cannot run \(tool): \(error.localizedDescription)")
+        }
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ServiceError(.union, "cannot \(step): \(tool) exited \(process.terminationStatus): \(text.suffix(400))")
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Transport
+
+/// The operations ql-mcastd answers on its control port (framed JSON, see docs/PROTOCOL.md and
+/// docs/IMAGE-SERVICE.md), and their arguments and answers.
+public enum ImageOperation {
+    /// `request-image {image, host?, unicast?}` → `ImageTicket`.
+    public static let requestImage = "request-image"
+    /// `fetch {image, sha256, offset, length}` → data frame `FetchHeader` + the bytes.
+    public static let fetch = "fetch"
+    /// `status` → `ServerStatus`.
+    public static let status = "status"
+    /// `list-images` → `[ImageManifest]`.
+    public static let listImages = "list-images"
+}
+
+public struct ImageRequest: Codable, Sendable {
+    public var image: String
+    /// The node's host name, for status and logs.
+    public var host: String?
+    /// Ask for the unicast path straight away.
+    public var unicast: Bool?
+
+    public init(image: String, host: String? = nil, unicast: Bool? = nil) {
+        self.image = image
+        self.host = host
+        self.unicast = unicast
+    }
+}
+
+/// The answer to `request-image`: how to get the image, and what it must hash to.
+public struct ImageTicket: Codable, Sendable, Equatable {
+    public enum Mode: String, Codable, Sendable {
+        /// Join `group:port`; the session starts in `startsInMillis`.
+        case multicast
+        /// Fetch everything with `fetch` (asked for, or the server's session limit was reached).
+        case unicast
+    }
+
+    public var mode: Mode
+    /// Why the mode is unicast when the client did not ask for it.
+    public var reason: String?
+    public var image: String
+    public var sha256: SHA256Digest
+    public var objectSize: UInt64
+    public var symbolSize: Int
+    public var sourceSymbols: Int
+    public var sessionID: UInt32 = 0
+    public var group: String?
+    public var port: UInt16?
+    /// The id this client uses in its NAKs and STATUS (the server waits for it).
+    public var receiverID: UInt32 = 0
+    /// Hex session key for per-datagram authentication, when the server requires it.
+    public var key: String?
+    public var startsInMillis: Int = 0
+    /// True when this client joins a session that has already started (late join).
+    public var lateJoin: Bool = false
+
+    /// The layout, validated (the ticket came off the network).
+    public func layout() throws(ServiceError) -> ObjectLayout {
+        do { return try ObjectLayout(objectSize: objectSize, symbolSize: symbolSize, sourceSymbols: sourceSymbols) } catch {
+            throw ServiceError(.transfer, "the server's layout for '\(image)' is invalid: \(error.message)")
+        }
+    }
+}
+
+public struct FetchRequest: Codable, Sendable {
+    public var image: String
+    public var sha256: SHA256Digest
+    public var offset: UInt64
+    public var length: Int
+
+    public init(image: String, sha256: SHA256Digest, offset: UInt64, length: Int) {
+        self.image = image
+        self.sha256 = sha256
+        self.offset = offset
+        self.length = length
+    }
+}
+
+/// The JSON before the bytes of a `fetch` answer.
+public struct FetchHeader: Codable, Sendable {
+    public var offset: UInt64
+    public var length: Int
+}
+
+/// What `status` answers: the daemon's sessions, members and counters.
+public struct ServerStatus: Codable, Sendable {
+    public var uptimeSeconds: Double
+    public var images: [String]
+    public var sessions: [SessionStatus]
+    public var counters: ServerCounters
+    public var limits: ServerLimits
+}
+
+public struct SessionStatus: Codable, Sendable {
+    public enum State: String, Codable, Sendable { case gathering, running, finished }
+    public var sessionID: UInt32
+    public var image: String
+    public var sha256: SHA256Digest
+    public var group: String
+    public var state: State
+    public var members: [MemberStatus]
+    /// Seconds since the first request; negative start means it has not started yet.
+    public var ageSeconds: Double
+    /// The sender's last snapshot (rate, blocks, NAKs, per-receiver loss), once running.
+    public var progress: SenderProgress?
+    /// The outcome, once finished.
+    public var outcome: String?
+}
+
+public struct MemberStatus: Codable, Sendable {
+    public var receiverID: UInt32
+    public var host: String
+    public var address: String
+    public var lateJoin: Bool
+}
+
+public struct ServerCounters: Codable, Sendable, Equatable {
+    public var requests: UInt64 = 0
+    public var sessionsStarted: UInt64 = 0
+    public var sessionsFinished: UInt64 = 0
+    public var sessionsAborted: UInt64 = 0
+    public var lateJoins: UInt64 = 0
+    public var unicastTickets: UInt64 = 0
+    public var fetches: UInt64 = 0
+    public var fetchedBytes: UInt64 = 0
+    public var refusedAtLimit: UInt64 = 0
+    public var badRequests: UInt64 = 0
+    public var unknownImages: UInt64 = 0
+    public var controlConnections: UInt64 = 0
+    public var controlFramingErrors: UInt64 = 0
+    public var controlIdleTimeouts: UInt64 = 0
+    public var controlRefused: UInt64 = 0
+
+    public init() {}
+}
+
+public struct ServerLimits: Codable, Sendable, Equatable {
+    public var maxSessions: Int
+    public var maxClients: Int
+    public var rate: String
+}

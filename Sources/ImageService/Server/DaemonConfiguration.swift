@@ -1,0 +1,155 @@
+import Transport
+
+/// Everything ql-mcastd runs with. Every field is a command-line flag and a key of the
+/// configuration file (same name); flags win over the file. See docs/IMAGE-SERVICE.md.
+public struct DaemonConfiguration: Sendable {
+    /// The control port when `--listen` gives none.
+    public static let defaultPort = 7799
+
+    public var root = Root()
+    public var listenHost = "0.0.0.0"
+    public var listenPort = DaemonConfiguration.defaultPort
+    /// Address of the interface the sessions are sent from (cannot be guessed on a head node
+    /// with several networks).
+    public var interface: IPv4Address?
+    public var groupPool = "239.255.1.0/24"
+    public var portRange = "30000-30999"
+    /// Requests for one image within this many seconds share a session.
+    public var windowSeconds = 2.0
+    /// Total sending rate, shared by the running sessions (unpaced: each adapts to its receivers).
+    public var rate = Rate.unpaced
+    public var maxSessions = 8
+    /// Most clients in sessions at once; beyond it a request is told to retry.
+    public var maxClients = 512
+    public var maxConnections = 1_024
+    public var idleTimeoutSeconds = 30.0
+    public var symbolSize = 1_440
+    public var blockSymbols = 128
+    public var parity = 0.0
+    /// Hand out a session key and tag every datagram (HMAC-SHA256).
+    public var authenticate = false
+    /// Deliver sessions to clients on the head node itself as well.
+    public var loopback = false
+    /// Seconds to let running sessions finish on SIGTERM before aborting them.
+    public var shutdownGraceSeconds = 10.0
+    /// Seeded loss applied to what the daemon sends (testing aid).
+    public var simulateLoss = LossModel.none
+    /// Largest range one `fetch` returns.
+    public var maxFetchBytes = 8 << 20
+    /// Finished sessions stay visible in `status` this long.
+    public var keepFinishedSeconds = 60.0
+
+    public init() {}
+
+    /// The keys a configuration file may set.
+    public static let keys = [
+        "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
+        "max-connections", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "loopback",
+        "shutdown-grace", "simulate-loss",
+    ]
+
+    /// Sets `key` (a flag name without dashes) from `text`.
+    /// - Throws: `.configuration` naming the key, the value, and what it should be.
+    public mutating func set(_ key: String, _ text: String) throws(ServiceError) {
+        func bad(_ expected: String) -> ServiceError {
+            ServiceError(.configuration, "\(key) = '\(text)': expected \(expected)")
+        }
+        func int(_ range: ClosedRange<Int>) throws(ServiceError) -> Int {
+            guard let v = Int(text), range.contains(v) else { throw bad("a whole number in \(range.lowerBound)…\(range.upperBound)") }
+            return v
+        }
+        func seconds(_ range: ClosedRange<Double>) throws(ServiceError) -> Double {
+            guard let v = Double(text), range.contains(v) else { throw bad("seconds in \(range.lowerBound)…\(range.upperBound)") }
+            return v
+        }
+        func bool() throws(ServiceError) -> Bool {
+            switch text.lowercased() {
+            case "yes", "true", "on", "1": return true
+            case "no", "false", "off", "0": return false
+            default: throw bad("yes or no")
+            }
+        }
+        switch key {
+        case "root": root = Root(text)
+        case "listen":
+            let (h, p) = try DaemonConfiguration.hostPort(text, defaultPort: DaemonConfiguration.defaultPort)
+            listenHost = h
+            listenPort = p
+        case "interface":
+            guard let a = IPv4Address(text), !a.isMulticast, a != .any else { throw bad("the IPv4 address of a local interface") }
+            interface = a
+        case "group-pool":
+            do { _ = try GroupPool(cidr: text, ports: portRange) } catch { throw bad("a multicast CIDR like 239.255.1.0/24 (\(error.message))") }
+            groupPool = text
+        case "port-range":
+            do { _ = try GroupPool(cidr: groupPool, ports: text) } catch { throw bad("a port range like 30000-30999 (\(error.message))") }
+            portRange = text
+        case "window": windowSeconds = try seconds(0...60)
+        case "rate":
+            do { rate = try Rate(parsing: text) } catch { throw bad("a bit rate like 2g or 500m, or unlimited") }
+        case "max-sessions": maxSessions = try int(1...1_024)
+        case "max-clients": maxClients = try int(1...65_536)
+        case "max-connections": maxConnections = try int(1...100_000)
+        case "idle-timeout": idleTimeoutSeconds = try seconds(1...3_600)
+        case "symbol-size": symbolSize = try int(512...8_960)
+        case "block-symbols": blockSymbols = try int(1...254)
+        case "parity":
+            guard let v = Double(text), (0...1).contains(v) else { throw bad("a fraction of the block in 0…1, like 0.05") }
+            parity = v
+        case "authenticate": authenticate = try bool()
+        case "loopback": loopback = try bool()
+        case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
+        case "simulate-loss":
+            do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }
+        default:
+            throw ServiceError(.configuration, "unknown key '\(key)' (known: \(DaemonConfiguration.keys.joined(separator: ", ")))")
+        }
+    }
+
+    /// Applies a configuration file: `key = value` lines, `#` comments, blank lines ignored.
+    /// - Throws: `.configuration` naming the file and line.
+    public mutating func apply(file path: String) throws(ServiceError) {
+        let bytes: [UInt8]
+        do { bytes = try FileSystem.readFile(path, limit: 1 << 20) } catch {
+            throw ServiceError(.configuration, "configuration file: \(error.message)")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ServiceError(.configuration, "\(path) is not UTF-8 text")
+        }
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let eq = trimmed.firstIndex(of: "=") else {
+                throw ServiceError(.configuration, "\(path):\(n + 1): expected 'key = value', got '\(trimmed)'")
+            }
+            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
+            let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            do { try set(key, value) } catch { throw ServiceError(.configuration, "\(path):\(n + 1): \(error.message)") }
+        }
+    }
+
+    /// Checks what cannot be defaulted and that the pool is usable.
+    public func validate() throws(ServiceError) {
+        guard interface != nil else {
+            throw ServiceError(.configuration, "no --interface: give the address of the head node's interface to the compute nodes")
+        }
+        do { _ = try GroupPool(cidr: groupPool, ports: portRange) } catch {
+            throw ServiceError(.configuration, "group pool: \(error.message)")
+        }
+    }
+
+    /// Splits `HOST[:PORT]`.
+    public static func hostPort(_ text: String, defaultPort: Int) throws(ServiceError) -> (String, Int) {
+        guard let colon = text.lastIndex(of: ":") else {
+            guard !text.isEmpty else { throw ServiceError(.invalidArgument, "empty address") }
+            return (text, defaultPort)
+        }
+        guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon != text.startIndex else {
+            throw ServiceError(.invalidArgument, "'\(text)' is not HOST[:PORT]")
+        }
+        return (String(text[..<colon]), port)
+    }
+}
+
+import Foundation

@@ -1,0 +1,109 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Transport
+
+/// ql-mcastd: the image catalog, the session conductor and the control port, put together.
+///
+/// Operations on the control port: `request-image`, `fetch`, `status`, `list-images` (see
+/// `ImageOperation`). Every bad request is answered with an error naming the problem and
+/// counted; nothing a client sends stops the server serving the others.
+public final class ImageServer: Sendable {
+    public let configuration: DaemonConfiguration
+    public let catalog: ImageCatalog
+    public let sessions: SessionManager
+    public let log: EventLog
+    private let control = NIOLockedValueBox<ControlServer?>(nil)
+
+    public init(configuration: DaemonConfiguration, log: EventLog) throws(ServiceError) {
+        self.configuration = configuration
+        self.log = log
+        catalog = ImageCatalog(
+            root: configuration.root, symbolSize: configuration.symbolSize, sourceSymbols: configuration.blockSymbols,
+            log: log)
+        sessions = try SessionManager(configuration: configuration, catalog: catalog, log: log)
+    }
+
+    /// The control port actually bound (useful with port 0).
+    public var port: Int { control.withLockedValue { $0?.port ?? 0 } }
+
+    /// Loads the image list, starts the conductor and listens.
+    public func start() throws(ServiceError) {
+        FileSystem.ensureDirectory(configuration.root.images, log: log)
+        let manifests = catalog.reload()
+        log.info("serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))")
+        sessions.startConductor()
+        var options = ControlServer.Options()
+        options.maxConnections = configuration.maxConnections
+        options.idleTimeout = .milliseconds(Int64(configuration.idleTimeoutSeconds * 1_000))
+        let server: ControlServer
+        do {
+            server = try ControlServer.start(
+                host: configuration.listenHost, port: configuration.listenPort, options: options
+            ) { [self] request, peer throws(ControlFailure) in try answer(request, peer) }
+        } catch {
+            sessions.shutdown(grace: 0)
+            throw ServiceError(.io, error.message)
+        }
+        control.withLockedValue { $0 = server }
+        log.info(
+            "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
+                + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
+                + "rate \(configuration.rate)")
+    }
+
+    /// SIGHUP: rescan the image directory (new images appear, removed ones go, changed ones
+    /// are re-hashed); running sessions keep their snapshots.
+    public func reload() {
+        let manifests = catalog.reload()
+        log.info("reloaded the image list: \(manifests.count) images (\(manifests.map(\.name).joined(separator: ", ")))")
+    }
+
+    /// SIGTERM: finish running sessions within the grace period, abort the rest, close the port.
+    public func stop() {
+        log.info("shutting down: running sessions get \(configuration.shutdownGraceSeconds) s to finish")
+        sessions.shutdown(grace: configuration.shutdownGraceSeconds)
+        control.withLockedValue { $0?.stop() }
+        log.info("ql-mcastd stopped")
+    }
+
+    func answer(_ request: ControlRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
+        switch request.op {
+        case ImageOperation.requestImage:
+            let args = try counted { () throws(ControlFailure) in try request.arguments(ImageRequest.self) }
+            return .json(try encode(try sessions.request(args, peer: peer)))
+        case ImageOperation.fetch:
+            let args = try counted { () throws(ControlFailure) in try request.arguments(FetchRequest.self) }
+            return try sessions.fetch(args)
+        case ImageOperation.status:
+            return .json(try encode(sessions.status(control: control.withLockedValue { $0?.counters })))
+        case ImageOperation.listImages:
+            return .json(try encode(catalog.reload()))
+        default:
+            sessions.count { $0.badRequests += 1 }
+            throw ControlFailure(
+                .unknownOperation,
+                "ql-mcastd answers request-image, fetch, status and list-images, not '\(request.op.prefix(64))'")
+        }
+    }
+
+    private func counted<T>(_ body: () throws(ControlFailure) -> T) throws(ControlFailure) -> T {
+        do { return try body() } catch {
+            sessions.count { $0.badRequests += 1 }
+            throw error
+        }
+    }
+
+    private func encode<T: Encodable>(_ value: T) throws(ControlFailure) -> [UInt8] {
+        do { return Array(try JSONEncoder().encode(value)) } catch {
+            throw ControlFailure(.internalError, "cannot encode the answer: \(error)")
+        }
+    }
+}
+
+extension FileSystem {
+    /// Creates `path` if missing; a failure is logged (the caller reports what it cannot find).
+    static func ensureDirectory(_ path: String, log: EventLog) {
+        do throws(ServiceError) { try makeDirectories(path) } catch { log.warning(error.message) }
+    }
+}

@@ -1,0 +1,306 @@
+import Foundation
+import NIOConcurrencyHelpers
+import Transport
+
+/// The conductor of ql-mcastd: owns the sessions, hands out tickets, starts sessions when their
+/// window closes, shares the rate cap, and reaps finished sessions.
+///
+/// Requests arrive on network threads and are answered at once (a ticket says when the session
+/// starts); each running session's `Sender` runs on its own thread and is reached only through
+/// its mailbox. `Sendable`: all shared state is behind one lock, never held across I/O.
+public final class SessionManager: Sendable {
+    struct State {
+        var sessions: [UInt32: StreamSession] = [:]
+        var pool: GroupPool
+        var counters = ServerCounters()
+        /// Sessions whose sender thread has not returned yet.
+        var senders: Set<UInt32> = []
+        var stopping = false
+    }
+
+    public let configuration: DaemonConfiguration
+    public let catalog: ImageCatalog
+    let log: EventLog
+    let startedAt = MonotonicClock.nanoseconds()
+    private let state: NIOLockedValueBox<State>
+    private let conductorStop = NIOLockedValueBox(false)
+
+    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: EventLog) throws(ServiceError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.catalog = catalog
+        self.log = log
+        do {
+            state = NIOLockedValueBox(State(pool: try GroupPool(cidr: configuration.groupPool, ports: configuration.portRange)))
+        } catch {
+            throw ServiceError(.configuration, "group pool: \(error.message)")
+        }
+    }
+
+    public var counters: ServerCounters { state.withLockedValue { $0.counters } }
+
+    func count(_ update: (inout ServerCounters) -> Void) { state.withLockedValue { update(&$0.counters) } }
+
+    // MARK: - Requests
+
+    /// Answers `request-image`: joins the gathering or running session of the same image
+    /// version, or opens one, or hands out a unicast ticket when a limit is reached.
+    /// - Throws: `.malformedRequest` (bad name), `.notFound` (no such image), `.busy` (client
+    ///   limit reached, or shutting down: retry later).
+    public func request(_ request: ImageRequest, peer: ControlPeer) throws(ControlFailure) -> ImageTicket {
+        count { $0.requests += 1 }
+        let name: ImageName
+        do { name = try ImageName(request.image) } catch {
+            count { $0.badRequests += 1 }
+            throw ControlFailure(.malformedRequest, error.message)
+        }
+        let snapshot: ImageSnapshot
+        do { snapshot = try catalog.snapshot(name) } catch {
+            count { $0.unknownImages += 1 }
+            if error.code == .notFound {
+                let known = catalog.names().map(\.value).joined(separator: ", ")
+                throw ControlFailure(.notFound, "no image '\(name)' on this server (images: \(known.isEmpty ? "none" : known))")
+            }
+            throw ControlFailure(.internalError, error.message)
+        }
+        let host = String((request.host ?? peer.host).prefix(64))
+        let now = MonotonicClock.nanoseconds()
+        let config = configuration
+        let m = snapshot.manifest
+        var ticket = ImageTicket(
+            mode: .unicast, image: name.value, sha256: m.sha256, objectSize: m.size, symbolSize: m.symbolSize,
+            sourceSymbols: m.sourceSymbols)
+        let result: Result<ImageTicket, ControlFailure> = state.withLockedValue { s in
+            guard !s.stopping else { return .failure(ControlFailure(.busy, "ql-mcastd is shutting down; retry in a few seconds")) }
+            if request.unicast == true {
+                s.counters.unicastTickets += 1
+                ticket.reason = "asked for unicast"
+                return .success(ticket)
+            }
+            let clients = s.sessions.values.filter(\.isActive).reduce(0) { $0 + $1.members.count }
+            guard clients < config.maxClients else {
+                s.counters.refusedAtLimit += 1
+                return .failure(
+                    ControlFailure(.busy, "ql-mcastd serves \(clients) clients, its limit (max-clients); retry in 5 s"))
+            }
+            var session = s.sessions.values.first {
+                $0.isActive && $0.snapshot.name == name && $0.snapshot.manifest.sha256 == m.sha256
+            }
+            if session == nil {
+                let active = s.sessions.values.filter(\.isActive).count
+                guard active < config.maxSessions else {
+                    s.counters.refusedAtLimit += 1
+                    s.counters.unicastTickets += 1
+                    ticket.reason = "\(active) sessions running, the limit (max-sessions): use unicast"
+                    return .success(ticket)
+                }
+                let endpoint: MulticastEndpoint
+                do throws(TransportError) { endpoint = try s.pool.allocate() } catch {
+                    s.counters.unicastTickets += 1
+                    ticket.reason = "no free multicast group: \(error.message)"
+                    return .success(ticket)
+                }
+                var id = UInt32.random(in: 1...UInt32.max)
+                while s.sessions[id] != nil { id = UInt32.random(in: 1...UInt32.max) }
+                let key = config.authenticate ? PacketAuthenticator.randomKey() : nil
+                let created = StreamSession(
+                    id: id, snapshot: snapshot, endpoint: endpoint, key: key, now: now,
+                    startAt: now + UInt64(config.windowSeconds * 1e9))
+                s.sessions[id] = created
+                session = created
+                log.info("session \(id): image '\(name)' on \(endpoint), starts in \(config.windowSeconds) s (first: \(host))")
+            }
+            let chosen = session!
+            var receiverID = UInt32.random(in: 1...UInt32.max)
+            while chosen.members.contains(where: { $0.receiverID == receiverID }) {
+                receiverID = UInt32.random(in: 1...UInt32.max)
+            }
+            let late = chosen.state == .running
+            chosen.members.append(MemberStatus(receiverID: receiverID, host: host, address: peer.address, lateJoin: late))
+            if late {
+                chosen.mailbox.post(.expectReceiver(receiverID))
+                s.counters.lateJoins += 1
+                log.info("session \(chosen.id): \(host) (\(peer.address)) joins late")
+            }
+            ticket.mode = .multicast
+            ticket.sessionID = chosen.id
+            ticket.group = chosen.endpoint.group.description
+            ticket.port = chosen.endpoint.port
+            ticket.receiverID = receiverID
+            ticket.key = chosen.key.map { $0.map { String(format: "%02x", $0) }.joined() }
+            ticket.startsInMillis = chosen.startAt > now ? Int((chosen.startAt - now) / 1_000_000) : 0
+            ticket.lateJoin = late
+            return .success(ticket)
+        }
+        let t = try result.get()
+        if t.mode == .unicast { log.info("unicast ticket for '\(name)' to \(host) (\(peer.address)): \(t.reason ?? "")") }
+        return t
+    }
+
+    /// Answers `fetch`: a range of the image version with the given digest, from the snapshot a
+    /// session holds or the current file.
+    public func fetch(_ f: FetchRequest) throws(ControlFailure) -> ControlReply {
+        let name: ImageName
+        do { name = try ImageName(f.image) } catch {
+            count { $0.badRequests += 1 }
+            throw ControlFailure(.malformedRequest, error.message)
+        }
+        guard f.length > 0, f.length <= configuration.maxFetchBytes else {
+            count { $0.badRequests += 1 }
+            throw ControlFailure(.malformedRequest, "fetch length \(f.length) is outside 1…\(configuration.maxFetchBytes)")
+        }
+        let held = state.withLockedValue { $0.sessions.values.map(\.snapshot) }
+        guard let snapshot = catalog.snapshot(name, digest: f.sha256, among: held) else {
+            count { $0.unknownImages += 1 }
+            throw ControlFailure(
+                .notFound, "image '\(name)' with sha256 \(f.sha256) is not served any more (replaced?); request it again")
+        }
+        guard f.offset <= snapshot.manifest.size, UInt64(f.length) <= snapshot.manifest.size - f.offset else {
+            count { $0.badRequests += 1 }
+            throw ControlFailure(
+                .malformedRequest, "range \(f.offset)+\(f.length) lies outside image '\(name)' (\(snapshot.manifest.size) bytes)")
+        }
+        count {
+            $0.fetches += 1
+            $0.fetchedBytes += UInt64(f.length)
+        }
+        let header = (try? JSONEncoder().encode(FetchHeader(offset: f.offset, length: f.length))).map(Array.init) ?? []
+        return .file(json: header, descriptor: snapshot.descriptor, offset: Int(f.offset), count: f.length)
+    }
+
+    public func status(control: ControlServer.Counters?) -> ServerStatus {
+        let now = MonotonicClock.nanoseconds()
+        let (sessions, counters) = state.withLockedValue { s in
+            (s.sessions.values.sorted { $0.createdAt < $1.createdAt }.map { $0.status(now: now) }, s.counters)
+        }
+        var c = counters
+        if let control {
+            c.controlConnections = control.connections
+            c.controlFramingErrors = control.framingErrors
+            c.controlIdleTimeouts = control.idleTimeouts
+            c.controlRefused = control.refusedConnections
+        }
+        return ServerStatus(
+            uptimeSeconds: Double(now - startedAt) / 1e9, images: catalog.names().map(\.value), sessions: sessions,
+            counters: c,
+            limits: ServerLimits(
+                maxSessions: configuration.maxSessions, maxClients: configuration.maxClients,
+                rate: configuration.rate.description))
+    }
+
+    // MARK: - Conductor
+
+    /// Runs the conductor on its own thread until `stop()`: every 20 ms, start sessions whose
+    /// window closed, share the rate, reap old sessions.
+    public func startConductor() {
+        let thread = Thread { [self] in
+            while !conductorStop.withLockedValue({ $0 }) {
+                turn(now: MonotonicClock.nanoseconds())
+                usleep(20_000)
+            }
+        }
+        thread.name = "ql-mcastd conductor"
+        thread.start()
+    }
+
+    /// One turn of the conductor (also callable from tests).
+    func turn(now: UInt64) {
+        let keep = UInt64(configuration.keepFinishedSeconds * 1e9)
+        let due: [StreamSession] = state.withLockedValue { s in
+            for (id, session) in s.sessions where session.state == .finished && now - (session.finishedAt ?? now) > keep {
+                s.sessions[id] = nil
+            }
+            guard !s.stopping else { return [] }
+            let starting = s.sessions.values.filter { $0.state == .gathering && $0.startAt <= now }
+            for session in starting {
+                session.state = .running
+                s.counters.sessionsStarted += 1
+            }
+            shareRate(&s)
+            return starting
+        }
+        for session in due { launch(session) }
+    }
+
+    /// Gives every running session an equal share of the daemon's rate cap.
+    private func shareRate(_ s: inout State) {
+        guard !configuration.rate.isUnpaced else { return }
+        let running = s.sessions.values.filter { $0.state == .running }
+        guard !running.isEmpty else { return }
+        let share = Rate(bytesPerSecond: max(125_000, configuration.rate.bytesPerSecond / UInt64(running.count)))
+        for session in running where session.rateShare != share {
+            session.rateShare = share
+            session.mailbox.post(.rateLimit(share))
+        }
+    }
+
+    private func launch(_ session: StreamSession) {
+        let config = configuration
+        let members = state.withLockedValue { _ in session.members.map(\.receiverID) }
+        for id in members { session.mailbox.post(.expectReceiver(id)) }
+        log.info("session \(session.id): starting '\(session.snapshot.name)' to \(members.count) members on \(session.endpoint)")
+        let thread = Thread { [self] in
+            let outcome = stream(session, config)
+            state.withLockedValue { s in
+                session.state = .finished
+                session.finishedAt = MonotonicClock.nanoseconds()
+                session.outcome = outcome
+                s.pool.release(session.endpoint)
+                s.senders.remove(session.id)
+                s.counters.sessionsFinished += 1
+                if outcome.hasPrefix("aborted") { s.counters.sessionsAborted += 1 }
+            }
+            log.info("session \(session.id): \(outcome)")
+        }
+        thread.name = "ql-mcastd session \(session.id)"
+        state.withLockedValue { _ = $0.senders.insert(session.id) }
+        thread.start()
+    }
+
+    /// Runs one session's sender to its end; returns the outcome line.
+    private func stream(_ session: StreamSession, _ config: DaemonConfiguration) -> String {
+        do throws(TransportError) {
+            var options = SocketOptions(interface: config.interface!)
+            options.loopback = config.loopback
+            let socket = try MulticastSocket(endpoint: session.endpoint, options: options)
+            let sender = try Sender(
+                object: session.snapshot.bytes, digest: session.snapshot.manifest.sha256, channel: socket,
+                configuration: session.senderConfiguration(config), mailbox: session.mailbox)
+            sender.onProgress = { p in session.progress.withLockedValue { $0 = p } }
+            let report = try sender.run()
+            let records = report.receivers.values
+            let complete = records.filter { $0.state == .complete }.count
+            let c = report.counters
+            let summary =
+                "\(complete)/\(records.count) receivers complete, \(String(format: "%.2f", report.seconds)) s, "
+                + "\(String(format: "%.1f", Double(c.objectBytes) / 1e6 / max(report.passSeconds, 1e-9))) MB/s pass, "
+                + "wire/payload \(String(format: "%.3f", Double(c.wireBytes) / max(1, Double(c.objectBytes)))), "
+                + "repair \(c.repairSymbols), NAKs \(c.naksReceived), dropped \(c.receiversDropped), silent \(c.receiversSilent)"
+            if let reason = report.abortReason { return "aborted (\(reason)): " + summary }
+            return "finished: " + summary
+        } catch {
+            log.error("session \(session.id): \(error.message)")
+            return "failed: \(error.message)"
+        }
+    }
+
+    /// Stops taking requests, lets running sessions finish for up to `grace` seconds, aborts the
+    /// rest, and waits (bounded) for their threads.
+    public func shutdown(grace: Double) {
+        let running: [StreamSession] = state.withLockedValue { s in
+            s.stopping = true
+            for session in s.sessions.values where session.state == .gathering {
+                session.state = .finished
+                session.outcome = "cancelled: ql-mcastd shut down before it started"
+                s.pool.release(session.endpoint)
+            }
+            return s.sessions.values.filter { $0.state == .running }
+        }
+        let deadline = MonotonicClock.nanoseconds() + UInt64(grace * 1e9)
+        while MonotonicClock.nanoseconds() < deadline, state.withLockedValue({ !$0.senders.isEmpty }) { usleep(50_000) }
+        for session in running { session.mailbox.post(.abort("ql-mcastd is shutting down")) }
+        let hardDeadline = MonotonicClock.nanoseconds() + 5_000_000_000
+        while MonotonicClock.nanoseconds() < hardDeadline, state.withLockedValue({ !$0.senders.isEmpty }) { usleep(20_000) }
+        conductorStop.withLockedValue { $0 = true }
+    }
+}

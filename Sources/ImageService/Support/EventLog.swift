@@ -1,0 +1,68 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import NIOConcurrencyHelpers
+
+/// A tool's log: timestamped lines appended to `<root>/var/log/qlustar/<name>.log` (where the
+/// administrator looks, per the boot reference), and echoed to standard error.
+///
+/// `Sendable`: writes are serialised by the lock; the descriptor is opened once with O_APPEND.
+public final class EventLog: Sendable {
+    public enum Level: String, Sendable { case debug, info, warning, error }
+
+    private let fd: Int32
+    private let echo: Bool
+    private let verbose: Bool
+    private let lock = NIOLock()
+    public let path: String
+
+    /// Opens (creating) the log file. If it cannot be opened, lines go to standard error only
+    /// and the first line says why.
+    public init(root: Root, name: String, echo: Bool = true, verbose: Bool = false) {
+        path = root.logs + "/" + name + ".log"
+        self.echo = echo
+        self.verbose = verbose
+        var opened: Int32 = -1
+        var reason = ""
+        do throws(ServiceError) {
+            try FileSystem.makeDirectories(root.logs)
+            opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            if opened < 0 { reason = String(cString: strerror(errno)) }
+        } catch {
+            reason = error.message
+        }
+        fd = opened
+        if opened < 0 { log(.warning, "cannot open the log file \(path) (\(reason)); logging to standard error only") }
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    public func log(_ level: Level, _ message: String) {
+        if level == .debug && !verbose { return }
+        let line = "\(EventLog.timestamp()) \(level.rawValue) \(message)\n"
+        lock.withLock {
+            let bytes = Array(line.utf8)
+            bytes.withUnsafeBytes { b in
+                if fd >= 0 { _ = write(fd, b.baseAddress!, b.count) }
+                if echo { _ = write(2, b.baseAddress!, b.count) }
+            }
+        }
+    }
+
+    public func info(_ message: String) { log(.info, message) }
+    public func warning(_ message: String) { log(.warning, message) }
+    public func error(_ message: String) { log(.error, message) }
+    public func debug(_ message: String) { log(.debug, message) }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var t = tm()
+        var seconds = now.tv_sec
+        gmtime_r(&seconds, &t)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+            t.tm_sec, now.tv_nsec / 1_000_000)
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What identifies one version of a file: a replaced or rewritten image differs in at least
+/// one of these (an atomic publish changes the inode; an edit in place changes size or times).
+public struct FileIdentity: Sendable, Hashable, Codable {
+    public var device: UInt64
+    public var inode: UInt64
+    public var size: UInt64
+    public var modifiedNanos: Int64
+    public var changedNanos: Int64
+}
+
+/// The file-system calls of the image service, in one place: each returns a value or throws a
+/// `ServiceError` naming the path and errno's text.
+enum FileSystem {
+    static func error(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
+        ServiceError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
+    }
+
+    /// The identity of the file at `path`, or nil when it does not exist.
+    static func identity(of path: String) throws(ServiceError) -> FileIdentity? {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw error("cannot stat", path)
+        }
+        return identity(st)
+    }
+
+    /// The identity of an open file (what was actually opened, not what the name points to now).
+    static func identity(descriptor fd: Int32, path: String) throws(ServiceError) -> FileIdentity {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw error("cannot stat", path) }
+        return identity(st)
+    }
+
+    private static func identity(_ st: stat) -> FileIdentity {
+        FileIdentity(
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: UInt64(st.st_size),
+            modifiedNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+            changedNanos: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Creates `path` and its missing parents with `mode`.
+    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ServiceError) {
+        var prefix = ""
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + part
+            if mkdir(prefix, mode) != 0, errno != EEXIST { throw error("cannot create directory", prefix) }
+        }
+        guard isDirectory(path.isEmpty ? "/" : path) else { throw ServiceError(.io, "\(path) exists and is not a directory") }
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Readers
+    /// see the old content or the new, never a part.
+    static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ServiceError) {
+        let temporary = path + ".tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw error("cannot create", temporary) }
+        var ok = fchmod(fd, mode) == 0
+        var written = 0
+        bytes.withUnsafeBytes { b in
+            while ok, written < b.count {
+                let n = write(fd, b.baseAddress! + written, b.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { ok = false } else { written += n }
+            }
+        }
+        let code = errno
+        ok = ok && fsync(fd) == 0
+        close(fd)
+        guard ok, Glibc.rename(temporary, path) == 0 else {
+            let failure = error("cannot write", path, ok ? errno : code)
+            unlink(temporary)
+            throw failure
+        }
+    }
+
+    static func rename(_ from: String, to: String) throws(ServiceError) {
+        guard Glibc.rename(from, to) == 0 else { throw error("cannot rename to \(to):", from) }
+    }
+
+    static func remove(_ path: String) { unlink(path) }
+
+    static func readFile(_ path: String, limit: Int) throws(ServiceError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw error("cannot open", path) }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw error("cannot read", path) }
+            if n == 0 { return out }
+            out += chunk[0..<n]
+            guard out.count <= limit else { throw ServiceError(.io, "\(path) is larger than \(limit) bytes") }
+        }
+    }
+}

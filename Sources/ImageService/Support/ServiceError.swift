@@ -1,0 +1,29 @@
+/// A failure of the image service or its client, with a stable code and a message that names
+/// the thing (image, path, server) and what to do.
+public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let invalidArgument = Code(rawValue: "invalid-argument")
+        public static let configuration = Code(rawValue: "configuration")
+        public static let io = Code(rawValue: "io")
+        public static let notFound = Code(rawValue: "not-found")
+        public static let unreachable = Code(rawValue: "unreachable")
+        public static let refused = Code(rawValue: "refused")
+        public static let integrity = Code(rawValue: "integrity")
+        public static let transfer = Code(rawValue: "transfer")
+        public static let union = Code(rawValue: "union")
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

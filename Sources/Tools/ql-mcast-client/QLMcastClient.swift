@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import ImageService
+import Transport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@main
+struct QLMcastClient: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ql-mcast-client",
+        abstract: "Fetch a node OS image from ql-mcastd by multicast (unicast fallback), verify it, lay out the union root.",
+        discussion: """
+            Run by the initrd's /init (boot step 4). Asks ql-mcastd for the image, receives it together
+            with every node that asked at the same time, fetches over unicast only what multicast did
+            not deliver (or everything, with --unicast), and verifies the SHA-256 before the file
+            appears at --output (written as OUTPUT.partial until then). With --union DIR it then lays
+            out DIR/union/image (unpacked, or mounted with --mount), DIR/union/rw and DIR/union/chroot.
+
+              ql-mcast-client --server 192.168.52.1 --image compute --output /tmp/compute.img --union /
+
+            Exit status:
+              0  image received and verified (and the union root laid out, with --union)
+              1  bad arguments
+              2  the server does not serve this image, or refused the request
+              3  verification failed (twice): nothing was written
+              4  the server could not be reached, or the transfer failed
+              5  the union root could not be laid out
+            Log: <root>/var/log/qlustar/ql-mcast-client.log (a line per 10 % when not on a terminal).
+            """
+    )
+
+    @Option(help: "ql-mcastd's control address HOST[:PORT] (port \(DaemonConfiguration.defaultPort) if omitted).")
+    var server: String
+    @Option(help: "Name of the image to fetch (the server's NAME.img).") var image: String
+    @Option(name: .shortAndLong, help: "Where to write the verified image.") var output: String
+    @Option(help: "Local interface address to receive multicast on (default: the one routing picks toward the server).")
+    var interface: String?
+    @Option(help: "Also lay out the union root under DIR/union (image, rw, chroot).") var union: String?
+    @Flag(help: "With --union: mount the image (squashfs, loop) and a tmpfs instead of unpacking (needs root).")
+    var mount = false
+    @Flag(help: "Skip multicast: fetch the whole image over the control connection.") var unicast = false
+    @Option(help: "Seconds to wait for the multicast session to reach this node after it starts, before falling back.")
+    var multicastTimeout = 10.0
+    @Option(help: "Seconds to keep trying to reach the server and get a ticket.") var serverTimeout = 60.0
+    @Option(help: "Testing aid: drop received datagrams with the seeded model P[,burst] (e.g. 0.05 or 0.05,4), or none.")
+    var simulateLoss = "none"
+    @Option(help: "Root prefix for the log directory (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Flag(help: "No progress output.") var quiet = false
+    @Option(help: "Write a JSON report of the transfer to this file.") var reportJson: String?
+
+    mutating func validate() throws {
+        guard multicastTimeout > 0, serverTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        if mount && union == nil { throw ValidationError("--mount needs --union DIR") }
+        do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
+        if let interface, IPv4Address(interface) == nil {
+            throw ValidationError("--interface '\(interface)' is not an IPv4 address")
+        }
+    }
+
+    /// `P[,burst]` → the engine's loss model (random, or burst with mean length `burst`).
+    static func lossModel(_ text: String) throws -> LossModel {
+        if text == "none" || text == "0" { return .none }
+        let parts = text.split(separator: ",")
+        guard let p = Double(parts[0]), (0...1).contains(p), parts.count <= 2 else {
+            throw ValidationError("--simulate-loss '\(text)': expected P[,burst] with P in 0…1")
+        }
+        if parts.count == 2 {
+            guard let burst = Int(parts[1]), burst >= 1 else { throw ValidationError("--simulate-loss: burst must be ≥ 1") }
+            return try LossModel(parsing: "burst:\(p):\(burst)")
+        }
+        return try LossModel(parsing: "random:\(p)")
+    }
+
+    func run() throws {
+        let rootPath = Root(root)
+        let log = EventLog(root: rootPath, name: "ql-mcast-client")
+        let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
+        var options = ClientOptions(serverHost: host, image: image, output: output)
+        options.serverPort = port
+        options.interface = interface.flatMap(IPv4Address.init)
+        options.unicastOnly = unicast
+        options.multicastTimeout = multicastTimeout
+        options.serverTimeout = serverTimeout
+        options.simulateLoss = try Self.lossModel(simulateLoss)
+        let client = ImageClient(options: options, log: log)
+        client.showProgress = !quiet
+        do {
+            let report = try client.run()
+            if let reportJson {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(report).write(to: URL(fileURLWithPath: reportJson))
+            }
+            log.info(
+                String(
+                    format: "'%@': %llu bytes in %.2f s (%.1f MB/s) via %@", image, report.size, report.seconds,
+                    Double(report.size) / 1e6 / max(report.seconds, 1e-9), report.path))
+            if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
+        } catch let error as ServiceError {
+            log.error(error.message)
+            throw ExitCode(Self.exitStatus(error.code))
+        }
+    }
+
+    static func exitStatus(_ code: ServiceError.Code) -> Int32 {
+        switch code {
+        case .invalidArgument, .configuration: 1
+        case .notFound, .refused: 2
+        case .integrity: 3
+        case .union: 5
+        default: 4
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import ImageService
+import Logging
+import ServiceLifecycle
+import Transport
+import UnixSignals
+
+@main
+struct QLMcastd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ql-mcastd",
+        abstract: "The Qlustar multicast image server: streams node OS images to every node that asks at the same time.",
+        discussion: """
+            Serves the images in <root>/var/lib/qlustar/images (image NAME is the file NAME.img). Nodes
+            (ql-mcast-client, run by the initrd) ask on the control port for an image; requests for
+            the same image within --window seconds share one multicast session on a group:port from
+            the pool, a request while that session runs joins it late, and a node that multicast does
+            not reach fetches the missing ranges over the control connection.
+
+              ql-mcastd --interface 192.168.52.1                    serve (defaults: port \(DaemonConfiguration.defaultPort), pool 239.255.1.0/24)
+              ql-mcastd status --server 127.0.0.1                  sessions, members, progress
+
+            Signals: SIGTERM/SIGINT let running sessions finish (--shutdown-grace), then abort them;
+            SIGHUP re-reads the image directory. Log: <root>/var/log/qlustar/ql-mcastd.log.
+            """,
+        subcommands: [Serve.self, Status.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the image server (the default subcommand).",
+        discussion: """
+            Every option is also a key of the configuration file (--config FILE: 'key = value' lines,
+            '#' comments, keys named like the options without dashes); options given here win.
+            """)
+
+    @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(help: "Configuration file ('key = value' lines).") var config: String?
+    @Option(help: "Control address ADDR[:PORT] to listen on (default 0.0.0.0:\(DaemonConfiguration.defaultPort)).")
+    var listen: String?
+    @Option(help: "Address of the head node's interface toward the nodes; sessions are sent from it. Required.")
+    var interface: String?
+    @Option(help: "Multicast groups to allocate sessions from, as CIDR (default 239.255.1.0/24).") var groupPool: String?
+    @Option(help: "UDP ports to allocate sessions from, A-B (default 30000-30999).") var portRange: String?
+    @Option(help: "Seconds during which requests for one image share a session (default 2).") var window: String?
+    @Option(help: "Total sending rate shared by all sessions, e.g. 5g, or unlimited (default).") var rate: String?
+    @Option(help: "Most sessions at once; beyond it nodes get the unicast path (default 8).") var maxSessions: String?
+    @Option(help: "Most nodes in sessions at once; beyond it nodes are told to retry (default 512).") var maxClients: String?
+    @Option(help: "Most open control connections (default 1024).") var maxConnections: String?
+    @Option(help: "Seconds before a silent control connection is closed (default 30).") var idleTimeout: String?
+    @Option(help: "Bytes per symbol: 1440 for MTU 1500 (default), 8900 for MTU 9000.") var symbolSize: String?
+    @Option(help: "Source symbols per FEC block (default 128).") var blockSymbols: String?
+    @Option(help: "Proactive parity as a fraction of a block (default 0; adapts to reported loss).") var parity: String?
+    @Option(help: "yes: tag every datagram with a per-session key (HMAC-SHA256) handed out with the ticket.")
+    var authenticate: String?
+    @Option(help: "yes: also deliver sessions to clients on this host (multicast loopback).") var loopback: String?
+    @Option(help: "Seconds running sessions get to finish on SIGTERM before they are aborted (default 10).")
+    var shutdownGrace: String?
+    @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
+    var simulateLoss: String?
+
+    func configuration() throws -> DaemonConfiguration {
+        var c = DaemonConfiguration()
+        if let root { c.root = Root(root) }
+        if let config { try c.apply(file: config) }
+        let flags: [(String, String?)] = [
+            ("root", root), ("listen", listen), ("interface", interface), ("group-pool", groupPool), ("port-range", portRange),
+            ("window", window), ("rate", rate), ("max-sessions", maxSessions), ("max-clients", maxClients),
+            ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
+            ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate), ("loopback", loopback),
+            ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss),
+        ]
+        for (key, value) in flags { if let value { try c.set(key, value) } }
+        try c.validate()
+        return c
+    }
+
+    func run() async throws {
+        let c: DaemonConfiguration
+        do { c = try configuration() } catch let e as ServiceError { throw ValidationError(e.message) }
+        let log = EventLog(root: c.root, name: "ql-mcastd")
+        let server = try ImageServer(configuration: c, log: log)
+        try server.start()
+        var logger = Logger(label: "ql-mcastd")
+        logger.logLevel = .warning
+        let group = ServiceGroup(
+            services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
+
+/// The daemon as a service: reloads on SIGHUP until graceful shutdown, then stops the server.
+struct DaemonService: Service {
+    let server: ImageServer
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() { server.reload() }
+        // Blocking by design: the sessions get their grace period, then the process ends.
+        server.stop()
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a running ql-mcastd: sessions, members, progress, rates, loss and repair.")
+
+    @Option(help: "The server's control address HOST[:PORT].") var server = "127.0.0.1"
+    @Flag(help: "Print the raw JSON.") var json = false
+    @Flag(help: "Print Prometheus text exposition format.") var prometheus = false
+    @Option(help: "Seconds to wait for an answer.") var timeout = 5.0
+
+    func run() throws {
+        let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
+        let client = try ControlClient(host: host, port: port, timeout: timeout)
+        let body = try client.call(ControlRequest(op: ImageOperation.status), timeout: timeout)
+        if json {
+            print(String(decoding: body, as: UTF8.self))
+            return
+        }
+        let s = try JSONDecoder().decode(ServerStatus.self, from: Data(body))
+        if prometheus {
+            print(StatusText.prometheus(s), terminator: "")
+            return
+        }
+        print(StatusText.table(s), terminator: "")
+    }
+}

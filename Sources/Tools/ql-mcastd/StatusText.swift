@@ -1,0 +1,54 @@
+import Foundation
+import ImageService
+import Transport
+
+/// How `ql-mcastd status` prints a server's state.
+enum StatusText {
+    static func table(_ s: ServerStatus) -> String {
+        let c = s.counters
+        var out = "ql-mcastd up \(f(s.uptimeSeconds, 0)) s, \(s.images.count) images (\(s.images.joined(separator: ", ")))\n"
+        out += "  requests \(c.requests), sessions started \(c.sessionsStarted) finished \(c.sessionsFinished) aborted \(c.sessionsAborted), "
+        out += "late joins \(c.lateJoins), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
+        out += "  refused at limit \(c.refusedAtLimit), bad requests \(c.badRequests), unknown images \(c.unknownImages), "
+        out += "control connections \(c.controlConnections) (framing errors \(c.controlFramingErrors), idle closed \(c.controlIdleTimeouts), refused \(c.controlRefused))\n"
+        out += "  limits: \(s.limits.maxSessions) sessions, \(s.limits.maxClients) clients, rate \(s.limits.rate)\n"
+        if s.sessions.isEmpty { out += "no sessions\n" }
+        for session in s.sessions {
+            out += "session \(session.sessionID)  \(session.image)  \(session.group)  \(session.state.rawValue)  "
+            out += "\(session.members.count) members  age \(f(session.ageSeconds, 1)) s\n"
+            if let p = session.progress {
+                let pc = p.counters
+                out += "  pass \(p.passBlocks)/\(p.blocks) blocks, rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
+                out += "sent \(pc.datagramsSent) (repair \(pc.repairSymbols)), NAKs \(pc.naksReceived), "
+                out += "\(f(Double(pc.wireBytes) / 1e6 / max(p.elapsedSeconds, 1e-3), 1)) MB/s\n"
+            }
+            if let outcome = session.outcome { out += "  \(outcome)\n" }
+            let records = Dictionary(uniqueKeysWithValues: (session.progress?.receivers ?? []).map { ($0.id, $0) })
+            for m in session.members {
+                out += "    \(m.host) (\(m.address)) id \(m.receiverID)\(m.lateJoin ? " late" : "")"
+                if let r = records[m.receiverID] {
+                    out += "  \(r.state)  blocks \(r.blocksComplete)/\(session.progress?.blocks ?? 0)  loss \(f(r.recentLoss * 100, 1)) %"
+                }
+                out += "\n"
+            }
+        }
+        return out
+    }
+
+    static func prometheus(_ s: ServerStatus) -> String {
+        var out = ""
+        for child in Mirror(reflecting: s.counters).children {
+            guard let label = child.label, let v = child.value as? UInt64 else { continue }
+            let name = "qlmcastd_" + PrometheusText.snakeCase(label) + "_total"
+            out += "# TYPE \(name) counter\n\(name) \(v)\n"
+        }
+        out += "# TYPE qlmcastd_sessions gauge\n"
+        for state in ["gathering", "running", "finished"] {
+            out += "qlmcastd_sessions{state=\"\(state)\"} \(s.sessions.filter { $0.state.rawValue == state }.count)\n"
+        }
+        for session in s.sessions { if let p = session.progress { out += PrometheusText.render(p) } }
+        return out
+    }
+
+    static func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
+}
