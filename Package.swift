@@ -98,15 +98,26 @@ let package = Package(
             path: "Benchmarks/ql-bench"
         ),
 
+        // What the multi-host tests share (imports XCTest: only test targets depend on it).
+        .target(name: "LabTestSupport", dependencies: ["LabSupport"], path: "Tests/LabTestSupport"),
         .testTarget(
             name: "TransportTests",
             dependencies: [
-                "Transport", "ImageService", "CQLFEC", "LabSupport",
+                "Transport", "CQLFEC", "LabSupport", "LabTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TransportTests"
+        ),
+        .testTarget(
+            name: "ImageServiceTests",
+            dependencies: [
+                "ImageService", "Transport", "LabSupport", "LabTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/ImageServiceTests"
         ),
     ]
 )

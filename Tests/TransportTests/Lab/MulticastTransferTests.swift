@@ -1,5 +1,6 @@
 import Foundation
 import LabSupport
+import LabTestSupport
 import XCTest
 
 /// Multi-process transfers on real sockets between network-namespace test hosts, driving the

@@ -1,10 +1,11 @@
 import Foundation
 import LabSupport
+import LabTestSupport
 import XCTest
 
 /// `ql-mcast` as an administrator meets it: bad input gives one clear line and exit status 1.
 final class QLMcastCLITests: XCTestCase {
-    func binary() throws -> String { try LabHarness.releaseBinary().path }
+    func binary() throws -> String { try LabHarness.releaseBinary("ql-mcast").path }
 
     func run(_ args: [String]) throws -> (status: Int32, stderr: String) {
         let p = Process()

@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import ImageService
+import LabTestSupport
+import Transport
+import XCTest
+
+/// ql-mcastd's control plane in process, on 127.0.0.1: tickets, grouping, limits, fetch, and
+/// everything a bad client can send. The window is long, so no session starts and nothing is
+/// multicast; streaming itself is tested on the test hosts (ImageStreamingLabTests).
+final class ImageServerTests: XCTestCase {
+    var dir = ""
+    var server: ImageServer?
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    @discardableResult
+    func start(_ adjust: (inout DaemonConfiguration) -> Void = { _ in }) throws -> ImageServer {
+        dir = NSTemporaryDirectory() + "mcastd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var c = DaemonConfiguration()
+        c.root = Root(dir)
+        c.interface = IPv4Address("127.0.0.1")
+        c.listenHost = "127.0.0.1"
+        c.listenPort = 0
+        c.windowSeconds = 600
+        c.shutdownGraceSeconds = 0
+        adjust(&c)
+        try FileManager.default.createDirectory(atPath: c.root.images, withIntermediateDirectories: true)
+        for (name, size) in [("compute", 1_000_003), ("gpu", 20_000)] {
+            let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ name.count) }
+            try Data(bytes).write(to: URL(fileURLWithPath: c.root.images + "/\(name).img"))
+        }
+        let s = try ImageServer(configuration: c, log: EventLog(root: c.root, name: "ql-mcastd", echo: false))
+        try s.start()
+        server = s
+        return s
+    }
+
+    func client() throws -> ControlClient {
+        try ControlClient(host: "127.0.0.1", port: server!.port, timeout: 5, maxData: 8 << 20)
+    }
+
+    func ticket(_ c: ControlClient, _ image: String, unicast: Bool? = nil) throws -> ImageTicket {
+        try c.call(ImageOperation.requestImage, ImageRequest(image: image, host: "n1", unicast: unicast), as: ImageTicket.self)
+    }
+
+    func failure(_ body: () throws -> Void) -> ControlFailure? {
+        do { try body() } catch { return error as? ControlFailure }
+        return nil
+    }
+
+    func testRequestsWithinTheWindowShareOneSessionAndImagesGetDistinctGroups() throws {
+        try start()
+        let c = try client()
+        let a = try ticket(c, "compute")
+        let b = try ticket(try client(), "compute")
+        let g = try ticket(c, "gpu")
+        XCTAssertEqual(a.mode, .multicast)
+        XCTAssertEqual(a.sessionID, b.sessionID)
+        XCTAssertEqual(a.group, b.group)
+        XCTAssertNotEqual(a.receiverID, b.receiverID)
+        XCTAssertNotEqual(a.sessionID, g.sessionID)
+        XCTAssertNotEqual("\(a.group!):\(a.port!)", "\(g.group!):\(g.port!)")
+        XCTAssertEqual(a.objectSize, 1_000_003)
+        XCTAssertGreaterThan(a.startsInMillis, 500_000)
+        let status = try c.call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        XCTAssertEqual(status.sessions.count, 2)
+        XCTAssertEqual(status.sessions.first { $0.image == "compute" }?.members.count, 2)
+        XCTAssertEqual(status.counters.requests, 3)
+    }
+
+    func testUnknownImagesAndBadNamesAreAnsweredAndCounted() throws {
+        try start()
+        let c = try client()
+        XCTAssertEqual(
+            failure { _ = try ticket(c, "nosuch") },
+            ControlFailure(.notFound, "no image 'nosuch' on this server (images: compute, gpu)"))
+        for bad in ["../etc/passwd", "a/b", "..", ""] {
+            XCTAssertEqual(failure { _ = try ticket(c, bad) }?.code, .malformedRequest, bad)
+        }
+        XCTAssertEqual(failure { _ = try c.call(ControlRequest(op: "request-image", args: Array(#"{"image": 7}"#.utf8))) }?.code, .malformedRequest)
+        XCTAssertEqual(failure { _ = try c.call(ControlRequest(op: "format-disk")) }?.code, .unknownOperation)
+        // The connection stays usable after every refusal.
+        XCTAssertEqual(try ticket(c, "gpu").mode, .multicast)
+        let counters = server!.sessions.counters
+        XCTAssertEqual(counters.unknownImages, 1)
+        XCTAssertEqual(counters.badRequests, 6)
+    }
+
+    func testFetchReturnsExactBytesAndRefusesBadRanges() throws {
+        let s = try start()
+        let c = try client()
+        let t = try ticket(c, "compute", unicast: true)
+        XCTAssertEqual(t.mode, .unicast)
+        let expected = try Data(contentsOf: URL(fileURLWithPath: s.configuration.root.images + "/compute.img"))
+        for (offset, length) in [(0, 1), (0, 4_096), (999_000, 1_003), (123_457, 65_537)] {
+            let request = try ControlRequest(
+                op: ImageOperation.fetch, arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: UInt64(offset), length: length))
+            let (json, payload) = try c.fetch(request)
+            XCTAssertEqual(try JSONDecoder().decode(FetchHeader.self, from: Data(json)).length, length)
+            XCTAssertEqual(Data(payload), expected[offset..<(offset + length)])
+        }
+        func fetch(_ offset: UInt64, _ length: Int, digest: SHA256Digest? = nil) -> ControlFailure? {
+            failure {
+                _ = try c.fetch(
+                    ControlRequest(
+                        op: ImageOperation.fetch,
+                        arguments: FetchRequest(image: "compute", sha256: digest ?? t.sha256, offset: offset, length: length)))
+            }
+        }
+        XCTAssertEqual(fetch(1_000_000, 4)?.message, "range 1000000+4 lies outside image 'compute' (1000003 bytes)")
+        XCTAssertEqual(fetch(UInt64.max - 1, 4)?.code, .malformedRequest)
+        XCTAssertEqual(fetch(0, 0)?.code, .malformedRequest)
+        XCTAssertEqual(fetch(0, 64 << 20)?.code, .malformedRequest)
+        XCTAssertEqual(fetch(0, 10, digest: .zero)?.code, .notFound)
+        XCTAssertEqual(s.sessions.counters.fetches, 4)
+    }
+
+    func testGarbageTruncatedAndOversizedFramesDoNotStopTheServer() throws {
+        let s = try start()
+        let port = s.port
+        XCTAssertTrue(try RawTCP.exchange(port: port, send: Array("GET / HTTP/1.1\r\n\r\n".utf8)).contains("bad magic"))
+        var huge: [UInt8] = [0x51, 0x4C, 0x43, 0x43, 1, 1, 0, 0, 0, 0, 0, 1]
+        huge += [0x7F, 0xFF, 0xFF, 0xFF]
+        XCTAssertTrue(try RawTCP.exchange(port: port, send: huge).contains("frame body of 2147483647 bytes exceeds the limit"))
+        _ = try RawTCP.exchange(port: port, send: [0x51, 0x4C, 0x43], wait: 0.2)  // truncated, then gone
+        var garbage = SplitMix64(seed: 7)
+        for _ in 0..<50 {
+            _ = try RawTCP.exchange(port: port, send: (0..<64).map { _ in UInt8(truncatingIfNeeded: garbage.next()) }, wait: 0.2)
+        }
+        XCTAssertEqual(try ticket(try client(), "compute").mode, .multicast)
+        let status = try client().call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        XCTAssertGreaterThanOrEqual(status.counters.controlFramingErrors, 50)
+    }
+
+    func testSilentClientsAreClosedAndAThousandIdleConnectionsDoNotBlockOthers() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard limit.rlim_max >= 4_096 else { throw XCTSkip("needs 4096 descriptors, the hard limit is \(limit.rlim_max)") }
+        limit.rlim_cur = max(limit.rlim_cur, 4_096)
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        let s = try start { $0.idleTimeoutSeconds = 2 }
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<1_000 { idle.append(try RawTCP.connectIdle(port: s.port)) }
+        // Everyone else is still served at once.
+        let t0 = MonotonicClock.nanoseconds()
+        XCTAssertEqual(try ticket(try client(), "gpu").mode, .multicast)
+        XCTAssertLessThan(Double(MonotonicClock.nanoseconds() - t0) / 1e9, 2)
+        // The silent ones are closed with a reason after the idle timeout.
+        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(idle[0], SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = read(idle[0], &buf, buf.count)
+        XCTAssertGreaterThan(n, 0)
+        XCTAssertTrue(String(decoding: buf[0..<max(0, n)], as: UTF8.self).contains("idle too long"))
+        let deadline = Date().addingTimeInterval(10)
+        var status = try client().call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        while status.counters.controlIdleTimeouts < 1_000, Date() < deadline {
+            usleep(200_000)
+            status = try client().call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        }
+        XCTAssertGreaterThanOrEqual(status.counters.controlIdleTimeouts, 1_000)
+    }
+
+    func testLimitsGiveAClearAnswerNeverAHang() throws {
+        try start {
+            $0.maxSessions = 1
+            $0.maxClients = 2
+        }
+        let c = try client()
+        XCTAssertEqual(try ticket(c, "compute").mode, .multicast)
+        let other = try ticket(c, "gpu")
+        XCTAssertEqual(other.mode, .unicast)
+        XCTAssertEqual(other.reason, "1 sessions running, the limit (max-sessions): use unicast")
+        XCTAssertEqual(try ticket(c, "compute").mode, .multicast)
+        XCTAssertEqual(
+            failure { _ = try ticket(c, "compute") },
+            ControlFailure(.busy, "ql-mcastd serves 2 clients, its limit (max-clients); retry in 5 s"))
+        XCTAssertEqual(server!.sessions.counters.refusedAtLimit, 2)
+    }
+
+    func testAStoppingServerTellsClientsToRetry() throws {
+        let s = try start()
+        let c = try client()
+        s.sessions.shutdown(grace: 0)
+        XCTAssertEqual(failure { _ = try ticket(c, "compute") }?.code, .busy)
+    }
+
+    func testUnicastOnlyClientFetchesVerifiesAndWritesAtomically() throws {
+        let s = try start()
+        let out = dir + "/node/compute.img"
+        var options = ClientOptions(serverHost: "127.0.0.1", image: "compute", output: out)
+        options.serverPort = s.port
+        options.unicastOnly = true
+        options.fetchChunk = 300_000  // several fetches, the last one short
+        let client = ImageClient(options: options, log: EventLog(root: Root(dir + "/node"), name: "ql-mcast-client", echo: false))
+        client.showProgress = false
+        let report = try client.run()
+        XCTAssertEqual(report.path, "unicast")
+        XCTAssertEqual(report.unicastBytes, 1_000_003)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: out)),
+            try Data(contentsOf: URL(fileURLWithPath: s.configuration.root.images + "/compute.img")))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".partial"))
+        XCTAssertEqual(s.sessions.counters.fetches, 4)
+        let log = try String(contentsOfFile: dir + "/node/var/log/qlustar/ql-mcast-client.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("verified"), log)
+    }
+}
