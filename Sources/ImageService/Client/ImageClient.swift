@@ -22,6 +22,8 @@ public struct ClientOptions: Sendable {
     public var serverTimeout = 60.0
     /// Seeded loss on what this client receives (testing aid).
     public var simulateLoss = LossModel.none
+    /// Seed of the loss model; nil: this client's receiver id (so nodes lose different datagrams).
+    public var simulateLossSeed: UInt64?
     public var host = ProcessInfo.processInfo.hostName
     public var segmentationOffload = true
     /// Bytes per unicast fetch.
@@ -241,7 +243,7 @@ public final class ImageClient {
             config.sessionID = ticket.sessionID
             config.receiverID = ticket.receiverID
             config.authenticationKey = try ticket.key.map { k throws(TransportError) in try Self.hexBytes(k) }
-            config.loss = options.simulateLoss
+            config.loss = LossModel(options.simulateLoss.kind, seed: options.simulateLossSeed ?? UInt64(ticket.receiverID))
             config.joinTimeoutNanos = UInt64((Double(ticket.startsInMillis) / 1_000 + options.multicastTimeout) * 1e9)
             config.idleTimeoutNanos = UInt64(options.idleTimeout * 1e9)
             let expected = ticket.sha256

@@ -45,7 +45,10 @@ struct QLMcastClient: ParsableCommand {
     @Option(help: "Seconds to wait for the multicast session to reach this node after it starts, before falling back.")
     var multicastTimeout = 10.0
     @Option(help: "Seconds to keep trying to reach the server and get a ticket.") var serverTimeout = 60.0
-    @Option(help: "Testing aid: drop received datagrams with the seeded model P[,burst] (e.g. 0.05 or 0.05,4), or none.")
+    @Option(
+        help: ArgumentHelp(
+            "Testing aid: drop received datagrams with the engine's seeded model, P[,BURST][@SEED] or none.",
+            discussion: "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."))
     var simulateLoss = "none"
     @Option(help: "Root prefix for the log directory (default: $QLUSTAR_ROOT or /).") var root: String?
     @Flag(help: "No progress output.") var quiet = false
@@ -54,24 +57,33 @@ struct QLMcastClient: ParsableCommand {
     mutating func validate() throws {
         guard multicastTimeout > 0, serverTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         if mount && union == nil { throw ValidationError("--mount needs --union DIR") }
+        _ = try Self.lossModel(simulateLoss)
         do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
         if let interface, IPv4Address(interface) == nil {
             throw ValidationError("--interface '\(interface)' is not an IPv4 address")
         }
     }
 
-    /// `P[,burst]` → the engine's loss model (random, or burst with mean length `burst`).
-    static func lossModel(_ text: String) throws -> LossModel {
-        if text == "none" || text == "0" { return .none }
-        let parts = text.split(separator: ",")
+    /// `P[,burst][@SEED]` → the engine's loss model (random, or burst with mean length `burst`).
+    /// Without a seed, the client seeds it with its receiver id (`ClientOptions.simulateLossSeed`).
+    static func lossModel(_ text: String) throws -> (LossModel, UInt64?) {
+        if text == "none" || text == "0" { return (.none, nil) }
+        var spec = Substring(text)
+        var seed: UInt64?
+        if let at = spec.firstIndex(of: "@") {
+            guard let s = UInt64(spec[spec.index(after: at)...]) else { throw ValidationError("--simulate-loss: seed is not a number") }
+            seed = s
+            spec = spec[..<at]
+        }
+        let parts = spec.split(separator: ",")
         guard let p = Double(parts[0]), (0...1).contains(p), parts.count <= 2 else {
             throw ValidationError("--simulate-loss '\(text)': expected P[,burst] with P in 0…1")
         }
         if parts.count == 2 {
             guard let burst = Int(parts[1]), burst >= 1 else { throw ValidationError("--simulate-loss: burst must be ≥ 1") }
-            return try LossModel(parsing: "burst:\(p):\(burst)")
+            return (try LossModel(parsing: "burst:\(p):\(burst)"), seed)
         }
-        return try LossModel(parsing: "random:\(p)")
+        return (try LossModel(parsing: "random:\(p)"), seed)
     }
 
     func run() throws {
@@ -84,7 +96,7 @@ struct QLMcastClient: ParsableCommand {
         options.unicastOnly = unicast
         options.multicastTimeout = multicastTimeout
         options.serverTimeout = serverTimeout
-        options.simulateLoss = try Self.lossModel(simulateLoss)
+        (options.simulateLoss, options.simulateLossSeed) = try Self.lossModel(simulateLoss)
         let client = ImageClient(options: options, log: log)
         client.showProgress = !quiet
         do {
