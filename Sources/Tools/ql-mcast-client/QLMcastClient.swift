@@ -23,7 +23,7 @@ struct QLMcastClient: ParsableCommand {
 
             Exit status:
               0  image received and verified (and the union root laid out, with --union)
-              1  bad arguments
+             64  bad arguments
               2  the server does not serve this image, or refused the request
               3  verification failed (twice): nothing was written
               4  the server could not be reached, or the transfer failed

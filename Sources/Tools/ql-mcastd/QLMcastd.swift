@@ -79,8 +79,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let c: DaemonConfiguration
-        do { c = try configuration() } catch let e as ServiceError { throw ValidationError(e.message) }
+        // A configuration error is one line naming the key (and file line), exit status 1.
+        let c = try configuration()
         let log = EventLog(root: c.root, name: "ql-mcastd")
         let server = try ImageServer(configuration: c, log: log)
         try server.start()

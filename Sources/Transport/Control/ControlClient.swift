@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Foundation
 import NIOCore
 import NIOPosix
@@ -35,11 +38,21 @@ public final class ControlClient {
         do {
             channel = try bootstrap.connect(host: host, port: port).wait()
         } catch {
-            throw ControlFailure(.connection, "cannot reach the control port \(host):\(port): \(error)")
+            throw ControlFailure(.connection, "cannot reach the control port \(host):\(port): \(Self.reason(error))")
         }
     }
 
     deinit { channel.close(promise: nil) }
+
+    /// A connect failure in an administrator's words ("Connection refused", "timed out").
+    static func reason(_ error: Error) -> String {
+        if let e = error as? NIOConnectionError, let first = e.connectionErrors.first?.error ?? e.dnsAAAAError ?? e.dnsAError {
+            return reason(first)
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        if case ChannelError.connectTimeout = error { return "timed out" }
+        return "\(error)"
+    }
 
     /// Sends `request` and waits for its answer.
     /// - Returns: The response's JSON bytes.

@@ -1,0 +1,72 @@
+import Foundation
+import LabTestSupport
+import XCTest
+
+/// ql-mcastd and ql-mcast-client as an administrator meets them: one clear line and a
+/// documented exit status for every mistake.
+final class ToolCLITests: XCTestCase {
+    func run(_ tool: String, _ args: [String]) throws -> (status: Int32, stderr: String, stdout: String) {
+        let p = Process()
+        p.executableURL = try LabHarness.releaseBinary(tool)
+        p.arguments = args
+        let dir = NSTemporaryDirectory() + "cli-\(getpid())"
+        p.environment = ["QLUSTAR_ROOT": dir, "PATH": "/usr/bin:/bin"]
+        let err = Pipe()
+        let out = Pipe()
+        p.standardError = err
+        p.standardOutput = out
+        try p.run()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: dir)
+        return (p.terminationStatus, String(decoding: e, as: UTF8.self), String(decoding: o, as: UTF8.self))
+    }
+
+    func testDaemonConfigurationMistakesAreOneLineExitOne() throws {
+        let conf = NSTemporaryDirectory() + "bad-\(getpid()).conf"
+        try "interface = 198.18.0.10\nwindow = 2 seconds\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: conf) }
+        let cases: [([String], String)] = [
+            ([], "Error: no --interface: give the address of the head node's interface to the compute nodes\n"),
+            (["--interface", "1.2.3"], "Error: interface = '1.2.3': expected the IPv4 address of a local interface\n"),
+            (
+                ["--interface", "127.0.0.1", "--group-pool", "10.0.0.0/24"],
+                "Error: group-pool = '10.0.0.0/24': expected a multicast CIDR like 239.255.1.0/24 (group pool 10.0.0.0/24 is not inside 224.0.0.0/4)\n"
+            ),
+            (["--interface", "127.0.0.1", "--config", conf], "Error: \(conf):2: window = '2 seconds': expected seconds in 0.0…60.0\n"),
+            (["--interface", "127.0.0.1", "--config", "/nonexistent.conf"], "Error: configuration file: cannot open /nonexistent.conf: No such file or directory\n"),
+        ]
+        for (args, expected) in cases {
+            let r = try run("ql-mcastd", args)
+            XCTAssertEqual(r.status, 1, args.joined(separator: " "))
+            XCTAssertEqual(r.stderr, expected, args.joined(separator: " "))
+        }
+    }
+
+    func testClientMistakesAndUnreachableServer() throws {
+        let bad = try run("ql-mcast-client", ["--server", "127.0.0.1", "--image", "../etc", "-o", "/tmp/x"])
+        XCTAssertEqual(bad.status, 64)
+        XCTAssertTrue(bad.stderr.hasPrefix("Error: image name '../etc' may only contain letters, digits, '.', '_', '+' and '-'\n"), bad.stderr)
+        let loss = try run("ql-mcast-client", ["--server", "127.0.0.1", "--image", "a", "-o", "/tmp/x", "--simulate-loss", "lots"])
+        XCTAssertEqual(loss.status, 64)
+        XCTAssertTrue(loss.stderr.hasPrefix("Error: --simulate-loss 'lots': expected P[,burst] with P in 0…1\n"), loss.stderr)
+        let away = try run("ql-mcast-client", ["--server", "127.0.0.1:1", "--image", "a", "-o", "/tmp/x", "--server-timeout", "1", "--quiet"])
+        XCTAssertEqual(away.status, 4)
+        XCTAssertTrue(
+            away.stderr.hasSuffix(
+                "error cannot reach ql-mcastd at 127.0.0.1:1 within 1 s: cannot reach the control port 127.0.0.1:1: Connection refused\n"),
+            away.stderr)
+    }
+
+    func testHelpDocumentsOptionsExitCodesAndDefaults() throws {
+        let client = try run("ql-mcast-client", ["--help"]).stdout
+        for text in ["--server", "--image", "--output", "--union", "--mount", "--unicast", "--simulate-loss", "Exit status:", "3  verification failed"] {
+            XCTAssertTrue(client.contains(text), "ql-mcast-client --help lacks \(text)")
+        }
+        let daemon = try run("ql-mcastd", ["serve", "--help"]).stdout
+        for text in ["--root", "--listen", "--interface", "--group-pool", "--port-range", "--window", "--rate", "--config", "--max-sessions", "--max-clients"] {
+            XCTAssertTrue(daemon.contains(text), "ql-mcastd serve --help lacks \(text)")
+        }
+    }
+}
