@@ -48,9 +48,13 @@ public struct ClientReport: Sendable, Codable {
     public var multicastBytes: UInt64
     public var unicastBytes: UInt64
     public var seconds: Double
+    /// `seconds` without the wait for the session's grouping window: the transfer itself.
+    public var transferSeconds: Double = 0
     /// Why multicast did not deliver everything, when it did not.
     public var fallbackReason: String?
     public var receiver: ReceiverCounters?
+    /// How long the ticket said to wait for the session to start.
+    public var windowWaitSeconds: Double = 0
 }
 
 /// ql-mcast-client's work: ask ql-mcastd for an image, receive it by multicast with everyone
@@ -84,6 +88,7 @@ public final class ImageClient {
             do {
                 var report = try attemptFetch(name)
                 report.seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
+                report.transferSeconds = max(0, report.seconds - report.windowWaitSeconds)
                 return report
             } catch let e where e.code == .notFound && e.message.contains("not served any more") && attempt < 3 {
                 // The image was replaced during our transfer: start over with the new version.
@@ -152,6 +157,7 @@ public final class ImageClient {
         var report = ClientReport(
             image: name.value, sha256: ticket.sha256, size: ticket.objectSize, path: "unicast", sessionID: ticket.sessionID,
             lateJoin: ticket.lateJoin, multicastBytes: 0, unicastBytes: 0, seconds: 0)
+        report.windowWaitSeconds = Double(ticket.startsInMillis) / 1_000
         var hasher = SHA256()
         var hashed: UInt64 = 0
         var missing: [Range<UInt64>] = ticket.objectSize > 0 ? [0..<ticket.objectSize] : []

@@ -108,8 +108,9 @@ struct QLMcastClient: ParsableCommand {
             }
             log.info(
                 String(
-                    format: "'%@': %llu bytes in %.2f s (%.1f MB/s) via %@", image, report.size, report.seconds,
-                    Double(report.size) / 1e6 / max(report.seconds, 1e-9), report.path))
+                    format: "'%@': %llu bytes in %.2f s (%.2f s after the grouping window, %.1f MB/s) via %@", image,
+                    report.size, report.seconds, report.transferSeconds,
+                    Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9), report.path))
             if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
         } catch let error as ServiceError {
             log.error(error.message)
