@@ -36,6 +36,8 @@ public struct DaemonConfiguration: Sendable {
     public var simulateLoss = LossModel.none
     /// Largest range one `fetch` returns.
     public var maxFetchBytes = 8 << 20
+    /// Serve Prometheus text on http://HOST:PORT/metrics (nil: off).
+    public var metrics: (host: String, port: Int)?
     /// Finished sessions stay visible in `status` this long.
     public var keepFinishedSeconds = 60.0
 
@@ -45,7 +47,7 @@ public struct DaemonConfiguration: Sendable {
     public static let keys = [
         "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
         "max-connections", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "loopback",
-        "shutdown-grace", "simulate-loss",
+        "shutdown-grace", "simulate-loss", "metrics",
     ]
 
     /// Sets `key` (a flag name without dashes) from `text`.
@@ -98,6 +100,12 @@ public struct DaemonConfiguration: Sendable {
             parity = v
         case "authenticate": authenticate = try bool()
         case "loopback": loopback = try bool()
+        case "metrics":
+            guard text != "off", text != "no" else {
+                metrics = nil
+                return
+            }
+            do { metrics = try DaemonConfiguration.hostPort(text, defaultPort: 9_779) } catch { throw bad("ADDR[:PORT] or off") }
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
         case "simulate-loss":
             do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }

@@ -14,6 +14,7 @@ public final class ImageServer: Sendable {
     public let sessions: SessionManager
     public let log: EventLog
     private let control = NIOLockedValueBox<ControlServer?>(nil)
+    private let metrics = NIOLockedValueBox<MetricsServer?>(nil)
 
     public init(configuration: DaemonConfiguration, log: EventLog) throws(ServiceError) {
         self.configuration = configuration
@@ -26,6 +27,8 @@ public final class ImageServer: Sendable {
 
     /// The control port actually bound (useful with port 0).
     public var port: Int { control.withLockedValue { $0?.port ?? 0 } }
+    /// The metrics port actually bound (0 when off).
+    public var metricsPort: Int { metrics.withLockedValue { $0?.port ?? 0 } }
 
     /// Loads the image list, starts the conductor and listens.
     public func start() throws(ServiceError) {
@@ -46,6 +49,18 @@ public final class ImageServer: Sendable {
             throw ServiceError(.io, error.message)
         }
         control.withLockedValue { $0 = server }
+        if let m = configuration.metrics {
+            do {
+                let http = try MetricsServer.start(host: m.host, port: m.port) { [self] in
+                    sessions.status(control: control.withLockedValue { $0?.counters }).prometheusText()
+                }
+                metrics.withLockedValue { $0 = http }
+                log.info("Prometheus metrics on http://\(m.host):\(http.port)/metrics")
+            } catch {
+                stop()
+                throw error
+            }
+        }
         log.info(
             "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
                 + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
@@ -64,6 +79,7 @@ public final class ImageServer: Sendable {
         log.info("shutting down: running sessions get \(configuration.shutdownGraceSeconds) s to finish")
         sessions.shutdown(grace: configuration.shutdownGraceSeconds)
         control.withLockedValue { $0?.stop() }
+        metrics.withLockedValue { $0?.stop() }
         log.info("ql-mcastd stopped")
     }
 

@@ -59,6 +59,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "yes: also deliver sessions to clients on this host (multicast loopback).") var loopback: String?
     @Option(help: "Seconds running sessions get to finish on SIGTERM before they are aborted (default 10).")
     var shutdownGrace: String?
+    @Option(help: "Serve Prometheus text on http://ADDR[:PORT]/metrics (port 9779 if omitted); off by default.")
+    var metrics: String?
     @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
     var simulateLoss: String?
 
@@ -71,7 +73,7 @@ struct Serve: AsyncParsableCommand {
             ("window", window), ("rate", rate), ("max-sessions", maxSessions), ("max-clients", maxClients),
             ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
             ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate), ("loopback", loopback),
-            ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss),
+            ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         try c.validate()
@@ -123,7 +125,7 @@ struct Status: ParsableCommand {
         }
         let s = try JSONDecoder().decode(ServerStatus.self, from: Data(body))
         if prometheus {
-            print(StatusText.prometheus(s), terminator: "")
+            print(s.prometheusText(), terminator: "")
             return
         }
         print(StatusText.table(s), terminator: "")

@@ -35,20 +35,5 @@ enum StatusText {
         return out
     }
 
-    static func prometheus(_ s: ServerStatus) -> String {
-        var out = ""
-        for child in Mirror(reflecting: s.counters).children {
-            guard let label = child.label, let v = child.value as? UInt64 else { continue }
-            let name = "qlmcastd_" + PrometheusText.snakeCase(label) + "_total"
-            out += "# TYPE \(name) counter\n\(name) \(v)\n"
-        }
-        out += "# TYPE qlmcastd_sessions gauge\n"
-        for state in ["gathering", "running", "finished"] {
-            out += "qlmcastd_sessions{state=\"\(state)\"} \(s.sessions.filter { $0.state.rawValue == state }.count)\n"
-        }
-        for session in s.sessions { if let p = session.progress { out += PrometheusText.render(p) } }
-        return out
-    }
-
     static func f(_ x: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", x) }
 }

@@ -213,4 +213,17 @@ final class ImageServerTests: XCTestCase {
         let log = try String(contentsOfFile: dir + "/node/var/log/qlustar/ql-mcast-client.log", encoding: .utf8)
         XCTAssertTrue(log.contains("verified"), log)
     }
+
+    func testPrometheusMetricsOverHTTP() throws {
+        let s = try start { $0.metrics = ("127.0.0.1", 0) }
+        _ = try ticket(try client(), "compute")
+        let reply = try RawTCP.exchange(port: s.metricsPort, send: Array("GET /metrics HTTP/1.0\r\n\r\n".utf8))
+        XCTAssertTrue(reply.hasPrefix("HTTP/1.0 200 OK"), reply)
+        XCTAssertTrue(reply.contains("Content-Type: text/plain; version=0.0.4"), reply)
+        XCTAssertTrue(reply.contains("\nqlmcastd_requests_total 1\n"), reply)
+        XCTAssertTrue(reply.contains("qlmcastd_sessions{state=\"gathering\"} 1"), reply)
+        XCTAssertTrue(reply.contains("qlmcastd_session_members{session="), reply)
+        let missing = try RawTCP.exchange(port: s.metricsPort, send: Array("GET /other HTTP/1.0\r\n\r\n".utf8))
+        XCTAssertTrue(missing.hasPrefix("HTTP/1.0 404 Not Found"), missing)
+    }
 }
