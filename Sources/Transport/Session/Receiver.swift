@@ -76,7 +76,7 @@ public final class Receiver {
     private var queueFill = 0
     private var lastQueueProbe: UInt64 = 0
     /// Receive-queue fill (percent) at which the sender is told at once to slow down.
-    static let queueAlarm = 40
+    static let queueAlarm = 70
     private let control = ControlDatagram()
 
     /// - Parameters:

@@ -111,7 +111,7 @@ extension Sender {
                 // Its queue is filling: slow down before it overflows.
                 windowOverrun = true
                 if backOff(now: now) { counters.queueBackoffs += 1 }
-            } else if s.queueFill >= 25 {
+            } else if s.queueFill >= 45 {
                 windowOverrun = true  // hold the rate: no increase while a queue is half-way there
             }
             r.overruns = s.overruns
