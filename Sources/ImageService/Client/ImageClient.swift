@@ -26,6 +26,8 @@ public struct ClientOptions: Sendable {
     public var simulateLossSeed: UInt64?
     public var host = ProcessInfo.processInfo.hostName
     public var segmentationOffload = true
+    /// The cluster CA (PEM) to verify ql-mcastd with over TLS (nil: plain TCP).
+    public var ca: String?
     /// Bytes per unicast fetch.
     public var fetchChunk = 4 << 20
 
@@ -99,10 +101,15 @@ public final class ImageClient {
 
     private func connect(deadline: UInt64) throws(ServiceError) -> ControlClient {
         var lastError = ""
+        let tls: ControlTLS?
+        do { tls = try options.ca.map { ca throws(ControlFailure) in try ControlTLS.client(ca: ca, host: options.serverHost) } } catch {
+            throw ServiceError(.invalidArgument, error.message)
+        }
         while true {
             do {
                 return try ControlClient(
-                    host: options.serverHost, port: options.serverPort, timeout: 3, maxData: options.fetchChunk + 4_096)
+                    host: options.serverHost, port: options.serverPort, timeout: 3, maxData: options.fetchChunk + 4_096,
+                    tls: tls)
             } catch {
                 lastError = error.message
             }
@@ -124,6 +131,7 @@ public final class ImageClient {
             } catch {
                 switch error.code {
                 case .notFound: throw ServiceError(.notFound, error.message)
+                case .tls: throw ServiceError(.unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
                 case .malformedRequest: throw ServiceError(.refused, error.message)
                 case .busy, .timedOut, .connection:
                     guard MonotonicClock.nanoseconds() < deadline else {

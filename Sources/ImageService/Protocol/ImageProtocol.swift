@@ -131,6 +131,8 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var controlFramingErrors: UInt64 = 0
     public var controlIdleTimeouts: UInt64 = 0
     public var controlRefused: UInt64 = 0
+    /// Connections that failed in TLS (wrong CA, plain text on the TLS port) or were reset.
+    public var controlTLSErrors: UInt64 = 0
 
     public init() {}
 }

@@ -23,7 +23,11 @@ public struct DaemonConfiguration: Sendable {
     public var maxClients = 512
     public var maxConnections = 1_024
     public var idleTimeoutSeconds = 30.0
-    public var symbolSize = 1_440
+    /// Bytes per symbol; nil: fill a 1,500-byte MTU (1,440, or 1,424 with `authenticate`, whose
+    /// tag takes 16 bytes of every datagram).
+    public var symbolSize: Int?
+    /// The symbol size sessions use.
+    public var streamSymbolSize: Int { symbolSize ?? (authenticate ? 1_424 : 1_440) }
     public var blockSymbols = 128
     public var parity = 0.0
     /// Hand out a session key and tag every datagram (HMAC-SHA256).
@@ -36,6 +40,10 @@ public struct DaemonConfiguration: Sendable {
     public var simulateLoss = LossModel.none
     /// Largest range one `fetch` returns.
     public var maxFetchBytes = 8 << 20
+    /// TLS on the control port: the head node's certificate (signed by the cluster CA) and key,
+    /// PEM. Both set: TLS on; neither: plain TCP.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     /// Serve Prometheus text on http://HOST:PORT/metrics (nil: off).
     public var metrics: (host: String, port: Int)?
     /// Finished sessions stay visible in `status` this long.
@@ -47,7 +55,7 @@ public struct DaemonConfiguration: Sendable {
     public static let keys = [
         "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
         "max-connections", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "loopback",
-        "shutdown-grace", "simulate-loss", "metrics",
+        "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key",
     ]
 
     /// Sets `key` (a flag name without dashes) from `text`.
@@ -106,6 +114,8 @@ public struct DaemonConfiguration: Sendable {
                 return
             }
             do { metrics = try DaemonConfiguration.hostPort(text, defaultPort: 9_779) } catch { throw bad("ADDR[:PORT] or off") }
+        case "tls-certificate": tlsCertificate = text.isEmpty ? nil : text
+        case "tls-key": tlsKey = text.isEmpty ? nil : text
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
         case "simulate-loss":
             do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }
@@ -144,6 +154,17 @@ public struct DaemonConfiguration: Sendable {
         }
         do { _ = try GroupPool(cidr: groupPool, ports: portRange) } catch {
             throw ServiceError(.configuration, "group pool: \(error.message)")
+        }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else {
+            throw ServiceError(.configuration, "TLS needs both tls-certificate and tls-key (or neither)")
+        }
+    }
+
+    /// The control port's TLS, when configured.
+    public func controlTLS() throws(ServiceError) -> ControlTLS? {
+        guard let tlsCertificate, let tlsKey else { return nil }
+        do { return try ControlTLS.server(certificate: tlsCertificate, key: tlsKey) } catch {
+            throw ServiceError(.configuration, error.message)
         }
     }
 

@@ -20,7 +20,7 @@ public final class ImageServer: Sendable {
         self.configuration = configuration
         self.log = log
         catalog = ImageCatalog(
-            root: configuration.root, symbolSize: configuration.symbolSize, sourceSymbols: configuration.blockSymbols,
+            root: configuration.root, symbolSize: configuration.streamSymbolSize, sourceSymbols: configuration.blockSymbols,
             log: log)
         sessions = try SessionManager(configuration: configuration, catalog: catalog, log: log)
     }
@@ -37,6 +37,10 @@ public final class ImageServer: Sendable {
         log.info("serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))")
         sessions.startConductor()
         var options = ControlServer.Options()
+        options.tls = try configuration.controlTLS()
+        if options.tls == nil, configuration.authenticate {
+            log.warning("authenticate = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
+        }
         options.maxConnections = configuration.maxConnections
         options.idleTimeout = .milliseconds(Int64(configuration.idleTimeoutSeconds * 1_000))
         let server: ControlServer
@@ -64,7 +68,7 @@ public final class ImageServer: Sendable {
         log.info(
             "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
                 + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
-                + "rate \(configuration.rate)")
+                + "rate \(configuration.rate), \(options.tls == nil ? "plain TCP" : "TLS")")
     }
 
     /// SIGHUP: rescan the image directory (new images appear, removed ones go, changed ones

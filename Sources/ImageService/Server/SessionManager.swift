@@ -179,6 +179,7 @@ public final class SessionManager: Sendable {
             c.controlFramingErrors = control.framingErrors
             c.controlIdleTimeouts = control.idleTimeouts
             c.controlRefused = control.refusedConnections
+            c.controlTLSErrors = control.tlsErrors
         }
         return ServerStatus(
             uptimeSeconds: Double(now - startedAt) / 1e9, images: catalog.names().map(\.value), sessions: sessions,

@@ -38,6 +38,8 @@ struct QLMcastClient: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the verified image.") var output: String
     @Option(help: "Local interface address to receive multicast on (default: the one routing picks toward the server).")
     var interface: String?
+    @Option(help: "The cluster CA (PEM): talk TLS to ql-mcastd and accept only a server certificate it signed for --server.")
+    var ca: String?
     @Option(help: "Also lay out the union root under DIR/union (image, rw, chroot).") var union: String?
     @Flag(help: "With --union: mount the image (squashfs, loop) and a tmpfs instead of unpacking (needs root).")
     var mount = false
@@ -94,6 +96,7 @@ struct QLMcastClient: ParsableCommand {
         options.serverPort = port
         options.interface = interface.flatMap(IPv4Address.init)
         options.unicastOnly = unicast
+        options.ca = ca
         options.multicastTimeout = multicastTimeout
         options.serverTimeout = serverTimeout
         (options.simulateLoss, options.simulateLossSeed) = try Self.lossModel(simulateLoss)

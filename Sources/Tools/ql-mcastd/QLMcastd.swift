@@ -51,7 +51,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most nodes in sessions at once; beyond it nodes are told to retry (default 512).") var maxClients: String?
     @Option(help: "Most open control connections (default 1024).") var maxConnections: String?
     @Option(help: "Seconds before a silent control connection is closed (default 30).") var idleTimeout: String?
-    @Option(help: "Bytes per symbol: 1440 for MTU 1500 (default), 8900 for MTU 9000.") var symbolSize: String?
+    @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with --authenticate); 8900 suits MTU 9000.") var symbolSize: String?
     @Option(help: "Source symbols per FEC block (default 128).") var blockSymbols: String?
     @Option(help: "Proactive parity as a fraction of a block (default 0; adapts to reported loss).") var parity: String?
     @Option(help: "yes: tag every datagram with a per-session key (HMAC-SHA256) handed out with the ticket.")
@@ -59,6 +59,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "yes: also deliver sessions to clients on this host (multicast loopback).") var loopback: String?
     @Option(help: "Seconds running sessions get to finish on SIGTERM before they are aborted (default 10).")
     var shutdownGrace: String?
+    @Option(help: "TLS on the control port: this head node's certificate (PEM, signed by the cluster CA; needs --tls-key).")
+    var tlsCertificate: String?
+    @Option(help: "TLS on the control port: the certificate's private key (PEM).") var tlsKey: String?
     @Option(help: "Serve Prometheus text on http://ADDR[:PORT]/metrics (port 9779 if omitted); off by default.")
     var metrics: String?
     @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
@@ -74,6 +77,7 @@ struct Serve: AsyncParsableCommand {
             ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
             ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate), ("loopback", loopback),
             ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
+            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         try c.validate()
@@ -114,10 +118,12 @@ struct Status: ParsableCommand {
     @Flag(help: "Print the raw JSON.") var json = false
     @Flag(help: "Print Prometheus text exposition format.") var prometheus = false
     @Option(help: "Seconds to wait for an answer.") var timeout = 5.0
+    @Option(help: "The cluster CA (PEM), when ql-mcastd speaks TLS.") var ca: String?
 
     func run() throws {
         let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
-        let client = try ControlClient(host: host, port: port, timeout: timeout)
+        let tls = try ca.map { try ControlTLS.client(ca: $0, host: host) }
+        let client = try ControlClient(host: host, port: port, timeout: timeout, tls: tls)
         let body = try client.call(ControlRequest(op: ImageOperation.status), timeout: timeout)
         if json {
             print(String(decoding: body, as: UTF8.self))

@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// The control channel's client side: connect, then blocking request/response calls with a
 /// timeout each. Safe to use from one thread at a time (the tools call it sequentially).
@@ -16,8 +17,10 @@ public final class ControlClient {
     /// Connects to `host:port` within `timeout` seconds.
     /// - Parameter maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
     /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
+    /// - Parameter tls: TLS with the cluster CA (nil: plain TCP).
     public init(
-        host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0
+        host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0,
+        tls: ControlTLS? = nil
     ) throws(ControlFailure) {
         self.maxBody = maxBody
         let group = MultiThreadedEventLoopGroup.singleton
@@ -28,6 +31,7 @@ public final class ControlClient {
             .connectTimeout(.milliseconds(Int64(timeout * 1_000)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(ControlFrameDecoder(maxBody: maxBody, maxData: maxData)),
                         MessageToByteHandler(ControlFrameEncoder()),
@@ -175,7 +179,14 @@ final class ControlClientHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        failAll(ControlFailure(.connection, "control connection error: \(error)"))
+        if error is NIOSSLError || error is NIOSSLExtraError {
+            failAll(
+                ControlFailure(
+                    .tls,
+                    "TLS with the server failed: \(error) (is it the cluster CA, and the server's certificate for this address?)"))
+        } else {
+            failAll(ControlFailure(.connection, "control connection error: \(ControlClient.reason(error))"))
+        }
         context.close(promise: nil)
     }
 }

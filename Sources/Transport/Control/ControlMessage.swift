@@ -60,6 +60,8 @@ public struct ControlFailure: Error, Sendable, Equatable, Codable, CustomStringC
         public static let internalError = Code(rawValue: "internal-error")
         public static let framing = Code(rawValue: "framing")
         public static let connection = Code(rawValue: "connection")
+        /// The TLS handshake failed: wrong CA, a certificate not for this address, or no TLS.
+        public static let tls = Code(rawValue: "tls")
     }
 
     public let code: Code

@@ -23,6 +23,8 @@ public final class ControlServer: Sendable {
         public var maxBody = ControlFrame.defaultMaxBody
         public var idleTimeout = TimeAmount.seconds(30)
         public var maxConnections = 1_024
+        /// TLS with the cluster CA's certificate (nil: plain TCP).
+        public var tls: ControlTLS?
         public init() {}
     }
 
@@ -35,6 +37,8 @@ public final class ControlServer: Sendable {
         public var failedRequests: UInt64 = 0
         public var framingErrors: UInt64 = 0
         public var idleTimeouts: UInt64 = 0
+        /// Connections that failed below the framing (TLS handshake, resets).
+        public var tlsErrors: UInt64 = 0
     }
 
     public let port: Int
@@ -70,10 +74,12 @@ public final class ControlServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls = options.tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: options.idleTimeout),
                         ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody)),
-                        ControlServerHandler(handler: handler, state: state, maxConnections: options.maxConnections),
+                        ControlServerHandler(
+                            handler: handler, state: state, maxConnections: options.maxConnections, tls: options.tls != nil),
                     ])
                 }
             }
@@ -116,12 +122,18 @@ final class ControlServerHandler: ChannelInboundHandler {
     private let handler: ControlServer.ReplyHandler
     private let state: NIOLockedValueBox<ControlServer.Counters>
     private let maxConnections: Int
+    /// Under TLS file data cannot bypass user space: it is read into a buffer and encrypted.
+    private let tls: Bool
     private var counted = false
 
-    init(handler: @escaping ControlServer.ReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>, maxConnections: Int) {
+    init(
+        handler: @escaping ControlServer.ReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>,
+        maxConnections: Int, tls: Bool
+    ) {
         self.handler = handler
         self.state = state
         self.maxConnections = maxConnections
+        self.tls = tls
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -181,17 +193,27 @@ final class ControlServerHandler: ChannelInboundHandler {
     private func writeFile(
         _ context: ChannelHandlerContext, id: UInt32, json: [UInt8], descriptor: Int32, offset: Int, count: Int
     ) throws(ControlFailure) {
+        if tls {
+            var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + count)
+            writeDataHeader(&buffer, id: id, json: json, count: count)
+            let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+                var done = 0
+                while done < count {
+                    let n = pread(descriptor, out.baseAddress! + done, count - done, off_t(offset + done))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    done += n
+                }
+                return done
+            }
+            guard read == count else { throw ControlFailure(.internalError, "cannot read \(count) bytes at \(offset) (errno \(errno))") }
+            context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+            return
+        }
         let copy = dup(descriptor)
         guard copy >= 0 else { throw ControlFailure(.internalError, "cannot duplicate the file descriptor (errno \(errno))") }
         var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count)
-        buffer.writeInteger(ControlFrame.magic)
-        buffer.writeInteger(ControlFrame.version)
-        buffer.writeInteger(ControlFrame.Kind.data.rawValue)
-        buffer.writeInteger(UInt16(0))
-        buffer.writeInteger(id)
-        buffer.writeInteger(UInt32(4 + json.count + count))
-        buffer.writeInteger(UInt32(json.count))
-        buffer.writeBytes(json)
+        writeDataHeader(&buffer, id: id, json: json, count: count)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
         let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + count)
@@ -212,11 +234,24 @@ final class ControlServerHandler: ChannelInboundHandler {
         }
     }
 
+    private func writeDataHeader(_ buffer: inout ByteBuffer, id: UInt32, json: [UInt8], count: Int) {
+        buffer.writeInteger(ControlFrame.magic)
+        buffer.writeInteger(ControlFrame.version)
+        buffer.writeInteger(ControlFrame.Kind.data.rawValue)
+        buffer.writeInteger(UInt16(0))
+        buffer.writeInteger(id)
+        buffer.writeInteger(UInt32(4 + json.count + count))
+        buffer.writeInteger(UInt32(json.count))
+        buffer.writeBytes(json)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let framing = error as? ControlFramingError {
             state.withLockedValue { $0.framingErrors += 1 }
             reply(context, error: ControlFailure(.framing, framing.description), id: 0, close: true)
         } else {
+            // TLS failures (wrong CA, plain text on a TLS port) and resets: count, close.
+            state.withLockedValue { $0.tlsErrors += 1 }
             context.close(promise: nil)
         }
     }

@@ -12,6 +12,8 @@ final class ImageLab {
     let head: String
     var daemonProcess: Process?
     var clients: [Int: Process] = [:]
+    /// Extra arguments for `ql-mcastd status` (the CA when the daemon speaks TLS).
+    var statusArguments: [String] = []
 
     init(nodes: Int) throws {
         harness = try LabHarness(hosts: nodes + 1, prefix: "qli")
@@ -43,7 +45,8 @@ final class ImageLab {
     }
 
     /// Starts the daemon and waits (bounded) until its control port answers.
-    func startDaemon(_ extra: [String] = [], timeout: Int = 120) throws {
+    func startDaemon(_ extra: [String] = [], timeout: Int = 120, statusArguments: [String] = []) throws {
+        self.statusArguments = statusArguments
         daemonProcess = try harness.start(
             on: 0,
             [daemon.path, "--root", head, "--interface", server, "--listen", server, "--shutdown-grace", "0"] + extra,
@@ -78,7 +81,7 @@ final class ImageLab {
 
     /// `ql-mcastd status --json`, asked from the head node.
     func status() throws -> [String: Any] {
-        let text = try harness.lab.exec(on: 0, [daemon.path, "status", "--server", server, "--json", "--timeout", "3"])
+        let text = try harness.lab.exec(on: 0, [daemon.path, "status", "--server", server, "--json", "--timeout", "3"] + statusArguments)
         return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
     }
 

@@ -220,4 +220,21 @@ final class ImageStreamingLabTests: XCTestCase {
         XCTAssertNotEqual(l.wait(1, seconds: 40), 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: l.output(1, "compute")))
     }
+
+    func testTLSControlChannelAndAuthenticatedSessionEndToEnd() throws {
+        let l = try makeLab(nodes: 2)
+        let sha = try l.addImage("compute", size: 16 << 20)
+        let ca = l.harness.path("ssl")
+        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", l.server])
+        try l.startDaemon(
+            ["--tls-certificate", ca + "/ql-mcastd.crt", "--tls-key", ca + "/ql-mcastd.key", "--authenticate", "yes", "--window", "0.5"],
+            statusArguments: ["--ca", ca + "/ca.crt"])
+        for i in 1...2 { try l.startClient(i, "compute", ["--ca", ca + "/ca.crt"]) }
+        for i in 1...2 {
+            try assertDelivered(l, i, "compute", sha: sha, path: "multicast")
+            let drops = (try l.report(i)["receiver"] as! [String: Any])["drops"] as! [String: Any]
+            XCTAssertEqual(drops["authentication-failed"] as? Int, 0)
+        }
+        XCTAssertTrue(l.harness.log("daemon.log").contains("TLS"), l.harness.log("daemon.log"))
+    }
 }

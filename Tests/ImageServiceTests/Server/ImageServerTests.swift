@@ -3,6 +3,7 @@
 #endif
 import Foundation
 import ImageService
+import LabSupport
 import LabTestSupport
 import Transport
 import XCTest
@@ -225,5 +226,44 @@ final class ImageServerTests: XCTestCase {
         XCTAssertTrue(reply.contains("qlmcastd_session_members{session="), reply)
         let missing = try RawTCP.exchange(port: s.metricsPort, send: Array("GET /other HTTP/1.0\r\n\r\n".utf8))
         XCTAssertTrue(missing.hasPrefix("HTTP/1.0 404 Not Found"), missing)
+    }
+
+    /// Makes a cluster CA and a ql-mcastd certificate for 127.0.0.1 with `scripts/cluster-ca`.
+    func makeCA(_ name: String) throws -> String {
+        let ca = NSTemporaryDirectory() + "ca-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: ca) }
+        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", "127.0.0.1", "localhost"])
+        return ca
+    }
+
+    func testTLSCarriesSessionKeysAndFetchesOnlyToClientsTrustingTheClusterCA() throws {
+        let ca = try makeCA("good")
+        let s = try start {
+            $0.tlsCertificate = ca + "/ql-mcastd.crt"
+            $0.tlsKey = ca + "/ql-mcastd.key"
+            $0.authenticate = true
+        }
+        for host in ["127.0.0.1", "localhost"] {
+            let c = try ControlClient(
+                host: host, port: s.port, timeout: 5, maxData: 8 << 20, tls: try ControlTLS.client(ca: ca + "/ca.crt", host: host))
+            let t = try ticket(c, "compute")
+            XCTAssertEqual(t.key?.count, 64, "a 256-bit session key, hex")
+            // Under TLS the fallback's bytes are read and encrypted (no sendfile): still exact.
+            let (_, payload) = try c.fetch(
+                ControlRequest(op: ImageOperation.fetch, arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: 999_000, length: 1_003)))
+            let expected = try Data(contentsOf: URL(fileURLWithPath: s.configuration.root.images + "/compute.img"))
+            XCTAssertEqual(Data(payload), expected[999_000..<1_000_003])
+        }
+        // A plain client learns nothing; a client trusting another CA refuses the server.
+        XCTAssertNotNil(failure { _ = try ticket(try ControlClient(host: "127.0.0.1", port: s.port, timeout: 5), "compute") })
+        let other = try makeCA("other")
+        let wrong = try ControlClient(
+            host: "127.0.0.1", port: s.port, timeout: 5, tls: try ControlTLS.client(ca: other + "/ca.crt", host: "127.0.0.1"))
+        XCTAssertEqual(failure { _ = try ticket(wrong, "compute") }?.code, .tls)
+        usleep(200_000)
+        let good = try ControlClient(
+            host: "127.0.0.1", port: s.port, timeout: 5, tls: try ControlTLS.client(ca: ca + "/ca.crt", host: "127.0.0.1"))
+        let status = try good.call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        XCTAssertEqual(status.counters.controlTLSErrors, 2, "the plain client and the one that refused the server")
     }
 }
