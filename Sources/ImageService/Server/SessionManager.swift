@@ -165,7 +165,8 @@ public final class SessionManager: Sendable {
             $0.fetchedBytes += UInt64(f.length)
         }
         let header = (try? JSONEncoder().encode(FetchHeader(offset: f.offset, length: f.length))).map(Array.init) ?? []
-        return .file(json: header, descriptor: snapshot.descriptor, offset: Int(f.offset), count: f.length)
+        // Its own descriptor: the snapshot may be released before the answer is written.
+        return try .file(json: header, duplicating: snapshot.descriptor, offset: Int(f.offset), count: f.length)
     }
 
     public func status(control: ControlServer.Counters?) -> ServerStatus {

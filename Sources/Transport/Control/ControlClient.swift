@@ -15,9 +15,10 @@ public final class ControlClient {
     public let maxBody: Int
 
     /// Connects to `host:port` within `timeout` seconds.
-    /// - Parameter maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
+    /// - Parameters:
+    ///   - maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
+    ///   - tls: TLS with the cluster CA (nil: plain TCP).
     /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
-    /// - Parameter tls: TLS with the cluster CA (nil: plain TCP).
     public init(
         host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0,
         tls: ControlTLS? = nil

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -106,11 +103,19 @@ public struct ControlPeer: Sendable {
 }
 
 /// What a request is answered with: JSON, or JSON followed by bytes of an open file, sent with
-/// `sendfile` (no copy through user space). The descriptor stays the caller's: the server
-/// duplicates it for the write.
+/// `sendfile` (no copy through user space). The descriptor is handed over: the server closes
+/// it once written (so the answer never depends on who else holds the file open).
 public enum ControlReply: Sendable {
     case json([UInt8])
     case file(json: [UInt8], descriptor: Int32, offset: Int, count: Int)
+
+    /// A `.file` answer for a range of the open file `fd`, on a descriptor of its own.
+    /// - Throws: `.internalError` when no descriptor is left.
+    public static func file(json: [UInt8], duplicating fd: Int32, offset: Int, count: Int) throws(ControlFailure) -> ControlReply {
+        do { return .file(json: json, descriptor: try SystemCalls.dup(fd), offset: offset, count: count) } catch {
+            throw ControlFailure(.internalError, "cannot serve the file: \(error.message)")
+        }
+    }
 }
 
 /// Per-connection request handling (event-loop confined). Writes frames itself (as bytes, or
@@ -189,33 +194,33 @@ final class ControlServerHandler: ChannelInboundHandler {
         return context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)))
     }
 
-    /// A data frame: header and JSON from memory, then the file range by `sendfile`.
+    /// A data frame: header and JSON from memory, then the file range — by `sendfile` on plain
+    /// TCP; under TLS read into the buffer (it must be encrypted in user space).
+    ///
+    /// Refused with `busy` while earlier answers still wait in the outgoing queue: a client that
+    /// asks without reading must not make the server buffer image data without bound.
     private func writeFile(
         _ context: ChannelHandlerContext, id: UInt32, json: [UInt8], descriptor: Int32, offset: Int, count: Int
     ) throws(ControlFailure) {
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        guard context.channel.isWritable else {
+            try? handle.close()
+            throw ControlFailure(.busy, "earlier answers on this connection are still unread; read them first")
+        }
         if tls {
             var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + count)
             writeDataHeader(&buffer, id: id, json: json, count: count)
             let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
-                var done = 0
-                while done < count {
-                    let n = pread(descriptor, out.baseAddress! + done, count - done, off_t(offset + done))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { break }
-                    done += n
-                }
-                return done
+                (try? SystemCalls.pread(descriptor, out.baseAddress!, count, offset: offset)) ?? 0
             }
-            guard read == count else { throw ControlFailure(.internalError, "cannot read \(count) bytes at \(offset) (errno \(errno))") }
+            try? handle.close()
+            guard read == count else { throw ControlFailure(.internalError, "cannot read \(count) bytes at \(offset) of the file") }
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
             return
         }
-        let copy = dup(descriptor)
-        guard copy >= 0 else { throw ControlFailure(.internalError, "cannot duplicate the file descriptor (errno \(errno))") }
         var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count)
         writeDataHeader(&buffer, id: id, json: json, count: count)
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
-        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: copy)
         let region = FileRegion(fileHandle: handle, readerIndex: offset, endIndex: offset + count)
         context.writeAndFlush(wrapOutboundOut(.fileRegion(region))).whenComplete { _ in try? handle.close() }
     }

@@ -118,6 +118,23 @@ enum SystemCalls {
 
     static func munmap(_ p: UnsafeMutableRawPointer, _ size: Int) { _ = Glibc.munmap(p, size) }
 
+    /// Reads `count` bytes at `offset` into `buffer` (retrying short reads and EINTR).
+    /// - Returns: The bytes read (less than `count` only at the end of the file).
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, offset: Int) throws(TransportError) -> Int {
+        var done = 0
+        while done < count {
+            guard let n = try check("pread", { Glibc.pread(fd, buffer + done, count - done, off_t(offset + done)) }) else { continue }
+            if n == 0 { break }
+            done += Int(n)
+        }
+        return done
+    }
+
+    /// A second descriptor for the same open file (its owner may close the first meanwhile).
+    static func dup(_ fd: Int32) throws(TransportError) -> Int32 {
+        try must("dup") { Glibc.dup(fd) }
+    }
+
     static func madviseSequential(_ p: UnsafeMutableRawPointer, _ size: Int) {
         _ = Glibc.madvise(p, size, MADV_SEQUENTIAL)
     }

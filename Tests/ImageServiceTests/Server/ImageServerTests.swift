@@ -266,4 +266,26 @@ final class ImageServerTests: XCTestCase {
         let status = try good.call(ImageOperation.status, [String: String](), as: ServerStatus.self)
         XCTAssertEqual(status.counters.controlTLSErrors, 2, "the plain client and the one that refused the server")
     }
+
+    func testAClientThatAsksWithoutReadingIsToldBusyNotBuffered() throws {
+        let s = try start()
+        let t = try ticket(try client(), "compute")
+        // 64 fetches of 1 MB in one go, then nothing read for a while: the server must not queue
+        // 64 MB for it; once its queue is full the rest are refused.
+        var stream: [UInt8] = []
+        for id in 1...64 {
+            let body = Array(
+                #"{"op":"fetch","args":{"image":"compute","sha256":"\#(t.sha256)","offset":0,"length":1000000}}"#.utf8)
+            stream += [0x51, 0x4C, 0x43, 0x43, 1, 1, 0, 0]
+            stream += withUnsafeBytes(of: UInt32(id).bigEndian, Array.init)
+            stream += withUnsafeBytes(of: UInt32(body.count).bigEndian, Array.init)
+            stream += body
+        }
+        let reply = try RawTCP.exchange(port: s.port, send: stream, wait: 3)
+        let refused = reply.components(separatedBy: "earlier answers on this connection are still unread").count - 1
+        let served = reply.components(separatedBy: "QLCC\u{1}\u{4}").count - 1
+        XCTAssertGreaterThan(refused, 0)
+        XCTAssertGreaterThan(served, 0)
+        XCTAssertEqual(refused + served, 64)
+    }
 }
