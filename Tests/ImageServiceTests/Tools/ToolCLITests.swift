@@ -1,4 +1,5 @@
 import Foundation
+import LabSupport
 import LabTestSupport
 import XCTest
 
@@ -68,5 +69,48 @@ final class ToolCLITests: XCTestCase {
         for text in ["--root", "--listen", "--interface", "--group-pool", "--port-range", "--window", "--rate", "--config", "--max-sessions", "--max-clients"] {
             XCTAssertTrue(daemon.contains(text), "ql-mcastd serve --help lacks \(text)")
         }
+    }
+
+    /// `--union DIR --mount` as the initrd runs it (root): the image loop-mounted read-only, a
+    /// tmpfs for changes, the chroot reserved. Unicast from a daemon on 127.0.0.1, so it runs
+    /// in this host's mount namespace and the test can look at and remove the mounts.
+    func testUnionWithMountLoopMountsTheImageAndATmpfs() throws {
+        guard getuid() == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { throw LabError("needs root to mount") }
+            throw XCTSkip("mounting needs root")
+        }
+        let dir = NSTemporaryDirectory() + "mount-\(getpid())"
+        let images = dir + "/head/var/lib/qlustar/images"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/tree/etc", withIntermediateDirectories: true)
+        try "mounted\n".write(toFile: dir + "/tree/etc/motd", atomically: true, encoding: .utf8)
+        try Lab.run("/usr/bin/mksquashfs", [dir + "/tree", images + "/compute.img", "-noappend", "-quiet"])
+        let union = dir + "/node/union"
+        defer {
+            _ = try? Lab.run("/bin/umount", [union + "/image"])
+            _ = try? Lab.run("/bin/umount", [union + "/rw"])
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let daemon = Process()
+        daemon.executableURL = try LabHarness.releaseBinary("ql-mcastd")
+        daemon.arguments = ["--root", dir + "/head", "--interface", "127.0.0.1", "--listen", "127.0.0.1:17799", "--shutdown-grace", "0"]
+        daemon.standardError = FileHandle.nullDevice
+        try daemon.run()
+        defer {
+            daemon.terminate()
+            daemon.waitUntilExit()
+        }
+        let r = try run(
+            "ql-mcast-client",
+            [
+                "--server", "127.0.0.1:17799", "--image", "compute", "-o", dir + "/node/compute.img", "--unicast", "--union",
+                dir + "/node", "--mount", "--quiet", "--server-timeout", "20",
+            ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let mounts = try String(contentsOfFile: "/proc/mounts", encoding: .utf8)
+        XCTAssertTrue(mounts.contains(" \(union)/image squashfs ro"), mounts)
+        XCTAssertTrue(mounts.contains(" \(union)/rw tmpfs rw"), mounts)
+        XCTAssertEqual(try String(contentsOfFile: union + "/image/etc/motd", encoding: .utf8), "mounted\n")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: union + "/chroot"), [])
     }
 }
