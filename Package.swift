@@ -31,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNuma", path: "Sources/CNuma", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CISAL", path: "Sources/CISAL", providers: [.apt(["libisal-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The engine.
         .target(
@@ -60,6 +61,9 @@ let package = Package(
             ],
             path: "Sources/ImageService"
         ),
+
+        // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
+        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib"], path: "Sources/ImageTools"),
 
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
@@ -113,6 +117,11 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TransportTests"
+        ),
+        .testTarget(
+            name: "ImageToolsTests",
+            dependencies: ["ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
+            path: "Tests/ImageToolsTests"
         ),
         .testTarget(
             name: "ImageServiceTests",

@@ -14,13 +14,13 @@ public struct FileIdentity: Sendable, Hashable, Codable {
 
 /// The file-system calls of the image service, in one place: each returns a value or throws a
 /// `ServiceError` naming the path and errno's text.
-enum FileSystem {
-    static func error(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
+package enum FileSystem {
+    package static func error(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
         ServiceError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
     }
 
     /// The identity of the file at `path`, or nil when it does not exist.
-    static func identity(of path: String) throws(ServiceError) -> FileIdentity? {
+    package static func identity(of path: String) throws(ServiceError) -> FileIdentity? {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -30,7 +30,7 @@ enum FileSystem {
     }
 
     /// The identity of an open file (what was actually opened, not what the name points to now).
-    static func identity(descriptor fd: Int32, path: String) throws(ServiceError) -> FileIdentity {
+    package static func identity(descriptor fd: Int32, path: String) throws(ServiceError) -> FileIdentity {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw error("cannot stat", path) }
         return identity(st)
@@ -43,18 +43,18 @@ enum FileSystem {
             changedNanos: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec))
     }
 
-    static func isRegularFile(_ path: String) -> Bool {
+    package static func isRegularFile(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Creates `path` and its missing parents with `mode`.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ServiceError) {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ServiceError) {
         var prefix = ""
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
@@ -65,7 +65,7 @@ enum FileSystem {
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Readers
     /// see the old content or the new, never a part.
-    static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ServiceError) {
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ServiceError) {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw error("cannot create", temporary) }
@@ -88,13 +88,13 @@ enum FileSystem {
         }
     }
 
-    static func rename(_ from: String, to: String) throws(ServiceError) {
+    package static func rename(_ from: String, to: String) throws(ServiceError) {
         guard Glibc.rename(from, to) == 0 else { throw error("cannot rename to \(to):", from) }
     }
 
-    static func remove(_ path: String) { unlink(path) }
+    package static func remove(_ path: String) { unlink(path) }
 
-    static func readFile(_ path: String, limit: Int) throws(ServiceError) -> [UInt8] {
+    package static func readFile(_ path: String, limit: Int) throws(ServiceError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw error("cannot open", path) }
         defer { close(fd) }

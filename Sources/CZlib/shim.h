@@ -1,0 +1,7 @@
+#include <zlib.h>
+
+/* deflateInit2 is a macro: wrap it so Swift can call it. windowBits 15 + 16 writes a gzip
+   wrapper whose header has no name and mtime 0, so the output depends on the input only. */
+static inline int qlz_gzip_init(z_stream *s, int level) {
+    return deflateInit2(s, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+}

@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CZlib
+import ImageService
+
+/// Writes a gzip file with zlib, deterministically: the header carries no name and mtime 0, so
+/// the same bytes in give the same file out (changelogs and the initrd are part of reproducible
+/// images). Readable by `zcat`. Written to `PATH.tmp.PID` and renamed on `finish()`.
+public final class GzipWriter {
+    public let path: String
+    private let temporary: String
+    private let fd: Int32
+    private var stream = z_stream()
+    private var output = [UInt8](repeating: 0, count: 256 << 10)
+    private var finished = false
+    /// Uncompressed bytes written so far.
+    public private(set) var bytesIn: UInt64 = 0
+
+    /// - Parameter level: zlib level 1 (fast) … 9 (small); 6 is gzip's default.
+    public init(path: String, level: Int32 = 6, mode: mode_t = 0o644) throws(ServiceError) {
+        self.path = path
+        temporary = path + ".tmp.\(getpid())"
+        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw FileSystem.error("cannot create", temporary) }
+        guard qlz_gzip_init(&stream, level) == Z_OK else {
+            close(fd)
+            unlink(temporary)
+            throw ServiceError(.io, "zlib: cannot start a gzip stream for \(path)")
+        }
+    }
+
+    deinit {
+        if !finished {
+            deflateEnd(&stream)
+            close(fd)
+            unlink(temporary)
+        }
+    }
+
+    /// Compresses `bytes` into the file.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(ServiceError) {
+        guard !bytes.isEmpty else { return }
+        bytesIn += UInt64(bytes.count)
+        // zlib reads through a mutable pointer but does not write the input.
+        stream.next_in = UnsafeMutablePointer(mutating: bytes.baseAddress!.assumingMemoryBound(to: Bytef.self))
+        stream.avail_in = uInt(bytes.count)
+        try pump(flush: Z_NO_FLUSH)
+    }
+
+    public func write(_ bytes: [UInt8]) throws(ServiceError) {
+        let result = bytes.withUnsafeBytes { b in Result { () throws(ServiceError) in try write(b) } }
+        try result.get()
+    }
+
+    public func write(_ text: String) throws(ServiceError) { try write(Array(text.utf8)) }
+
+    /// Ends the stream, syncs and renames the file into place.
+    public func finish() throws(ServiceError) {
+        try pump(flush: Z_FINISH)
+        deflateEnd(&stream)
+        finished = true
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced else {
+            unlink(temporary)
+            throw FileSystem.error("cannot sync", temporary)
+        }
+        do { try FileSystem.rename(temporary, to: path) } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    private func pump(flush: Int32) throws(ServiceError) {
+        repeat {
+            let status = output.withUnsafeMutableBufferPointer { out -> Int32 in
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                return deflate(&stream, flush)
+            }
+            guard status != Z_STREAM_ERROR else { throw ServiceError(.io, "zlib: deflate failed for \(path)") }
+            let produced = output.count - Int(stream.avail_out)
+            var written = 0
+            while written < produced {
+                let n = output.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, produced - written) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw FileSystem.error("cannot write", temporary) }
+                written += n
+            }
+            if flush == Z_FINISH && status == Z_STREAM_END { return }
+        } while stream.avail_out == 0 || (flush == Z_FINISH)
+    }
+}
