@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "ql-mcast", targets: ["ql-mcast"]),
         .executable(name: "ql-mcastd", targets: ["ql-mcastd"]),
         .executable(name: "ql-mcast-client", targets: ["ql-mcast-client"]),
+        .executable(name: "qlustar-image", targets: ["qlustar-image"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
@@ -94,6 +95,12 @@ let package = Package(
                 "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ql-mcast-client"
+        ),
+
+        .executableTarget(
+            name: "qlustar-image",
+            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/qlustar-image"
         ),
 
         // Benchmarks.

@@ -38,6 +38,16 @@ public final class CPIOWriter {
         try pad(data.count)
     }
 
+    /// Adds a regular file with the content of `source` (links followed), owned by root, with
+    /// the source's permission bits.
+    public func addFile(_ name: String, contentsOf source: String) throws(ServiceError) {
+        var st = stat()
+        guard stat(source, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw FileSystem.error("cannot read", source) }
+        try entry(name, mode: S_IFREG | (st.st_mode & 0o7777), uid: 0, gid: 0, nlink: 1, size: Int(st.st_size))
+        try copyContent(of: source, size: Int(st.st_size))
+        try pad(Int(st.st_size))
+    }
+
     /// Adds a symbolic link to `target`.
     public func addSymlink(_ name: String, target: String, uid: UInt32 = 0, gid: UInt32 = 0) throws(ServiceError) {
         let bytes = Array(target.utf8)

@@ -1,0 +1,23 @@
+import ImageService
+
+/// What the last build of an image used and produced: `<root>/var/lib/qlustar/image-build/IMG.json`.
+/// Also published beside the image as `IMG.manifest` (without the file identities).
+public struct BuildRecord: Codable, Sendable, Equatable {
+    public struct Module: Codable, Sendable, Equatable {
+        public var name: String
+        public var version: String
+    }
+
+    public var image: String
+    /// SHA-256 over everything the build reads (definition, module versions and manifests, copy
+    /// files, root password, initrd programs): equal inputs, equal outputs, no rebuild.
+    public var inputs: String
+    public var modules: [Module]
+    public var sha256: String
+    public var size: UInt64
+    public var initrdSha256: String
+    public var initrdSize: UInt64
+    /// The published files' identities, to notice a file replaced behind the tool's back.
+    public var imageIdentity: FileIdentity?
+    public var initrdIdentity: FileIdentity?
+}

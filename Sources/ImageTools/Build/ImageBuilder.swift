@@ -1,0 +1,308 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import ImageService
+import Transport
+
+/// Builds node OS images from modules and publishes them where ql-mcastd serves them
+/// (docs/IMAGES.md, "Building").
+///
+/// 1. Inputs: the definition, the newest installed version of each module, the copy files
+///    (`common/copy`, then `IMG/copy`), the root password hash, and the initrd's programs. Their
+///    digest decides whether anything must be built.
+/// 2. Stage: layer the modules in order, then the copy files (owner, group and mode kept), set
+///    root's password, write the changelogs into `/usr/share/doc/qlustar-image`.
+/// 3. Pack: squashfs (`SquashfsBuilder`, reproducible) and the initrd (`newc` cpio, gzip):
+///    `/init`, `ql-mcast-client` and the programs, with their libraries.
+/// 4. Publish: `IMG.img` and `IMG.initrd` in `<root>/var/lib/qlustar/images`, each written
+///    beside and renamed (a node sees the old file or the new one), then `IMG.manifest`.
+public final class ImageBuilder {
+    public static let formatVersion = 1
+
+    public let root: Root
+    public let modules: ModuleStore
+    let log: EventLog
+    /// The ql-mcast-client binary the initrd carries.
+    public var clientBinary: String
+    /// The time every file of the image and initrd gets (`SOURCE_DATE_EPOCH`, else 0).
+    public var time: UInt32 = UInt32(ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt32($0) } ?? 0)
+
+    public init(root: Root, log: EventLog, clientBinary: String) {
+        self.root = root
+        self.log = log
+        self.clientBinary = clientBinary
+        modules = ModuleStore(root: root)
+    }
+
+    var state: String { root.path("/var/lib/qlustar/image-build") }
+    var images: String { root.images }
+
+    /// The outcome of `build`.
+    public struct Result: Sendable {
+        public var record: BuildRecord
+        /// False when the inputs were unchanged and nothing was built.
+        public var rebuilt: Bool
+        public var seconds: Double
+    }
+
+    // MARK: - Building
+
+    /// Builds `image` unless its inputs are unchanged since the last build (or `force`).
+    /// - Throws: `.notFound` (image not defined, module not installed), `.configuration`, `.io`.
+    public func build(_ image: ImageName, force: Bool = false) throws(ServiceError) -> Result {
+        let t0 = MonotonicClock.nanoseconds()
+        let definition = try ImageDefinition.load(root, image)
+        let layers = try definition.layers.map { name throws(ServiceError) in try modules.module(name) }
+        for module in layers { try remember(module) }
+        let programs = try initrdFiles(definition)
+        let rootHash = try rootPasswordHash(definition)
+        let inputs = try inputDigest(image, definition, layers, programs, rootHash)
+        if !force, let previous = try? record(image), previous.inputs == inputs, isPublished(previous) {
+            log.info("image '\(image)' unchanged (inputs \(inputs.prefix(12))): not rebuilt")
+            return Result(record: previous, rebuilt: false, seconds: seconds(since: t0))
+        }
+        log.info("building image '\(image)' from \(layers.map { "\($0.name) \($0.manifest.version)" }.joined(separator: ", "))")
+        try FileSystem.makeDirectories(images)
+        let stage = root.path("/var/cache/qlustar/image-build/\(image.value).stage.\(getpid())")
+        try? FileManager.default.removeItem(atPath: stage)
+        try FileSystem.makeDirectories(stage)
+        defer { try? FileManager.default.removeItem(atPath: stage) }
+        for module in layers { try layer(module, into: stage) }
+        try copyFiles(ImageDefinition.commonCopy(root), into: stage)
+        try copyFiles(ImageDefinition.directory(root, image) + "/copy", into: stage)
+        if let rootHash { try setRootPassword(rootHash, in: stage) } else {
+            log.warning("image '\(image)': no root password hash (none defined, none in \(root.path("/etc/shadow")))")
+        }
+        let doc = stage + "/usr/share/doc/qlustar-image"
+        try FileSystem.makeDirectories(doc)
+        for module in layers { try Changelogs.write(into: doc, module: module, steps: try steps(module)) }
+
+        var squashfs = SquashfsBuilder()
+        squashfs.time = time
+        if let c = definition.compression { squashfs.compression = SquashfsBuilder.Compression(rawValue: c) ?? .zstd }
+        let imagePath = images + "/" + image.fileName
+        let initrdPath = images + "/" + image.value + ".initrd"
+        try squashfs.build(tree: stage, target: imagePath)
+        try writeInitrd(image, programs: programs, to: initrdPath)
+
+        var record = BuildRecord(
+            image: image.value, inputs: inputs,
+            modules: layers.map { .init(name: $0.name, version: $0.manifest.version) },
+            sha256: try TreeListing.hashFile(imagePath), size: try FileSystem.identity(of: imagePath)?.size ?? 0,
+            initrdSha256: try TreeListing.hashFile(initrdPath), initrdSize: try FileSystem.identity(of: initrdPath)?.size ?? 0)
+        try writeJSON(images + "/" + image.value + ".manifest", record)
+        record.imageIdentity = try FileSystem.identity(of: imagePath)
+        record.initrdIdentity = try FileSystem.identity(of: initrdPath)
+        try FileSystem.makeDirectories(state)
+        try writeJSON(state + "/" + image.value + ".json", record)
+        log.info("image '\(image)' published: \(record.size) bytes, sha256 \(record.sha256); initrd \(record.initrdSize) bytes")
+        return Result(record: record, rebuilt: true, seconds: seconds(since: t0))
+    }
+
+    /// Builds every defined image whose inputs changed (a module upgraded, copy files edited…).
+    public func update() throws(ServiceError) -> [(ImageName, Result)] {
+        var results: [(ImageName, Result)] = []
+        for image in ImageDefinition.defined(root) { results.append((image, try build(image))) }
+        return results
+    }
+
+    /// The record of the last build of `image`.
+    public func record(_ image: ImageName) throws(ServiceError) -> BuildRecord {
+        let bytes = try FileSystem.readFile(state + "/" + image.value + ".json", limit: 1 << 20)
+        do { return try JSONDecoder().decode(BuildRecord.self, from: Data(bytes)) } catch {
+            throw ServiceError(.configuration, "build record of '\(image)' is unreadable: \(error)")
+        }
+    }
+
+    private func isPublished(_ r: BuildRecord) -> Bool {
+        let image = (try? FileSystem.identity(of: images + "/" + r.image + ".img")) ?? nil
+        let initrd = (try? FileSystem.identity(of: images + "/" + r.image + ".initrd")) ?? nil
+        return image != nil && image == r.imageIdentity && initrd != nil && initrd == r.initrdIdentity
+    }
+
+    // MARK: - Inputs
+
+    private func inputDigest(
+        _ image: ImageName, _ definition: ImageDefinition, _ layers: [ImageModule], _ programs: [String: String],
+        _ rootHash: String?
+    ) throws(ServiceError) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\n"
+        text += "definition " + String(decoding: (try? encoder.encode(definition)) ?? Data(), as: UTF8.self) + "\n"
+        for m in layers {
+            text += "module \(m.name) \(m.manifest.version) \(m.manifestDigest)\n"
+            text += "history \(m.name) " + seenVersions(m.name).filter { $0 <= m.version }.map(\.text).joined(separator: ",") + "\n"
+        }
+        for dir in [ImageDefinition.commonCopy(root), ImageDefinition.directory(root, image) + "/copy"] {
+            text += "copy \(dir) " + sha(try TreeListing(of: dir).text) + "\n"
+        }
+        text += "root \(rootHash ?? "-")\n"
+        for path in programs.keys.sorted() { text += "initrd \(path) " + (try TreeListing.hashFile(programs[path]!)) + "\n" }
+        return sha(text)
+    }
+
+    private func sha(_ text: String) -> String { Array(text.utf8).withUnsafeBytes { SHA256.hash($0) }.hex }
+
+    private func rootPasswordHash(_ definition: ImageDefinition) throws(ServiceError) -> String? {
+        if let h = definition.rootPasswordHash { return h }
+        let shadow = root.path("/etc/shadow")
+        guard FileSystem.isRegularFile(shadow) else { return nil }
+        let text = String(decoding: try FileSystem.readFile(shadow, limit: 1 << 20), as: UTF8.self)
+        for line in text.split(separator: "\n") where line.hasPrefix("root:") {
+            let hash = line.split(separator: ":", omittingEmptySubsequences: false)[1]
+            return hash.isEmpty || hash == "*" || hash.hasPrefix("!") ? nil : String(hash)
+        }
+        return nil
+    }
+
+    // MARK: - Module history (for changelogs)
+
+    private var moduleState: String { state + "/modules" }
+
+    /// Keeps a module version's manifest and file listing, the first time it is seen, so later
+    /// versions can be compared with it even after it is uninstalled.
+    private func remember(_ module: ImageModule) throws(ServiceError) {
+        let dir = moduleState + "/" + module.name
+        let base = dir + "/" + module.manifest.version
+        guard !FileSystem.isRegularFile(base + ".files") else { return }
+        try FileSystem.makeDirectories(dir)
+        let listing: TreeListing
+        switch module.content {
+        case .tree(let tree): listing = try TreeListing(of: tree)
+        case .tarArchive:
+            let scratch = root.path("/var/cache/qlustar/image-build/list.\(getpid())")
+            try? FileManager.default.removeItem(atPath: scratch)
+            try FileSystem.makeDirectories(scratch)
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            try layer(module, into: scratch)
+            listing = try TreeListing(of: scratch)
+        }
+        try writeJSON(base + ".json", module.manifest)
+        try FileSystem.writeAtomically(base + ".files", Array(listing.text.utf8))
+    }
+
+    private func seenVersions(_ name: String) -> [ModuleVersion] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: moduleState + "/" + name)) ?? []
+        return entries.filter { $0.hasSuffix(".files") }.map { ModuleVersion(String($0.dropLast(6))) }.sorted()
+    }
+
+    /// Version steps of `module` up to its current version, oldest first.
+    private func steps(_ module: ImageModule) throws(ServiceError) -> [Changelogs.Step] {
+        let versions = seenVersions(module.name).filter { $0 <= module.version }
+        guard versions.count > 1 else { return [] }
+        var out: [Changelogs.Step] = []
+        for (a, b) in zip(versions, versions.dropFirst()) {
+            let base = moduleState + "/" + module.name + "/"
+            func manifest(_ v: ModuleVersion) throws(ServiceError) -> ModuleManifest {
+                let bytes = try FileSystem.readFile(base + v.text + ".json", limit: 16 << 20)
+                do { return try JSONDecoder().decode(ModuleManifest.self, from: Data(bytes)) } catch {
+                    throw ServiceError(.configuration, "\(base)\(v.text).json: \(error)")
+                }
+            }
+            func listing(_ v: ModuleVersion) throws(ServiceError) -> TreeListing {
+                TreeListing(text: String(decoding: try FileSystem.readFile(base + v.text + ".files", limit: 256 << 20), as: UTF8.self))
+            }
+            out.append(
+                Changelogs.Step(from: try manifest(a), to: try manifest(b), contents: try listing(b).changes(since: try listing(a))))
+        }
+        return out
+    }
+
+    // MARK: - Staging
+
+    private func layer(_ module: ImageModule, into stage: String) throws(ServiceError) {
+        switch module.content {
+        case .tree(let tree):
+            try Tool.run("/bin/cp", ["-a", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
+        case .tarArchive(let archive):
+            try Tool.run(
+                "/bin/tar", ["-x", "-p", "--same-owner", "--numeric-owner", "-f", archive, "-C", stage],
+                step: "unpack module \(module.name)")
+        }
+    }
+
+    private func copyFiles(_ dir: String, into stage: String) throws(ServiceError) {
+        guard FileSystem.isDirectory(dir) else { return }
+        try Tool.run("/bin/cp", ["-a", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
+    }
+
+    private func setRootPassword(_ hash: String, in stage: String) throws(ServiceError) {
+        let shadow = stage + "/etc/shadow"
+        try FileSystem.makeDirectories(stage + "/etc")
+        if FileSystem.isRegularFile(shadow) {
+            let text = String(decoding: try FileSystem.readFile(shadow, limit: 16 << 20), as: UTF8.self)
+            var found = false
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+                guard line.hasPrefix("root:") else { return String(line) }
+                found = true
+                var fields = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+                fields[1] = hash
+                return fields.joined(separator: ":")
+            }
+            var out = lines.joined(separator: "\n")
+            if !found { out = "root:\(hash):0:0:99999:7:::\n" + out }
+            // Keep the module's owner and mode of /etc/shadow: rewrite the content in place.
+            guard let handle = FileHandle(forUpdatingAtPath: shadow) else { throw FileSystem.error("cannot open", shadow) }
+            do {
+                try handle.truncate(atOffset: 0)
+                try handle.write(contentsOf: Data(out.utf8))
+                try handle.close()
+            } catch {
+                throw ServiceError(.io, "cannot write \(shadow): \(error.localizedDescription)")
+            }
+        } else {
+            try FileSystem.writeAtomically(shadow, Array("root:\(hash):0:0:99999:7:::\n".utf8), mode: 0o600)
+        }
+    }
+
+    // MARK: - Initrd
+
+    /// Archive path → source file: the client, the programs, and every library they load.
+    private func initrdFiles(_ definition: ImageDefinition) throws(ServiceError) -> [String: String] {
+        guard FileSystem.isRegularFile(clientBinary) else {
+            throw ServiceError(.notFound, "ql-mcast-client not found at \(clientBinary) (give --client PATH)")
+        }
+        var files: [String: String] = ["bin/ql-mcast-client": clientBinary]
+        for program in [clientBinary] + (definition.initrdPrograms ?? ["/bin/sh", "/bin/mount"]) {
+            guard FileSystem.isRegularFile(program) else { throw ServiceError(.notFound, "initrd program \(program) not found") }
+            if program != clientBinary { files[String(program.dropFirst())] = program }
+            for library in try Tool.libraries(of: program) { files[String(library.dropFirst())] = library }
+        }
+        return files
+    }
+
+    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String) throws(ServiceError) {
+        let gzip = try GzipWriter(path: path, level: 1)
+        let cpio = CPIOWriter(writingTo: gzip, mtime: time)
+        var directories: Set<String> = ["dev", "proc", "sys", "tmp", "union", "etc", "bin"]
+        for file in programs.keys {
+            var parts = file.split(separator: "/").dropLast()
+            while !parts.isEmpty {
+                directories.insert(parts.joined(separator: "/"))
+                parts = parts.dropLast()
+            }
+        }
+        var entries: [(String, () throws(ServiceError) -> Void)] = []
+        for dir in directories { entries.append((dir, { () throws(ServiceError) in try cpio.addDirectory(dir) })) }
+        entries.append(("dev/console", { () throws(ServiceError) in try cpio.addCharacterDevice("dev/console", major: 5, minor: 1) }))
+        entries.append(("init", { () throws(ServiceError) in try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755) }))
+        for (name, source) in programs {
+            entries.append((name, { () throws(ServiceError) in try cpio.addFile(name, contentsOf: source) }))
+        }
+        for (_, add) in entries.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) { try add() }
+        try cpio.finish()
+    }
+
+    // MARK: - Helpers
+
+    private func writeJSON<T: Encodable>(_ path: String, _ value: T) throws(ServiceError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(value) else { throw ServiceError(.io, "cannot encode \(path)") }
+        try FileSystem.writeAtomically(path, Array(data))
+    }
+
+    private func seconds(since t0: UInt64) -> Double { Double(MonotonicClock.nanoseconds() - t0) / 1e9 }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import ImageService
+
+/// What an image is made of: `<root>/etc/qlustar/images/IMG/image.json` (docs/IMAGES.md).
+/// Beside it, `IMG/copy/` holds the image's static copy files; `common/copy/` those of all images.
+public struct ImageDefinition: Codable, Sendable, Equatable {
+    /// Modules in layer order; `core` is always the first layer (added when missing).
+    public var modules: [String]
+    /// SHA-512 crypt hash for root; nil: the head node's (from `<root>/etc/shadow`).
+    public var rootPasswordHash: String?
+    /// squashfs compression: zstd (default), gzip or xz.
+    public var compression: String?
+    /// Programs copied into the initrd with their libraries, besides ql-mcast-client.
+    public var initrdPrograms: [String]?
+
+    public init(modules: [String], rootPasswordHash: String? = nil, compression: String? = nil, initrdPrograms: [String]? = nil) {
+        self.modules = modules
+        self.rootPasswordHash = rootPasswordHash
+        self.compression = compression
+        self.initrdPrograms = initrdPrograms
+    }
+
+    /// The layers in order, `core` first and once.
+    public var layers: [String] { ["core"] + modules.filter { $0 != "core" } }
+
+    static func directory(_ root: Root, _ image: ImageName) -> String { root.path("/etc/qlustar/images/" + image.value) }
+    static func commonCopy(_ root: Root) -> String { root.path("/etc/qlustar/images/common/copy") }
+
+    /// Reads the definition of `image`.
+    /// - Throws: `.notFound` when the image is not defined; `.configuration` naming the file.
+    public static func load(_ root: Root, _ image: ImageName) throws(ServiceError) -> ImageDefinition {
+        let path = directory(root, image) + "/image.json"
+        guard FileSystem.isRegularFile(path) else {
+            throw ServiceError(.notFound, "image '\(image)' is not defined (expected \(path))")
+        }
+        let bytes = try FileSystem.readFile(path, limit: 1 << 20)
+        let definition: ImageDefinition
+        do { definition = try JSONDecoder().decode(ImageDefinition.self, from: Data(bytes)) } catch {
+            throw ServiceError(.configuration, "\(path): \(error)")
+        }
+        if let c = definition.compression, SquashfsBuilder.Compression(rawValue: c) == nil {
+            throw ServiceError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
+        }
+        if let hash = definition.rootPasswordHash, !hash.hasPrefix("$6$") {
+            throw ServiceError(.configuration, "\(path): rootPasswordHash must be a SHA-512 crypt hash ($6$…)")
+        }
+        return definition
+    }
+
+    /// Writes the definition atomically.
+    public func store(_ root: Root, _ image: ImageName) throws(ServiceError) {
+        let dir = ImageDefinition.directory(root, image)
+        try FileSystem.makeDirectories(dir)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(self) else { throw ServiceError(.io, "cannot encode the definition of \(image)") }
+        try FileSystem.writeAtomically(dir + "/image.json", Array(data))
+    }
+
+    /// Images with a definition, sorted.
+    public static func defined(_ root: Root) -> [ImageName] {
+        let dir = root.path("/etc/qlustar/images")
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter {
+            $0 != "common" && FileSystem.isRegularFile(dir + "/" + $0 + "/image.json")
+        }.compactMap { try? ImageName($0) }.sorted { $0.value < $1.value }
+    }
+}

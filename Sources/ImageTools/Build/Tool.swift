@@ -1,0 +1,80 @@
+import Foundation
+import ImageService
+
+/// The external programs the image tooling runs (cp, tar, ldd): run to completion, a failure
+/// becomes an error naming the step and carrying the program's own message.
+enum Tool {
+    @discardableResult
+    static func run(_ program: String, _ arguments: [String], step: String) throws(ServiceError) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        do { try process.run() } catch {
+            throw ServiceError(.io, "cannot \(step): cannot run \(program): \(error.localizedDescription)")
+        }
+        // Read both before waiting: a full pipe would block the child.
+        let outData = output.fileHandleForReading.readDataToEndOfFile()
+        let errData = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw ServiceError(.io, "cannot \(step): \(program) exited \(process.terminationStatus): \(text.suffix(500))")
+        }
+        return String(decoding: outData, as: UTF8.self)
+    }
+
+    /// The shared libraries `program` loads (as `ldd` resolves them), the dynamic loader included.
+    static func libraries(of program: String) throws(ServiceError) -> [String] {
+        let text = try run("/usr/bin/ldd", [program], step: "list the libraries of \(program)")
+        var out: [String] = []
+        for line in text.split(separator: "\n") {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if let arrow = words.firstIndex(of: "=>"), arrow + 1 < words.count, words[arrow + 1].hasPrefix("/") {
+                out.append(words[arrow + 1])
+            } else if let first = words.first, first.hasPrefix("/") {
+                out.append(first)
+            }
+        }
+        return out
+    }
+}
+
+/// The initrd's `/init` (boot step 4): mounts the kernel file systems, reads the image server and
+/// image from the kernel command line (`ql.server=HOST[:PORT] ql.image=NAME`), fetches the image
+/// with ql-mcast-client into the union root, and drops to a shell with the reason on failure.
+/// Bringing up the boot NIC and switching to `/sbin/init.qlustar` belong to the provisioning
+/// issue (#6), which extends this script.
+enum InitScript {
+    static func text(_ image: ImageName) -> String {
+        """
+        #!/bin/sh
+        # Qlustar initrd /init for image '\(image)' (written by qlustar-image).
+        mount -t proc proc /proc
+        mount -t sysfs sysfs /sys
+        mkdir -p /var/log/qlustar
+        server=""
+        image="\(image)"
+        for word in $(cat /proc/cmdline); do
+            case "$word" in
+                ql.server=*) server="${word#ql.server=}" ;;
+                ql.image=*) image="${word#ql.image=}" ;;
+            esac
+        done
+        if [ -z "$server" ]; then
+            echo "init: no ql.server= on the kernel command line; cannot fetch the node image" >/dev/console
+            exec /bin/sh
+        fi
+        if ! /bin/ql-mcast-client --server "$server" --image "$image" --output /tmp/"$image".img --union / --mount --root /; then
+            echo "init: fetching image '$image' from $server failed (see /var/log/qlustar/ql-mcast-client.log)" >/dev/console
+            exec /bin/sh
+        fi
+        echo "init: image '$image' verified and mounted in /union" >/dev/console
+        exec /bin/sh
+
+        """
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import ImageService
+import ImageTools
+
+@main
+struct QlustarImage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qlustar-image",
+        abstract: "Build node OS images from image modules and publish them for ql-mcastd.",
+        discussion: """
+            An image is defined in <root>/etc/qlustar/images/IMG/image.json (its modules, in layer
+            order; core always first). Building layers the newest installed version of each module
+            (<root>/var/lib/qlustar/image-modules/NAME/VERSION), then the static copy files of
+            /etc/qlustar/images/common/copy and /etc/qlustar/images/IMG/copy, writes the changelogs
+            into /usr/share/doc/qlustar-image, and publishes IMG.img (squashfs) and IMG.initrd in
+            /var/lib/qlustar/images, where ql-mcastd serves them. Builds are reproducible: the same
+            inputs give the same bytes, and an image whose inputs did not change is not rebuilt.
+
+              qlustar-image define compute --modules core,slurm
+              qlustar-image build compute
+              qlustar-image update          after module upgrades: rebuild what changed
+            """,
+        subcommands: [Define.self, Build.self, Update.self, List.self]
+    )
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).")
+    var client: String?
+
+    var rootPath: Root { Root(root) }
+
+    func builder() -> ImageBuilder {
+        let log = EventLog(root: rootPath, name: "qlustar-image")
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("ql-mcast-client").path
+        return ImageBuilder(root: rootPath, log: log, clientBinary: client ?? beside)
+    }
+}
+
+struct Define: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Define (or redefine) an image: its modules in layer order.")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "Image name.") var image: String
+    @Option(help: "Modules, comma separated, in layer order (core is always first).") var modules: String
+    @Option(help: "squashfs compression: zstd (default), gzip or xz.") var compression: String?
+
+    func run() throws {
+        let name = try ImageName(image)
+        let list = modules.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let store = ModuleStore(root: common.rootPath)
+        for module in list { _ = try store.module(module) }
+        var definition = (try? ImageDefinition.load(common.rootPath, name)) ?? ImageDefinition(modules: [])
+        definition.modules = list
+        if let compression { definition.compression = compression }
+        try definition.store(common.rootPath, name)
+        print("image '\(name)': \(definition.layers.joined(separator: " + "))")
+    }
+}
+
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Build and publish one image (skipped when its inputs are unchanged).")
+    @OptionGroup var common: CommonOptions
+    @Argument(help: "Image name.") var image: String
+    @Flag(help: "Build even when nothing changed.") var force = false
+
+    func run() throws {
+        let result = try common.builder().build(try ImageName(image), force: force)
+        report(result)
+    }
+}
+
+struct Update: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rebuild every image whose inputs changed (module versions, copy files, password).")
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let results = try common.builder().update()
+        if results.isEmpty { print("no images defined in \(common.rootPath.path("/etc/qlustar/images"))") }
+        for (_, result) in results { report(result) }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the defined images, their last build, and the installed modules.")
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        let builder = common.builder()
+        for image in ImageDefinition.defined(common.rootPath) {
+            let definition = try ImageDefinition.load(common.rootPath, image)
+            let built = (try? builder.record(image)).map { "built \($0.modules.map { "\($0.name) \($0.version)" }.joined(separator: ", ")), sha256 \($0.sha256.prefix(16))…" } ?? "never built"
+            print("\(image)  [\(definition.layers.joined(separator: " + "))]  \(built)")
+        }
+        let store = ModuleStore(root: common.rootPath)
+        for name in store.names() { print("module \(name): \(store.versions(of: name).map(\.text).joined(separator: ", "))") }
+    }
+}
+
+func report(_ result: ImageBuilder.Result) {
+    let r = result.record
+    if result.rebuilt {
+        print(String(format: "%@: built in %.2f s, %llu bytes, sha256 %@ (initrd %llu bytes)", r.image, result.seconds, r.size, r.sha256, r.initrdSize))
+    } else {
+        print("\(r.image): unchanged, not rebuilt (sha256 \(r.sha256))")
+    }
+}
