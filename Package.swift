@@ -14,6 +14,8 @@ let package = Package(
         .executable(name: "ql-mcastd", targets: ["ql-mcastd"]),
         .executable(name: "ql-mcast-client", targets: ["ql-mcast-client"]),
         .executable(name: "qlustar-image", targets: ["qlustar-image"]),
+        .executable(name: "qlustar-image-edit", targets: ["qlustar-image-edit"]),
+        .executable(name: "qlustar-image-reconfigure", targets: ["qlustar-image-reconfigure"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
@@ -33,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CNuma", path: "Sources/CNuma", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CISAL", path: "Sources/CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
 
         // The engine.
         .target(
@@ -64,7 +67,7 @@ let package = Package(
         ),
 
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
-        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib"], path: "Sources/ImageTools"),
+        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CCrypt"], path: "Sources/ImageTools"),
 
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
@@ -101,6 +104,16 @@ let package = Package(
             name: "qlustar-image",
             dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image"
+        ),
+        .executableTarget(
+            name: "qlustar-image-edit",
+            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/qlustar-image-edit"
+        ),
+        .executableTarget(
+            name: "qlustar-image-reconfigure",
+            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/qlustar-image-reconfigure"
         ),
 
         // Benchmarks.

@@ -20,4 +20,6 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     /// The published files' identities, to notice a file replaced behind the tool's back.
     public var imageIdentity: FileIdentity?
     public var initrdIdentity: FileIdentity?
+    /// The published files were edited by hand since (qlustar-image-edit -i/-s).
+    public var edited: Bool?
 }

@@ -115,6 +115,18 @@ public final class ImageBuilder {
         }
     }
 
+    /// Records that the published files of `image` were edited by hand (qlustar-image-edit -i/-s):
+    /// they count as published (no rebuild while the inputs stay the same) until the next build
+    /// from modules, which replaces them.
+    static func markEdited(_ root: Root, _ image: ImageName) throws(ServiceError) {
+        let builder = ImageBuilder(root: root, log: EventLog(root: root, name: "qlustar-image", echo: false), clientBinary: "")
+        guard var record = try? builder.record(image) else { return }
+        record.imageIdentity = try FileSystem.identity(of: builder.images + "/" + image.fileName)
+        record.initrdIdentity = try FileSystem.identity(of: builder.images + "/" + image.value + ".initrd")
+        record.edited = true
+        try builder.writeJSON(builder.state + "/" + image.value + ".json", record)
+    }
+
     private func isPublished(_ r: BuildRecord) -> Bool {
         let image = (try? FileSystem.identity(of: images + "/" + r.image + ".img")) ?? nil
         let initrd = (try? FileSystem.identity(of: images + "/" + r.image + ".initrd")) ?? nil
@@ -297,7 +309,7 @@ public final class ImageBuilder {
 
     // MARK: - Helpers
 
-    private func writeJSON<T: Encodable>(_ path: String, _ value: T) throws(ServiceError) {
+    func writeJSON<T: Encodable>(_ path: String, _ value: T) throws(ServiceError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(value) else { throw ServiceError(.io, "cannot encode \(path)") }

@@ -41,7 +41,7 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
         if let c = definition.compression, SquashfsBuilder.Compression(rawValue: c) == nil {
             throw ServiceError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
         }
-        if let hash = definition.rootPasswordHash, !hash.hasPrefix("$6$") {
+        if let hash = definition.rootPasswordHash, !PasswordHash.isSHA512(hash) {
             throw ServiceError(.configuration, "\(path): rootPasswordHash must be a SHA-512 crypt hash ($6$…)")
         }
         return definition
