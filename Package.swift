@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "ql-bench",
             dependencies: [
-                "Transport", "CISAL", "CQLFEC", "LabSupport",
+                "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/ql-bench"

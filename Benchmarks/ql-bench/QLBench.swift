@@ -5,6 +5,6 @@ struct QLBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-bench",
         abstract: "Benchmarks of the ql-mcast engine against reference implementations and peers.",
-        subcommands: [FECBenchmark.self, TransferBenchmark.self, ImageBenchmark.self, ProbeSend.self, ProbeReceive.self]
+        subcommands: [FECBenchmark.self, TransferBenchmark.self, ImageBenchmark.self, ImageBuildBenchmark.self, ProbeSend.self, ProbeReceive.self]
     )
 }

@@ -12,6 +12,9 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     /// SHA-256 over everything the build reads (definition, module versions and manifests, copy
     /// files, root password, initrd programs): equal inputs, equal outputs, no rebuild.
     public var inputs: String
+    /// SHA-256 over what the initrd is made of (its programs, libraries, /init, time): the initrd
+    /// is rebuilt only when this changes.
+    public var initrdInputs: String?
     public var modules: [Module]
     public var sha256: String
     public var size: UInt64

@@ -36,6 +36,37 @@ public final class ImageBuilder {
     }
 
     var state: String { root.path("/var/lib/qlustar/image-build") }
+    /// SHA-256 of files by identity (path and version): the initrd's programs and libraries are
+    /// hashed once per version, so an unchanged rebuild only stats them.
+    private var hashCache: [String: String]?
+
+    private func hash(_ path: String) throws(ServiceError) -> String {
+        if hashCache == nil {
+            let bytes = (try? FileSystem.readFile(state + "/hashes.json", limit: 16 << 20)) ?? []
+            hashCache = (try? JSONDecoder().decode([String: String].self, from: Data(bytes))) ?? [:]
+        }
+        guard let id = try FileSystem.identity(of: path) else { throw ServiceError(.notFound, "\(path) does not exist") }
+        let key = Self.hashKey(path, id)
+        if let known = hashCache?[key] { return known }
+        let digest = try TreeListing.hashFile(path)
+        hashCache?[key] = digest
+        return digest
+    }
+
+    private func saveHashCache() {
+        guard let cache = hashCache else { return }
+        // Keep only entries whose file is still that version.
+        let current = cache.filter { key, _ in
+            let path = key.split(separator: " ").dropLast(5).joined(separator: " ")
+            guard let id = (try? FileSystem.identity(of: path)) ?? nil else { return false }
+            return key == Self.hashKey(path, id)
+        }
+        try? writeJSON(state + "/hashes.json", current)
+    }
+
+    static func hashKey(_ path: String, _ id: FileIdentity) -> String {
+        "\(path) \(id.device) \(id.inode) \(id.size) \(id.modifiedNanos) \(id.changedNanos)"
+    }
     var images: String { root.images }
 
     /// The outcome of `build`.
@@ -57,8 +88,11 @@ public final class ImageBuilder {
         for module in layers { try remember(module) }
         let programs = try initrdFiles(definition)
         let rootHash = try rootPasswordHash(definition)
-        let inputs = try inputDigest(image, definition, layers, programs, rootHash)
-        if !force, let previous = try? record(image), previous.inputs == inputs, isPublished(previous) {
+        let initrdInputs = try initrdDigest(image, programs)
+        defer { saveHashCache() }
+        let inputs = try inputDigest(image, definition, layers, initrdInputs, rootHash)
+        let previous = try? record(image)
+        if !force, let previous, previous.inputs == inputs, isPublished(previous) {
             log.info("image '\(image)' unchanged (inputs \(inputs.prefix(12))): not rebuilt")
             return Result(record: previous, rebuilt: false, seconds: seconds(since: t0))
         }
@@ -68,7 +102,10 @@ public final class ImageBuilder {
         try? FileManager.default.removeItem(atPath: stage)
         try FileSystem.makeDirectories(stage)
         defer { try? FileManager.default.removeItem(atPath: stage) }
+        let tStage = MonotonicClock.nanoseconds()
+        log.debug("inputs checked in \(String(format: "%.3f", seconds(since: t0))) s")
         for module in layers { try layer(module, into: stage) }
+        log.debug("layers in \(String(format: "%.3f", seconds(since: tStage))) s")
         try copyFiles(ImageDefinition.commonCopy(root), into: stage)
         try copyFiles(ImageDefinition.directory(root, image) + "/copy", into: stage)
         if let rootHash { try setRootPassword(rootHash, in: stage) } else {
@@ -83,11 +120,23 @@ public final class ImageBuilder {
         if let c = definition.compression { squashfs.compression = SquashfsBuilder.Compression(rawValue: c) ?? .zstd }
         let imagePath = images + "/" + image.fileName
         let initrdPath = images + "/" + image.value + ".initrd"
+        let tPack = MonotonicClock.nanoseconds()
+        log.debug("staged in \(String(format: "%.3f", seconds(since: tStage))) s")
         try squashfs.build(tree: stage, target: imagePath)
-        try writeInitrd(image, programs: programs, to: initrdPath)
+        log.debug("mksquashfs in \(String(format: "%.3f", seconds(since: tPack))) s")
+        // The initrd does not depend on the modules: keep the published one when its own inputs
+        // are unchanged and it was not edited by hand.
+        let publishedInitrd = try FileSystem.identity(of: initrdPath)
+        if force || previous?.initrdInputs != initrdInputs || previous?.edited == true || publishedInitrd == nil
+            || publishedInitrd != previous?.initrdIdentity
+        {
+            try writeInitrd(image, programs: programs, to: initrdPath)
+        } else {
+            log.info("initrd of '\(image)' unchanged: kept")
+        }
 
         var record = BuildRecord(
-            image: image.value, inputs: inputs,
+            image: image.value, inputs: inputs, initrdInputs: initrdInputs,
             modules: layers.map { .init(name: $0.name, version: $0.manifest.version) },
             sha256: try TreeListing.hashFile(imagePath), size: try FileSystem.identity(of: imagePath)?.size ?? 0,
             initrdSha256: try TreeListing.hashFile(initrdPath), initrdSize: try FileSystem.identity(of: initrdPath)?.size ?? 0)
@@ -96,6 +145,7 @@ public final class ImageBuilder {
         record.initrdIdentity = try FileSystem.identity(of: initrdPath)
         try FileSystem.makeDirectories(state)
         try writeJSON(state + "/" + image.value + ".json", record)
+        log.debug("packed and published in \(String(format: "%.3f", seconds(since: tPack))) s")
         log.info("image '\(image)' published: \(record.size) bytes, sha256 \(record.sha256); initrd \(record.initrdSize) bytes")
         return Result(record: record, rebuilt: true, seconds: seconds(since: t0))
     }
@@ -136,7 +186,7 @@ public final class ImageBuilder {
     // MARK: - Inputs
 
     private func inputDigest(
-        _ image: ImageName, _ definition: ImageDefinition, _ layers: [ImageModule], _ programs: [String: String],
+        _ image: ImageName, _ definition: ImageDefinition, _ layers: [ImageModule], _ initrdInputs: String,
         _ rootHash: String?
     ) throws(ServiceError) -> String {
         let encoder = JSONEncoder()
@@ -150,8 +200,13 @@ public final class ImageBuilder {
         for dir in [ImageDefinition.commonCopy(root), ImageDefinition.directory(root, image) + "/copy"] {
             text += "copy \(dir) " + sha(try TreeListing(of: dir).text) + "\n"
         }
-        text += "root \(rootHash ?? "-")\n"
-        for path in programs.keys.sorted() { text += "initrd \(path) " + (try TreeListing.hashFile(programs[path]!)) + "\n" }
+        text += "root \(rootHash ?? "-")\ninitrd \(initrdInputs)\n"
+        return sha(text)
+    }
+
+    private func initrdDigest(_ image: ImageName, _ programs: [String: String]) throws(ServiceError) -> String {
+        var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\ninit " + sha(InitScript.text(image)) + "\n"
+        for path in programs.keys.sorted() { text += "\(path) " + (try hash(programs[path]!)) + "\n" }
         return sha(text)
     }
 
@@ -184,12 +239,7 @@ public final class ImageBuilder {
         switch module.content {
         case .tree(let tree): listing = try TreeListing(of: tree)
         case .tarArchive:
-            let scratch = root.path("/var/cache/qlustar/image-build/list.\(getpid())")
-            try? FileManager.default.removeItem(atPath: scratch)
-            try FileSystem.makeDirectories(scratch)
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
-            try layer(module, into: scratch)
-            listing = try TreeListing(of: scratch)
+            listing = try TreeListing(of: try unpacked(module))
         }
         try writeJSON(base + ".json", module.manifest)
         try FileSystem.writeAtomically(base + ".files", Array(listing.text.utf8))
@@ -224,20 +274,55 @@ public final class ImageBuilder {
 
     // MARK: - Staging
 
-    private func layer(_ module: ImageModule, into stage: String) throws(ServiceError) {
-        switch module.content {
-        case .tree(let tree):
-            try Tool.run("/bin/cp", ["-a", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
-        case .tarArchive(let archive):
+    /// A tar module unpacked once per version into `/var/cache/qlustar/image-build/modules`, so
+    /// builds hard-link it like a tree module instead of unpacking it every time.
+    private func unpacked(_ module: ImageModule) throws(ServiceError) -> String {
+        guard case .tarArchive(let archive) = module.content else { preconditionFailure("only tar modules are unpacked") }
+        let dir = root.path("/var/cache/qlustar/image-build/modules/\(module.name)/\(module.manifest.version)")
+        let identity = try FileSystem.identity(of: archive)
+        let stamp = dir + ".from"
+        let expected = Array("\(module.manifestDigest) \(identity.map { "\($0.inode) \($0.size) \($0.modifiedNanos)" } ?? "")".utf8)
+        if FileSystem.isDirectory(dir), (try? FileSystem.readFile(stamp, limit: 4_096)) == expected { return dir }
+        try? FileManager.default.removeItem(atPath: dir)
+        let scratch = dir + ".new.\(getpid())"
+        try? FileManager.default.removeItem(atPath: scratch)
+        try FileSystem.makeDirectories(scratch)
+        do {
             try Tool.run(
-                "/bin/tar", ["-x", "-p", "--same-owner", "--numeric-owner", "-f", archive, "-C", stage],
+                "/bin/tar", ["-x", "-p", "--same-owner", "--numeric-owner", "-f", archive, "-C", scratch],
                 step: "unpack module \(module.name)")
+            try FileSystem.rename(scratch, to: dir)
+        } catch {
+            try? FileManager.default.removeItem(atPath: scratch)
+            throw error
+        }
+        try FileSystem.writeAtomically(stamp, expected)
+        return dir
+    }
+
+    /// Lays a module into the stage. Tree modules are hard-linked, not copied (the stage only
+    /// feeds mksquashfs, which reads): a layer costs a link per file instead of its bytes. Every
+    /// later step replaces a staged file (unlink, then create) and never writes into one, so a
+    /// module's own files are never changed. Across file systems it falls back to copying.
+    private func layer(_ module: ImageModule, into stage: String) throws(ServiceError) {
+        let tree: String
+        switch module.content {
+        case .tree(let path): tree = path
+        case .tarArchive: tree = try unpacked(module)
+        }
+        do {
+            try Tool.run(
+                "/bin/cp", ["-a", "-l", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
+        } catch where error.message.contains("Invalid cross-device link") {
+            try Tool.run(
+                "/bin/cp", ["-a", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
         }
     }
 
     private func copyFiles(_ dir: String, into stage: String) throws(ServiceError) {
         guard FileSystem.isDirectory(dir) else { return }
-        try Tool.run("/bin/cp", ["-a", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
+        // --remove-destination: replace a (hard-linked) module file, never write into it.
+        try Tool.run("/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
     }
 
     private func setRootPassword(_ hash: String, in stage: String) throws(ServiceError) {
@@ -255,15 +340,12 @@ public final class ImageBuilder {
             }
             var out = lines.joined(separator: "\n")
             if !found { out = "root:\(hash):0:0:99999:7:::\n" + out }
-            // Keep the module's owner and mode of /etc/shadow: rewrite the content in place.
-            guard let handle = FileHandle(forUpdatingAtPath: shadow) else { throw FileSystem.error("cannot open", shadow) }
-            do {
-                try handle.truncate(atOffset: 0)
-                try handle.write(contentsOf: Data(out.utf8))
-                try handle.close()
-            } catch {
-                throw ServiceError(.io, "cannot write \(shadow): \(error.localizedDescription)")
-            }
+            // A new file in its place (the staged one may be a module's, hard-linked), with the
+            // module's owner, group and mode.
+            var st = stat()
+            guard stat(shadow, &st) == 0 else { throw FileSystem.error("cannot stat", shadow) }
+            try FileSystem.writeAtomically(shadow, Array(out.utf8), mode: st.st_mode & 0o7777)
+            guard chown(shadow, st.st_uid, st.st_gid) == 0 else { throw FileSystem.error("cannot set the owner of", shadow) }
         } else {
             try FileSystem.writeAtomically(shadow, Array("root:\(hash):0:0:99999:7:::\n".utf8), mode: 0o600)
         }
