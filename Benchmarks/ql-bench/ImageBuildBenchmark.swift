@@ -13,7 +13,7 @@ struct ImageBuildBenchmark: ParsableCommand {
         abstract: "Image build from modules vs bare mksquashfs of the same tree; unchanged rebuild time.",
         discussion: """
             Makes three modules (core and ofed as trees, slurm as a tar archive) of --size MiB in all
-            from this machine's own files (/usr/lib, /usr/share, /opt/swift/usr/lib); builds once to warm up (module listings, initrd),
+            from this machine's own files (/opt/swift/usr/lib, /usr/share, /usr/bin); builds once to warm up (module listings, initrd),
             then alternates: edit a copy file and rebuild (squashfs from modules; the initrd is kept
             because its inputs did not change) / mksquashfs of the unpacked final tree with the same
             options. Needs root (owners); works in /dev/shm.
@@ -39,10 +39,10 @@ struct ImageBuildBenchmark: ParsableCommand {
         defer { if ProcessInfo.processInfo.environment["QL_BENCH_KEEP"] == nil { try? FileManager.default.removeItem(atPath: work) } }
         let root = Root(work)
         let modules = work + "/var/lib/qlustar/image-modules"
-        // Real files of this machine, like a node OS: core 60 % from /usr/lib/x86_64-linux-gnu,
-        // slurm (a tar archive) 20 % from /usr/share, ofed 20 % from /opt/swift/usr/lib.
+        // Real files of this machine, like a node OS: core 60 % from /opt/swift/usr/lib,
+        // slurm (a tar archive) 20 % from /usr/share, ofed 20 % from /usr/bin.
         for (name, share, tar, source) in [
-            ("core", 60, false, "/usr/lib/x86_64-linux-gnu"), ("slurm", 20, true, "/usr/share"), ("ofed", 20, false, "/opt/swift/usr/lib"),
+            ("core", 60, false, "/opt/swift/usr/lib"), ("slurm", 20, true, "/usr/share"), ("ofed", 20, false, "/usr/bin"),
         ] {
             let cap = (size * share / 100) << 20
             let base = "\(modules)/\(name)/1.0"

@@ -130,4 +130,17 @@ final class ImageBuilderTests: XCTestCase {
         // Nothing half-built was published.
         XCTAssertFalse(FileManager.default.fileExists(atPath: images + "/gpu.img"))
     }
+
+    func testHardLinkedLayersGiveTheSameImageAsTheOverlayAndLeaveModulesUntouched() throws {
+        try standardSetup()
+        let before = try TreeListing(of: modules).text
+        let overlay = try builder().build(ImageName("compute"), force: true).record.sha256
+        let b = try builder()
+        b.useOverlay = false
+        let linked = try b.build(ImageName("compute"), force: true).record.sha256
+        XCTAssertEqual(linked, overlay)
+        XCTAssertEqual(try TreeListing(of: modules).text, before, "building never writes into a module")
+        XCTAssertEqual(try cat("etc/shadow"), "root:$6$salt$headhash:19000:0:99999:7:::\n")
+        XCTAssertEqual(try String(contentsOfFile: modules + "/core/1.0/tree/etc/shadow", encoding: .utf8), "root:*:19000:0:99999:7:::\n")
+    }
 }
