@@ -108,7 +108,7 @@ struct ImageBuildBenchmark: ParsableCommand {
         report.rows.append(["qlustar-image build from modules", fmt(median(fromModules)), fmt(median(fromModules) / base)])
         report.rows.append(["mksquashfs of the same final tree", fmt(base), "1.00"])
         report.rows.append(["unchanged rebuild (nothing to do)", fmt(median(unchanged), 3), fmt(median(unchanged) / base, 3)])
-        report.notes.append("from modules: layers hard-linked (tree) or unpacked (tar), copy files, changelogs, mksquashfs, SHA-256 of the result; the initrd is kept (its inputs did not change)")
+        report.notes.append("from modules: inputs checked, layers stacked (overlayfs; tar modules unpacked once per version), root password, changelogs, mksquashfs, SHA-256 of the result, manifest; the initrd is kept (its inputs did not change)")
         report.notes.append("every rep checks that both images list the same files with the same owners, modes and sizes")
         report.printTable()
         try report.write(json: json)
