@@ -167,8 +167,8 @@ public final class ImageBuilder {
         var record = BuildRecord(
             image: image.value, inputs: inputs, initrdInputs: initrdInputs,
             modules: layers.map { .init(name: $0.name, version: $0.manifest.version) },
-            sha256: try TreeListing.hashFile(imagePath), size: try FileSystem.identity(of: imagePath)?.size ?? 0,
-            initrdSha256: try TreeListing.hashFile(initrdPath), initrdSize: try FileSystem.identity(of: initrdPath)?.size ?? 0)
+            sha256: try hash(imagePath), size: try FileSystem.identity(of: imagePath)?.size ?? 0,
+            initrdSha256: try hash(initrdPath), initrdSize: try FileSystem.identity(of: initrdPath)?.size ?? 0)
         try writeJSON(images + "/" + image.value + ".manifest", record)
         record.imageIdentity = try FileSystem.identity(of: imagePath)
         record.initrdIdentity = try FileSystem.identity(of: initrdPath)
