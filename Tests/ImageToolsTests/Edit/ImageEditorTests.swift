@@ -119,4 +119,22 @@ final class ImageEditorTests: XCTestCase {
         let bad = try? images.sh("\(tool.path) compute --password-hash plain --root \(dir) 2>&1")
         XCTAssertNil(bad, "a hash that is not SHA-512 crypt is refused")
     }
+
+    /// Interactive: asked twice on the terminal (a pty from script(1)), not echoed; a mismatch
+    /// changes nothing. The answers are typed after pauses: getpass discards what was typed
+    /// before it asked.
+    func testReconfigureAsksTwiceOnATerminal() throws {
+        try images.standardSetup()
+        let tool = try LabHarness.releaseBinary("qlustar-image-reconfigure").path
+        let client = try LabHarness.releaseBinary("ql-mcast-client").path
+        let command = "\(tool) compute --root \(dir) --client \(client)"
+        let differ = (try? images.sh("(sleep 3; printf 'one\\n'; sleep 1.5; printf 'two\\n') | script -qec '\(command)' /dev/null; true")) ?? "failed"
+        XCTAssertTrue(differ.contains("the passwords differ; nothing changed"), differ)
+        XCTAssertNil(try ImageDefinition.load(root, ImageName("compute")).rootPasswordHash)
+        let out = try images.sh("(sleep 3; printf 'pw-1\\n'; sleep 1.5; printf 'pw-1\\n') | script -qec '\(command)' /dev/null")
+        XCTAssertTrue(out.contains("New root password for image 'compute'"), out)
+        XCTAssertFalse(out.contains("pw-1"), "the password is not echoed: \(out)")
+        let hash = try ImageDefinition.load(root, ImageName("compute")).rootPasswordHash ?? ""
+        XCTAssertEqual(try PasswordHash.hash("pw-1", setting: hash), hash)
+    }
 }
