@@ -164,6 +164,13 @@ public final class ImageBuilder {
             log.info("initrd of '\(image)' unchanged: kept")
         }
 
+        if let kernel = definition.kernel {
+            guard FileSystem.isRegularFile(kernel) else { throw ServiceError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
+            let target = images + "/" + image.value + ".vmlinuz"
+            try Tool.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
+            try FileSystem.rename(target + ".tmp", to: target)
+        }
+
         var record = BuildRecord(
             image: image.value, inputs: inputs, initrdInputs: initrdInputs,
             modules: layers.map { .init(name: $0.name, version: $0.manifest.version) },
@@ -230,6 +237,7 @@ public final class ImageBuilder {
             text += "copy \(dir) " + sha(try TreeListing(of: dir).text) + "\n"
         }
         text += "root \(rootHash ?? "-")\ninitrd \(initrdInputs)\n"
+        if let kernel = definition.kernel { text += "kernel \(kernel) " + (try hash(kernel)) + "\n" }
         return sha(text)
     }
 
@@ -411,6 +419,10 @@ public final class ImageBuilder {
             guard FileSystem.isRegularFile(program) else { throw ServiceError(.notFound, "initrd program \(program) not found") }
             if program != clientBinary { files[String(program.dropFirst())] = program }
             for library in try libraries(of: program) { files[String(library.dropFirst())] = library }
+        }
+        for (inside, source) in definition.initrdFiles ?? [:] {
+            guard FileSystem.isRegularFile(source) else { throw ServiceError(.notFound, "initrd file \(source) (for \(inside)) not found") }
+            files[inside] = source
         }
         return files
     }

@@ -12,6 +12,11 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
     public var compression: String?
     /// Programs copied into the initrd with their libraries, besides ql-mcast-client.
     public var initrdPrograms: [String]?
+    /// Further files for the initrd: path in the initrd → file on the head node (kernel modules
+    /// the boot NIC needs, e.g. `"lib/modules/e1000.ko": "/lib/modules/6.1.0-27-amd64/…/e1000.ko"`).
+    public var initrdFiles: [String: String]?
+    /// The kernel the image boots with: published beside it as `IMG.vmlinuz` for pxelinux.
+    public var kernel: String?
 
     public init(modules: [String], rootPasswordHash: String? = nil, compression: String? = nil, initrdPrograms: [String]? = nil) {
         self.modules = modules
@@ -40,6 +45,12 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
         }
         if let c = definition.compression, SquashfsBuilder.Compression(rawValue: c) == nil {
             throw ServiceError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
+        }
+        for (inside, _) in definition.initrdFiles ?? [:] {
+            let parts = inside.split(separator: "/")
+            guard !inside.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else {
+                throw ServiceError(.configuration, "\(path): initrd file '\(inside)' must be a relative path without '..'")
+            }
         }
         if let hash = definition.rootPasswordHash, !PasswordHash.isSHA512(hash) {
             throw ServiceError(.configuration, "\(path): rootPasswordHash must be a SHA-512 crypt hash ($6$…)")

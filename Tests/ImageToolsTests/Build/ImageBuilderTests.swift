@@ -143,4 +143,26 @@ final class ImageBuilderTests: XCTestCase {
         XCTAssertEqual(try cat("etc/shadow"), "root:$6$salt$headhash:19000:0:99999:7:::\n")
         XCTAssertEqual(try String(contentsOfFile: modules + "/core/1.0/tree/etc/shadow", encoding: .utf8), "root:*:19000:0:99999:7:::\n")
     }
+
+    func testKernelAndExtraInitrdFilesArePublishedAndTrackedAsInputs() throws {
+        try standardSetup()
+        try sh("mkdir -p \(dir)/boot && head -c 5000 /dev/urandom > \(dir)/boot/vmlinuz && echo module > \(dir)/boot/e1000.ko")
+        var definition = try ImageDefinition.load(root, ImageName("compute"))
+        definition.kernel = dir + "/boot/vmlinuz"
+        definition.initrdFiles = ["lib/modules/e1000.ko": dir + "/boot/e1000.ko"]
+        try definition.store(root, ImageName("compute"))
+        let b = try builder()
+        XCTAssertTrue(try b.build(ImageName("compute")).rebuilt)
+        XCTAssertEqual(try Lab.sha256(images + "/compute.vmlinuz"), try Lab.sha256(dir + "/boot/vmlinuz"))
+        XCTAssertTrue(try sh("zcat \(images)/compute.initrd | cpio -it --quiet").contains("lib/modules/e1000.ko\n"))
+        XCTAssertFalse(try b.build(ImageName("compute")).rebuilt)
+        try sh("echo newer >> \(dir)/boot/vmlinuz")
+        XCTAssertTrue(try b.build(ImageName("compute")).rebuilt, "a new kernel is a new input")
+        XCTAssertEqual(try Lab.sha256(images + "/compute.vmlinuz"), try Lab.sha256(dir + "/boot/vmlinuz"))
+        definition.initrdFiles = ["../escape": dir + "/boot/e1000.ko"]
+        try definition.store(root, ImageName("compute"))
+        XCTAssertThrowsError(try b.build(ImageName("compute"))) { error in
+            XCTAssertTrue((error as? ServiceError)?.message.hasSuffix("initrd file '../escape' must be a relative path without '..'") ?? false, "\(error)")
+        }
+    }
 }
