@@ -51,11 +51,7 @@ public struct UnionLayout: Sendable {
         log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved)")
     }
 
-    static var unsquashfs: String {
-        ["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"].first {
-            FileManager.default.isExecutableFile(atPath: $0)
-        } ?? "unsquashfs"
-    }
+    static var unsquashfs: String { Subprocess.locate(["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"]) }
 
     /// A squashfs starts with "hsqs": anything else gets a clear error, not a tool's confusion.
     private func checkSquashfs(_ path: String) throws(ServiceError) {
@@ -70,20 +66,6 @@ public struct UnionLayout: Sendable {
     }
 
     private func run(_ tool: String, _ arguments: [String], step: String) throws(ServiceError) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw ServiceError(.union, "cannot \(step): cannot run \(tool): \(error.localizedDescription)")
-        }
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceError(.union, "cannot \(step): \(tool) exited \(process.terminationStatus): \(text.suffix(400))")
-        }
+        try Subprocess.run(tool, arguments, step: step, code: .union)
     }
 }

@@ -23,11 +23,7 @@ public struct SquashfsBuilder: Sendable {
 
     public init() {}
 
-    static var mksquashfs: String {
-        ["/usr/bin/mksquashfs", "/usr/sbin/mksquashfs", "/sbin/mksquashfs"].first {
-            FileManager.default.isExecutableFile(atPath: $0)
-        } ?? "mksquashfs"
-    }
+    static var mksquashfs: String { Subprocess.locate(["/usr/bin/mksquashfs", "/usr/sbin/mksquashfs", "/sbin/mksquashfs"]) }
 
     /// The arguments after source and target.
     func options() -> [String] {
@@ -47,21 +43,11 @@ public struct SquashfsBuilder: Sendable {
     public func build(tree: String, target: String) throws(ServiceError) {
         let temporary = target + ".tmp.\(getpid())"
         FileSystem.remove(temporary)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.mksquashfs)
-        process.arguments = [tree, temporary] + options()
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            throw ServiceError(.io, "cannot run \(Self.mksquashfs): \(error.localizedDescription) (install squashfs-tools)")
-        }
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        do {
+            try Subprocess.run(Self.mksquashfs, [tree, temporary] + options(), step: "pack \(tree) with mksquashfs")
+        } catch {
             FileSystem.remove(temporary)
-            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceError(.io, "mksquashfs \(tree) failed (\(process.terminationStatus)): \(text.suffix(500))")
+            throw error
         }
         do { try FileSystem.rename(temporary, to: target) } catch {
             FileSystem.remove(temporary)

@@ -1,30 +1,11 @@
 import Foundation
 import ImageService
 
-/// The external programs the image tooling runs (cp, tar, ldd): run to completion, a failure
-/// becomes an error naming the step and carrying the program's own message.
+/// The external programs the image tooling runs (cp, tar, ldd, mount), through `Subprocess`.
 enum Tool {
     @discardableResult
     static func run(_ program: String, _ arguments: [String], step: String) throws(ServiceError) -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        do { try process.run() } catch {
-            throw ServiceError(.io, "cannot \(step): cannot run \(program): \(error.localizedDescription)")
-        }
-        // Read both before waiting: a full pipe would block the child.
-        let outData = output.fileHandleForReading.readDataToEndOfFile()
-        let errData = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceError(.io, "cannot \(step): \(program) exited \(process.terminationStatus): \(text.suffix(500))")
-        }
-        return String(decoding: outData, as: UTF8.self)
+        try Subprocess.run(program, arguments, step: step)
     }
 
     /// The shared libraries `program` loads (as `ldd` resolves them), the dynamic loader included.

@@ -109,7 +109,7 @@ final class ArchiveTests: XCTestCase {
         XCTAssertTrue(listing.contains("drwxrwxrwt 0/0 3 2023-11-14 22:13 R/var/empty"), listing)
         XCTAssertEqual(try sh("unsquashfs -cat \(dir)/one.img etc/hostname"), "node\n")
         XCTAssertThrowsError(try builder.build(tree: dir + "/missing", target: dir + "/three.img")) { error in
-            XCTAssertTrue((error as? ServiceError)?.message.hasPrefix("mksquashfs \(dir)/missing failed") ?? false, "\(error)")
+            XCTAssertTrue((error as? ServiceError)?.message.hasPrefix("cannot pack \(dir)/missing with mksquashfs: /usr/bin/mksquashfs exited 1:") ?? false, "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/three.img"))
     }
