@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "ql-mcastd", targets: ["ql-mcastd"]),
         .executable(name: "ql-mcast-client", targets: ["ql-mcast-client"]),
         .executable(name: "qlustar-image", targets: ["qlustar-image"]),
+        .executable(name: "qluman", targets: ["qluman"]),
         .executable(name: "qlustar-image-edit", targets: ["qlustar-image-edit"]),
         .executable(name: "qlustar-image-reconfigure", targets: ["qlustar-image-reconfigure"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C: GF(2^8) kernels (GFNI / AVX2 / scalar, chosen at run time).
@@ -69,6 +71,13 @@ let package = Package(
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
         .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CCrypt"], path: "Sources/ImageTools"),
 
+        // qlumand's node registry (SQLite through GRDB).
+        .target(
+            name: "NodeRegistry",
+            dependencies: ["ImageService", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Sources/NodeRegistry"
+        ),
+
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
 
@@ -106,6 +115,11 @@ let package = Package(
             path: "Sources/Tools/qlustar-image"
         ),
         .executableTarget(
+            name: "qluman",
+            dependencies: ["NodeRegistry", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/qluman"
+        ),
+        .executableTarget(
             name: "qlustar-image-edit",
             dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image-edit"
@@ -137,6 +151,11 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Tests/TransportTests"
+        ),
+        .testTarget(
+            name: "NodeRegistryTests",
+            dependencies: ["NodeRegistry", "ImageService", "LabSupport", "LabTestSupport"],
+            path: "Tests/NodeRegistryTests"
         ),
         .testTarget(
             name: "ImageToolsTests",

@@ -31,7 +31,7 @@ public struct ImageName: Sendable, Hashable, Codable, CustomStringConvertible {
     public var description: String { value }
 
     /// `text` printable for a message, whatever it contains (control characters escaped, cut).
-    static func quoted(_ text: String) -> String {
+    package static func quoted(_ text: String) -> String {
         let shown = text.unicodeScalars.prefix(80).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
         return "'" + shown.joined() + (text.unicodeScalars.count > 80 ? "…" : "") + "'"
     }

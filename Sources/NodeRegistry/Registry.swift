@@ -1,0 +1,255 @@
+import Foundation
+import GRDB
+import ImageService
+
+/// A registered node.
+public struct Node: Codable, Sendable, Equatable {
+    public var name: String
+    public var macs: [String]
+    public var ip: String
+    public var prefix: Int
+    public var image: String?
+    public var group: String?
+
+    public init(name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?) {
+        self.name = name
+        self.macs = macs
+        self.ip = ip
+        self.prefix = prefix
+        self.image = image
+        self.group = group
+    }
+}
+
+/// The node registry of qlumand: an SQLite database in `<root>/var/lib/qlustar/qluman.db`,
+/// created and upgraded by numbered migrations.
+///
+/// Every change is one transaction; the database runs in WAL mode with a busy timeout, so two
+/// administrators (two processes) writing at once are serialised, never interleaved, and a
+/// conflicting write (a MAC or IP taken meanwhile) fails with a message naming the owner.
+public final class Registry {
+    public let path: String
+    let queue: DatabaseQueue
+
+    /// Opens (creating and migrating) the registry below `root`.
+    /// - Throws: `.io` when the database cannot be opened or upgraded.
+    public init(root: Root) throws(ServiceError) {
+        let dir = root.path("/var/lib/qlustar")
+        try FileSystem.makeDirectories(dir)
+        path = dir + "/qluman.db"
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.journalMode = .wal
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+            try Registry.migrator.migrate(queue)
+        } catch {
+            throw ServiceError(.io, "cannot open the node registry \(path): \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("1 nodes, MACs, groups") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE node_group (name TEXT PRIMARY KEY NOT NULL);
+                    CREATE TABLE node (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        ip TEXT NOT NULL UNIQUE,
+                        prefix INTEGER NOT NULL CHECK (prefix BETWEEN 8 AND 30),
+                        image TEXT,
+                        group_name TEXT REFERENCES node_group(name) ON DELETE RESTRICT
+                    );
+                    CREATE TABLE node_mac (
+                        mac TEXT PRIMARY KEY NOT NULL,
+                        node TEXT NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE
+                    );
+                    """)
+        }
+        return m
+    }
+
+    // MARK: - Nodes
+
+    /// Registers a node.
+    /// - Throws: `.invalidArgument` for a malformed value, a name, MAC or IP already registered
+    ///   (naming the node that has it), or an unknown group.
+    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(ServiceError) -> Node {
+        let name = try NodeFields.hostname(name)
+        guard !macs.isEmpty else { throw ServiceError(.invalidArgument, "node \(name) needs at least one --mac") }
+        let macs = try macs.map { m throws(ServiceError) in try NodeFields.mac(m) }
+        guard Set(macs).count == macs.count else { throw ServiceError(.invalidArgument, "the same MAC is given twice") }
+        let (address, prefix) = try NodeFields.ipv4(ip)
+        let image = try image.map { i throws(ServiceError) in try ImageName(i).value }
+        let group = try group.map { g throws(ServiceError) in try NodeFields.group(g) }
+        try write { db throws(ServiceError) in
+            if let owner = try self.fetchString(db, "SELECT name FROM node WHERE name = ?", [name]) {
+                throw ServiceError(.invalidArgument, "node \(owner) is already registered")
+            }
+            for mac in macs {
+                if let owner = try self.fetchString(db, "SELECT node FROM node_mac WHERE mac = ?", [mac]) {
+                    throw ServiceError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
+                }
+            }
+            if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [address]) {
+                throw ServiceError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
+            }
+            if let group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) == nil {
+                throw ServiceError(.invalidArgument, "no group \(group) (qluman group add \(group))")
+            }
+            try self.execute(db, "INSERT INTO node (name, ip, prefix, image, group_name) VALUES (?, ?, ?, ?, ?)", [name, address, prefix, image, group])
+            for mac in macs { try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, name]) }
+        }
+        return try node(name)
+    }
+
+    /// The node `name`.
+    /// - Throws: `.notFound`.
+    public func node(_ name: String) throws(ServiceError) -> Node {
+        let key = name.lowercased()
+        guard let found = try nodes(where: "WHERE n.name = ?", [key]).first else {
+            throw ServiceError(.notFound, "no node \(NodeFields.quoted(name)) is registered")
+        }
+        return found
+    }
+
+    /// Every node, by name.
+    public func nodes() throws(ServiceError) -> [Node] { try nodes(where: "", []) }
+
+    /// Changes what is given; the rest stays.
+    public func setNode(
+        _ name: String, ip: String? = nil, image: String?? = nil, group: String?? = nil, addMACs: [String] = [], removeMACs: [String] = []
+    ) throws(ServiceError) -> Node {
+        let current = try node(name)
+        let ipv4 = try ip.map { i throws(ServiceError) in try NodeFields.ipv4(i) }
+        let image = try image.map { i throws(ServiceError) -> String? in try i.map { v throws(ServiceError) in try ImageName(v).value } }
+        let group = try group.map { g throws(ServiceError) -> String? in try g.map { v throws(ServiceError) in try NodeFields.group(v) } }
+        let add = try addMACs.map { m throws(ServiceError) in try NodeFields.mac(m) }
+        let remove = try removeMACs.map { m throws(ServiceError) in try NodeFields.mac(m) }
+        try write { db throws(ServiceError) in
+            if let (address, prefix) = ipv4 {
+                if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ? AND name != ?", [address, current.name]) {
+                    throw ServiceError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
+                }
+                try self.execute(db, "UPDATE node SET ip = ?, prefix = ? WHERE name = ?", [address, prefix, current.name])
+            }
+            if let image { try self.execute(db, "UPDATE node SET image = ? WHERE name = ?", [image, current.name]) }
+            if let group {
+                if let g = group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [g]) == nil {
+                    throw ServiceError(.invalidArgument, "no group \(g) (qluman group add \(g))")
+                }
+                try self.execute(db, "UPDATE node SET group_name = ? WHERE name = ?", [group, current.name])
+            }
+            for mac in remove {
+                guard current.macs.contains(mac) else { throw ServiceError(.invalidArgument, "node \(current.name) has no MAC \(mac)") }
+                try self.execute(db, "DELETE FROM node_mac WHERE mac = ?", [mac])
+            }
+            for mac in add {
+                if let owner = try self.fetchString(db, "SELECT node FROM node_mac WHERE mac = ?", [mac]) {
+                    throw ServiceError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
+                }
+                try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, current.name])
+            }
+            if try self.fetchString(db, "SELECT mac FROM node_mac WHERE node = ? LIMIT 1", [current.name]) == nil {
+                throw ServiceError(.invalidArgument, "node \(current.name) would have no MAC left")
+            }
+        }
+        return try node(current.name)
+    }
+
+    /// Removes the node `name`.
+    public func removeNode(_ name: String) throws(ServiceError) {
+        let current = try node(name)
+        try write { db throws(ServiceError) in try self.execute(db, "DELETE FROM node WHERE name = ?", [current.name]) }
+    }
+
+    // MARK: - Groups
+
+    public func addGroup(_ name: String) throws(ServiceError) {
+        let name = try NodeFields.group(name)
+        try write { db throws(ServiceError) in
+            if try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [name]) != nil {
+                throw ServiceError(.invalidArgument, "group \(name) exists already")
+            }
+            try self.execute(db, "INSERT INTO node_group (name) VALUES (?)", [name])
+        }
+    }
+
+    public func groups() throws(ServiceError) -> [String] {
+        try read { db throws(ServiceError) in try self.fetchStrings(db, "SELECT name FROM node_group ORDER BY name", []) }
+    }
+
+    public func removeGroup(_ name: String) throws(ServiceError) {
+        try write { db throws(ServiceError) in
+            guard try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [name]) != nil else {
+                throw ServiceError(.notFound, "no group \(NodeFields.quoted(name))")
+            }
+            let members = try self.fetchStrings(db, "SELECT name FROM node WHERE group_name = ? ORDER BY name", [name])
+            guard members.isEmpty else {
+                throw ServiceError(.invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
+            }
+            try self.execute(db, "DELETE FROM node_group WHERE name = ?", [name])
+        }
+    }
+
+    // MARK: - Database access (errors as ServiceError)
+
+    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [Node] {
+        try read { db throws(ServiceError) in
+            let rows: [Row]
+            do {
+                rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name,
+                               (SELECT group_concat(mac, ' ') FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac)) AS macs
+                        FROM node n \(clause) ORDER BY n.name
+                        """, arguments: StatementArguments(arguments))
+            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            return rows.map { row in
+                Node(
+                    name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [], ip: row["ip"],
+                    prefix: row["prefix"], image: row["image"], group: row["group_name"])
+            }
+        }
+    }
+
+    private func write(_ body: @escaping (Database) throws(ServiceError) -> Void) throws(ServiceError) {
+        do {
+            try queue.write { db in try body(db) }
+        } catch let e as ServiceError {
+            throw e
+        } catch {
+            throw ServiceError(.io, "node registry \(path): \(error)")
+        }
+    }
+
+    private func read<T>(_ body: @escaping (Database) throws(ServiceError) -> T) throws(ServiceError) -> T {
+        do {
+            return try queue.read { db in try body(db) }
+        } catch let e as ServiceError {
+            throw e
+        } catch {
+            throw ServiceError(.io, "node registry \(path): \(error)")
+        }
+    }
+
+    private func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) {
+        do { try db.execute(sql: sql, arguments: StatementArguments(arguments)) } catch {
+            throw ServiceError(.io, "node registry: \(error)")
+        }
+    }
+
+    private func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> String? {
+        do { return try String.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
+            throw ServiceError(.io, "node registry: \(error)")
+        }
+    }
+
+    private func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [String] {
+        do { return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
+            throw ServiceError(.io, "node registry: \(error)")
+        }
+    }
+}
