@@ -78,6 +78,9 @@ let package = Package(
             path: "Sources/NodeRegistry"
         ),
 
+        // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
+        .target(name: "Provisioning", dependencies: ["NodeRegistry", "ImageService"], path: "Sources/Provisioning"),
+
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
 
@@ -116,7 +119,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "qluman",
-            dependencies: ["NodeRegistry", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "NodeRegistry", "Provisioning", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/Tools/qluman"
         ),
         .executableTarget(
@@ -154,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NodeRegistryTests",
-            dependencies: ["NodeRegistry", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: ["NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/NodeRegistryTests"
         ),
         .testTarget(

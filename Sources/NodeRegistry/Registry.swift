@@ -10,14 +10,36 @@ public struct Node: Codable, Sendable, Equatable {
     public var prefix: Int
     public var image: String?
     public var group: String?
+    /// The node's own boot configuration (nil: its group's, else `default`).
+    public var bootConfig: String?
 
-    public init(name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?) {
+    public init(
+        name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?, bootConfig: String? = nil
+    ) {
         self.name = name
         self.macs = macs
         self.ip = ip
         self.prefix = prefix
         self.image = image
         self.group = group
+        self.bootConfig = bootConfig
+    }
+}
+
+/// A named boot configuration: what pxelinux loads and the kernel command line.
+public struct BootConfig: Codable, Sendable, Equatable {
+    public var name: String
+    /// Paths below the TFTP root (e.g. `qlustar/images/compute.vmlinuz`).
+    public var kernel: String
+    public var initrd: String
+    /// Kernel parameters (`ql.server=… ql.image=… early-shell debug`).
+    public var append: String
+
+    public init(name: String, kernel: String, initrd: String, append: String) {
+        self.name = name
+        self.kernel = kernel
+        self.initrd = initrd
+        self.append = append
     }
 }
 
@@ -65,6 +87,19 @@ public final class Registry {
                         mac TEXT PRIMARY KEY NOT NULL,
                         node TEXT NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE
                     );
+                    """)
+        }
+        m.registerMigration("2 boot configurations") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE boot_config (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        kernel TEXT NOT NULL,
+                        initrd TEXT NOT NULL,
+                        append TEXT NOT NULL DEFAULT ''
+                    );
+                    ALTER TABLE node ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
+                    ALTER TABLE node_group ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
                     """)
         }
         return m
@@ -119,7 +154,8 @@ public final class Registry {
 
     /// Changes what is given; the rest stays.
     public func setNode(
-        _ name: String, ip: String? = nil, image: String?? = nil, group: String?? = nil, addMACs: [String] = [], removeMACs: [String] = []
+        _ name: String, ip: String? = nil, image: String?? = nil, group: String?? = nil, bootConfig: String?? = nil,
+        addMACs: [String] = [], removeMACs: [String] = []
     ) throws(ServiceError) -> Node {
         let current = try node(name)
         let ipv4 = try ip.map { i throws(ServiceError) in try NodeFields.ipv4(i) }
@@ -140,6 +176,12 @@ public final class Registry {
                     throw ServiceError(.invalidArgument, "no group \(g) (qluman group add \(g))")
                 }
                 try self.execute(db, "UPDATE node SET group_name = ? WHERE name = ?", [group, current.name])
+            }
+            if let bootConfig {
+                if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
+                    throw ServiceError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+                }
+                try self.execute(db, "UPDATE node SET boot_config = ? WHERE name = ?", [bootConfig, current.name])
             }
             for mac in remove {
                 guard current.macs.contains(mac) else { throw ServiceError(.invalidArgument, "node \(current.name) has no MAC \(mac)") }
@@ -193,6 +235,85 @@ public final class Registry {
         }
     }
 
+    // MARK: - Boot configurations
+
+    /// Stores a boot configuration (replacing one of the same name).
+    /// - Throws: `.invalidArgument` for a bad name, a path with `..` or spaces, or parameters with
+    ///   a line break (they are written into pxelinux files).
+    public func putBootConfig(_ config: BootConfig) throws(ServiceError) {
+        let name = try NodeFields.group(config.name)
+        for (what, path) in [("kernel", config.kernel), ("initrd", config.initrd)] {
+            let parts = path.split(separator: "/")
+            guard !path.isEmpty, !path.hasPrefix("/"), !parts.contains(".."), !path.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                throw ServiceError(.invalidArgument, "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
+            }
+        }
+        guard !config.append.contains(where: \.isNewline) else {
+            throw ServiceError(.invalidArgument, "kernel parameters must be one line")
+        }
+        try write { db throws(ServiceError) in
+            try self.execute(
+                db, "INSERT OR REPLACE INTO boot_config (name, kernel, initrd, append) VALUES (?, ?, ?, ?)",
+                [name, config.kernel, config.initrd, config.append])
+        }
+    }
+
+    public func bootConfigs() throws(ServiceError) -> [BootConfig] {
+        try read { db throws(ServiceError) in
+            do {
+                return try Row.fetchAll(db, sql: "SELECT name, kernel, initrd, append FROM boot_config ORDER BY name").map {
+                    BootConfig(name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"])
+                }
+            } catch { throw ServiceError(.io, "node registry: \(error)") }
+        }
+    }
+
+    public func removeBootConfig(_ name: String) throws(ServiceError) {
+        try write { db throws(ServiceError) in
+            let users = try self.fetchStrings(
+                db, "SELECT name FROM node WHERE boot_config = ? UNION SELECT name FROM node_group WHERE boot_config = ? ORDER BY 1",
+                [name, name])
+            guard users.isEmpty else {
+                throw ServiceError(.invalidArgument, "boot configuration \(name) is used by \(users.joined(separator: ", "))")
+            }
+            guard try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [name]) != nil else {
+                throw ServiceError(.notFound, "no boot configuration \(NodeFields.quoted(name))")
+            }
+            try self.execute(db, "DELETE FROM boot_config WHERE name = ?", [name])
+        }
+    }
+
+    /// Sets the boot configuration of a group (nil: none).
+    public func setGroupBootConfig(_ group: String, _ bootConfig: String?) throws(ServiceError) {
+        try write { db throws(ServiceError) in
+            guard try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) != nil else {
+                throw ServiceError(.notFound, "no group \(NodeFields.quoted(group))")
+            }
+            if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
+                throw ServiceError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+            }
+            try self.execute(db, "UPDATE node_group SET boot_config = ? WHERE name = ?", [bootConfig, group])
+        }
+    }
+
+    /// The boot configuration each node boots with: its own, else its group's (absent: default).
+    public func effectiveBootConfigs() throws(ServiceError) -> [String: String] {
+        try read { db throws(ServiceError) in
+            do {
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT n.name, COALESCE(n.boot_config, g.boot_config) AS boot
+                        FROM node n LEFT JOIN node_group g ON g.name = n.group_name
+                        """)
+                var out: [String: String] = [:]
+                for row in rows { if let boot: String = row["boot"] { out[row["name"]] = boot } }
+                return out
+            } catch { throw ServiceError(.io, "node registry: \(error)") }
+        }
+    }
+
+
     // MARK: - Database access (errors as ServiceError)
 
     private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [Node] {
@@ -202,7 +323,7 @@ public final class Registry {
                 rows = try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name,
+                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name, n.boot_config,
                                (SELECT group_concat(mac, ' ') FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac)) AS macs
                         FROM node n \(clause) ORDER BY n.name
                         """, arguments: StatementArguments(arguments))
@@ -210,7 +331,7 @@ public final class Registry {
             return rows.map { row in
                 Node(
                     name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [], ip: row["ip"],
-                    prefix: row["prefix"], image: row["image"], group: row["group_name"])
+                    prefix: row["prefix"], image: row["image"], group: row["group_name"], bootConfig: row["boot_config"])
             }
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImageService
 import NodeRegistry
+import Provisioning
 
 @main
 struct QluMan: ParsableCommand {
@@ -16,7 +17,7 @@ struct QluMan: ParsableCommand {
               qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
             """,
-        subcommands: [NodeCommand.self, GroupCommand.self]
+        subcommands: [NodeCommand.self, GroupCommand.self, BootConfigCommand.self, Provision.self]
     )
 }
 
@@ -38,7 +39,8 @@ struct Common: ParsableArguments {
 }
 
 func describe(_ n: Node) -> String {
-    "\(n.name)  \(n.ip)/\(n.prefix)  \(n.macs.joined(separator: ","))  image \(n.image ?? "-")  group \(n.group ?? "-")\n"
+    "\(n.name)  \(n.ip)/\(n.prefix)  \(n.macs.joined(separator: ","))  image \(n.image ?? "-")  group \(n.group ?? "-")"
+        + "  boot \(n.bootConfig ?? "-")\n"
 }
 
 struct NodeCommand: ParsableCommand {
@@ -89,11 +91,12 @@ struct NodeCommand: ParsableCommand {
         @Option(help: "Group ('none' to clear).") var group: String?
         @Option(help: "Add a MAC address.") var addMac: [String] = []
         @Option(help: "Remove a MAC address.") var removeMac: [String] = []
+        @Option(help: "Custom boot configuration ('none': the group's, else default).") var bootConfig: String?
 
         func run() throws {
             let node = try common.registry().setNode(
                 name, ip: ip, image: image.map { $0 == "none" ? nil : $0 }, group: group.map { $0 == "none" ? nil : $0 },
-                addMACs: addMac, removeMACs: removeMac)
+                bootConfig: bootConfig.map { $0 == "none" ? nil : $0 }, addMACs: addMac, removeMACs: removeMac)
             try common.print(node) { "changed " + describe(node) }
         }
     }
@@ -111,7 +114,7 @@ struct NodeCommand: ParsableCommand {
 
 struct GroupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "group", abstract: "Node groups.", subcommands: [Add.self, List.self, Remove.self])
+        commandName: "group", abstract: "Node groups.", subcommands: [Add.self, List.self, Remove.self, GroupSet.self])
 
     struct Add: ParsableCommand {
         @OptionGroup var common: Common
@@ -137,6 +140,78 @@ struct GroupCommand: ParsableCommand {
         func run() throws {
             try common.registry().removeGroup(name)
             try common.print(["removed": name]) { "removed group \(name)\n" }
+        }
+    }
+}
+
+struct GroupSet: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "set", abstract: "Set the group's boot configuration.")
+    @OptionGroup var common: Common
+    @Argument(help: "Group name.") var name: String
+    @Option(help: "Boot configuration of the group's nodes ('none': default).") var bootConfig: String
+    func run() throws {
+        try common.registry().setGroupBootConfig(name, bootConfig == "none" ? nil : bootConfig)
+        try common.print(["group": name, "bootConfig": bootConfig]) { "group \(name): boot configuration \(bootConfig)\n" }
+    }
+}
+
+struct BootConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "boot-config", abstract: "Named boot configurations (kernel, initrd, kernel parameters) for pxelinux.",
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Define (or redefine) a boot configuration; 'default' is used by nodes without one.")
+        @OptionGroup var common: Common
+        @Argument(help: "Name.") var name: String
+        @Option(help: "Kernel, below the TFTP root (e.g. qlustar/images/compute.vmlinuz).") var kernel: String
+        @Option(help: "Initrd, below the TFTP root (e.g. qlustar/images/compute.initrd).") var initrd: String
+        @Option(help: "Kernel parameters: ql.server=HEAD ql.image=IMG, early-shell, debug …") var append = ""
+        func run() throws {
+            let config = BootConfig(name: name, kernel: kernel, initrd: initrd, append: append)
+            try common.registry().putBootConfig(config)
+            try common.print(config) { "boot configuration \(name): \(kernel) \(initrd) \(append)\n" }
+        }
+    }
+
+    struct List: ParsableCommand {
+        @OptionGroup var common: Common
+        func run() throws {
+            let configs = try common.registry().bootConfigs()
+            try common.print(configs) { configs.map { "\($0.name)  \($0.kernel)  \($0.initrd)  \($0.append)\n" }.joined() }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm")
+        @OptionGroup var common: Common
+        @Argument(help: "Name.") var name: String
+        func run() throws {
+            try common.registry().removeBootConfig(name)
+            try common.print(["removed": name]) { "removed boot configuration \(name)\n" }
+        }
+    }
+}
+
+struct Provision: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Regenerate the dnsmasq configuration, the TFTP tree and pxelinux.cfg from the registry.",
+        discussion: """
+            Writes <root>/etc/qlustar/dnsmasq/{qlustar.conf,dhcp-hosts} (DHCP for registered MACs only,
+            TFTP from <root>/var/lib/tftpboot), the TFTP links (pxelinux.0, pxelinux.cfg, qlustar),
+            <root>/etc/qlustar/pxelinux.cfg/default and a Hostid link per node with a custom boot
+            configuration. Each file is replaced in one rename; a dnsmasq whose pid is in
+            <root>/run/qlustar/dnsmasq.pid gets SIGHUP to re-read the hosts.
+            """)
+    @OptionGroup var common: Common
+    func run() throws {
+        let root = Root(common.root)
+        let report = try Provisioner(root: root, log: EventLog(root: root, name: "qluman", echo: false)).provision(common.registry())
+        try common.print(report) {
+            "provisioned \(report.nodes) nodes, \(report.hostidLinks.count) custom boot links"
+                + (report.removedLinks.isEmpty ? "" : ", removed \(report.removedLinks.joined(separator: " "))")
+                + (report.reloaded ? ", dnsmasq reloaded" : "") + "\n"
         }
     }
 }
