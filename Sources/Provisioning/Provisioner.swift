@@ -32,6 +32,7 @@ public struct Provisioner {
     public var dnsmasqConfig: String { dnsmasqDirectory + "/qlustar.conf" }
     public var dhcpHosts: String { dnsmasqDirectory + "/dhcp-hosts" }
     public var pidFile: String { root.path("/run/qlustar/dnsmasq.pid") }
+    public var leaseFile: String { root.path("/var/lib/qlustar/dnsmasq.leases") }
 
     /// The Hostid of an IPv4 address: eight upper-case hex digits, as `gethostip -x` prints.
     public static func hostid(_ ip: String) -> String {
@@ -128,6 +129,7 @@ public struct Provisioner {
             port=0
             bind-dynamic
             dhcp-hostsfile=\(dhcpHosts)
+            dhcp-leasefile=\(leaseFile)
             dhcp-ignore=tag:!known
             dhcp-boot=pxelinux.0
             enable-tftp

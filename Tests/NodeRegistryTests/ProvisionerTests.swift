@@ -53,6 +53,7 @@ final class ProvisionerTests: XCTestCase {
                 + "52:54:00:00:00:02,52:54:00:00:01:02,192.168.52.12,beo-02\n52:54:00:00:00:03,10.9.0.3,beo-03\n")
         let conf = try String(contentsOfFile: p.dnsmasqConfig, encoding: .utf8)
         XCTAssertTrue(conf.contains("dhcp-ignore=tag:!known\n"), conf)
+        XCTAssertTrue(conf.contains("dhcp-leasefile=\(dir)/var/lib/qlustar/dnsmasq.leases\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=192.168.52.0,static,255.255.255.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=10.9.0.0,static,255.255.0.0,12h\n"), conf)
         let check = try Lab.run("/usr/sbin/dnsmasq", ["--test", "--conf-file=" + p.dnsmasqConfig])
