@@ -2,47 +2,6 @@ import Foundation
 import GRDB
 import ImageService
 
-/// A registered node.
-public struct Node: Codable, Sendable, Equatable {
-    public var name: String
-    public var macs: [String]
-    public var ip: String
-    public var prefix: Int
-    public var image: String?
-    public var group: String?
-    /// The node's own boot configuration (nil: its group's, else `default`).
-    public var bootConfig: String?
-
-    public init(
-        name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?, bootConfig: String? = nil
-    ) {
-        self.name = name
-        self.macs = macs
-        self.ip = ip
-        self.prefix = prefix
-        self.image = image
-        self.group = group
-        self.bootConfig = bootConfig
-    }
-}
-
-/// A named boot configuration: what pxelinux loads and the kernel command line.
-public struct BootConfig: Codable, Sendable, Equatable {
-    public var name: String
-    /// Paths below the TFTP root (e.g. `qlustar/images/compute.vmlinuz`).
-    public var kernel: String
-    public var initrd: String
-    /// Kernel parameters (`ql.server=… ql.image=… early-shell debug`).
-    public var append: String
-
-    public init(name: String, kernel: String, initrd: String, append: String) {
-        self.name = name
-        self.kernel = kernel
-        self.initrd = initrd
-        self.append = append
-    }
-}
-
 /// The node registry of qlumand: an SQLite database in `<root>/var/lib/qlustar/qluman.db`,
 /// created and upgraded by numbered migrations.
 ///
