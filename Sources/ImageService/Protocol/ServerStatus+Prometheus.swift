@@ -20,7 +20,7 @@ extension ServerStatus {
         for s in sessions where s.state != .finished {
             out += "qlmcastd_session_members{session=\"\(s.sessionID)\",image=\"\(s.image)\"} \(s.members.count)\n"
         }
-        for s in sessions where s.state == .running { if let p = s.progress { out += PrometheusText.render(p) } }
+        out += PrometheusText.render(sessions.filter { $0.state == .running }.compactMap(\.progress))
         return out
     }
 }
