@@ -14,11 +14,7 @@ public final class LabHarness {
     /// Network namespaces need root. CI runs as root, so there a non-root run is a failure; a
     /// developer's non-root run skips these tests, saying why. A missing release binary fails.
     public init(hosts: Int, mtu: Int = 1500, prefix: String = "qlt") throws {
-        if getuid() != 0 {
-            let why = "multi-host tests need root to create network namespaces (run scripts/test as root)"
-            if ProcessInfo.processInfo.environment["CI"] != nil { throw LabError(why) }
-            throw XCTSkip(why)
-        }
+        try Requirements.root("multi-host tests need root to create network namespaces")
         binary = try Self.releaseBinary("ql-mcast")
         // RAM-backed scratch, like a diskless node's image area.
         work = URL(fileURLWithPath: "/dev/shm").appendingPathComponent("qlt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")

@@ -141,11 +141,7 @@ final class ImageServerTests: XCTestCase {
     }
 
     func testSilentClientsAreClosedAndAThousandIdleConnectionsDoNotBlockOthers() throws {
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        guard limit.rlim_max >= 4_096 else { throw XCTSkip("needs 4096 descriptors, the hard limit is \(limit.rlim_max)") }
-        limit.rlim_cur = max(limit.rlim_cur, 4_096)
-        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        try Requirements.descriptors(4_096)
         let s = try start { $0.idleTimeoutSeconds = 2 }
         var idle: [Int32] = []
         defer { idle.forEach { close($0) } }

@@ -2,6 +2,7 @@ import Foundation
 import ImageService
 import ImageTools
 import LabSupport
+import LabTestSupport
 import XCTest
 
 /// gzip, newc cpio and squashfs output, checked with the real tools (zcat, cpio, unsquashfs).
@@ -26,10 +27,7 @@ final class ArchiveTests: XCTestCase {
     /// A small node tree: directories, files with modes and owners, a symlink. Owners other
     /// than our own need root (CI runs as root).
     func makeTree(_ root: String) throws {
-        if getuid() != 0 {
-            if ProcessInfo.processInfo.environment["CI"] != nil { throw LabError("archive tests need root to set owners") }
-            throw XCTSkip("archive tests set file owners: run as root")
-        }
+        try Requirements.root("archive tests set file owners")
         try sh(
             """
             mkdir -p \(root)/bin \(root)/etc/qlustar \(root)/var/empty
