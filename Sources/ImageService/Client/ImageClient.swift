@@ -256,7 +256,7 @@ public final class ImageClient {
             var config = ReceiverConfiguration()
             config.sessionID = ticket.sessionID
             config.receiverID = ticket.receiverID
-            config.authenticationKey = try ticket.key.map { k throws(TransportError) in try Self.hexBytes(k) }
+            config.authenticationKey = try ticket.key.map { k throws(TransportError) in try PacketAuthenticator.key(hex: k) }
             config.loss = LossModel(options.simulateLoss.kind, seed: options.simulateLossSeed ?? UInt64(ticket.receiverID))
             config.joinTimeoutNanos = UInt64((Double(ticket.startsInMillis) / 1_000 + options.multicastTimeout) * 1e9)
             config.idleTimeoutNanos = UInt64(options.idleTimeout * 1e9)
@@ -341,18 +341,5 @@ public final class ImageClient {
             hasher.update(UnsafeRawBufferPointer(start: file.bytes.baseAddress! + Int(from), count: Int(size - from)))
         }
         return hasher.finalize()
-    }
-
-    static func hexBytes(_ hex: String) throws(TransportError) -> [UInt8] {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0, chars.count <= 256 else { throw TransportError(.invalidArgument, "session key is not hex") }
-        var out: [UInt8] = []
-        for i in stride(from: 0, to: chars.count, by: 2) {
-            guard let v = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else {
-                throw TransportError(.invalidArgument, "session key is not hex")
-            }
-            out.append(v)
-        }
-        return out
     }
 }

@@ -27,7 +27,7 @@ public struct DaemonConfiguration: Sendable {
     /// tag takes 16 bytes of every datagram).
     public var symbolSize: Int?
     /// The symbol size sessions use.
-    public var streamSymbolSize: Int { symbolSize ?? (authenticate ? 1_424 : 1_440) }
+    public var streamSymbolSize: Int { symbolSize ?? SenderConfiguration.defaultSymbolSize(authenticated: authenticate) }
     public var blockSymbols = 128
     public var parity = 0.0
     /// Hand out a session key and tag every datagram (HMAC-SHA256).

@@ -127,7 +127,7 @@ public final class SessionManager: Sendable {
             ticket.group = chosen.endpoint.group.description
             ticket.port = chosen.endpoint.port
             ticket.receiverID = receiverID
-            ticket.key = chosen.key.map { $0.map { String(format: "%02x", $0) }.joined() }
+            ticket.key = chosen.key.map(PacketAuthenticator.hex)
             ticket.startsInMillis = chosen.startAt > now ? Int((chosen.startAt - now) / 1_000_000) : 0
             ticket.lateJoin = late
             return .success(ticket)

@@ -57,15 +57,8 @@ struct GroupOptions: ParsableArguments {
 
     func key() throws -> [UInt8]? {
         guard let authKey else { return nil }
-        let chars = Array(authKey.utf8)
-        guard chars.count % 2 == 0, (32...128).contains(chars.count) else {
-            throw TransportError(.invalidArgument, "--auth-key must be 32 to 128 hex digits")
-        }
-        return try stride(from: 0, to: chars.count, by: 2).map { i in
-            guard let v = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else {
-                throw TransportError(.invalidArgument, "--auth-key is not hex")
-            }
-            return v
+        do { return try PacketAuthenticator.key(hex: authKey) } catch {
+            throw TransportError(.invalidArgument, error.message.replacingOccurrences(of: "session key", with: "--auth-key"))
         }
     }
 
@@ -117,7 +110,7 @@ struct SendCommand: ParsableCommand {
         let digest = SHA256.hash(file.bytes)
         var config = SenderConfiguration(sessionID: common.sessionID ?? UInt32.random(in: 1...UInt32.max))
         config.name = URL(fileURLWithPath: self.file).lastPathComponent
-        config.symbolSize = symbolSize ?? (common.authKey == nil ? 1_440 : 1_424)
+        config.symbolSize = symbolSize ?? SenderConfiguration.defaultSymbolSize(authenticated: common.authKey != nil)
         config.sourceSymbols = blockSymbols
         config.proactiveParity = parity
         config.adaptiveParity = adaptiveParity

@@ -41,6 +41,29 @@ public final class PacketAuthenticator {
         EVP_MD_CTX_free(work)
     }
 
+    /// A key written as hex digits (32 to 128 of them), as tools and tickets carry it.
+    /// - Throws: `.invalidArgument` naming what is wrong.
+    public static func key(hex: String) throws(TransportError) -> [UInt8] {
+        let chars = Array(hex.utf8)
+        guard chars.count % 2 == 0, (32...128).contains(chars.count) else {
+            throw TransportError(.invalidArgument, "session key must be 32 to 128 hex digits")
+        }
+        var key: [UInt8] = []
+        key.reserveCapacity(chars.count / 2)
+        for i in stride(from: 0, to: chars.count, by: 2) {
+            guard let v = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else {
+                throw TransportError(.invalidArgument, "session key is not hex")
+            }
+            key.append(v)
+        }
+        return key
+    }
+
+    /// `key` as lower-case hex digits.
+    public static func hex(_ key: [UInt8]) -> String {
+        key.map { String(format: "%02x", $0) }.joined()
+    }
+
     /// A fresh random key from OpenSSL's CSPRNG.
     public static func randomKey() -> [UInt8] {
         var key = [UInt8](repeating: 0, count: keySize)

@@ -5,6 +5,12 @@ public struct SenderConfiguration: Sendable {
     public var name = ""
     /// Bytes per symbol; 1,440 fills a 1,500-byte MTU with IP, UDP and our header.
     public var symbolSize = 1_440
+
+    /// The symbol that fills a 1,500-byte MTU: 1,440 bytes, or 1,424 when every datagram also
+    /// carries the 16-byte authentication tag.
+    public static func defaultSymbolSize(authenticated: Bool) -> Int {
+        1_500 - 28 - PacketHeader.size - (authenticated ? PacketHeader.tagSize : 0)
+    }
     /// Source symbols per FEC block (k). Larger blocks need less repair for the same loss.
     public var sourceSymbols = 128
     /// Proactive parity per block as a fraction of k (sent with the block, before any NAK).

@@ -40,4 +40,15 @@ final class IntegrityTests: XCTestCase {
         XCTAssertNil(SHA256Digest(hex: "xyz"))
         XCTAssertNil(SHA256Digest(hex: String(repeating: "g", count: 64)))
     }
+
+    func testSessionKeysRoundTripThroughHexAndBadHexIsRefused() throws {
+        let key = PacketAuthenticator.randomKey()
+        XCTAssertEqual(try PacketAuthenticator.key(hex: PacketAuthenticator.hex(key)), key)
+        XCTAssertEqual(PacketAuthenticator.hex([0x00, 0xAB, 0x0F]), "00ab0f")
+        for bad in ["", "abc", String(repeating: "zz", count: 16), String(repeating: "0", count: 130)] {
+            XCTAssertThrowsError(try PacketAuthenticator.key(hex: bad), bad)
+        }
+        XCTAssertEqual(SenderConfiguration.defaultSymbolSize(authenticated: false), 1_440)
+        XCTAssertEqual(SenderConfiguration.defaultSymbolSize(authenticated: true), 1_424)
+    }
 }
