@@ -20,14 +20,17 @@ package enum Subprocess {
             throw ServiceError(code, "cannot \(step): cannot run \(program): \(error.localizedDescription)")
         }
         // Read both pipes before waiting: a full pipe would block the child. stderr on a thread.
-        let errorBox = ErrorOutput()
-        let reader = Thread { errorBox.data = errors.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
+        let errorOutput = ErrorOutput()
+        let stderrDone = DispatchSemaphore(value: 0)
+        Thread {
+            errorOutput.data = errors.fileHandleForReading.readDataToEndOfFile()
+            stderrDone.signal()
+        }.start()
         let outData = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while !errorBox.done { usleep(1_000) }
+        stderrDone.wait()
         guard process.terminationStatus == 0 else {
-            let text = String(decoding: errorBox.data ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = String(decoding: errorOutput.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw ServiceError(code, "cannot \(step): \(program) exited \(process.terminationStatus): \(text.suffix(500))")
         }
         return String(decoding: outData, as: UTF8.self)
@@ -40,13 +43,7 @@ package enum Subprocess {
 }
 
 /// Standard error collected on a reader thread. `@unchecked Sendable`: written once by the
-/// reader before `done` is set, read only after `done`.
+/// reader before it signals, read only after the wait.
 private final class ErrorOutput: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _data: Data?
-    var data: Data? {
-        get { lock.withLock { _data } }
-        set { lock.withLock { _data = newValue } }
-    }
-    var done: Bool { lock.withLock { _data != nil } }
+    var data = Data()
 }

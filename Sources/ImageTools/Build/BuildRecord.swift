@@ -1,3 +1,4 @@
+import Foundation
 import ImageService
 
 /// What the last build of an image used and produced: `<root>/var/lib/qlustar/image-build/IMG.json`.
@@ -25,4 +26,23 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     public var initrdIdentity: FileIdentity?
     /// The published files were edited by hand since (qlustar-image-edit -i/-s).
     public var edited: Bool?
+
+    static func path(_ root: Root, _ image: String) -> String { root.path("/var/lib/qlustar/image-build/\(image).json") }
+
+    /// The record of the last build of `image`.
+    /// - Throws: `.io` when there is none, `.configuration` when it is unreadable.
+    static func load(_ root: Root, _ image: ImageName) throws(ServiceError) -> BuildRecord {
+        let bytes = try FileSystem.readFile(path(root, image.value), limit: 1 << 20)
+        do { return try JSONDecoder().decode(BuildRecord.self, from: Data(bytes)) } catch {
+            throw ServiceError(.configuration, "build record of '\(image)' is unreadable: \(error)")
+        }
+    }
+
+    func store(_ root: Root) throws(ServiceError) {
+        try FileSystem.makeDirectories(root.path("/var/lib/qlustar/image-build"))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(self) else { throw ServiceError(.io, "cannot encode the build record of \(image)") }
+        try FileSystem.writeAtomically(BuildRecord.path(root, image), Array(data))
+    }
 }

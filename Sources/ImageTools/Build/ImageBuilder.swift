@@ -39,52 +39,10 @@ public final class ImageBuilder {
     }
 
     var state: String { root.path("/var/lib/qlustar/image-build") }
-    /// SHA-256 of files by identity (path and version): the initrd's programs and libraries are
-    /// hashed once per version, so an unchanged rebuild only stats them.
-    private var hashCache: [String: String]?
+    /// File hashes and `ldd` results per file version.
+    private lazy var facts = FileFactsCache(path: state + "/hashes.json")
+    private func hash(_ path: String) throws(ServiceError) -> String { try facts.sha256(of: path) }
 
-    private func hash(_ path: String) throws(ServiceError) -> String {
-        if hashCache == nil {
-            let bytes = (try? FileSystem.readFile(state + "/hashes.json", limit: 16 << 20)) ?? []
-            hashCache = (try? JSONDecoder().decode([String: String].self, from: Data(bytes))) ?? [:]
-        }
-        guard let id = try FileSystem.identity(of: path) else { throw ServiceError(.notFound, "\(path) does not exist") }
-        let key = Self.hashKey(path, id)
-        if let known = hashCache?[key] { return known }
-        let digest = try TreeListing.hashFile(path)
-        hashCache?[key] = digest
-        return digest
-    }
-
-    /// The libraries of `program` (ldd), remembered per program version while every library
-    /// found last time is still there.
-    private func libraries(of program: String) throws(ServiceError) -> [String] {
-        _ = try hash(program)  // loads the cache
-        guard let id = try FileSystem.identity(of: program) else { throw ServiceError(.notFound, "\(program) does not exist") }
-        let key = "ldd " + Self.hashKey(program, id)
-        if let known = hashCache?[key] {
-            let libraries = known.split(separator: "\n").map(String.init)
-            if libraries.allSatisfy({ FileSystem.isRegularFile($0) }) { return libraries }
-        }
-        let libraries = try Tool.libraries(of: program)
-        hashCache?[key] = libraries.joined(separator: "\n")
-        return libraries
-    }
-
-    private func saveHashCache() {
-        guard let cache = hashCache else { return }
-        // Keep only entries whose file is still that version.
-        let current = cache.filter { key, _ in
-            let path = key.split(separator: " ").dropLast(5).drop { $0 == "ldd" }.joined(separator: " ")
-            guard let id = (try? FileSystem.identity(of: path)) ?? nil else { return false }
-            return key == Self.hashKey(path, id) || key == "ldd " + Self.hashKey(path, id)
-        }
-        try? writeJSON(state + "/hashes.json", current)
-    }
-
-    static func hashKey(_ path: String, _ id: FileIdentity) -> String {
-        "\(path) \(id.device) \(id.inode) \(id.size) \(id.modifiedNanos) \(id.changedNanos)"
-    }
     var images: String { root.images }
 
     /// The outcome of `build`.
@@ -107,7 +65,7 @@ public final class ImageBuilder {
         let programs = try initrdFiles(definition)
         let rootHash = try rootPasswordHash(definition)
         let initrdInputs = try initrdDigest(image, programs)
-        defer { saveHashCache() }
+        defer { facts.save() }
         let inputs = try inputDigest(image, definition, layers, initrdInputs, rootHash)
         let previous = try? record(image)
         if !force, let previous, previous.inputs == inputs, isPublished(previous) {
@@ -120,7 +78,7 @@ public final class ImageBuilder {
         try? FileManager.default.removeItem(atPath: work)
         try FileSystem.makeDirectories(work)
         // rm is several times faster than FileManager on a tree of links.
-        defer { _ = try? Tool.run("/bin/rm", ["-rf", "--", work], step: "remove the stage") }
+        defer { _ = try? Subprocess.run("/bin/rm", ["-rf", "--", work], step: "remove the stage") }
         let tStage = MonotonicClock.nanoseconds()
         log.debug("inputs checked in \(String(format: "%.3f", seconds(since: t0))) s")
         let copies = [ImageDefinition.directory(root, image) + "/copy", ImageDefinition.commonCopy(root)].filter(FileSystem.isDirectory)
@@ -135,7 +93,7 @@ public final class ImageBuilder {
             try copyFiles(ImageDefinition.commonCopy(root), into: stage)
             try copyFiles(ImageDefinition.directory(root, image) + "/copy", into: stage)
         }
-        defer { if let overlay { _ = try? Tool.run("/bin/umount", [overlay], step: "unmount the stage") } }
+        defer { if let overlay { _ = try? Subprocess.run("/bin/umount", [overlay], step: "unmount the stage") } }
         log.debug("layers (\(overlay == nil ? "hard links" : "overlay")) in \(String(format: "%.3f", seconds(since: tStage))) s")
         if let rootHash { try setRootPassword(rootHash, in: stage) } else {
             log.warning("image '\(image)': no root password hash (none defined, none in \(root.path("/etc/shadow")))")
@@ -167,7 +125,7 @@ public final class ImageBuilder {
         if let kernel = definition.kernel {
             guard FileSystem.isRegularFile(kernel) else { throw ServiceError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
             let target = images + "/" + image.value + ".vmlinuz"
-            try Tool.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
+            try Subprocess.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
             try FileSystem.rename(target + ".tmp", to: target)
         }
 
@@ -179,8 +137,7 @@ public final class ImageBuilder {
         try writeJSON(images + "/" + image.value + ".manifest", record)
         record.imageIdentity = try FileSystem.identity(of: imagePath)
         record.initrdIdentity = try FileSystem.identity(of: initrdPath)
-        try FileSystem.makeDirectories(state)
-        try writeJSON(state + "/" + image.value + ".json", record)
+        try record.store(root)
         log.debug("packed and published in \(String(format: "%.3f", seconds(since: tPack))) s")
         log.info("image '\(image)' published: \(record.size) bytes, sha256 \(record.sha256); initrd \(record.initrdSize) bytes")
         return Result(record: record, rebuilt: true, seconds: seconds(since: t0))
@@ -194,24 +151,7 @@ public final class ImageBuilder {
     }
 
     /// The record of the last build of `image`.
-    public func record(_ image: ImageName) throws(ServiceError) -> BuildRecord {
-        let bytes = try FileSystem.readFile(state + "/" + image.value + ".json", limit: 1 << 20)
-        do { return try JSONDecoder().decode(BuildRecord.self, from: Data(bytes)) } catch {
-            throw ServiceError(.configuration, "build record of '\(image)' is unreadable: \(error)")
-        }
-    }
-
-    /// Records that the published files of `image` were edited by hand (qlustar-image-edit -i/-s):
-    /// they count as published (no rebuild while the inputs stay the same) until the next build
-    /// from modules, which replaces them.
-    static func markEdited(_ root: Root, _ image: ImageName) throws(ServiceError) {
-        let builder = ImageBuilder(root: root, log: EventLog(root: root, name: "qlustar-image", echo: false), clientBinary: "")
-        guard var record = try? builder.record(image) else { return }
-        record.imageIdentity = try FileSystem.identity(of: builder.images + "/" + image.fileName)
-        record.initrdIdentity = try FileSystem.identity(of: builder.images + "/" + image.value + ".initrd")
-        record.edited = true
-        try builder.writeJSON(builder.state + "/" + image.value + ".json", record)
-    }
+    public func record(_ image: ImageName) throws(ServiceError) -> BuildRecord { try BuildRecord.load(root, image) }
 
     private func isPublished(_ r: BuildRecord) -> Bool {
         let image = (try? FileSystem.identity(of: images + "/" + r.image + ".img")) ?? nil
@@ -325,7 +265,7 @@ public final class ImageBuilder {
         try? FileManager.default.removeItem(atPath: scratch)
         try FileSystem.makeDirectories(scratch)
         do {
-            try Tool.run(
+            try Subprocess.run(
                 "/bin/tar", ["-x", "-p", "--same-owner", "--numeric-owner", "-f", archive, "-C", scratch],
                 step: "unpack module \(module.name)")
             try FileSystem.rename(scratch, to: dir)
@@ -356,7 +296,7 @@ public final class ImageBuilder {
         guard options.utf8.count < 4_000, !layers.contains(where: { $0.contains(":") || $0.contains(",") }) else {
             throw ServiceError(.io, "layer paths unfit for overlay options")
         }
-        try Tool.run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, work + "/stage"], step: "mount the layers")
+        try Subprocess.run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, work + "/stage"], step: "mount the layers")
         return work + "/stage"
     }
 
@@ -367,10 +307,10 @@ public final class ImageBuilder {
     private func layer(_ module: ImageModule, into stage: String) throws(ServiceError) {
         let tree = try tree(of: module)
         do {
-            try Tool.run(
+            try Subprocess.run(
                 "/bin/cp", ["-a", "-l", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
         } catch where error.message.contains("Invalid cross-device link") {
-            try Tool.run(
+            try Subprocess.run(
                 "/bin/cp", ["-a", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
         }
     }
@@ -378,7 +318,7 @@ public final class ImageBuilder {
     private func copyFiles(_ dir: String, into stage: String) throws(ServiceError) {
         guard FileSystem.isDirectory(dir) else { return }
         // --remove-destination: replace a (hard-linked) module file, never write into it.
-        try Tool.run("/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
+        try Subprocess.run("/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
     }
 
     private func setRootPassword(_ hash: String, in stage: String) throws(ServiceError) {
@@ -418,7 +358,7 @@ public final class ImageBuilder {
         for program in [clientBinary] + (definition.initrdPrograms ?? ["/bin/sh", "/bin/mount"]) {
             guard FileSystem.isRegularFile(program) else { throw ServiceError(.notFound, "initrd program \(program) not found") }
             if program != clientBinary { files[String(program.dropFirst())] = program }
-            for library in try libraries(of: program) { files[String(library.dropFirst())] = library }
+            for library in try facts.libraries(of: program) { files[String(library.dropFirst())] = library }
         }
         for (inside, source) in definition.initrdFiles ?? [:] {
             guard FileSystem.isRegularFile(source) else { throw ServiceError(.notFound, "initrd file \(source) (for \(inside)) not found") }

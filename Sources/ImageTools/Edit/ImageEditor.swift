@@ -77,7 +77,7 @@ public struct ImageEditor {
         let scratch = target + ".edit.\(getpid())"
         defer { FileSystem.remove(scratch) }
         if FileSystem.isRegularFile(target) {
-            try Tool.run("/bin/cp", ["-p", "--", target, scratch], step: "copy \(target) for editing")
+            try Subprocess.run("/bin/cp", ["-p", "--", target, scratch], step: "copy \(target) for editing")
         } else {
             try FileSystem.writeAtomically(scratch, [], mode: 0o644)
         }
@@ -131,11 +131,11 @@ public struct ImageEditor {
         defer { try? FileManager.default.removeItem(atPath: work) }
         switch part {
         case .initrd:
-            try Tool.run(
+            try Subprocess.run(
                 "/bin/sh", ["-c", "cd \"$1\" && zcat \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames", "sh", work, published],
                 step: "unpack the initrd of '\(image)'")
         case .squashfs:
-            try Tool.run("/usr/bin/unsquashfs", ["-quiet", "-no-progress", "-f", "-d", work + "/tree", published], step: "unpack '\(image)'")
+            try Subprocess.run("/usr/bin/unsquashfs", ["-quiet", "-no-progress", "-f", "-d", work + "/tree", published], step: "unpack '\(image)'")
         }
         let tree = part == .initrd ? work : work + "/tree"
         let shell = command ?? (ProcessInfo.processInfo.environment["SHELL"] ?? "/bin/sh")
@@ -154,9 +154,21 @@ public struct ImageEditor {
         case .squashfs:
             try SquashfsBuilder().build(tree: tree, target: published)
         }
-        try ImageBuilder.markEdited(root, image)
+        try markEdited(image)
         log.info("\(part) of '\(image)' regenerated (temporary: the next rebuild from modules replaces it)")
         return true
+    }
+}
+
+extension ImageEditor {
+    /// Records that the published files of `image` were edited by hand: they count as published
+    /// (no rebuild while the inputs stay the same) until the next build from modules replaces them.
+    func markEdited(_ image: ImageName) throws(ServiceError) {
+        guard var record = try? BuildRecord.load(root, image) else { return }
+        record.imageIdentity = try FileSystem.identity(of: root.images + "/" + image.fileName)
+        record.initrdIdentity = try FileSystem.identity(of: root.images + "/" + image.value + ".initrd")
+        record.edited = true
+        try record.store(root)
     }
 }
 

@@ -1,28 +1,4 @@
-import Foundation
 import ImageService
-
-/// The external programs the image tooling runs (cp, tar, ldd, mount), through `Subprocess`.
-enum Tool {
-    @discardableResult
-    static func run(_ program: String, _ arguments: [String], step: String) throws(ServiceError) -> String {
-        try Subprocess.run(program, arguments, step: step)
-    }
-
-    /// The shared libraries `program` loads (as `ldd` resolves them), the dynamic loader included.
-    static func libraries(of program: String) throws(ServiceError) -> [String] {
-        let text = try run("/usr/bin/ldd", [program], step: "list the libraries of \(program)")
-        var out: [String] = []
-        for line in text.split(separator: "\n") {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            if let arrow = words.firstIndex(of: "=>"), arrow + 1 < words.count, words[arrow + 1].hasPrefix("/") {
-                out.append(words[arrow + 1])
-            } else if let first = words.first, first.hasPrefix("/") {
-                out.append(first)
-            }
-        }
-        return out
-    }
-}
 
 /// The initrd's `/init` (boot step 4): mounts the kernel file systems, reads the image server and
 /// image from the kernel command line (`ql.server=HOST[:PORT] ql.image=NAME`), fetches the image
