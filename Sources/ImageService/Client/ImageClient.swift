@@ -92,7 +92,7 @@ public final class ImageClient {
                 report.seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
                 report.transferSeconds = max(0, report.seconds - report.windowWaitSeconds)
                 return report
-            } catch let e where e.code == .notFound && e.message.contains("not served any more") && attempt < 3 {
+            } catch let e where e.code == .replaced && attempt < 3 {
                 // The image was replaced during our transfer: start over with the new version.
                 log.warning("\(e.message); starting over")
             }
@@ -311,7 +311,8 @@ public final class ImageClient {
                     let args = try ControlRequest(op: ImageOperation.fetch, arguments: request)
                     payload = try client.fetch(args).payload
                 } catch let failure as ControlFailure {
-                    if failure.code == .notFound { throw ServiceError(.notFound, failure.message) }
+                    // The only version-specific refusal of `fetch`: the image was replaced meanwhile.
+                    if failure.code == .notFound { throw ServiceError(.replaced, failure.message) }
                     guard failure.code == .connection || failure.code == .timedOut, MonotonicClock.nanoseconds() < deadline else {
                         throw ServiceError(.transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
                     }

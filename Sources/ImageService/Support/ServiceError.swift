@@ -10,6 +10,8 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let configuration = Code(rawValue: "configuration")
         public static let io = Code(rawValue: "io")
         public static let notFound = Code(rawValue: "not-found")
+        /// The version being fetched is no longer served (the image was replaced): start over.
+        public static let replaced = Code(rawValue: "replaced")
         public static let unreachable = Code(rawValue: "unreachable")
         public static let refused = Code(rawValue: "refused")
         public static let integrity = Code(rawValue: "integrity")

@@ -69,7 +69,6 @@ struct Serve: AsyncParsableCommand {
 
     func configuration() throws -> DaemonConfiguration {
         var c = DaemonConfiguration()
-        if let root { c.root = Root(root) }
         if let config { try c.apply(file: config) }
         let flags: [(String, String?)] = [
             ("root", root), ("listen", listen), ("interface", interface), ("group-pool", groupPool), ("port-range", portRange),
