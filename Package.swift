@@ -17,6 +17,8 @@ let package = Package(
         .executable(name: "qluman", targets: ["qluman"]),
         .executable(name: "qlustar-image-edit", targets: ["qlustar-image-edit"]),
         .executable(name: "qlustar-image-reconfigure", targets: ["qlustar-image-reconfigure"]),
+        .executable(name: "qlumand", targets: ["qlumand"]),
+        .executable(name: "qluman-execd", targets: ["qluman-execd"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
@@ -71,11 +73,26 @@ let package = Package(
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
         .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CCrypt"], path: "Sources/ImageTools"),
 
+        // Node configuration: config classes, the files they become (preview = execd), writing them
+        // confined to a root, Root FS Customization archives, execd's configure and init.d runs.
+        .target(
+            name: "NodeConfig", dependencies: ["ImageService", "ImageTools", "Transport", "CQLSys"], path: "Sources/NodeConfig"),
+
         // qlumand's node registry (SQLite through GRDB).
         .target(
             name: "NodeRegistry",
-            dependencies: ["ImageService", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["ImageService", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Sources/NodeRegistry"
+        ),
+
+        // qlumand: the registry served to the nodes' execd over TLS.
+        .target(
+            name: "QlumanServer",
+            dependencies: [
+                "NodeRegistry", "NodeConfig", "ImageService", "Transport",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/QlumanServer"
         ),
 
         // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
@@ -120,9 +137,26 @@ let package = Package(
         .executableTarget(
             name: "qluman",
             dependencies: [
-                "NodeRegistry", "Provisioning", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "NodeRegistry", "Provisioning", "ImageService", "NodeConfig", "QlumanServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qluman"
+        ),
+        .executableTarget(
+            name: "qlumand",
+            dependencies: [
+                "QlumanServer", "NodeConfig", "ImageService", "Transport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Tools/qlumand"
+        ),
+        .executableTarget(
+            name: "qluman-execd",
+            dependencies: ["NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/qluman-execd"
         ),
         .executableTarget(
             name: "qlustar-image-edit",
@@ -161,6 +195,14 @@ let package = Package(
             name: "NodeRegistryTests",
             dependencies: ["NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/NodeRegistryTests"
+        ),
+        .testTarget(
+            name: "NodeConfigTests",
+            dependencies: [
+                "NodeConfig", "NodeRegistry", "QlumanServer", "ImageService", "ImageTools", "Transport", "LabSupport",
+                "LabTestSupport",
+            ],
+            path: "Tests/NodeConfigTests"
         ),
         .testTarget(
             name: "ImageToolsTests",

@@ -5,6 +5,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
 
 _Static_assert(sizeof(struct qlsys_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(QLSYS_CMSG_INT_SPACE >= CMSG_SPACE(sizeof(int)), "cmsg space");
@@ -58,4 +62,13 @@ int qlsys_receive_queue_percent(int fd) {
     if (info[1] == 0) return 0;  // [0] rmem_alloc, [1] rcvbuf
     uint64_t pct = (uint64_t)info[0] * 100u / info[1];
     return pct > 100 ? 100 : (int)pct;
+}
+
+int qlsys_open_in_root(int root_fd, const char *path, int flags, unsigned int mode) {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = (unsigned long long)flags;
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
 }

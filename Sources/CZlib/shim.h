@@ -5,3 +5,8 @@
 static inline int qlz_gzip_init(z_stream *s, int level) {
     return deflateInit2(s, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
 }
+
+/* inflateInit2 is a macro too: 15 + 32 reads gzip (or zlib) wrappers, detected from the header. */
+static inline int qlz_gunzip_init(z_stream *s) {
+    return inflateInit2(s, 15 + 32);
+}

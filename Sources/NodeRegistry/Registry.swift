@@ -8,7 +8,7 @@ import ImageService
 /// Every change is one transaction; the database runs in WAL mode with a busy timeout, so two
 /// administrators (two processes) writing at once are serialised, never interleaved, and a
 /// conflicting write (a MAC or IP taken meanwhile) fails with a message naming the owner.
-public final class Registry {
+public final class Registry: Sendable {
     public let path: String
     let queue: DatabaseQueue
 
@@ -59,6 +59,31 @@ public final class Registry {
                     );
                     ALTER TABLE node ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
                     ALTER TABLE node_group ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
+                    """)
+        }
+        m.registerMigration("3 config classes, assignments, tokens, configure reports") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE config (
+                        class TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        body TEXT NOT NULL,
+                        PRIMARY KEY (class, name)
+                    );
+                    CREATE TABLE config_assignment (
+                        class TEXT NOT NULL,
+                        config TEXT NOT NULL,
+                        target_kind TEXT NOT NULL CHECK (target_kind IN ('group', 'node')),
+                        target TEXT NOT NULL,
+                        PRIMARY KEY (class, target_kind, target, config),
+                        FOREIGN KEY (class, config) REFERENCES config(class, name) ON DELETE RESTRICT
+                    );
+                    ALTER TABLE node ADD COLUMN token_sha256 TEXT;
+                    CREATE TABLE node_report (
+                        node TEXT PRIMARY KEY NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE,
+                        os_family TEXT NOT NULL,
+                        configured_at TEXT NOT NULL
+                    );
                     """)
         }
         return m
@@ -162,7 +187,10 @@ public final class Registry {
     /// Removes the node `name`.
     public func removeNode(_ name: String) throws(ServiceError) {
         let current = try node(name)
-        try write { db throws(ServiceError) in try self.execute(db, "DELETE FROM node WHERE name = ?", [current.name]) }
+        try write { db throws(ServiceError) in
+            try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'node' AND target = ?", [current.name])
+            try self.execute(db, "DELETE FROM node WHERE name = ?", [current.name])
+        }
     }
 
     // MARK: - Groups
@@ -190,6 +218,7 @@ public final class Registry {
             guard members.isEmpty else {
                 throw ServiceError(.invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
             }
+            try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'group' AND target = ?", [name])
             try self.execute(db, "DELETE FROM node_group WHERE name = ?", [name])
         }
     }
@@ -295,7 +324,7 @@ public final class Registry {
         }
     }
 
-    private func write(_ body: @escaping (Database) throws(ServiceError) -> Void) throws(ServiceError) {
+    func write(_ body: @escaping (Database) throws(ServiceError) -> Void) throws(ServiceError) {
         do {
             try queue.write { db in try body(db) }
         } catch let e as ServiceError {
@@ -305,7 +334,7 @@ public final class Registry {
         }
     }
 
-    private func read<T>(_ body: @escaping (Database) throws(ServiceError) -> T) throws(ServiceError) -> T {
+    func read<T>(_ body: @escaping (Database) throws(ServiceError) -> T) throws(ServiceError) -> T {
         do {
             return try queue.read { db in try body(db) }
         } catch let e as ServiceError {
@@ -315,19 +344,19 @@ public final class Registry {
         }
     }
 
-    private func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) {
+    func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) {
         do { try db.execute(sql: sql, arguments: StatementArguments(arguments)) } catch {
             throw ServiceError(.io, "node registry: \(error)")
         }
     }
 
-    private func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> String? {
+    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> String? {
         do { return try String.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
             throw ServiceError(.io, "node registry: \(error)")
         }
     }
 
-    private func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [String] {
+    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [String] {
         do { return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
             throw ServiceError(.io, "node registry: \(error)")
         }

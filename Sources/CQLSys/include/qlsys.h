@@ -51,6 +51,13 @@ int qlsys_receive_queue_percent(int fd);
 /// Size of the control buffer to pass with recvmsg to receive UDP_GRO and SO_RXQ_OVFL.
 size_t qlsys_gro_control_space(void);
 
+/// O_PATH (behind _GNU_SOURCE in glibc's headers): a descriptor that names a place, for *at calls.
+#define QLSYS_O_PATH 010000000
+
+/// openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: `path` is resolved as if `root_fd`
+/// were "/" (absolute symlinks and ".." cannot leave it). Returns a descriptor or -1 with errno.
+int qlsys_open_in_root(int root_fd, const char *path, int flags, unsigned int mode);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,7 @@ import Provisioning
 struct QluMan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qluman",
-        abstract: "Manage the cluster's node registry (nodes, their MACs, IPs, images and groups).",
+        abstract: "Manage the cluster's node registry: nodes, groups, config classes, boot configurations, provisioning.",
         discussion: """
             The registry is an SQLite database in <root>/var/lib/qlustar/qluman.db; every change is
             one transaction, safe with several administrators at once.
@@ -17,7 +17,7 @@ struct QluMan: ParsableCommand {
               qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
             """,
-        subcommands: [NodeCommand.self, GroupCommand.self, BootConfigCommand.self, Provision.self]
+        subcommands: [NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self, Provision.self]
     )
 }
 
@@ -92,9 +92,19 @@ struct NodeCommand: ParsableCommand {
         @Option(help: "Add a MAC address.") var addMac: [String] = []
         @Option(help: "Remove a MAC address.") var removeMac: [String] = []
         @Option(help: "Custom boot configuration ('none': the group's, else default).") var bootConfig: String?
+        @Option(help: "Enrollment token the node must present (read from this file; only its SHA-256 is stored).")
+        var tokenFile: String?
+        @Flag(help: "The node needs no enrollment token any more.") var clearToken = false
 
         func run() throws {
-            let node = try common.registry().setNode(
+            let registry = try common.registry()
+            if let tokenFile {
+                let token = String(decoding: try FileSystem.readFile(tokenFile, limit: 4_096), as: UTF8.self)
+                try registry.setToken(name, token: token.trimmingCharacters(in: .whitespacesAndNewlines))
+            } else if clearToken {
+                try registry.setToken(name, token: nil)
+            }
+            let node = try registry.setNode(
                 name, ip: ip, image: image.map { $0 == "none" ? nil : $0 }, group: group.map { $0 == "none" ? nil : $0 },
                 bootConfig: bootConfig.map { $0 == "none" ? nil : $0 }, addMACs: addMac, removeMACs: removeMac)
             try common.print(node) { "changed " + describe(node) }

@@ -62,6 +62,8 @@ public struct ControlFailure: Error, Sendable, Equatable, Codable, CustomStringC
         public static let connection = Code(rawValue: "connection")
         /// The TLS handshake failed: wrong CA, a certificate not for this address, or no TLS.
         public static let tls = Code(rawValue: "tls")
+        /// The server will not serve this peer (not registered, wrong credentials).
+        public static let refused = Code(rawValue: "refused")
     }
 
     public let code: Code

@@ -108,6 +108,8 @@ public struct ControlPeer: Sendable {
 public enum ControlReply: Sendable {
     case json([UInt8])
     case file(json: [UInt8], descriptor: Int32, offset: Int, count: Int)
+    /// JSON followed by bytes from memory (a data frame, like `.file`).
+    case bytes(json: [UInt8], payload: [UInt8])
 
     /// A `.file` answer for a range of the open file `fd`, on a descriptor of its own.
     /// - Throws: `.internalError` when no descriptor is left.
@@ -181,6 +183,14 @@ final class ControlServerHandler: ChannelInboundHandler {
                 write(context, ControlFrame(kind: .response, requestID: frame.requestID, body: result))
             case .file(let json, let descriptor, let offset, let count):
                 try writeFile(context, id: frame.requestID, json: json, descriptor: descriptor, offset: offset, count: count)
+            case .bytes(let json, let payload):
+                guard context.channel.isWritable else {
+                    throw ControlFailure(.busy, "earlier answers on this connection are still unread; read them first")
+                }
+                var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + payload.count)
+                writeDataHeader(&buffer, id: frame.requestID, json: json, count: payload.count)
+                buffer.writeBytes(payload)
+                context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
             }
         } catch {
             fail(context, error, id: frame.requestID)

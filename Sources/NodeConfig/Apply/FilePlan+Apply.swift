@@ -1,0 +1,30 @@
+import ImageService
+
+extension FilePlan {
+    /// What writing a plan did.
+    public struct Outcome: Sendable, Equatable {
+        public var written = 0
+        /// Entries whose owner could not be set (not running as root).
+        public var ownersNotSet = 0
+    }
+
+    /// Writes every entry below `root` (the node's `/`, or a preview directory) — the one code
+    /// path of `qluman-execd --configure` and `qluman preview --dir`.
+    /// - Throws: `.io` naming the first path that cannot be written; `.invalidArgument` for a path
+    ///   that is not absolute.
+    public func write(below root: String) throws(ServiceError) -> Outcome {
+        let tree = try RootedTree(root: root)
+        var outcome = Outcome()
+        for entry in entries {
+            let owned: Bool
+            switch entry.content {
+            case .file(let bytes): owned = try tree.writeFile(entry.path, bytes, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+            case .directory: owned = try tree.makeDirectory(entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+            case .symlink(let target): owned = try tree.makeSymlink(entry.path, target: target, uid: entry.uid, gid: entry.gid)
+            }
+            outcome.written += 1
+            if !owned { outcome.ownersNotSet += 1 }
+        }
+        return outcome
+    }
+}

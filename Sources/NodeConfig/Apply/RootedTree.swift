@@ -1,0 +1,150 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CQLSys
+import ImageService
+
+/// A directory tree written as if it were `/`: every path is resolved with `openat2`
+/// `RESOLVE_IN_ROOT`, so an absolute symbolic link or `..` in the tree (the node image's own
+/// `/lib -> usr/lib`, or a link a customization planted) resolves inside the tree and nothing
+/// is ever written outside it. Files are written to a temporary name, synced and renamed; owner,
+/// group and mode are set explicitly on the new file before the rename.
+///
+/// The file-system calls of configure live here, each failing with an error naming the path.
+final class RootedTree {
+    let root: String
+    private let rootFD: Int32
+    /// Owners can be set only as root; otherwise they are left and reported once.
+    private let canChown = geteuid() == 0
+
+    init(root: String) throws(ServiceError) {
+        try FileSystem.makeDirectories(root)
+        self.root = root
+        rootFD = open(root, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard rootFD >= 0 else { throw FileSystem.error("cannot open", root) }
+    }
+
+    deinit { close(rootFD) }
+
+    /// A descriptor (QLSYS_O_PATH) of the directory `path`, creating missing components with mode 0755, owned by root.
+    func directory(_ path: String) throws(ServiceError) -> Int32 {
+        var current = "/"
+        var fd = try openInRoot(current)
+        for part in path.split(separator: "/") {
+            let next = current == "/" ? "/" + part : current + "/" + part
+            let child = qlsys_open_in_root(rootFD, next, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
+            if child < 0 && errno == ENOENT {
+                guard mkdirat(fd, String(part), 0o755) == 0 || errno == EEXIST else {
+                    defer { close(fd) }
+                    throw failure("cannot create directory", next)
+                }
+            } else if child >= 0 {
+                close(fd)
+                fd = child
+                current = next
+                continue
+            } else {
+                defer { close(fd) }
+                throw failure("cannot open directory", next)
+            }
+            close(fd)
+            fd = try openInRoot(next)
+            current = next
+        }
+        return fd
+    }
+
+    private func openInRoot(_ path: String) throws(ServiceError) -> Int32 {
+        let fd = qlsys_open_in_root(rootFD, path, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
+        guard fd >= 0 else { throw failure("cannot open directory", path) }
+        return fd
+    }
+
+    /// Writes `bytes` to `path` atomically with the given owner and mode.
+    func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+        let (dir, name) = try parent(path)
+        defer { close(dir) }
+        let temporary = ".\(name).qluman.\(getpid())"
+        let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failure("cannot create", path) }
+        var ok = true
+        var written = 0
+        bytes.withUnsafeBytes { b in
+            while ok, written < b.count {
+                let n = write(fd, b.baseAddress! + written, b.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { ok = false } else { written += n }
+            }
+        }
+        var chowned = true
+        if ok, fchown(fd, uid, gid) != 0 {
+            if canChown { ok = false } else { chowned = false }
+        }
+        ok = ok && fchmod(fd, mode_t(mode)) == 0 && fsync(fd) == 0
+        let code = errno
+        close(fd)
+        guard ok, renameat(dir, temporary, dir, name) == 0 else {
+            let error = failure("cannot write", path, ok ? errno : code)
+            unlinkat(dir, temporary, 0)
+            throw error
+        }
+        return chowned
+    }
+
+    /// Creates (or keeps) the directory `path` and sets its owner and mode. An existing symbolic
+    /// link in its place is kept (resolved inside the tree), its target left as it is.
+    func makeDirectory(_ path: String, mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+        if path == "/" { return true }
+        let (dir, name) = try parent(path)
+        defer { close(dir) }
+        if mkdirat(dir, name, 0o700) != 0 {
+            guard errno == EEXIST else { throw failure("cannot create directory", path) }
+            var st = stat()
+            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("cannot stat", path) }
+            if st.st_mode & S_IFMT == S_IFLNK { return true }
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw ServiceError(.io, "\(root)\(path) exists and is not a directory") }
+        }
+        var chowned = true
+        if fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
+            if canChown { throw failure("cannot set the owner of", path) }
+            chowned = false
+        }
+        guard fchmodat(dir, name, mode_t(mode), 0) == 0 else { throw failure("cannot set the mode of", path) }
+        return chowned
+    }
+
+    /// Creates or replaces the symbolic link `path` → `target` (the link itself, never what it points to).
+    func makeSymlink(_ path: String, target: String, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+        let (dir, name) = try parent(path)
+        defer { close(dir) }
+        let temporary = ".\(name).qluman.\(getpid())"
+        unlinkat(dir, temporary, 0)
+        guard symlinkat(target, dir, temporary) == 0 else { throw failure("cannot create the link", path) }
+        var chowned = true
+        if fchownat(dir, temporary, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
+            if canChown {
+                unlinkat(dir, temporary, 0)
+                throw failure("cannot set the owner of", path)
+            }
+            chowned = false
+        }
+        guard renameat(dir, temporary, dir, name) == 0 else {
+            let error = failure("cannot place the link", path)
+            unlinkat(dir, temporary, 0)
+            throw error
+        }
+        return chowned
+    }
+
+    private func parent(_ path: String) throws(ServiceError) -> (Int32, String) {
+        var parts = path.split(separator: "/").map(String.init)
+        guard path.hasPrefix("/"), let name = parts.popLast(), !parts.contains(".."), name != "..", name != "." else {
+            throw ServiceError(.invalidArgument, "\(path) is not an absolute path inside the tree")
+        }
+        return (try directory("/" + parts.joined(separator: "/")), name)
+    }
+
+    private func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
+        ServiceError(.io, "\(what) \(root == "/" ? "" : root)\(path): \(String(cString: strerror(code)))")
+    }
+}

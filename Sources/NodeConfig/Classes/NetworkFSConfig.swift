@@ -1,0 +1,35 @@
+import ImageService
+
+/// The Network FS mounts config class: systemd `.mount` (and optionally `.automount`) units,
+/// named by systemd's path escaping and enabled for `remote-fs.target`.
+public struct NetworkFSConfig: Codable, Sendable, Equatable {
+    public struct Mount: Codable, Sendable, Equatable {
+        /// What to mount (`head:/srv/home`, `//server/share`, `mgs@o2ib:/lustre`).
+        public var source: String
+        /// Where (absolute, on the node).
+        public var path: String
+        /// The file system type (`nfs`, `nfs4`, `cifs`, `lustre`, `beegfs`, …).
+        public var type: String
+        public var options: String?
+        /// Mount on first access instead of at boot.
+        public var automount: Bool?
+    }
+
+    public var mounts: [Mount]
+
+    func validate() throws(ServiceError) {
+        guard !mounts.isEmpty else { throw FieldCheck.fail("network-fs", "needs at least one mount") }
+        var paths = Set<String>()
+        for (i, m) in mounts.enumerated() {
+            let what = "mounts[\(i)]"
+            _ = try FieldCheck.line(m.source, what + ".source", limit: 1024, allowSpaces: false)
+            let path = try FieldCheck.absolutePath(m.path, what + ".path")
+            guard path != "/" else { throw FieldCheck.fail(what + ".path", "cannot mount over /") }
+            guard paths.insert(path).inserted else { throw FieldCheck.fail(what, "\(path) is mounted twice") }
+            guard m.type.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x5F }),
+                (1...32).contains(m.type.utf8.count)
+            else { throw FieldCheck.fail(what + ".type", "\(ImageName.quoted(m.type)) is not a file system type like nfs") }
+            if let o = m.options { _ = try FieldCheck.line(o, what + ".options", limit: 1024, allowSpaces: false) }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import ImageService
+import Transport
+
+/// `qluman-execd --configure`: one run of the pre-systemd configuration of a node. Connects to
+/// qlumand over TLS (only a server certificate signed by the cluster CA is accepted), identifies
+/// the node (its address, MACs and, when it has one, its enrollment token), receives its
+/// options and Root FS Customization archives, verifies each archive's SHA-256, renders the
+/// plan with `NodeRenderer` (the same code as `qluman preview`) and writes it below the root.
+public struct ConfigureRun {
+    public struct Settings: Sendable {
+        public var root: Root
+        public var serverHost: String
+        public var serverPort = QlumanDefaults.port
+        /// The cluster CA (PEM).
+        public var ca: String
+        public var macs: [String]
+        public var token: String?
+        /// Seconds to keep trying to reach qlumand (it may still be starting).
+        public var serverTimeout = 30.0
+        /// OS family; nil: detected from the root's os-release.
+        public var osFamily: OSFamily?
+
+        public init(root: Root, serverHost: String, ca: String, macs: [String], token: String?) {
+            self.root = root
+            self.serverHost = serverHost
+            self.ca = ca
+            self.macs = macs
+            self.token = token
+        }
+    }
+
+    public struct Report: Sendable, Codable {
+        public var node: String
+        public var files: Int
+        public var ownersNotSet: Int
+        public var classes: [String]
+        public var actionsRun: Int
+        public var actionsSkipped: Int
+        public var actionsFailed: Int
+        public var seconds: Double
+    }
+
+    public let settings: Settings
+    let log: EventLog
+
+    public init(settings: Settings, log: EventLog) {
+        self.settings = settings
+        self.log = log
+    }
+
+    /// Runs configure.
+    /// - Throws: `.unreachable` when qlumand cannot be reached in time, `.refused` when it
+    ///   refuses this node, `.integrity` for an archive that does not match its digest,
+    ///   `.invalidArgument`/`.io` when the plan cannot be written.
+    public func run() throws(ServiceError) -> Report {
+        let started = MonotonicClock.nanoseconds()
+        var family = OSFamily.debian
+        if let chosen = settings.osFamily { family = chosen } else { family = try OSFamily.detect(root: settings.root) }
+        let request = ConfigureRequest(
+            macs: settings.macs, token: settings.token, osFamily: family, hostname: ProcessInfo.processInfo.hostName)
+        let (reply, payload) = try fetch(request)
+        let options = reply.options
+        var trees: [RootFSArchive] = []
+        var offset = payload.startIndex
+        for reference in options.rootFS {
+            guard reference.size >= 0, payload.endIndex - offset >= reference.size else {
+                throw ServiceError(.integrity, "Root FS Customization \(reference.name): archive truncated")
+            }
+            let archive = RootFSArchive(name: reference.name, bytes: Array(payload[offset..<(offset + reference.size)]))
+            guard archive.sha256 == reference.sha256 else {
+                throw ServiceError(.integrity, "Root FS Customization \(reference.name): SHA-256 does not match; nothing written")
+            }
+            trees.append(archive)
+            offset += reference.size
+        }
+        let plan = try NodeRenderer.plan(options, family: family, trees: trees)
+        let outcome = try plan.write(below: settings.root.prefix)
+        if outcome.ownersNotSet > 0 {
+            log.warning("not running as root: owners of \(outcome.ownersNotSet) entries left as they are")
+        }
+        var (run, skipped, failed) = (0, 0, 0)
+        for action in plan.actions {
+            let program = Subprocess.locate(Self.searchPath(action.program))
+            guard program.hasPrefix("/") else {
+                log.info("\(action.program) not present: \(action.description) not set (\(action.program) \(action.arguments.joined(separator: " ")))")
+                skipped += 1
+                continue
+            }
+            do {
+                try Subprocess.run(program, action.arguments, step: action.description)
+                log.info("\(action.description): done")
+                run += 1
+            } catch {
+                log.error(error.message)
+                failed += 1
+            }
+        }
+        let classes = options.sources.keys.sorted()
+        let seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
+        log.info(
+            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes "
+                + (classes.isEmpty ? "none" : classes.joined(separator: " ")) + String(format: ", %.2f s", seconds))
+        return Report(
+            node: options.node.name, files: outcome.written, ownersNotSet: outcome.ownersNotSet, classes: classes,
+            actionsRun: run, actionsSkipped: skipped, actionsFailed: failed, seconds: seconds)
+    }
+
+    /// Asks qlumand, retrying while it cannot be reached (not when it refuses).
+    private func fetch(_ request: ConfigureRequest) throws(ServiceError) -> (ConfigureReply, ArraySlice<UInt8>) {
+        let tls: ControlTLS
+        do { tls = try ControlTLS.client(ca: settings.ca, host: settings.serverHost) } catch {
+            throw ServiceError(.configuration, error.message)
+        }
+        let body: ControlRequest
+        do { body = try ControlRequest(op: QlumanOperation.configure, arguments: request) } catch {
+            throw ServiceError(.invalidArgument, "cannot encode the request: \(error)")
+        }
+        let deadline = MonotonicClock.nanoseconds() + UInt64(settings.serverTimeout * 1e9)
+        var delay = 0.25
+        while true {
+            do throws(ControlFailure) {
+                let client = try ControlClient(
+                    host: settings.serverHost, port: settings.serverPort, timeout: 5, maxData: RootFSArchive.maxUnpackedSize, tls: tls)
+                defer { client.close() }
+                let (json, payload) = try client.fetch(body, timeout: 60)
+                do { return (try JSONDecoder().decode(ConfigureReply.self, from: Data(json)), payload) } catch {
+                    throw ControlFailure(.internalError, "qlumand's answer does not decode: \(ConfigClass.describe(error))")
+                }
+            } catch {
+                switch error.code {
+                case .connection, .timedOut, .busy:
+                    guard MonotonicClock.nanoseconds() < deadline else {
+                        throw ServiceError(
+                            .unreachable, "cannot reach qlumand at \(settings.serverHost):\(settings.serverPort): \(error.message)")
+                    }
+                    log.debug("qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
+                    usleep(UInt32(delay * 1e6))
+                    delay = min(delay * 2, 2)
+                    continue
+                case .tls:
+                    throw ServiceError(.refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
+                default:
+                    throw ServiceError(.refused, "qlumand refused this node: \(error.message)")
+                }
+            }
+        }
+    }
+
+    /// Where `program` may be: every directory of PATH.
+    static func searchPath(_ program: String) -> [String] {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(program)" } + [program]
+    }
+}
+
+/// Defaults shared by qlumand, qluman-execd and qluman.
+public enum QlumanDefaults {
+    /// qlumand's control port (ql-mcastd has 7799).
+    public static let port = 7800
+    /// The cluster CA on a node (in the initrd and the image).
+    public static let ca = "/etc/qlustar/ssl/ca.crt"
+    /// A node's enrollment token, when it has one.
+    public static let tokenFile = "/etc/qlustar/execd.token"
+}

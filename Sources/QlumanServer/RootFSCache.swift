@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import ImageService
+import NIOConcurrencyHelpers
+import NodeConfig
+import Transport
+
+/// The Root FS Customization archives qlumand hands out, built once per version of a tree.
+///
+/// A tree's version is a digest of every entry's path, type, owner, mode, size and times
+/// (lstat): a change anywhere in the tree rebuilds its archive at the next request; otherwise
+/// hundreds of booting nodes share one archive in memory.
+final class RootFSCache: Sendable {
+    private let root: Root
+    private let log: EventLog
+    private let cache = NIOLockedValueBox<[String: (version: SHA256Digest, archive: RootFSArchive)]>([:])
+    private let built = NIOLockedValueBox<UInt64>(0)
+
+    init(root: Root, log: EventLog) {
+        self.root = root
+        self.log = log
+    }
+
+    var archivesBuilt: UInt64 { built.withLockedValue { $0 } }
+
+    static func treePath(_ root: Root, _ name: String) -> String { root.path("/var/lib/qlustar/root-fs/\(name)") }
+
+    /// The archive of the customization `name`.
+    /// - Throws: `.notFound` when its tree is missing; `.invalidArgument` when the tree holds
+    ///   something that cannot go to a node (a device, a link written through).
+    func archive(_ name: String) throws(ServiceError) -> RootFSArchive {
+        let tree = Self.treePath(root, name)
+        guard FileSystem.isDirectory(tree) else {
+            throw ServiceError(.notFound, "Root FS Customization \(name) has no tree at \(tree)")
+        }
+        let version = try Self.version(of: tree)
+        if let hit = cache.withLockedValue({ $0[name] }), hit.version == version { return hit.archive }
+        // Packed outside the lock; two racing builds of one version give equal archives.
+        let archive = try RootFSArchive.pack(name: name, tree: tree, scratch: root.path("/var/cache/qlustar/qlumand"))
+        _ = try archive.entries(origin: "root-fs \(name)")
+        cache.withLockedValue { $0[name] = (version, archive) }
+        built.withLockedValue { $0 += 1 }
+        log.info("Root FS Customization \(name): archive rebuilt (\(archive.bytes.count) bytes, sha256 \(archive.sha256.prefix(16)))")
+        return archive
+    }
+
+    /// The digest of the tree's listing (paths, types, owners, modes, sizes, times).
+    static func version(of tree: String) throws(ServiceError) -> SHA256Digest {
+        let hash = SHA256()
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let dir = relative.isEmpty ? tree : tree + "/" + relative
+            let children: [String]
+            do { children = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
+                throw ServiceError(.io, "cannot list \(dir): \(error.localizedDescription)")
+            }
+            for child in children.sorted() {
+                let name = relative.isEmpty ? child : relative + "/" + child
+                var st = stat()
+                guard lstat(tree + "/" + name, &st) == 0 else { throw FileSystem.error("cannot stat", tree + "/" + name) }
+                let line = "\(name)\u{0}\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)\n"
+                Array(line.utf8).withUnsafeBytes { hash.update($0) }
+                if st.st_mode & S_IFMT == S_IFDIR { pending.append(name) }
+            }
+        }
+        return hash.finalize()
+    }
+}

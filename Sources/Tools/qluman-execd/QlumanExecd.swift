@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import ImageService
+import NodeConfig
+
+@main
+struct QlumanExecd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qluman-execd",
+        abstract: "QluMan's agent on a node: writes the node's configuration from qlumand, runs its init.d scripts.",
+        discussion: """
+            Run twice by /sbin/init.qlustar before systemd starts (boot step 5):
+
+              qluman-execd --configure --server 192.168.52.1     fetch this node's options, write them, exit
+              qluman-execd --run-initd                           run /lib/qlustar/init.d/* in order, exit
+
+            --configure trusts only a qlumand certificate signed by the cluster CA (--ca). It writes
+            /etc/hostname, option files in /etc/qlustar/options.d, the network configuration
+            (/etc/network/interfaces.d/qluman on Debian/Ubuntu, ifcfg files on RHEL, by the node's
+            /etc/os-release), systemd mount units, /root/.ssh/authorized_keys and the Root FS
+            Customization trees — exactly what 'qluman preview NODE' shows on the head node.
+            Paths hang below --root, and nothing is ever written outside it.
+
+            Exit status: 0 done; 1 bad arguments or configuration; 2 qlumand refused this node;
+            3 a Root FS archive failed its SHA-256; 4 qlumand unreachable; 5 writing failed;
+            6 (--run-initd) at least one script failed (all others still ran).
+            Log: <root>/var/log/qlustar/qluman-execd.log; script output: <root>/var/log/qlustar/init.d/NAME.log.
+            """)
+
+    @Flag(help: "Fetch this node's configuration from qlumand and write it (one-shot).") var configure = false
+    @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd = false
+    @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(help: "qlumand's address HOST[:PORT] (default: qluman.server= or ql.server= on the kernel command line).")
+    var server: String?
+    @Option(help: "The cluster CA (PEM) (default <root>\(QlumanDefaults.ca)).") var ca: String?
+    @Option(help: "File holding this node's enrollment token (default <root>\(QlumanDefaults.tokenFile) when present).")
+    var tokenFile: String?
+    @Option(help: "This node's MAC address (repeatable; default: every NIC in /sys/class/net).") var mac: [String] = []
+    @Option(help: "debian or redhat (default: from <root>/etc/os-release).") var osFamily: String?
+    @Option(help: "Seconds to keep trying to reach qlumand.") var serverTimeout = 30.0
+    @Option(help: "Seconds an init.d script may run before it is killed.") var scriptTimeout = 600.0
+    @Flag(help: "Verbose log (as with the kernel parameter debug).") var debug = false
+
+    func validate() throws {
+        guard configure || runInitd else { throw ValidationError("say what to do: --configure and/or --run-initd") }
+        if let osFamily, OSFamily(rawValue: osFamily) == nil { throw ValidationError("--os-family must be debian or redhat") }
+    }
+
+    func run() throws {
+        let root = Root(root)
+        let log = EventLog(root: root, name: "qluman-execd", verbose: debug || Self.kernelParameter("debug") != nil)
+        if configure {
+            do {
+                let report = try configureNode(root: root, log: log)
+                print("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))")
+            } catch let error as ServiceError {
+                log.error("configure: \(error.message)")
+                throw ExitCode(Self.exitCode(error.code))
+            }
+        }
+        if runInitd {
+            var runner = InitDRunner(root: root, log: log)
+            runner.timeoutSeconds = scriptTimeout
+            let results = runner.run()
+            if results.contains(where: { $0.outcome != "ok" && $0.outcome != "skipped" }) { throw ExitCode(6) }
+        }
+    }
+
+    private func configureNode(root: Root, log: EventLog) throws -> ConfigureRun.Report {
+        guard let address = server ?? Self.kernelParameter("qluman.server") ?? Self.kernelParameter("ql.server") else {
+            throw ServiceError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
+        }
+        let (host, port) = try DaemonConfiguration.hostPort(address, defaultPort: QlumanDefaults.port)
+        let macs = mac.isEmpty ? Self.localMACs() : mac
+        guard !macs.isEmpty else { throw ServiceError(.configuration, "no network interface with a MAC address found") }
+        let tokenPath = tokenFile ?? root.path(QlumanDefaults.tokenFile)
+        var token: String?
+        if tokenFile != nil || FileSystem.isRegularFile(tokenPath) {
+            token = String(decoding: try FileSystem.readFile(tokenPath, limit: 4_096), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        var settings = ConfigureRun.Settings(root: root, serverHost: host, ca: ca ?? root.path(QlumanDefaults.ca), macs: macs, token: token)
+        settings.serverPort = port
+        settings.serverTimeout = serverTimeout
+        settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))
+        return try ConfigureRun(settings: settings, log: log).run()
+    }
+
+    static func exitCode(_ code: ServiceError.Code) -> Int32 {
+        switch code {
+        case .invalidArgument, .configuration: 1
+        case .refused, .notFound: 2
+        case .integrity: 3
+        case .unreachable: 4
+        default: 5
+        }
+    }
+
+    /// `NAME=value` (or `NAME` alone: "") from /proc/cmdline.
+    static func kernelParameter(_ name: String) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8) else { return nil }
+        for word in text.split(whereSeparator: \.isWhitespace) {
+            if word == name { return "" }
+            if word.hasPrefix(name + "=") { return String(word.dropFirst(name.count + 1)) }
+        }
+        return nil
+    }
+
+    /// The MACs of this host's NICs (loopback and all-zero addresses left out).
+    static func localMACs() -> [String] {
+        let base = "/sys/class/net"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        return names.sorted().compactMap { name in
+            guard let text = try? String(contentsOfFile: "\(base)/\(name)/address", encoding: .utf8) else { return nil }
+            let mac = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            return mac.count == 17 && mac != "00:00:00:00:00:00" ? mac : nil
+        }
+    }
+}

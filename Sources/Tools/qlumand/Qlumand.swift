@@ -1,0 +1,100 @@
+import ArgumentParser
+import Foundation
+import ImageService
+import Logging
+import NodeConfig
+import QlumanServer
+import ServiceLifecycle
+import Transport
+import UnixSignals
+
+@main
+struct Qlumand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qlumand",
+        abstract: "The QluMan server on the head node: hands every booting node its configuration.",
+        discussion: """
+            Serves the node registry (<root>/var/lib/qlustar/qluman.db, managed with qluman) to the
+            nodes' qluman-execd --configure, over TLS with a certificate signed by the cluster CA
+            (scripts/cluster-ca /etc/qlustar/ssl qlumand HEAD-ADDRESS). A node is recognised by the
+            address it connects from, must report one of its registered MACs, and must present its
+            enrollment token when it has one (qluman node set NODE --token-file F). It receives
+            only its own configuration: the config classes assigned to it (else to its group) and
+            the Root FS Customization trees below <root>/var/lib/qlustar/root-fs/NAME.
+
+              qlumand --listen 192.168.52.1                          serve (port \(QlumanDefaults.port))
+              qlumand status --server 192.168.52.1 --ca /etc/qlustar/ssl/ca.crt
+
+            Signals: SIGTERM/SIGINT stop. Log: <root>/var/log/qlustar/qlumand.log.
+            """,
+        subcommands: [Serve.self, Status.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run qlumand (the default subcommand).")
+
+    @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(help: "Address ADDR[:PORT] to listen on (default 0.0.0.0:\(QlumanDefaults.port)).") var listen = "0.0.0.0"
+    @Option(help: "This head node's certificate (PEM, signed by the cluster CA; default <root>/etc/qlustar/ssl/qlumand.crt).")
+    var tlsCertificate: String?
+    @Option(help: "The certificate's private key (PEM; default <root>/etc/qlustar/ssl/qlumand.key).") var tlsKey: String?
+    @Option(help: "Most open connections (booting nodes at once).") var maxConnections = 2_048
+    @Option(help: "Seconds before a silent connection is closed.") var idleTimeout = 30.0
+
+    func run() async throws {
+        let root = Root(root)
+        let (host, port) = try DaemonConfiguration.hostPort(listen, defaultPort: QlumanDefaults.port)
+        var settings = QlumanServer.Settings(
+            root: root, certificate: tlsCertificate ?? root.path("/etc/qlustar/ssl/qlumand.crt"),
+            key: tlsKey ?? root.path("/etc/qlustar/ssl/qlumand.key"))
+        settings.listenHost = host
+        settings.listenPort = port
+        settings.maxConnections = maxConnections
+        settings.idleTimeoutSeconds = idleTimeout
+        let log = EventLog(root: root, name: "qlumand")
+        let server = try QlumanServer(settings: settings, log: log)
+        try server.start()
+        var logger = Logger(label: "qlumand")
+        logger.logLevel = .warning
+        let group = ServiceGroup(services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}
+
+/// qlumand as a service: runs until graceful shutdown, then stops listening.
+struct DaemonService: Service {
+    let server: QlumanServer
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        server.stop()
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a running qlumand's counters.")
+
+    @Option(help: "qlumand's address HOST[:PORT].") var server = "127.0.0.1"
+    @Option(help: "The cluster CA (PEM).") var ca = QlumanDefaults.ca
+    @Option(help: "Seconds to wait.") var timeout = 5.0
+    @Flag(help: "Print the raw JSON.") var json = false
+
+    func run() throws {
+        let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: QlumanDefaults.port)
+        let client = try ControlClient(host: host, port: port, timeout: timeout, tls: try ControlTLS.client(ca: ca, host: host))
+        let body = try client.call(ControlRequest(op: QlumanOperation.status), timeout: timeout)
+        if json {
+            print(String(decoding: body, as: UTF8.self))
+            return
+        }
+        let s = try JSONDecoder().decode(QlumandStatus.self, from: Data(body))
+        print("nodes registered   \(s.nodes)")
+        print("configured         \(s.configured)")
+        print("refused            \(s.refused.values.reduce(0, +))" + (s.refused.isEmpty ? "" : "  (" + s.refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+        print("failed             \(s.failed)")
+        print("root-fs archives   \(s.rootFSArchivesBuilt) built")
+        print("connections        \(s.connections)  (TLS errors \(s.tlsErrors), framing errors \(s.framingErrors))")
+    }
+}
