@@ -33,21 +33,31 @@ final class ConfigFixture {
     /// two mounts, OpenSM, IPMI, chroot, ssh keys, misc.
     func realisticGroup(sshKey: String) throws {
         try registry.addGroup("compute")
-        let g = ConfigTarget.group("compute")
-        try config(
-            .network, "compute-net",
-            #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"198.18.0.1"},{"name":"eth1","address":"manual"},{"name":"eth2","address":"manual"},{"name":"bond0","type":"bond","slaves":["eth1","eth2"],"bondMode":"802.3ad","address":"10.3.0.0/16","mtu":9000},{"name":"eth3.100","type":"vlan","vlan":100,"parent":"eth3","address":"10.4.0.0/16"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16","connectedMode":true,"mtu":65520}],"nameservers":["198.18.0.1"],"searchDomains":["cluster.local"]}"#,
-            to: g)
-        try config(.disk, "scratch", #"{"text":"disk /dev/sda\npart /scratch 100% xfs\n"}"#, to: g)
-        try config(
-            .networkFS, "home",
-            #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true},{"source":"head:/srv/apps","path":"/opt/site-apps","type":"nfs4","options":"ro"}]}"#,
-            to: g)
-        try config(.openSM, "sm", #"{"enabled":true,"priority":10}"#, to: g)
-        try config(.ipmi, "bmc", #"{"network":"10.2.0.0/16","gateway":"10.2.0.1"}"#, to: g)
-        try config(.chroot, "devel", #"{"chroot":"devel"}"#, to: g)
-        try config(.sshKeys, "admins", "{\"keys\":[\"\(sshKey)\"]}", to: g)
-        try config(.misc, "site", #"{"mailRelay":"head","sshSlurmOnly":true}"#, to: g)
+        for (cls, name) in try Self.storeRealisticConfigs(in: registry, sshKey: sshKey) {
+            try registry.assign(cls, name, to: .group("compute"))
+        }
+    }
+
+    /// Stores the realistic configs in `registry`; returns their classes and names.
+    static func storeRealisticConfigs(in registry: Registry, sshKey: String) throws -> [(ConfigClass, String)] {
+        let configs: [(ConfigClass, String, String)] = [
+            (
+                .network, "compute-net",
+                #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"198.18.0.1"},{"name":"eth1","address":"manual"},{"name":"eth2","address":"manual"},{"name":"bond0","type":"bond","slaves":["eth1","eth2"],"bondMode":"802.3ad","address":"10.3.0.0/16","mtu":9000},{"name":"eth3.100","type":"vlan","vlan":100,"parent":"eth3","address":"10.4.0.0/16"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16","connectedMode":true,"mtu":65520}],"nameservers":["198.18.0.1"],"searchDomains":["cluster.local"]}"#
+            ),
+            (.disk, "scratch", #"{"text":"disk /dev/sda\npart /scratch 100% xfs\n"}"#),
+            (
+                .networkFS, "home",
+                #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true},{"source":"head:/srv/apps","path":"/opt/site-apps","type":"nfs4","options":"ro"}]}"#
+            ),
+            (.openSM, "sm", #"{"enabled":true,"priority":10}"#),
+            (.ipmi, "bmc", #"{"network":"10.2.0.0/16","gateway":"10.2.0.1"}"#),
+            (.chroot, "devel", #"{"chroot":"devel"}"#),
+            (.sshKeys, "admins", "{\"keys\":[\"\(sshKey)\"]}"),
+            (.misc, "site", #"{"mailRelay":"head","sshSlurmOnly":true}"#),
+        ]
+        for (cls, name, json) in configs { _ = try registry.putConfig(cls, name: name, json: Array(json.utf8)) }
+        return configs.map { ($0.0, $0.1) }
     }
 
     /// A real ed25519 public key made by ssh-keygen.
@@ -59,8 +69,8 @@ final class ConfigFixture {
     }
 
     /// Writes a Root FS Customization tree with owners, modes, links and an empty directory.
-    func rootFSTree(_ name: String) throws -> String {
-        let tree = root.path("/var/lib/qlustar/root-fs/\(name)")
+    func rootFSTree(_ name: String, head: Root? = nil) throws -> String {
+        let tree = (head ?? root).path("/var/lib/qlustar/root-fs/\(name)")
         let sh = """
             set -e
             mkdir -p '\(tree)/etc/site' '\(tree)/lib/qlustar/init.d' '\(tree)/var/empty-dir' '\(tree)/home/alice'
