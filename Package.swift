@@ -76,7 +76,11 @@ let package = Package(
         // Node configuration: config classes, the files they become (preview = execd), writing them
         // confined to a root, Root FS Customization archives, execd's configure and init.d runs.
         .target(
-            name: "NodeConfig", dependencies: ["ImageService", "ImageTools", "Transport", "CQLSys"], path: "Sources/NodeConfig"),
+            name: "NodeConfig",
+            dependencies: [
+                "ImageService", "ImageTools", "Transport", "CQLSys", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Sources/NodeConfig"),
 
         // qlumand's node registry (SQLite through GRDB).
         .target(
@@ -90,6 +94,7 @@ let package = Package(
             name: "QlumanServer",
             dependencies: [
                 "NodeRegistry", "NodeConfig", "ImageService", "Transport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/QlumanServer"
@@ -200,7 +205,7 @@ let package = Package(
             name: "NodeConfigTests",
             dependencies: [
                 "NodeConfig", "NodeRegistry", "QlumanServer", "ImageService", "ImageTools", "Transport", "LabSupport",
-                "LabTestSupport",
+                "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/NodeConfigTests"
         ),

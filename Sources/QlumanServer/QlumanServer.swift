@@ -1,6 +1,7 @@
 import Foundation
 import ImageService
 import NIOConcurrencyHelpers
+import NIOCore
 import NodeConfig
 import NodeRegistry
 import Transport
@@ -19,6 +20,8 @@ public final class QlumanServer: Sendable {
         /// This head node's certificate and key (PEM, signed by the cluster CA).
         public var certificate: String
         public var key: String
+        /// The administration socket (qluman exec, reconfigure, nodes): mode 0600, root only.
+        public var adminSocket: String
         public var maxConnections = 2_048
         public var idleTimeoutSeconds = 30.0
 
@@ -26,6 +29,7 @@ public final class QlumanServer: Sendable {
             self.root = root
             self.certificate = certificate
             self.key = key
+            adminSocket = root.path(QlumanDefaults.adminSocket)
         }
     }
 
@@ -34,6 +38,8 @@ public final class QlumanServer: Sendable {
     public var registry: Registry { source.registry }
     let log: EventLog
     private let control = NIOLockedValueBox<ControlServer?>(nil)
+    private let admin = NIOLockedValueBox<ControlServer?>(nil)
+    let agents = AgentHub()
     private let counters = NIOLockedValueBox(QlumandStatus())
 
     public init(settings: Settings, log: EventLog) throws(ServiceError) {
@@ -56,18 +62,36 @@ public final class QlumanServer: Sendable {
         options.maxConnections = settings.maxConnections
         options.idleTimeout = .milliseconds(Int64(settings.idleTimeoutSeconds * 1_000))
         let server: ControlServer
-        do {
+        let admin: ControlServer
+        try FileSystem.makeDirectories((settings.adminSocket as NSString).deletingLastPathComponent)
+        do throws(ControlFailure) {
             server = try ControlServer.start(host: settings.listenHost, port: settings.listenPort, options: options) {
-                [self] request, peer throws(ControlFailure) in try answer(request, peer)
+                [self] request, peer, loop in answer(request, peer, loop)
             }
-        } catch { throw ServiceError(.io, error.message) }
+            var adminOptions = ControlServer.Options()
+            adminOptions.idleTimeout = .seconds(3_600)
+            do {
+                admin = try ControlServer.start(unixSocket: settings.adminSocket, options: adminOptions) {
+                    [self] request, _, loop in administer(request, loop)
+                }
+            } catch {
+                server.stop()
+                throw error
+            }
+        } catch {
+            throw ServiceError(.io, error.message)
+        }
         control.withLockedValue { $0 = server }
+        self.admin.withLockedValue { $0 = admin }
         let nodes = (try? registry.nodes().count) ?? 0
-        log.info("qlumand listening on \(settings.listenHost):\(server.port) (TLS), registry \(registry.path) with \(nodes) nodes")
+        log.info(
+            "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), "
+                + "registry \(registry.path) with \(nodes) nodes")
     }
 
     public func stop() {
         control.withLockedValue { $0?.stop() }
+        admin.withLockedValue { $0?.stop() }
         log.info("qlumand stopped")
     }
 
@@ -85,37 +109,88 @@ public final class QlumanServer: Sendable {
 
     // MARK: - Operations
 
-    func answer(_ request: ControlRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
-        switch request.op {
-        case QlumanOperation.configure:
-            return try configure(try request.arguments(ConfigureRequest.self), peer)
-        case QlumanOperation.status:
-            return .json(canonicalJSON(status()))
-        default:
-            throw ControlFailure(.unknownOperation, "qlumand has no operation '\(request.op.prefix(64))'")
+    /// The TLS port: nodes (configure, the agent's operations) and counters.
+    func answer(_ request: ControlRequest, _ peer: ControlPeer, _ loop: EventLoop) -> EventLoopFuture<ControlReply> {
+        do throws(ControlFailure) {
+            switch request.op {
+            case QlumanOperation.configure:
+                return loop.makeSucceededFuture(try configure(try request.arguments(ConfigureRequest.self), peer))
+            case QlumanOperation.agentWait:
+                let wait = try request.arguments(AgentWaitRequest.self)
+                let node = try identify(wait.credentials.macs, wait.credentials.token, peer)
+                return agents.wait(node: node.name, report: wait.report, seconds: wait.seconds, loop: loop)
+            case QlumanOperation.agentOutput:
+                let output = try request.arguments(AgentOutput.self)
+                let node = try identify(output.credentials.macs, output.credentials.token, peer)
+                try agents.output(node: node.name, job: output.job, data: Array(output.data))
+                return loop.makeSucceededFuture(.json(Array("{}".utf8)))
+            case QlumanOperation.agentResult:
+                let result = try request.arguments(AgentResult.self)
+                let node = try identify(result.credentials.macs, result.credentials.token, peer)
+                try agents.result(node: node.name, job: result.job, status: result.status, outcome: result.outcome)
+                log.info("job \(result.job) on \(node.name): \(result.outcome)")
+                return loop.makeSucceededFuture(.json(Array("{}".utf8)))
+            case QlumanOperation.status:
+                return loop.makeSucceededFuture(.json(canonicalJSON(status())))
+            default:
+                throw ControlFailure(.unknownOperation, "qlumand has no operation '\(request.op.prefix(64))'")
+            }
+        } catch {
+            return loop.makeFailedFuture(error)
         }
     }
 
-    private func configure(_ request: ConfigureRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
-        let node: Node
+    /// The administration socket: remote commands, reconfiguration, the nodes' reports.
+    func administer(_ request: ControlRequest, _ loop: EventLoop) -> EventLoopFuture<ControlReply> {
+        do throws(ControlFailure) {
+            switch request.op {
+            case QlumanOperation.exec:
+                let exec = try request.arguments(ExecRequest.self)
+                let node: Node
+                do { node = try registry.node(exec.node) } catch { throw ControlFailure(.notFound, error.message) }
+                guard exec.kind == .configure || !exec.argv.isEmpty else { throw ControlFailure(.malformedRequest, "no command given") }
+                let job = try agents.submit(node: node.name, kind: exec.kind, argv: exec.argv, timeout: exec.timeoutSeconds)
+                log.info("job \(job) on \(node.name): " + (exec.kind == .configure ? "reconfigure" : "run \(exec.argv.joined(separator: " "))"))
+                return loop.makeSucceededFuture(.json(canonicalJSON(ExecStarted(job: job))))
+            case QlumanOperation.execPoll:
+                let poll = try request.arguments(ExecPollRequest.self)
+                return agents.poll(job: poll.job, offset: poll.offset, loop: loop)
+            case QlumanOperation.nodes:
+                return loop.makeSucceededFuture(.json(canonicalJSON(agents.monitor())))
+            case QlumanOperation.status:
+                return loop.makeSucceededFuture(.json(canonicalJSON(status())))
+            default:
+                throw ControlFailure(.unknownOperation, "qlumand has no administration operation '\(request.op.prefix(64))'")
+            }
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+    }
+
+    /// The registered node that `peer` is: by its address, one of its MACs, its token when it has one.
+    /// - Throws: `.refused` (counted by reason, logged without the token) or `.internalError`.
+    private func identify(_ reportedMACs: [String], _ token: String?, _ peer: ControlPeer) throws(ControlFailure) -> Node {
         do {
-            guard let found = try registry.node(ip: peer.host) else {
+            guard let node = try registry.node(ip: peer.host) else {
                 throw refuse("unknown-address", "no node is registered with address \(peer.host)", peer)
             }
-            node = found
-            let macs = Set(request.macs.compactMap { try? NodeFields.mac($0) })
+            let macs = Set(reportedMACs.compactMap { try? NodeFields.mac($0) })
             guard !macs.isDisjoint(with: node.macs) else {
                 throw refuse("mac-mismatch", "node \(node.name) (\(peer.host)) reported none of its registered MACs", peer)
             }
-            guard try registry.tokenMatches(node.name, token: request.token) else {
-                throw refuse(
-                    "token", "node \(node.name) (\(peer.host)) presented \(request.token == nil ? "no" : "a wrong") enrollment token", peer)
+            guard try registry.tokenMatches(node.name, token: token) else {
+                throw refuse("token", "node \(node.name) (\(peer.host)) presented \(token == nil ? "no" : "a wrong") enrollment token", peer)
             }
+            return node
         } catch let failure as ControlFailure {
             throw failure
         } catch {
             throw failed("registry: \(error)")
         }
+    }
+
+    private func configure(_ request: ConfigureRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
+        let node = try identify(request.macs, request.token, peer)
         do {
             let (options, trees) = try source.resolve(node)
             let payload = trees.flatMap(\.bytes)
@@ -133,7 +208,7 @@ public final class QlumanServer: Sendable {
 
     private func refuse(_ reason: String, _ message: String, _ peer: ControlPeer) -> ControlFailure {
         counters.withLockedValue { $0.refused[reason, default: 0] += 1 }
-        log.warning("refused configure from \(peer.address): \(message)")
+        log.warning("refused \(peer.address): \(message)")
         return ControlFailure(.refused, message)
     }
 

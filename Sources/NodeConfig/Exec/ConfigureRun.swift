@@ -165,4 +165,6 @@ public enum QlumanDefaults {
     public static let ca = "/etc/qlustar/ssl/ca.crt"
     /// A node's enrollment token, when it has one.
     public static let tokenFile = "/etc/qlustar/execd.token"
+    /// qlumand's administration socket on the head node (root only).
+    public static let adminSocket = "/run/qlustar/qlumand.sock"
 }

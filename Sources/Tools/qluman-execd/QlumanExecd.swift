@@ -12,10 +12,15 @@ struct QlumanExecd: ParsableCommand {
         commandName: "qluman-execd",
         abstract: "QluMan's agent on a node: writes the node's configuration from qlumand, runs its init.d scripts.",
         discussion: """
-            Run twice by /sbin/init.qlustar before systemd starts (boot step 5):
+            Run twice by /sbin/init.qlustar before systemd starts (boot step 5), then as a service:
 
               qluman-execd --configure --server 192.168.52.1     fetch this node's options, write them, exit
               qluman-execd --run-initd                           run /lib/qlustar/init.d/* in order, exit
+              qluman-execd --daemon --server 192.168.52.1        serve qlumand: remote commands, reconfigure,
+                                                                 monitoring reports (systemd: qluman-execd.service)
+
+            In daemon mode execd connects out to qlumand and opens no port: commands reach the node only
+            from the qlumand whose certificate the cluster CA signed ('qluman exec NODE -- CMD' on the head).
 
             --configure trusts only a qlumand certificate signed by the cluster CA (--ca). It writes
             /etc/hostname, option files in /etc/qlustar/options.d, the network configuration
@@ -32,6 +37,8 @@ struct QlumanExecd: ParsableCommand {
 
     @Flag(help: "Fetch this node's configuration from qlumand and write it (one-shot).") var configure = false
     @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd = false
+    @Flag(help: "Serve qlumand until stopped: run its commands, report load, memory, uptime and disk.") var daemon = false
+    @Option(help: "Daemon mode: seconds between monitoring reports.") var reportInterval = 30.0
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(help: "qlumand's address HOST[:PORT] (default: qluman.server= or ql.server= on the kernel command line).")
     var server: String?
@@ -45,16 +52,23 @@ struct QlumanExecd: ParsableCommand {
     @Flag(help: "Verbose log (as with the kernel parameter debug).") var debug = false
 
     func validate() throws {
-        guard configure || runInitd else { throw ValidationError("say what to do: --configure and/or --run-initd") }
+        guard configure || runInitd || daemon else { throw ValidationError("say what to do: --configure, --run-initd or --daemon") }
+        guard !daemon || !(configure || runInitd) else { throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)") }
+        guard reportInterval >= 1 else { throw ValidationError("--report-interval must be at least 1 s") }
         if let osFamily, OSFamily(rawValue: osFamily) == nil { throw ValidationError("--os-family must be debian or redhat") }
     }
 
     func run() throws {
         let root = Root(root)
         let log = EventLog(root: root, name: "qluman-execd", verbose: debug || Self.kernelParameter("debug") != nil)
+        if daemon {
+            var settings = ExecAgent.Settings(configure: try configureSettings(root: root))
+            settings.interval = reportInterval
+            ExecAgent(settings: settings, log: log).run()
+        }
         if configure {
             do {
-                let report = try configureNode(root: root, log: log)
+                let report = try ConfigureRun(settings: try configureSettings(root: root), log: log).run()
                 print("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))")
             } catch let error as ServiceError {
                 log.error("configure: \(error.message)")
@@ -69,7 +83,7 @@ struct QlumanExecd: ParsableCommand {
         }
     }
 
-    private func configureNode(root: Root, log: EventLog) throws -> ConfigureRun.Report {
+    private func configureSettings(root: Root) throws -> ConfigureRun.Settings {
         guard let address = server ?? Self.kernelParameter("qluman.server") ?? Self.kernelParameter("ql.server") else {
             throw ServiceError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
         }
@@ -86,7 +100,7 @@ struct QlumanExecd: ParsableCommand {
         settings.serverPort = port
         settings.serverTimeout = serverTimeout
         settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))
-        return try ConfigureRun(settings: settings, log: log).run()
+        return settings
     }
 
     static func exitCode(_ code: ServiceError.Code) -> Int32 {

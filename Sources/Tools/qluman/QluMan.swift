@@ -17,7 +17,10 @@ struct QluMan: ParsableCommand {
               qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
             """,
-        subcommands: [NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self, Provision.self]
+        subcommands: [
+            NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self, Provision.self, Exec.self,
+            Reconfigure.self, Nodes.self,
+        ]
     )
 }
 

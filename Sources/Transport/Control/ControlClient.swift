@@ -19,9 +19,26 @@ public final class ControlClient {
     ///   - maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
     ///   - tls: TLS with the cluster CA (nil: plain TCP).
     /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
-    public init(
+    public convenience init(
         host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0,
         tls: ControlTLS? = nil
+    ) throws(ControlFailure) {
+        try self.init(what: "the control port \(host):\(port)", timeout: timeout, maxBody: maxBody, maxData: maxData, tls: tls) {
+            $0.connect(host: host, port: port)
+        }
+    }
+
+    /// Connects to the Unix socket `path` (a daemon's local administration socket).
+    /// - Throws: `ControlFailure(.connection)` naming the socket and the reason.
+    public convenience init(unixSocket path: String, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody) throws(ControlFailure) {
+        try self.init(what: "the socket \(path)", timeout: timeout, maxBody: maxBody, maxData: 0, tls: nil) {
+            $0.connect(unixDomainSocketPath: path)
+        }
+    }
+
+    private init(
+        what: String, timeout: Double, maxBody: Int, maxData: Int, tls: ControlTLS?,
+        connect: (ClientBootstrap) -> EventLoopFuture<Channel>
     ) throws(ControlFailure) {
         self.maxBody = maxBody
         let group = MultiThreadedEventLoopGroup.singleton
@@ -41,9 +58,9 @@ public final class ControlClient {
                 }
             }
         do {
-            channel = try bootstrap.connect(host: host, port: port).wait()
+            channel = try connect(bootstrap).wait()
         } catch {
-            throw ControlFailure(.connection, "cannot reach the control port \(host):\(port): \(Self.reason(error))")
+            throw ControlFailure(.connection, "cannot reach \(what): \(Self.reason(error))")
         }
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -15,6 +18,9 @@ public final class ControlServer: Sendable {
     /// Answers one request from `peer` (its address, for logs and policy) with a reply that may
     /// carry file data. Runs on a network thread: keep it short.
     public typealias ReplyHandler = @Sendable (ControlRequest, ControlPeer) throws(ControlFailure) -> ControlReply
+    /// Answers later: the future completes (on any loop) with the reply or a `ControlFailure`.
+    /// For requests that wait for an event (a long poll) without holding a network thread.
+    public typealias AsyncReplyHandler = @Sendable (ControlRequest, ControlPeer, EventLoop) -> EventLoopFuture<ControlReply>
 
     public struct Options: Sendable {
         public var maxBody = ControlFrame.defaultMaxBody
@@ -55,15 +61,53 @@ public final class ControlServer: Sendable {
     public static func start(
         host: String, port: Int, options: Options = Options(), handler: @escaping Handler
     ) throws(ControlFailure) -> ControlServer {
-        try start(host: host, port: port, options: options) { request, _ throws(ControlFailure) in
+        try start(host: host, port: port, options: options, replyHandler: { request, _ throws(ControlFailure) in
             .json(try handler(request))
-        }
+        })
     }
 
     /// Listens on `host:port` with a handler that sees the peer and may answer with file data.
     /// - Throws: `ControlFailure(.connection)` when the address cannot be bound.
     public static func start(
         host: String, port: Int, options: Options = Options(), replyHandler handler: @escaping ReplyHandler
+    ) throws(ControlFailure) -> ControlServer {
+        try start(host: host, port: port, options: options, asyncHandler: synchronous(handler))
+    }
+
+    /// Listens on `host:port` with a handler that may answer later.
+    /// - Throws: `ControlFailure(.connection)` when the address cannot be bound.
+    public static func start(
+        host: String, port: Int, options: Options = Options(), asyncHandler handler: @escaping AsyncReplyHandler
+    ) throws(ControlFailure) -> ControlServer {
+        try bind("\(host):\(port)", options: options, handler: handler) { try $0.bind(host: host, port: port).wait() }
+    }
+
+    /// Listens on the Unix socket `path` (replacing a stale one), which gets mode 0600: only its
+    /// owner (root on a head node) can connect — the credential of the administrator's tools.
+    /// - Throws: `ControlFailure(.connection)` when the socket cannot be bound.
+    public static func start(
+        unixSocket path: String, options: Options = Options(), asyncHandler handler: @escaping AsyncReplyHandler
+    ) throws(ControlFailure) -> ControlServer {
+        let server = try bind(path, options: options, handler: handler) {
+            try $0.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+        }
+        guard chmod(path, 0o600) == 0 else {
+            server.stop()
+            throw ControlFailure(.connection, "cannot restrict \(path) to its owner")
+        }
+        return server
+    }
+
+    private static func synchronous(_ handler: @escaping ReplyHandler) -> AsyncReplyHandler {
+        { request, peer, loop in
+            do throws(ControlFailure) { return loop.makeSucceededFuture(try handler(request, peer)) } catch {
+                return loop.makeFailedFuture(error)
+            }
+        }
+    }
+
+    private static func bind(
+        _ what: String, options: Options, handler: @escaping AsyncReplyHandler, _ bind: (ServerBootstrap) throws -> Channel
     ) throws(ControlFailure) -> ControlServer {
         let state = NIOLockedValueBox(Counters())
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -81,10 +125,9 @@ public final class ControlServer: Sendable {
                 }
             }
         do {
-            let channel = try bootstrap.bind(host: host, port: port).wait()
-            return ControlServer(channel: channel, state: state)
+            return ControlServer(channel: try bind(bootstrap), state: state)
         } catch {
-            throw ControlFailure(.connection, "cannot listen on \(host):\(port): \(error)")
+            throw ControlFailure(.connection, "cannot listen on \(what): \(error)")
         }
     }
 
@@ -126,7 +169,7 @@ final class ControlServerHandler: ChannelInboundHandler {
     typealias InboundIn = ControlFrame
     typealias OutboundOut = IOData
 
-    private let handler: ControlServer.ReplyHandler
+    private let handler: ControlServer.AsyncReplyHandler
     private let state: NIOLockedValueBox<ControlServer.Counters>
     private let maxConnections: Int
     /// Under TLS file data cannot bypass user space: it is read into a buffer and encrypted.
@@ -134,7 +177,7 @@ final class ControlServerHandler: ChannelInboundHandler {
     private var counted = false
 
     init(
-        handler: @escaping ControlServer.ReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>,
+        handler: @escaping ControlServer.AsyncReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>,
         maxConnections: Int, tls: Bool
     ) {
         self.handler = handler
@@ -173,27 +216,39 @@ final class ControlServerHandler: ChannelInboundHandler {
         guard frame.kind == .request else {
             return fail(context, ControlFailure(.malformedRequest, "expected a request frame"), id: frame.requestID)
         }
-        do throws(ControlFailure) {
-            let request = try ControlRequest.decode(frame.body)
-            let remote = context.channel.remoteAddress
-            let peer = ControlPeer(
-                address: remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "", host: remote?.ipAddress ?? "")
-            switch try handler(request, peer) {
-            case .json(let result):
-                write(context, ControlFrame(kind: .response, requestID: frame.requestID, body: result))
-            case .file(let json, let descriptor, let offset, let count):
-                try writeFile(context, id: frame.requestID, json: json, descriptor: descriptor, offset: offset, count: count)
-            case .bytes(let json, let payload):
-                guard context.channel.isWritable else {
-                    throw ControlFailure(.busy, "earlier answers on this connection are still unread; read them first")
+        let request: ControlRequest
+        do throws(ControlFailure) { request = try ControlRequest.decode(frame.body) } catch {
+            return fail(context, error, id: frame.requestID)
+        }
+        let remote = context.channel.remoteAddress
+        let peer = ControlPeer(
+            address: remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "", host: remote?.ipAddress ?? "")
+        let id = frame.requestID
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        handler(request, peer, context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
+            let (me, context) = bound.value
+            do throws(ControlFailure) {
+                switch result {
+                case .success(.json(let body)):
+                    me.write(context, ControlFrame(kind: .response, requestID: id, body: body))
+                case .success(.file(let json, let descriptor, let offset, let count)):
+                    try me.writeFile(context, id: id, json: json, descriptor: descriptor, offset: offset, count: count)
+                case .success(.bytes(let json, let payload)):
+                    guard context.channel.isWritable else {
+                        throw ControlFailure(.busy, "earlier answers on this connection are still unread; read them first")
+                    }
+                    var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + payload.count)
+                    me.writeDataHeader(&buffer, id: id, json: json, count: payload.count)
+                    buffer.writeBytes(payload)
+                    context.writeAndFlush(me.wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+                case .failure(let failure as ControlFailure):
+                    throw failure
+                case .failure(let error):
+                    throw ControlFailure(.internalError, "\(error)")
                 }
-                var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + payload.count)
-                writeDataHeader(&buffer, id: frame.requestID, json: json, count: payload.count)
-                buffer.writeBytes(payload)
-                context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
+            } catch {
+                me.fail(context, error, id: id)
             }
-        } catch {
-            fail(context, error, id: frame.requestID)
         }
     }
 
