@@ -178,8 +178,9 @@ let package = Package(
         .executableTarget(
             name: "ql-bench",
             dependencies: [
-                "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport",
+                "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport", "NodeConfig", "NodeRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Benchmarks/ql-bench"
         ),

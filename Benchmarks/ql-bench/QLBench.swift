@@ -5,6 +5,9 @@ struct QLBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-bench",
         abstract: "Benchmarks of the ql-mcast engine against reference implementations and peers.",
-        subcommands: [FECBenchmark.self, TransferBenchmark.self, ImageBenchmark.self, ImageBuildBenchmark.self, ProbeSend.self, ProbeReceive.self]
+        subcommands: [
+            FECBenchmark.self, TransferBenchmark.self, ImageBenchmark.self, ImageBuildBenchmark.self, ConfigureBenchmark.self,
+            ConfigureWorker.self, ProbeSend.self, ProbeReceive.self,
+        ]
     )
 }

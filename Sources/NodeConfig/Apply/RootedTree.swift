@@ -16,6 +16,9 @@ final class RootedTree {
     private let rootFD: Int32
     /// Owners can be set only as root; otherwise they are left and reported once.
     private let canChown = geteuid() == 0
+    /// Directories already resolved (a plan writes many files into few directories). An entry
+    /// placed at a path (a link or a directory that replaced a link) drops what lies below it.
+    private var directories: [String: Int32] = [:]
 
     init(root: String) throws(ServiceError) {
         try FileSystem.makeDirectories(root)
@@ -24,10 +27,29 @@ final class RootedTree {
         guard rootFD >= 0 else { throw FileSystem.error("cannot open", root) }
     }
 
-    deinit { close(rootFD) }
+    deinit {
+        directories.values.forEach { close($0) }
+        close(rootFD)
+    }
 
-    /// A descriptor (QLSYS_O_PATH) of the directory `path`, creating missing components with mode 0755, owned by root.
+    /// A descriptor (O_PATH, owned by the cache) of the directory `path`, creating missing
+    /// components with mode 0755, owned by root.
     func directory(_ path: String) throws(ServiceError) -> Int32 {
+        if let fd = directories[path] { return fd }
+        let fd = try resolve(path)
+        directories[path] = fd
+        return fd
+    }
+
+    /// Forgets resolved directories at and below `path` (something new was placed there).
+    private func invalidate(_ path: String) {
+        for (key, fd) in directories where key == path || key.hasPrefix(path + "/") {
+            close(fd)
+            directories[key] = nil
+        }
+    }
+
+    private func resolve(_ path: String) throws(ServiceError) -> Int32 {
         var current = "/"
         var fd = try openInRoot(current)
         for part in path.split(separator: "/") {
@@ -63,7 +85,6 @@ final class RootedTree {
     /// Writes `bytes` to `path` atomically with the given owner and mode.
     func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
         let (dir, name) = try parent(path)
-        defer { close(dir) }
         let temporary = ".\(name).qluman.\(getpid())"
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot create", path) }
@@ -96,7 +117,7 @@ final class RootedTree {
     func makeDirectory(_ path: String, mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
         if path == "/" { return true }
         let (dir, name) = try parent(path)
-        defer { close(dir) }
+        invalidate(path)
         if mkdirat(dir, name, 0o700) != 0 {
             guard errno == EEXIST else { throw failure("cannot create directory", path) }
             var st = stat()
@@ -116,7 +137,7 @@ final class RootedTree {
     /// Creates or replaces the symbolic link `path` → `target` (the link itself, never what it points to).
     func makeSymlink(_ path: String, target: String, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
         let (dir, name) = try parent(path)
-        defer { close(dir) }
+        invalidate(path)
         let temporary = ".\(name).qluman.\(getpid())"
         unlinkat(dir, temporary, 0)
         guard symlinkat(target, dir, temporary) == 0 else { throw failure("cannot create the link", path) }

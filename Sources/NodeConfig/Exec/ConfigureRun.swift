@@ -23,6 +23,8 @@ public struct ConfigureRun {
         public var serverTimeout = 30.0
         /// OS family; nil: detected from the root's os-release.
         public var osFamily: OSFamily?
+        /// The local address to connect from (nil: routing picks); qlumand knows a node by it.
+        public var sourceAddress: String?
 
         public init(root: Root, serverHost: String, ca: String, macs: [String], token: String?) {
             self.root = root
@@ -124,7 +126,8 @@ public struct ConfigureRun {
         while true {
             do throws(ControlFailure) {
                 let client = try ControlClient(
-                    host: settings.serverHost, port: settings.serverPort, timeout: 5, maxData: RootFSArchive.maxUnpackedSize, tls: tls)
+                    host: settings.serverHost, port: settings.serverPort, timeout: 5, maxData: RootFSArchive.maxUnpackedSize, tls: tls,
+                    source: settings.sourceAddress)
                 defer { client.close() }
                 let (json, payload) = try client.fetch(body, timeout: 60)
                 do { return (try JSONDecoder().decode(ConfigureReply.self, from: Data(json)), payload) } catch {

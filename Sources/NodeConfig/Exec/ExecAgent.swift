@@ -39,7 +39,9 @@ public final class ExecAgent {
         while true {
             do throws(ControlFailure) {
                 let tls = try ControlTLS.client(ca: settings.configure.ca, host: settings.configure.serverHost)
-                let client = try ControlClient(host: settings.configure.serverHost, port: settings.configure.serverPort, timeout: 5, tls: tls)
+                let client = try ControlClient(
+                    host: settings.configure.serverHost, port: settings.configure.serverPort, timeout: 5, tls: tls,
+                    source: settings.configure.sourceAddress)
                 log.info("connected to qlumand \(settings.configure.serverHost):\(settings.configure.serverPort); reporting every \(Int(settings.interval)) s")
                 backoff = 1
                 lastFailure = ""

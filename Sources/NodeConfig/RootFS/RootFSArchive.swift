@@ -13,14 +13,13 @@ public struct RootFSArchive: Sendable, Equatable {
 
     public let name: String
     public let bytes: [UInt8]
+    /// The archive's SHA-256 (hex), computed once.
+    public let sha256: String
 
     public init(name: String, bytes: [UInt8]) {
         self.name = name
         self.bytes = bytes
-    }
-
-    public var sha256: String {
-        bytes.withUnsafeBytes { SHA256.hash($0) }.description
+        sha256 = bytes.withUnsafeBytes { SHA256.hash($0) }.description
     }
 
     public var reference: NodeOptions.RootFSReference { .init(name: name, size: bytes.count, sha256: sha256) }

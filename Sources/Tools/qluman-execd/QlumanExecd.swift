@@ -47,6 +47,7 @@ struct QlumanExecd: ParsableCommand {
     var tokenFile: String?
     @Option(help: "This node's MAC address (repeatable; default: every NIC in /sys/class/net).") var mac: [String] = []
     @Option(help: "debian or redhat (default: from <root>/etc/os-release).") var osFamily: String?
+    @Option(help: "Connect from this local address (the node's registered one, on a multi-homed node).") var source: String?
     @Option(help: "Seconds to keep trying to reach qlumand.") var serverTimeout = 30.0
     @Option(help: "Seconds an init.d script may run before it is killed.") var scriptTimeout = 600.0
     @Flag(help: "Verbose log (as with the kernel parameter debug).") var debug = false
@@ -100,6 +101,7 @@ struct QlumanExecd: ParsableCommand {
         settings.serverPort = port
         settings.serverTimeout = serverTimeout
         settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))
+        settings.sourceAddress = source
         return settings
     }
 

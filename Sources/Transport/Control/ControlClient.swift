@@ -19,12 +19,19 @@ public final class ControlClient {
     ///   - maxData: The largest data-frame payload accepted (see `fetch`); 0 refuses them.
     ///   - tls: TLS with the cluster CA (nil: plain TCP).
     /// - Throws: `ControlFailure(.connection)` naming the address and the reason.
+    ///   - source: The local address to connect from (a multi-homed node's boot NIC); nil: routing picks.
     public convenience init(
         host: String, port: Int, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody, maxData: Int = 0,
-        tls: ControlTLS? = nil
+        tls: ControlTLS? = nil, source: String? = nil
     ) throws(ControlFailure) {
+        var local: SocketAddress?
+        if let source {
+            do { local = try SocketAddress(ipAddress: source, port: 0) } catch {
+                throw ControlFailure(.connection, "\(source) is not an address to connect from")
+            }
+        }
         try self.init(what: "the control port \(host):\(port)", timeout: timeout, maxBody: maxBody, maxData: maxData, tls: tls) {
-            $0.connect(host: host, port: port)
+            bootstrap in (local.map { bootstrap.bind(to: $0) } ?? bootstrap).connect(host: host, port: port)
         }
     }
 
