@@ -205,7 +205,7 @@ let package = Package(
         .testTarget(
             name: "NodeConfigTests",
             dependencies: [
-                "NodeConfig", "NodeRegistry", "QlumanServer", "ImageService", "ImageTools", "Transport", "LabSupport",
+                "NodeConfig", "NodeRegistry", "QlumanServer", "Provisioning", "ImageService", "ImageTools", "Transport", "LabSupport",
                 "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/NodeConfigTests"

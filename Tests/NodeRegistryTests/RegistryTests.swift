@@ -80,7 +80,9 @@ final class RegistryTests: XCTestCase {
         let again = try Registry(root: root)
         XCTAssertEqual(try again.node("beo-01").ip, "10.1.0.11")
         let migrations = try Lab.run("/usr/bin/python3", ["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select identifier from grdb_migrations').fetchall())", again.path])
-        XCTAssertEqual(migrations, "[('1 nodes, MACs, groups',), ('2 boot configurations',)]\n")
+        XCTAssertEqual(
+            migrations,
+            "[('1 nodes, MACs, groups',), ('2 boot configurations',), ('3 config classes, assignments, tokens, configure reports',)]\n")
     }
 
     /// Two administrators at once: two qluman processes adding nodes concurrently, and both

@@ -5,7 +5,8 @@ import Foundation
 
 /// The union root of step 4 of the boot: under `DIR/union`, `image` (the squashfs image,
 /// unpacked or mounted), `rw` (runtime changes: a tmpfs when mounting) and `chroot` (reserved,
-/// empty, for an optional chroot added later).
+/// empty, for an optional chroot added later); when mounting, `root` is the union of the three
+/// (overlayfs: chroot over image read-only, changes in rw) that the node switches to.
 ///
 /// Without `mount`, the image is unpacked with `unsquashfs` into a fresh directory that replaces
 /// the old one only when complete, and `rw` is a plain directory: no privileges needed, which is
@@ -24,6 +25,8 @@ public struct UnionLayout: Sendable {
     public var image: String { union + "/image" }
     public var readWrite: String { union + "/rw" }
     public var chroot: String { union + "/chroot" }
+    /// The merged root (mounted only with `mount`).
+    public var root: String { union + "/root" }
 
     /// Lays out the union for the verified image file `imageFile`.
     /// - Throws: `.union` naming the step and the tool's own message.
@@ -40,6 +43,15 @@ public struct UnionLayout: Sendable {
             try FileSystem.makeDirectories(image)
             try run("/bin/mount", ["-t", "squashfs", "-o", "loop,ro", imageFile, image], step: "mount the image")
             try run("/bin/mount", ["-t", "tmpfs", "-o", "mode=0755", "tmpfs", readWrite], step: "mount the tmpfs")
+            do {
+                for dir in [readWrite + "/upper", readWrite + "/work", root] { try FileSystem.makeDirectories(dir) }
+            } catch {
+                throw ServiceError(.union, error.message)
+            }
+            try run(
+                "/bin/mount",
+                ["-t", "overlay", "-o", "lowerdir=\(chroot):\(image),upperdir=\(readWrite)/upper,workdir=\(readWrite)/work", "overlay", root],
+                step: "mount the union root")
         } else {
             let fresh = union + "/.image.new"
             try? FileManager.default.removeItem(atPath: fresh)
@@ -48,7 +60,7 @@ public struct UnionLayout: Sendable {
             try? FileManager.default.removeItem(atPath: image)
             do { try FileSystem.rename(fresh, to: image) } catch { throw ServiceError(.union, error.message) }
         }
-        log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved)")
+        log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved\(mount ? "; merged in \(root)" : ""))")
     }
 
     static var unsquashfs: String { Subprocess.locate(["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"]) }

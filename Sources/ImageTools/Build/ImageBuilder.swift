@@ -101,6 +101,8 @@ public final class ImageBuilder {
         let doc = stage + "/usr/share/doc/qlustar-image"
         try FileSystem.makeDirectories(doc)
         for module in layers { try Changelogs.write(into: doc, module: module, steps: try steps(module)) }
+        try FileSystem.makeDirectories(stage + "/sbin")
+        try FileSystem.writeAtomically(stage + InitQlustarScript.path, Array(InitQlustarScript.text.utf8), mode: 0o755)
 
         var squashfs = SquashfsBuilder()
         squashfs.time = time
@@ -176,7 +178,7 @@ public final class ImageBuilder {
         for dir in [ImageDefinition.commonCopy(root), ImageDefinition.directory(root, image) + "/copy"] {
             text += "copy \(dir) " + sha(try TreeListing(of: dir).text) + "\n"
         }
-        text += "root \(rootHash ?? "-")\ninitrd \(initrdInputs)\n"
+        text += "root \(rootHash ?? "-")\ninitrd \(initrdInputs)\ninit.qlustar " + sha(InitQlustarScript.text) + "\n"
         if let kernel = definition.kernel { text += "kernel \(kernel) " + (try hash(kernel)) + "\n" }
         return sha(text)
     }

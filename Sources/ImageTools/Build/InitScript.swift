@@ -1,37 +1,111 @@
 import ImageService
 
-/// The initrd's `/init` (boot step 4): mounts the kernel file systems, reads the image server and
-/// image from the kernel command line (`ql.server=HOST[:PORT] ql.image=NAME`), fetches the image
-/// with ql-mcast-client into the union root, and drops to a shell with the reason on failure.
-/// Bringing up the boot NIC and switching to `/sbin/init.qlustar` belong to the provisioning
-/// issue (#6), which extends this script.
-enum InitScript {
-    static func text(_ image: ImageName) -> String {
-        """
+/// The initrd's `/init` (boot step 4): brings up the boot NIC (the one pxelinux booted from,
+/// `BOOTIF=`; DHCP with busybox `udhcpc`, or `ip=ADDR::GW:MASK` from the kernel command line),
+/// reads the image server and image (`ql.server=HOST[:PORT] ql.image=NAME`), runs
+/// `ql-mcast-client --union` (multicast with unicast fallback, SHA-256 verified, the union root
+/// mounted: image read-only, tmpfs for changes, the reserved chroot component), and switches
+/// to `/sbin/init.qlustar` in the union. A failed fetch is retried (`ql.retries=N`, default 3,
+/// each waiting up to `ql.server-timeout=S` seconds, default 60, for the server); then the node
+/// drops to a shell with the reason on the console.
+///
+/// Testable outside a boot: every command is found through `PATH`, every path hangs below
+/// `$QL_ROOT` (empty at boot), `$QL_CMDLINE` replaces `/proc/cmdline` and `$QL_SHELL` the
+/// rescue shell, so a test runs it under a root prefix with stand-ins for `switch_root`.
+public enum InitScript {
+    public static func text(_ image: ImageName) -> String {
+        #"""
         #!/bin/sh
-        # Qlustar initrd /init for image '\(image)' (written by qlustar-image).
-        mount -t proc proc /proc
-        mount -t sysfs sysfs /sys
-        mkdir -p /var/log/qlustar
-        server=""
-        image="\(image)"
-        for word in $(cat /proc/cmdline); do
+        # Qlustar initrd /init for image '\#(image)' (written by qlustar-image; boot step 4).
+        R="${QL_ROOT:-}"
+        PATH="${PATH:-/sbin:/bin:/usr/sbin:/usr/bin}"
+        export PATH
+        LOG="$R/var/log/qlustar/init.log"
+        mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/run/qlustar" "$R/tmp" "$R/var/log/qlustar" "$R/etc/qlustar"
+        say() {
+            echo "init: $*" >> "$LOG"
+            echo "init: $*" >> "${QL_CONSOLE:-/dev/console}" 2>/dev/null || echo "init: $*" >&2
+        }
+        rescue() {
+            say "$*"
+            say "dropping to a shell (log: /var/log/qlustar/init.log)"
+            exec ${QL_SHELL:-sh}
+        }
+        [ -n "$QL_CMDLINE" ] || {
+            mount -t proc proc "$R/proc"
+            mount -t sysfs sysfs "$R/sys"
+            mount -t devtmpfs devtmpfs "$R/dev" 2>/dev/null
+        }
+        cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"
+        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"
+        for word in $cmdline; do
             case "$word" in
                 ql.server=*) server="${word#ql.server=}" ;;
                 ql.image=*) image="${word#ql.image=}" ;;
+                ql.retries=*) retries="${word#ql.retries=}" ;;
+                ql.server-timeout=*) wait="${word#ql.server-timeout=}" ;;
+                BOOTIF=*) bootif="$(echo "${word#BOOTIF=}" | cut -c4- | tr '-' ':' | tr 'A-F' 'a-f')" ;;
+                ip=*) ipconf="${word#ip=}" ;;
+                debug) set -x ;;
             esac
         done
-        if [ -z "$server" ]; then
-            echo "init: no ql.server= on the kernel command line; cannot fetch the node image" >/dev/console
-            exec /bin/sh
-        fi
-        if ! /bin/ql-mcast-client --server "$server" --image "$image" --output /tmp/"$image".img --union / --mount --root /; then
-            echo "init: fetching image '$image' from $server failed (see /var/log/qlustar/ql-mcast-client.log)" >/dev/console
-            exec /bin/sh
-        fi
-        echo "init: image '$image' verified and mounted in /union" >/dev/console
-        exec /bin/sh
+        say "image '$image' from '${server:-?}', boot NIC ${bootif:-first}, network $ipconf"
+        [ -n "$server" ] || rescue "no ql.server= on the kernel command line: cannot fetch the node image"
 
-        """
+        # The boot NIC: the one whose MAC pxelinux passed (BOOTIF), else the first that is not lo.
+        nic=""
+        sysfs="$R/sys"
+        [ -d "$sysfs/class/net" ] || sysfs=/sys
+        for dev in "$sysfs"/class/net/*; do
+            name="${dev##*/}"
+            [ "$name" = lo ] && continue
+            if [ -z "$bootif" ] || [ "$(cat "$dev/address" 2>/dev/null)" = "$bootif" ]; then nic="$name"; break; fi
+        done
+        [ -n "$nic" ] || rescue "no network interface${bootif:+ with MAC $bootif}"
+        ip link set dev "$nic" up || rescue "cannot bring up $nic"
+        case "$ipconf" in
+            dhcp|"")
+                # busybox udhcpc calls this script with the lease in its environment.
+                cat > "$R/run/qlustar/udhcpc.script" <<'SCRIPT'
+        #!/bin/sh
+        case "$1" in
+            bound|renew)
+                ip addr flush dev "$interface"
+                ip addr add "$ip/${mask:-24}" dev "$interface"
+                [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+                echo "$ip" > "$QL_LEASE" ;;
+        esac
+        exit 0
+        SCRIPT
+                chmod 0755 "$R/run/qlustar/udhcpc.script"
+                QL_LEASE="$R/run/qlustar/address" udhcpc -i "$nic" -n -q -t 5 -T 2 -s "$R/run/qlustar/udhcpc.script" >> "$LOG" 2>&1 \
+                    || rescue "no DHCP answer on $nic (is this node registered? qluman node add … --mac $bootif)"
+                say "$nic: $(cat "$R/run/qlustar/address") by DHCP" ;;
+            *)
+                # ip=ADDRESS::GATEWAY:NETMASK (the kernel's format; the rest ignored)
+                address="$(echo "$ipconf" | cut -d: -f1)"; gateway="$(echo "$ipconf" | cut -d: -f3)"; mask="$(echo "$ipconf" | cut -d: -f4)"
+                ip addr add "$address/${mask:-24}" dev "$nic" || rescue "cannot set $address on $nic"
+                [ -n "$gateway" ] && ip route replace default via "$gateway" dev "$nic"
+                say "$nic: $address (ip= on the kernel command line)" ;;
+        esac
+
+        ca=""
+        [ -f "$R/etc/qlustar/ssl/ca.crt" ] && ca="--ca $R/etc/qlustar/ssl/ca.crt"
+        attempt=1
+        while :; do
+            ql-mcast-client --server "$server" --image "$image" --output "$R/run/qlustar/$image.img" --union "$R" --mount \
+                --root "$R" --server-timeout "$wait" $ca >> "$LOG" 2>&1 && break
+            status=$?
+            [ "$attempt" -ge "$retries" ] && rescue "fetching image '$image' from $server failed $attempt times (last exit status $status; see /var/log/qlustar/ql-mcast-client.log)"
+            say "fetching image '$image' failed (exit status $status); retry $attempt of $retries in $((attempt * 2)) s"
+            sleep $((attempt * 2))
+            attempt=$((attempt + 1))
+        done
+        say "image '$image' verified; union root in /union (image, rw, chroot)"
+        mkdir -p "$R/union/root/var/log/qlustar" && cp "$LOG" "$R/union/root/var/log/qlustar/init.log"
+        [ -x "$R/union/root/sbin/init.qlustar" ] || rescue "the image has no /sbin/init.qlustar"
+        exec switch_root "$R/union/root" /sbin/init.qlustar
+
+        """#
     }
 }

@@ -85,7 +85,9 @@ struct QlumanExecd: ParsableCommand {
     }
 
     private func configureSettings(root: Root) throws -> ConfigureRun.Settings {
-        guard let address = server ?? Self.kernelParameter("qluman.server") ?? Self.kernelParameter("ql.server") else {
+        // ql.server= names ql-mcastd (HOST[:PORT]): qlumand runs on the same head node, on its own port.
+        let imageServer = Self.kernelParameter("ql.server").map { String($0.split(separator: ":").first ?? "") }
+        guard let address = server ?? Self.kernelParameter("qluman.server") ?? imageServer, !address.isEmpty else {
             throw ServiceError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
         }
         let (host, port) = try DaemonConfiguration.hostPort(address, defaultPort: QlumanDefaults.port)

@@ -72,7 +72,7 @@ final class ToolCLITests: XCTestCase {
     }
 
     /// `--union DIR --mount` as the initrd runs it (root): the image loop-mounted read-only, a
-    /// tmpfs for changes, the chroot reserved. Unicast from a daemon on 127.0.0.1, so it runs
+    /// tmpfs for changes, the chroot reserved, and their union mounted where the node switches to. Unicast from a daemon on 127.0.0.1, so it runs
     /// in this host's mount namespace and the test can look at and remove the mounts.
     func testUnionWithMountLoopMountsTheImageAndATmpfs() throws {
         try Requirements.root("mounting the image needs root")
@@ -84,6 +84,7 @@ final class ToolCLITests: XCTestCase {
         try Lab.run("/usr/bin/mksquashfs", [dir + "/tree", images + "/compute.img", "-noappend", "-quiet"])
         let union = dir + "/node/union"
         defer {
+            _ = try? Lab.run("/bin/umount", [union + "/root"])
             _ = try? Lab.run("/bin/umount", [union + "/image"])
             _ = try? Lab.run("/bin/umount", [union + "/rw"])
             try? FileManager.default.removeItem(atPath: dir)
@@ -109,5 +110,11 @@ final class ToolCLITests: XCTestCase {
         XCTAssertTrue(mounts.contains(" \(union)/rw tmpfs rw"), mounts)
         XCTAssertEqual(try String(contentsOfFile: union + "/image/etc/motd", encoding: .utf8), "mounted\n")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: union + "/chroot"), [])
+        // The merged root: the image's files, changes going to the tmpfs, the image untouched.
+        XCTAssertTrue(mounts.contains(" \(union)/root overlay rw"), mounts)
+        XCTAssertEqual(try String(contentsOfFile: union + "/root/etc/motd", encoding: .utf8), "mounted\n")
+        try "changed\n".write(toFile: union + "/root/etc/motd", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try String(contentsOfFile: union + "/rw/upper/etc/motd", encoding: .utf8), "changed\n")
+        XCTAssertEqual(try String(contentsOfFile: union + "/image/etc/motd", encoding: .utf8), "mounted\n")
     }
 }

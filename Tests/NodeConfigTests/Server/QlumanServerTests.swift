@@ -1,0 +1,84 @@
+import Foundation
+import ImageService
+import LabSupport
+import LabTestSupport
+import NodeConfig
+import QlumanServer
+import Transport
+import XCTest
+
+/// qlumand in process on loopback, with a real cluster CA: what a stranger or a broken client
+/// sends is answered with an error and counted; the server keeps serving.
+final class QlumanServerTests: XCTestCase {
+    private var fixture: ConfigFixture?
+    private var server: QlumanServer?
+
+    override func tearDown() {
+        server?.stop()
+        server = nil
+        fixture = nil
+    }
+
+    private func start() throws -> (QlumanServer, ConfigFixture, ControlTLS) {
+        let f = try ConfigFixture()
+        fixture = f
+        let ssl = f.dir + "/ssl"
+        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ssl, "qlumand", "127.0.0.1"])
+        var settings = QlumanServer.Settings(root: f.root, certificate: ssl + "/qlumand.crt", key: ssl + "/qlumand.key")
+        settings.listenHost = "127.0.0.1"
+        settings.listenPort = 0
+        let s = try QlumanServer(settings: settings, log: EventLog(root: f.root, name: "qlumand", echo: false))
+        try s.start()
+        server = s
+        return (s, f, try ControlTLS.client(ca: ssl + "/ca.crt", host: "127.0.0.1"))
+    }
+
+    private func failure(_ body: () throws -> Void) -> ControlFailure? {
+        do { try body() } catch let f as ControlFailure { return f } catch { XCTFail("\(error)") }
+        return nil
+    }
+
+    func testStrangersAndMalformedRequestsAreRefusedAndCounted() throws {
+        let (s, f, tls) = try start()
+        let client = try ControlClient(host: "127.0.0.1", port: s.port, maxData: 1 << 20, tls: tls)
+        let request = ConfigureRequest(macs: ["52:54:00:00:00:01"], token: nil, osFamily: .debian, hostname: "x")
+        // No node can have a loopback address: a stranger.
+        let stranger = failure { _ = try client.fetch(try ControlRequest(op: QlumanOperation.configure, arguments: request)) }
+        XCTAssertEqual(stranger?.code, .refused)
+        XCTAssertEqual(stranger?.message, "no node is registered with address 127.0.0.1")
+        // Wrong types, unknown operations, garbage: errors, and the connection stays usable.
+        let cases: [(String, String, ControlFailure.Code)] = [
+            (QlumanOperation.configure, #"{"macs":5,"osFamily":"debian"}"#, .malformedRequest),
+            (QlumanOperation.configure, #"{"macs":[],"osFamily":"windows"}"#, .malformedRequest),
+            (QlumanOperation.agentWait, #"{"credentials":{"macs":[]},"report":{},"seconds":1}"#, .malformedRequest),
+            (QlumanOperation.agentOutput, #"{"credentials":{"macs":["52:54:00:00:00:01"]},"job":1,"data":"aGk="}"#, .refused),
+            ("drop-tables", "{}", .unknownOperation),
+            (QlumanOperation.exec, #"{"node":"beo-01","kind":"run","argv":["id"],"timeoutSeconds":5}"#, .unknownOperation),
+        ]
+        for (op, json, code) in cases {
+            let got = failure { _ = try client.call(ControlRequest(op: op, args: Array(json.utf8))) }
+            XCTAssertEqual(got?.code, code, "\(op) \(json): \(got.map { "\($0)" } ?? "accepted")")
+        }
+        // Plain text on the TLS port.
+        _ = try? RawTCP.exchange(port: s.port, send: Array("GET / HTTP/1.0\r\n\r\n".utf8), wait: 1)
+        let status = try client.call(QlumanOperation.status, [String: String](), as: QlumandStatus.self)
+        XCTAssertEqual(status.refused, ["unknown-address": 2])
+        XCTAssertEqual(status.configured, 0)
+        XCTAssertGreaterThanOrEqual(status.tlsErrors, 1)
+        // Exec is only on the administration socket, which only its owner can open.
+        let admin = try ControlClient(unixSocket: s.settings.adminSocket)
+        XCTAssertEqual(try Lab.run("/usr/bin/stat", ["-c", "%a", s.settings.adminSocket]), "600\n")
+        let unknown = failure {
+            _ = try admin.call(QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5), as: ExecStarted.self)
+        }
+        XCTAssertEqual(unknown?.message, "no node 'beo-01' is registered")
+        _ = try f.registry.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
+        let offline = failure {
+            _ = try admin.call(QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5), as: ExecStarted.self)
+        }
+        XCTAssertEqual(offline?.message, "node beo-01's qluman-execd is not connected (is it running in daemon mode?)")
+        let noJob = failure { _ = try admin.call(QlumanOperation.execPoll, ExecPollRequest(job: 42, offset: 0), as: ExecPollReply.self) }
+        XCTAssertEqual(noJob?.code, .notFound)
+        XCTAssertEqual(try admin.call(QlumanOperation.nodes, [String: String](), as: [NodeMonitor].self).count, 0)
+    }
+}
