@@ -207,21 +207,27 @@ extension Registry {
 
     // MARK: - Configure reports
 
-    /// Records that `node` configured itself (its OS family is what `qluman preview` renders for).
-    public func recordConfigure(_ name: String, osFamily: OSFamily) throws(ServiceError) {
+    /// Records that `node` configured itself, with what it reported of its image (what
+    /// `qluman preview` renders for).
+    public func recordConfigure(_ name: String, facts: NodeFacts) throws(ServiceError) {
         let now = ISO8601DateFormatter().string(from: Date())
         try write { db throws(ServiceError) in
             try self.execute(
-                db, "INSERT OR REPLACE INTO node_report (node, os_family, configured_at) VALUES (?, ?, ?)",
-                [name, osFamily.rawValue, now])
+                db, "INSERT OR REPLACE INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?)",
+                [name, facts.osFamily.rawValue, facts.timeDaemon.rawValue, now])
         }
     }
 
-    /// The OS family `node` reported at its last configure, if it has.
-    public func lastOSFamily(_ name: String) throws(ServiceError) -> OSFamily? {
-        let value = try read { db throws(ServiceError) in
-            try self.fetchString(db, "SELECT os_family FROM node_report WHERE node = ?", [name.lowercased()])
+    /// What `node` reported of its image at its last configure, if it has.
+    public func lastFacts(_ name: String) throws(ServiceError) -> NodeFacts? {
+        try read { db throws(ServiceError) in
+            do {
+                guard let row = try Row.fetchOne(db, sql: "SELECT os_family, time_daemon FROM node_report WHERE node = ?", arguments: [name.lowercased()]),
+                    let family = OSFamily(rawValue: row["os_family"])
+                else { return nil }
+                let daemon = (row["time_daemon"] as String?).flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
+                return NodeFacts(osFamily: family, timeDaemon: daemon)
+            } catch { throw ServiceError(.io, "node registry: \(error)") }
         }
-        return value.flatMap(OSFamily.init(rawValue:))
     }
 }

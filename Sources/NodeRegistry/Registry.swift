@@ -86,6 +86,9 @@ public final class Registry: Sendable {
                     );
                     """)
         }
+        m.registerMigration("4 time daemon in configure reports") { db in
+            try db.execute(sql: "ALTER TABLE node_report ADD COLUMN time_daemon TEXT")
+        }
         return m
     }
 

@@ -27,10 +27,10 @@ public final class NodeConfigSource: Sendable {
         return (options, trees)
     }
 
-    /// The plan `node` gets on an OS of `family`: exactly what its execd writes.
-    public func plan(_ node: Node, family: OSFamily) throws(ServiceError) -> FilePlan {
+    /// The plan `node` gets on an image with `facts`: exactly what its execd writes.
+    public func plan(_ node: Node, facts: NodeFacts) throws(ServiceError) -> FilePlan {
         let (options, trees) = try resolve(node)
-        return try NodeRenderer.plan(options, family: family, trees: trees)
+        return try NodeRenderer.plan(options, facts: facts, trees: trees)
     }
 
     var archivesBuilt: UInt64 { rootFS.archivesBuilt }

@@ -194,10 +194,10 @@ public final class QlumanServer: Sendable {
         do {
             let (options, trees) = try source.resolve(node)
             let payload = trees.flatMap(\.bytes)
-            try? registry.recordConfigure(node.name, osFamily: request.osFamily)
+            try? registry.recordConfigure(node.name, facts: request.facts)
             counters.withLockedValue { $0.configured += 1 }
             log.info(
-                "configure \(node.name) (\(peer.host), \(request.osFamily.rawValue)): "
+                "configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): "
                     + (options.sources.keys.sorted().joined(separator: " ").nonEmpty ?? "no config classes")
                     + (payload.isEmpty ? "" : ", \(payload.count) bytes of Root FS Customization"))
             return .bytes(json: canonicalJSON(ConfigureReply(options: options)), payload: payload)

@@ -30,7 +30,7 @@ final class ConfigFixture {
     }
 
     /// A realistic option set on group `compute`: network (Ethernet, bond, VLAN, IPoIB), disk,
-    /// two mounts, OpenSM, IPMI, chroot, ssh keys, misc.
+    /// two mounts, OpenSM, IPMI, chroot, ssh keys, misc, time.
     func realisticGroup(sshKey: String) throws {
         try registry.addGroup("compute")
         for (cls, name) in try Self.storeRealisticConfigs(in: registry, sshKey: sshKey) {
@@ -45,7 +45,7 @@ final class ConfigFixture {
                 .network, "compute-net",
                 #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"198.18.0.1"},{"name":"eth1","address":"manual"},{"name":"eth2","address":"manual"},{"name":"bond0","type":"bond","slaves":["eth1","eth2"],"bondMode":"802.3ad","address":"10.3.0.0/16","mtu":9000},{"name":"eth3.100","type":"vlan","vlan":100,"parent":"eth3","address":"10.4.0.0/16"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16","connectedMode":true,"mtu":65520}],"nameservers":["198.18.0.1"],"searchDomains":["cluster.local"]}"#
             ),
-            (.disk, "scratch", #"{"text":"disk /dev/sda\npart /scratch 100% xfs\n"}"#),
+            (.disk, "scratch", #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"xfs","mountpoint":"/scratch"},{"device":"/dev/sdc","action":"keep","fsType":"swap"}]}"#),
             (
                 .networkFS, "home",
                 #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true},{"source":"head:/srv/apps","path":"/opt/site-apps","type":"nfs4","options":"ro"}]}"#
@@ -55,6 +55,7 @@ final class ConfigFixture {
             (.chroot, "devel", #"{"chroot":"devel"}"#),
             (.sshKeys, "admins", "{\"keys\":[\"\(sshKey)\"]}"),
             (.misc, "site", #"{"mailRelay":"head","sshSlurmOnly":true}"#),
+            (.time, "heads", #"{"servers":["198.18.0.10"]}"#),
         ]
         for (cls, name, json) in configs { _ = try registry.putConfig(cls, name: name, json: Array(json.utf8)) }
         return configs.map { ($0.0, $0.1) }

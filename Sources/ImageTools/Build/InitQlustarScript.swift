@@ -2,7 +2,7 @@
 /// union root: stops at a shell first when the kernel command line says `early-shell`; starts
 /// `systemd-udevd` and triggers it so every driver loads; runs `qluman-execd --configure`
 /// (the node's configuration from qlumand); initialises local disks when a disk configuration
-/// arrived; runs `qluman-execd --run-initd` (the Root FS Customization scripts); then execs the
+/// arrived (`qluman-execd --init-disks`); runs `qluman-execd --run-initd` (the Root FS Customization scripts); then execs the
 /// image's `init` (systemd). `debug` traces every step. Logs: /var/log/qlustar/init.qlustar.log.
 ///
 /// Testable outside a boot like `/init`: commands through `PATH`, paths below `$QL_ROOT`,
@@ -59,13 +59,9 @@ public enum InitQlustarScript {
         else
             say "qluman-execd --configure failed (exit status $?): booting without the node's configuration; see /var/log/qlustar/qluman-execd.log"
         fi
-        # Local disks before the customization scripts, and only when a disk configuration arrived.
+        # Local disks before the customization scripts, and only those the configuration names.
         if [ -f "$R/etc/qlustar/options.d/disk-config" ]; then
-            if command -v qlustar-disk-init >/dev/null; then
-                qlustar-disk-init --config "$R/etc/qlustar/options.d/disk-config" >> "$LOG" 2>&1 || say "disk initialisation failed (see $LOG)"
-            else
-                say "a disk configuration arrived but the image has no qlustar-disk-init: local disks left as they are"
-            fi
+            qluman-execd --init-disks --root "${R:-/}" $debug >> "$LOG" 2>&1 || say "some local disks failed (see /var/log/qlustar/qluman-execd.log)"
         fi
         qluman-execd --run-initd --root "${R:-/}" $debug >> "$LOG" 2>&1 || say "some init.d scripts failed (see /var/log/qlustar/init.d/)"
 

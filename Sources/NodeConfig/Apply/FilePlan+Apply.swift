@@ -25,6 +25,15 @@ extension FilePlan {
             outcome.written += 1
             if !owned { outcome.ownersNotSet += 1 }
         }
+        for edit in edits {
+            let existing = try tree.readFile(edit.path)
+            let old = existing.map { String(decoding: $0.bytes, as: UTF8.self) } ?? ""
+            let new = edit.apply(to: old)
+            guard new != old else { continue }
+            let (mode, uid, gid) = existing.map { ($0.mode, $0.uid, $0.gid) } ?? (0o644, 0, 0)
+            if !(try tree.writeFile(edit.path, Array(new.utf8), mode: mode, uid: uid, gid: gid)) { outcome.ownersNotSet += 1 }
+            outcome.written += 1
+        }
         return outcome
     }
 }

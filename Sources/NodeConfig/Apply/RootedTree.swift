@@ -112,6 +112,30 @@ final class RootedTree {
         return chowned
     }
 
+    /// The content, mode and owner of the file `path` (resolved inside the tree), nil when it
+    /// does not exist.
+    func readFile(_ path: String, limit: Int = 1 << 20) throws(ServiceError) -> (bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)? {
+        let fd = qlsys_open_in_root(rootFD, path, O_RDONLY | O_CLOEXEC, 0)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw failure("cannot open", path)
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else {
+            throw ServiceError(.io, "\(root == "/" ? "" : root)\(path) is not a regular file of at most \(limit) bytes")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var got = 0
+        while got < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw failure("cannot read", path) }
+            got += n
+        }
+        return (bytes, UInt32(st.st_mode & 0o7777), st.st_uid, st.st_gid)
+    }
+
     /// Creates (or keeps) the directory `path` and sets its owner and mode. An existing symbolic
     /// link in its place is kept (resolved inside the tree), its target left as it is.
     func makeDirectory(_ path: String, mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {

@@ -16,6 +16,9 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
     case sshKeys = "ssh-keys"
     case rootFS = "root-fs"
     case misc
+    case time
+    case sssd
+    case nis
 
     public var allowsSeveral: Bool { self == .networkFS || self == .sshKeys || self == .rootFS }
 
@@ -35,7 +38,7 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
         switch self {
         case .network:
             return #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"192.168.52.1"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16"}]}"#
-        case .disk: return #"{"text":"disk /dev/sda\npart / 20G ext4\n"}"#
+        case .disk: return #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4","mountpoint":"/scratch","options":"noatime"}]}"#
         case .networkFS: return #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true}]}"#
         case .openSM: return #"{"enabled":true,"priority":10}"#
         case .ipmi: return #"{"network":"10.2.0.0/16","gateway":"10.2.0.1"}"#
@@ -43,6 +46,10 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
         case .sshKeys: return #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA… admin@head"]}"#
         case .rootFS: return #"{"description":"site scripts"} (tree: /var/lib/qlustar/root-fs/NAME)"#
         case .misc: return #"{"mailRelay":"head","sshSlurmOnly":true}"#
+        case .time: return #"{"servers":["192.168.52.1","192.168.52.2"]}"#
+        case .sssd:
+            return #"{"domains":[{"name":"example","provider":"ldap","uris":["ldaps://ldap.example.com"],"searchBase":"dc=example,dc=com","accessFilter":"(memberOf=cn=hpc,ou=groups,dc=example,dc=com)"}],"createHomes":true}"#
+        case .nis: return #"{"domain":"cluster","servers":["192.168.52.1"]}"#
         }
     }
 
@@ -61,6 +68,9 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
             case .sshKeys: return try Self.check(SSHKeysConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
             case .rootFS: return try Self.check(RootFSConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
             case .misc: return try Self.check(MiscConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
+            case .time: return try Self.check(TimeConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
+            case .sssd: return try Self.check(SSSDConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
+            case .nis: return try Self.check(NISConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
             }
         }
     }

@@ -44,6 +44,9 @@ public struct NodeOptions: Codable, Sendable, Equatable {
     public var sshKeys: [Named<SSHKeysConfig>] = []
     public var rootFS: [RootFSReference] = []
     public var misc: MiscConfig?
+    public var time: TimeConfig?
+    public var sssd: SSSDConfig?
+    public var nis: NISConfig?
 
     public init(node: Identity) { self.node = node }
 
@@ -61,6 +64,9 @@ public struct NodeOptions: Codable, Sendable, Equatable {
         case .sshKeys: sshKeys.append(Named(name: name, config: try Self.decode(body, cls, name)))
         case .rootFS: break  // the tree travels as an archive; the server adds the reference
         case .misc: misc = try Self.decode(body, cls, name)
+        case .time: time = try Self.decode(body, cls, name)
+        case .sssd: sssd = try Self.decode(body, cls, name)
+        case .nis: nis = try Self.decode(body, cls, name)
         }
     }
 

@@ -23,6 +23,9 @@ public struct ConfigureRun {
         public var serverTimeout = 30.0
         /// OS family; nil: detected from the root's os-release.
         public var osFamily: OSFamily?
+        /// Set the clock from the server first (SNTP; stepped when more than 0.5 s off, as root).
+        public var timeSync = true
+        public var stepClock = true
         /// The local address to connect from (nil: routing picks); qlumand knows a node by it.
         public var sourceAddress: String?
 
@@ -62,8 +65,10 @@ public struct ConfigureRun {
         let started = MonotonicClock.nanoseconds()
         var family = OSFamily.debian
         if let chosen = settings.osFamily { family = chosen } else { family = try OSFamily.detect(root: settings.root) }
+        let facts = NodeFacts(osFamily: family, timeDaemon: TimeDaemon.detect(root: settings.root))
+        if settings.timeSync { syncClock() }
         let request = ConfigureRequest(
-            macs: settings.macs, token: settings.token, osFamily: family, hostname: ProcessInfo.processInfo.hostName)
+            macs: settings.macs, token: settings.token, facts: facts, hostname: ProcessInfo.processInfo.hostName)
         let (reply, payload) = try fetch(request)
         let options = reply.options
         var trees: [RootFSArchive] = []
@@ -79,7 +84,7 @@ public struct ConfigureRun {
             trees.append(archive)
             offset += reference.size
         }
-        let plan = try NodeRenderer.plan(options, family: family, trees: trees)
+        let plan = try NodeRenderer.plan(options, facts: facts, trees: trees)
         let outcome = try plan.write(below: settings.root.prefix)
         if outcome.ownersNotSet > 0 {
             log.warning("not running as root: owners of \(outcome.ownersNotSet) entries left as they are")
@@ -109,6 +114,21 @@ public struct ConfigureRun {
         return Report(
             node: options.node.name, files: outcome.written, ownersNotSet: outcome.ownersNotSet, classes: classes,
             actionsRun: run, actionsSkipped: skipped, actionsFailed: failed, seconds: seconds)
+    }
+
+    /// Sets the clock once from the head node (before TLS, whose certificates have dates);
+    /// without an NTP answer the boot goes on with the clock as it is.
+    private func syncClock() {
+        var sync = TimeSync(server: settings.serverHost)
+        sync.mayStep = settings.stepClock
+        do {
+            let r = try sync.run()
+            log.info(
+                String(format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost, r.stratum, r.delay * 1_000)
+                    + (r.stepped ? "; clock stepped" : "; not stepped"))
+        } catch {
+            log.warning("\(error.message); the clock stays as it is")
+        }
     }
 
     /// Asks qlumand, retrying while it cannot be reached (not when it refuses).

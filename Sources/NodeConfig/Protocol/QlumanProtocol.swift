@@ -18,14 +18,19 @@ public struct ConfigureRequest: Codable, Sendable, Equatable {
     /// The enrollment token, when the node has been given one (never logged).
     public var token: String?
     public var osFamily: OSFamily
+    /// The image's time daemon (absent from older agents).
+    public var timeDaemon: TimeDaemon?
     public var hostname: String?
 
-    public init(macs: [String], token: String?, osFamily: OSFamily, hostname: String?) {
+    public init(macs: [String], token: String?, facts: NodeFacts, hostname: String?) {
         self.macs = macs
         self.token = token
-        self.osFamily = osFamily
+        osFamily = facts.osFamily
+        timeDaemon = facts.timeDaemon
         self.hostname = hostname
     }
+
+    public var facts: NodeFacts { NodeFacts(osFamily: osFamily, timeDaemon: timeDaemon ?? NodeFacts.assumed.timeDaemon) }
 }
 
 public struct ConfigureReply: Codable, Sendable, Equatable {

@@ -38,7 +38,31 @@ public struct FilePlan: Sendable, Equatable {
         public var arguments: [String]
     }
 
+    /// A change to one line of a file the image already has (nsswitch.conf, a pam stack):
+    /// the lines that start with `key` (after leading blanks) become `line`; when there is none,
+    /// `line` is appended. Applying it twice changes nothing the second time.
+    public struct LineEdit: Sendable, Equatable {
+        public var path: String
+        public var key: String
+        public var line: String
+        public var origin: String
+
+        /// `text` with the edit applied.
+        public func apply(to text: String) -> String {
+            var lines = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.last == "" { lines.removeLast() }
+            var found = false
+            for i in lines.indices where lines[i].drop(while: { $0 == " " || $0 == "\t" }).hasPrefix(key) {
+                lines[i] = line
+                found = true
+            }
+            if !found { lines.append(line) }
+            return lines.map { $0 + "\n" }.joined()
+        }
+    }
+
     public var entries: [Entry] = []
+    public var edits: [LineEdit] = []
     public var actions: [Action] = []
 
     public init() {}
@@ -49,6 +73,10 @@ public struct FilePlan: Sendable, Equatable {
 
     mutating func directory(_ path: String, mode: UInt32 = 0o755, origin: String) {
         entries.append(Entry(path: path, content: .directory, mode: mode, origin: origin))
+    }
+
+    mutating func edit(_ path: String, key: String, line: String, origin: String) {
+        edits.append(LineEdit(path: path, key: key, line: line, origin: origin))
     }
 
     mutating func symlink(_ path: String, to target: String, origin: String) {

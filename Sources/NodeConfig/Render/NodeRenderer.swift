@@ -5,12 +5,13 @@ import ImageService
 public enum NodeRenderer {
     public static let optionsDirectory = "/etc/qlustar/options.d"
 
-    /// The plan for `options` on an OS of `family`, with the Root FS Customization trees in
-    /// `trees` (in the order of `options.rootFS`).
+    /// The plan for `options` on a node with `facts` (OS family, time daemon), with the Root FS
+    /// Customization trees in `trees` (in the order of `options.rootFS`).
     /// - Throws: `.invalidArgument` when a value cannot be applied to this node (a host number
     ///   that does not fit a network), or a tree entry that would leave its tree.
-    public static func plan(_ options: NodeOptions, family: OSFamily, trees: [RootFSArchive]) throws(ServiceError) -> FilePlan {
+    public static func plan(_ options: NodeOptions, facts: NodeFacts, trees: [RootFSArchive]) throws(ServiceError) -> FilePlan {
         var plan = FilePlan()
+        let family = facts.osFamily
         let node = options.node
         let header = { (what: String) in
             "# Written by qluman-execd for node \(node.name) from qlumand (\(what)).\n"
@@ -42,9 +43,23 @@ public enum NodeRenderer {
             }
         }
 
+        if let time = options.time {
+            switch facts.timeDaemon {
+            case .chrony:
+                plan.file(
+                    "/etc/chrony/conf.d/qluman.conf",
+                    header(source(.time)) + time.servers.map { "server \($0) iburst\n" }.joined() + "makestep 1 3\n", origin: source(.time))
+            case .timesyncd:
+                plan.file(
+                    "/etc/systemd/timesyncd.conf.d/qluman.conf",
+                    header(source(.time)) + "[Time]\nNTP=\(time.servers.joined(separator: " "))\n", origin: source(.time))
+            case .none:
+                break
+            }
+        }
+
         if let disk = options.disk {
-            let text = disk.text.hasSuffix("\n") ? disk.text : disk.text + "\n"
-            plan.file(optionsDirectory + "/disk-config", text, origin: source(.disk))
+            plan.file(optionsDirectory + "/disk-config", header(source(.disk)) + disk.text, origin: source(.disk))
         }
 
         for named in options.networkFS {
@@ -122,6 +137,32 @@ public enum NodeRenderer {
             o.set("QLUMAN_MAIL_RELAY", misc.mailRelay ?? "")
             o.set("QLUMAN_SSH_SLURM_ONLY", misc.sshSlurmOnly ?? false)
             plan.file(optionsDirectory + "/misc", o.text, origin: source(.misc))
+            if misc.sshSlurmOnly == true {
+                plan.file(PamRules.slurmJobCheck, "#!/bin/sh\n" + header(source(.misc)) + PamRules.slurmJobCheckText, mode: 0o755, origin: source(.misc))
+                plan.edit("/etc/pam.d/sshd", key: PamRules.slurmAccountLine, line: PamRules.slurmAccountLine, origin: source(.misc))
+            }
+        }
+
+        if let sssd = options.sssd {
+            plan.file("/etc/sssd/sssd.conf", header(source(.sssd)) + PamRules.sssdConf(sssd), mode: 0o600, origin: source(.sssd))
+            if sssd.createHomes == true {
+                plan.edit("/etc/pam.d/common-session", key: PamRules.mkhomedirKey, line: PamRules.mkhomedirLine, origin: source(.sssd))
+            }
+        }
+
+        if let nis = options.nis {
+            plan.file("/etc/defaultdomain", nis.domain + "\n", origin: source(.nis))
+            plan.file("/etc/yp.conf", header(source(.nis)) + nis.servers.map { "domain \(nis.domain) server \($0)\n" }.joined(), origin: source(.nis))
+        }
+        if options.sssd != nil || options.nis != nil {
+            let extra = (options.sssd != nil ? " sss" : "") + (options.nis != nil ? " nis" : "")
+            let origin = [options.sssd != nil ? source(.sssd) : nil, options.nis != nil ? source(.nis) : nil].compactMap { $0 }.joined(separator: ", ")
+            for (database, base) in [("passwd", "files systemd"), ("group", "files systemd"), ("shadow", "files")] {
+                plan.edit("/etc/nsswitch.conf", key: database + ":", line: "\(database):".padding(toLength: 16, withPad: " ", startingAt: 0) + base + extra, origin: origin)
+            }
+            if options.nis != nil {
+                plan.edit("/etc/nsswitch.conf", key: "netgroup:", line: "netgroup:".padding(toLength: 16, withPad: " ", startingAt: 0) + "nis", origin: source(.nis))
+            }
         }
 
         if !options.rootFS.isEmpty {

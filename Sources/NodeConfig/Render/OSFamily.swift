@@ -40,3 +40,19 @@ public enum OSFamily: String, Codable, Sendable, CaseIterable {
             .configuration, "cannot tell the OS family from \(root.path("/etc/os-release")) (need ID or ID_LIKE debian/ubuntu or rhel/centos/fedora)")
     }
 }
+
+/// What the renderer needs to know of a node's image: its OS family (network files) and its
+/// time daemon. execd detects them in the node's root and reports them; `qluman preview` uses
+/// what the node last reported.
+public struct NodeFacts: Codable, Sendable, Equatable {
+    public var osFamily: OSFamily
+    public var timeDaemon: TimeDaemon
+
+    public init(osFamily: OSFamily, timeDaemon: TimeDaemon) {
+        self.osFamily = osFamily
+        self.timeDaemon = timeDaemon
+    }
+
+    /// A Debian node with systemd-timesyncd: what a node that never reported is assumed to be.
+    public static let assumed = NodeFacts(osFamily: .debian, timeDaemon: .timesyncd)
+}

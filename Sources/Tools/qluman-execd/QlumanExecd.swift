@@ -15,6 +15,8 @@ struct QlumanExecd: ParsableCommand {
             Run twice by /sbin/init.qlustar before systemd starts (boot step 5), then as a service:
 
               qluman-execd --configure --server 192.168.52.1     fetch this node's options, write them, exit
+              qluman-execd --init-disks                          initialise and mount the local disks of
+                                                                 /etc/qlustar/options.d/disk-config (--dry-run: print)
               qluman-execd --run-initd                           run /lib/qlustar/init.d/* in order, exit
               qluman-execd --daemon --server 192.168.52.1        serve qlumand: remote commands, reconfigure,
                                                                  monitoring reports (systemd: qluman-execd.service)
@@ -31,12 +33,16 @@ struct QlumanExecd: ParsableCommand {
 
             Exit status: 0 done; 1 bad arguments or configuration; 2 qlumand refused this node;
             3 a Root FS archive failed its SHA-256; 4 qlumand unreachable; 5 writing failed;
-            6 (--run-initd) at least one script failed (all others still ran).
+            6 (--run-initd) at least one script failed (all others still ran);
+            7 (--init-disks) a configured disk could not be initialised or mounted (the others were).
             Log: <root>/var/log/qlustar/qluman-execd.log; script output: <root>/var/log/qlustar/init.d/NAME.log.
             """)
 
     @Flag(help: "Fetch this node's configuration from qlumand and write it (one-shot).") var configure = false
     @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd = false
+    @Flag(help: "Initialise and mount the local disks of <root>/etc/qlustar/options.d/disk-config (only those; one-shot).")
+    var initDisks = false
+    @Flag(help: "With --init-disks: print what would be done, touch nothing.") var dryRun = false
     @Flag(help: "Serve qlumand until stopped: run its commands, report load, memory, uptime and disk.") var daemon = false
     @Option(help: "Daemon mode: seconds between monitoring reports.") var reportInterval = 30.0
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
@@ -49,12 +55,16 @@ struct QlumanExecd: ParsableCommand {
     @Option(help: "debian or redhat (default: from <root>/etc/os-release).") var osFamily: String?
     @Option(help: "Connect from this local address (the node's registered one, on a multi-homed node).") var source: String?
     @Option(help: "Seconds to keep trying to reach qlumand.") var serverTimeout = 30.0
+    @Flag(help: "Do not check (and step) the clock against the server's NTP before configuring.") var noTimeSync = false
     @Option(help: "Seconds an init.d script may run before it is killed.") var scriptTimeout = 600.0
     @Flag(help: "Verbose log (as with the kernel parameter debug).") var debug = false
 
     func validate() throws {
-        guard configure || runInitd || daemon else { throw ValidationError("say what to do: --configure, --run-initd or --daemon") }
-        guard !daemon || !(configure || runInitd) else { throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)") }
+        guard configure || runInitd || daemon || initDisks else {
+            throw ValidationError("say what to do: --configure, --init-disks, --run-initd or --daemon")
+        }
+        guard !dryRun || initDisks else { throw ValidationError("--dry-run goes with --init-disks") }
+        guard !daemon || !(configure || runInitd || initDisks) else { throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)") }
         guard reportInterval >= 1 else { throw ValidationError("--report-interval must be at least 1 s") }
         if let osFamily, OSFamily(rawValue: osFamily) == nil { throw ValidationError("--os-family must be debian or redhat") }
     }
@@ -74,6 +84,19 @@ struct QlumanExecd: ParsableCommand {
             } catch let error as ServiceError {
                 log.error("configure: \(error.message)")
                 throw ExitCode(Self.exitCode(error.code))
+            }
+        }
+        if initDisks {
+            let file = root.path(NodeRenderer.optionsDirectory + "/disk-config")
+            if FileSystem.isRegularFile(file) {
+                let config = try DiskConfig.parse(String(decoding: try FileSystem.readFile(file, limit: 1 << 20), as: UTF8.self))
+                var disks = DiskInitializer(root: root, log: log)
+                disks.dryRun = dryRun
+                let steps = disks.run(config)
+                if dryRun { for s in steps { print("\(s.device): \(s.detail)") } }
+                if steps.contains(where: { $0.action == "refused" }) { throw ExitCode(7) }
+            } else {
+                log.info("disks: no \(file): no local disks to initialise")
             }
         }
         if runInitd {
@@ -104,6 +127,7 @@ struct QlumanExecd: ParsableCommand {
         settings.serverTimeout = serverTimeout
         settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))
         settings.sourceAddress = source
+        settings.timeSync = !noTimeSync
         return settings
     }
 

@@ -12,8 +12,9 @@ struct Preview: ParsableCommand {
         discussion: """
             Uses the same code as qlumand and qluman-execd, so the preview is the result: every file
             with owner, group, mode and content, every link and directory, and the commands run
-            (ipmitool). The OS family decides the network files; by default it is what the node
-            reported at its last configure, else debian.
+            (ipmitool). The node's OS family decides the network files and its time daemon the NTP
+            configuration; by default both are what the node reported at its last configure, else
+            debian with systemd-timesyncd.
 
               qluman preview beo-01
               qluman preview beo-01 --dir /tmp/beo-01          the files themselves, as the node gets them
@@ -21,21 +22,25 @@ struct Preview: ParsableCommand {
     @OptionGroup var common: Common
     @Argument(help: "Node name.") var node: String
     @Option(help: "debian or redhat (default: as last reported by the node, else debian).") var osFamily: String?
+    @Option(help: "chrony, timesyncd or none (default: as last reported by the node, else timesyncd).") var timeDaemon: String?
     @Option(help: "Write the files below this directory instead of printing them (owners need root).") var dir: String?
 
     func run() throws {
         let root = Root(common.root)
         let registry = try common.registry()
         let node = try registry.node(self.node)
-        let family: OSFamily
+        var facts = try registry.lastFacts(node.name) ?? .assumed
         if let osFamily {
             guard let f = OSFamily(rawValue: osFamily) else { throw ValidationError("--os-family must be debian or redhat") }
-            family = f
-        } else {
-            family = try registry.lastOSFamily(node.name) ?? .debian
+            facts.osFamily = f
         }
+        if let timeDaemon {
+            guard let t = TimeDaemon(rawValue: timeDaemon) else { throw ValidationError("--time-daemon must be chrony, timesyncd or none") }
+            facts.timeDaemon = t
+        }
+        let family = facts.osFamily
         let source = NodeConfigSource(root: root, registry: registry, log: EventLog(root: root, name: "qluman", echo: false))
-        let plan = try source.plan(node, family: family)
+        let plan = try source.plan(node, facts: facts)
         if let dir {
             let outcome = try plan.write(below: dir)
             try common.print(["node": node.name, "dir": dir, "entries": "\(outcome.written)"]) {
@@ -48,7 +53,8 @@ struct Preview: ParsableCommand {
     }
 
     static func text(_ node: String, _ family: OSFamily, _ plan: FilePlan) -> String {
-        var out = "# qluman-execd --configure on \(node) (\(family.rawValue)): \(plan.entries.count) entries, \(plan.actions.count) commands\n"
+        var out = "# qluman-execd --configure on \(node) (\(family.rawValue)): \(plan.entries.count) entries, "
+            + (plan.edits.isEmpty ? "" : "\(plan.edits.count) line edits, ") + "\(plan.actions.count) commands\n"
         for e in plan.entries {
             let owner = "\(e.uid):\(e.gid)"
             switch e.content {
@@ -65,6 +71,9 @@ struct Preview: ParsableCommand {
             case .symlink(let target):
                 out += "\n== \(e.path) -> \(target)  link \(owner)  (\(e.origin))\n"
             }
+        }
+        for e in plan.edits {
+            out += "\n== edit \(e.path): lines starting '\(e.key)' become (or, none, append)  (\(e.origin))\n\(e.line)\n"
         }
         for a in plan.actions { out += "\n== run: \(a.program) \(a.arguments.joined(separator: " "))  (\(a.description))\n" }
         return out
@@ -88,6 +97,7 @@ struct PreviewJSON: Encodable {
     var node: String
     var osFamily: String
     var entries: [Entry]
+    var edits: [[String: String]]
     var commands: [[String]]
 
     init(node: String, family: OSFamily, plan: FilePlan) {
@@ -107,6 +117,7 @@ struct PreviewJSON: Encodable {
             }
             return out
         }
+        edits = plan.edits.map { ["path": $0.path, "key": $0.key, "line": $0.line, "origin": $0.origin] }
         commands = plan.actions.map { [$0.program] + $0.arguments }
     }
 }

@@ -129,7 +129,7 @@ final class BootScriptsLabTests: XCTestCase {
         let head = Root(l.path("head"))
         let registry = try Registry(root: head)
         _ = try registry.addNode(name: "beo-01", macs: [try mac(l, 1)], ip: l.address(1), image: "compute", group: nil)
-        _ = try registry.putConfig(.disk, name: "scratch", json: Array(#"{"text":"disk /dev/sdb\n"}"#.utf8))
+        _ = try registry.putConfig(.disk, name: "scratch", json: Array(#"{"disks":[{"device":"/dev/qlustar-absent","action":"format","fsType":"ext4","mountpoint":"/scratch"}]}"#.utf8))
         try registry.assign(.disk, "scratch", to: .node("beo-01"))
         // A Root FS Customization with two init.d scripts: they run in order, after configure.
         let tree = head.path("/var/lib/qlustar/root-fs/site/lib/qlustar/init.d")
@@ -141,6 +141,10 @@ final class BootScriptsLabTests: XCTestCase {
         try registry.assign(.rootFS, "site", to: .node("beo-01"))
         let ssl = head.path("/etc/qlustar/ssl")
         try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ssl, "qlumand", l.address(0)])
+        let ntp = l.path("ntp")
+        try FileManager.default.createDirectory(atPath: ntp, withIntermediateDirectories: true)
+        try "allow all\nlocal stratum 8\ncmdport 0\npidfile \(ntp)/chronyd.pid\n".write(toFile: ntp + "/chrony.conf", atomically: true, encoding: .utf8)
+        _ = try l.start(on: 0, ["chronyd", "-d", "-x", "-f", ntp + "/chrony.conf"], timeout: 180, log: "chronyd.out")
         _ = try l.start(
             on: 0,
             [try LabHarness.releaseBinary("qlumand").path, "--root", head.prefix, "--listen", l.address(0), "--tls-certificate",
@@ -167,7 +171,13 @@ final class BootScriptsLabTests: XCTestCase {
             ], log)
         XCTAssertTrue(log.contains("init.qlustar: early-shell: stopping here"), log)
         XCTAssertTrue(log.contains("init.qlustar: configured by qlumand"), log)
-        XCTAssertTrue(log.contains("a disk configuration arrived but the image has no qlustar-disk-init"), log)
+        let execdLog = try String(contentsOfFile: root + "/var/log/qlustar/qluman-execd.log", encoding: .utf8)
+        XCTAssertTrue(execdLog.contains("disks: /dev/qlustar-absent is not present (or not a block device): skipped"), execdLog)
+        // The order of step 5: the clock, the configuration, the disks, then the init.d scripts.
+        let order = ["time: offset", "configured node beo-01", "disks: ", "init.d: running 10-first", "init.d: running 20-second"]
+        let positions = order.map { execdLog.range(of: $0)?.lowerBound }
+        XCTAssertFalse(positions.contains(nil), execdLog)
+        XCTAssertEqual(positions.compactMap { $0 }, positions.compactMap { $0 }.sorted(), execdLog)
         XCTAssertTrue(log.contains("init.qlustar: handing over to init"), log)
         XCTAssertEqual(try String(contentsOfFile: root + "/etc/hostname", encoding: .utf8), "beo-01\n")
     }

@@ -37,7 +37,13 @@ final class ConfigClassTests: XCTestCase {
         rejects(.openSM, #"{"enabled":"yes"}"#, "enabled: expected true or false")
         rejects(.openSM, #"{"enabled":true,"ports":["0xzz"]}"#, "port GUID")
         rejects(.chroot, #"{"chroot":"../etc"}"#, "chroot name")
-        rejects(.disk, "{\"text\":\"a\\u0000b\"}", "control characters")
+        rejects(.time, #"{"servers":[]}"#, "give 1–8 servers")
+        rejects(.time, #"{"servers":["head; rm -rf /"]}"#, "must not contain spaces")
+        rejects(.time, #"{"servers":["head$x"]}"#, "not a host name or address")
+        rejects(.disk, #"{"disks":[{"device":"/etc/passwd","action":"format","fsType":"ext4","mountpoint":"/x"}]}"#, "is not below /dev")
+        rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"wipe","fsType":"ext4","mountpoint":"/x"}]}"#, "disks[0].action")
+        rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4"}]}"#, "needs a mountpoint")
+        rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4","mountpoint":"/"}]}"#, "cannot mount over /")
     }
 
     func testBodiesAreStoredCanonically() throws {

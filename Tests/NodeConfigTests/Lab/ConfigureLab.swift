@@ -50,6 +50,14 @@ final class ConfigureLab {
         _ = try registry.addNode(name: name, macs: [try mac(i)], ip: harness.address(i) + "/24", image: nil, group: group)
     }
 
+    /// An NTP server on the head node (chronyd, told not to touch this machine's clock).
+    func startNTP() throws {
+        let dir = harness.path("ntp")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "allow all\nlocal stratum 8\ncmdport 0\npidfile \(dir)/chronyd.pid\n".write(toFile: dir + "/chrony.conf", atomically: true, encoding: .utf8)
+        _ = try harness.start(on: 0, ["chronyd", "-d", "-x", "-f", dir + "/chrony.conf"], timeout: 300, log: "chronyd.out")
+    }
+
     func startDaemon() throws {
         daemon = try harness.start(
             on: 0,

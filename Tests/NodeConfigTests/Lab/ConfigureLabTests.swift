@@ -41,6 +41,7 @@ final class ConfigureLabTests: XCTestCase {
         _ = try f.rootFSTree("site", head: l.head)
         _ = try l.registry.putConfig(.rootFS, name: "site", json: Array("{}".utf8))
         try l.registry.assign(.rootFS, "site", to: .node("beo-01"))
+        try l.startNTP()
         try l.startDaemon()
 
         XCTAssertEqual(try l.execd(1, ["--configure", "--run-initd"]), 0, l.harness.log("execd1.out"))
@@ -69,7 +70,11 @@ final class ConfigureLabTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: l.nodeRoot(2) + "/etc/hostname", encoding: .utf8), "beo-02\n")
         XCTAssertTrue(try String(contentsOfFile: l.nodeRoot(2) + "/etc/network/interfaces.d/qluman", encoding: .utf8).contains("address 198.18.0.12/24"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: l.nodeRoot(2) + "/usr/lib/qlustar/init.d/10-first"), "beo-02 has no root-fs")
-        XCTAssertEqual(try l.registry.lastOSFamily("beo-01"), .debian)
+        XCTAssertEqual(try l.registry.lastFacts("beo-01"), NodeFacts(osFamily: .debian, timeDaemon: .none))
+        // Before anything else, the clock was checked against the head node's NTP server.
+        let execdLog = try String(contentsOfFile: l.nodeRoot(1) + "/var/log/qlustar/qluman-execd.log", encoding: .utf8)
+        XCTAssertTrue(execdLog.contains("time: offset "), execdLog)
+        XCTAssertTrue(execdLog.contains(" s from 198.18.0.10 (stratum 8, delay "), execdLog)
         let s = try l.status()
         XCTAssertEqual(s["configured"] as? Int, 2)
         XCTAssertEqual(s["rootFSArchivesBuilt"] as? Int, 1)

@@ -12,13 +12,13 @@ final class GeneratedFilesTests: XCTestCase {
 
     override func tearDown() { fixture = nil }
 
-    private func plan(family: OSFamily) throws -> (ConfigFixture, FilePlan, String) {
+    private func plan(family: OSFamily, timeDaemon: TimeDaemon = .chrony) throws -> (ConfigFixture, FilePlan, String) {
         let f = try ConfigFixture()
         fixture = f
         try f.realisticGroup(sshKey: try f.sshKey())
         let node = try f.registry.addNode(name: "beo-07", macs: ["52:54:00:00:00:07"], ip: "198.18.0.17/24", image: nil, group: "compute")
         let options = try f.registry.options(for: node)
-        let plan = try NodeRenderer.plan(options, family: family, trees: [])
+        let plan = try NodeRenderer.plan(options, facts: NodeFacts(osFamily: family, timeDaemon: timeDaemon), trees: [])
         let out = f.dir + "/node"
         _ = try plan.write(below: out)
         return (f, plan, out)
@@ -89,7 +89,9 @@ final class GeneratedFilesTests: XCTestCase {
             "/bin/bash",
             ["-c", "set -eu; for f in node ipmi opensm chroot misc; do . '\(options)/'$f; done; echo $QLUMAN_NODE $QLUMAN_IPMI_ADDRESS $QLUMAN_IPMI_NETMASK $QLUMAN_OPENSM $QLUMAN_OPENSM_PRIORITY $QLUMAN_CHROOT $QLUMAN_MAIL_RELAY $QLUMAN_SSH_SLURM_ONLY"])
         XCTAssertEqual(values, "beo-07 10.2.0.17 255.255.0.0 yes 10 devel head yes\n")
-        XCTAssertEqual(try String(contentsOfFile: options + "/disk-config", encoding: .utf8), "disk /dev/sda\npart /scratch 100% xfs\n")
+        let disks = try String(contentsOfFile: options + "/disk-config", encoding: .utf8)
+        XCTAssertTrue(disks.hasSuffix("# DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS\n/dev/sdb format xfs /scratch -\n/dev/sdc keep swap - -\n"), disks)
+        XCTAssertEqual(try DiskConfig.parse(disks).disks.map(\.device), ["/dev/sdb", "/dev/sdc"])
         XCTAssertEqual(try String(contentsOfFile: out + "/etc/hostname", encoding: .utf8), "beo-07\n")
         XCTAssertEqual(
             try FileManager.default.destinationOfSymbolicLink(atPath: out + "/etc/systemd/system/multi-user.target.wants/opensm.service"),
@@ -99,12 +101,27 @@ final class GeneratedFilesTests: XCTestCase {
             ["lan set 1 ipsrc static", "lan set 1 ipaddr 10.2.0.17", "lan set 1 netmask 255.255.0.0", "lan set 1 defgw ipaddr 10.2.0.1"])
     }
 
+    func testChronyParsesTheTimeConfigurationAndTimesyncdGetsItsOwn() throws {
+        let chronyd = try Tool.path("chronyd", "chrony")
+        let (_, _, out) = try plan(family: .debian, timeDaemon: .chrony)
+        let file = out + "/etc/chrony/conf.d/qluman.conf"
+        let parsed = try Lab.run(chronyd, ["-p", "-f", file])
+        XCTAssertTrue(parsed.contains("server 198.18.0.10 iburst"), parsed)
+        XCTAssertTrue(parsed.contains("makestep 1 3"), parsed)
+        let (_, timesyncd, other) = try plan(family: .debian, timeDaemon: .timesyncd)
+        XCTAssertFalse(timesyncd.entries.contains { $0.path.hasPrefix("/etc/chrony") })
+        XCTAssertTrue(
+            try String(contentsOfFile: other + "/etc/systemd/timesyncd.conf.d/qluman.conf", encoding: .utf8).hasSuffix("[Time]\nNTP=198.18.0.10\n"))
+        let (_, none, _) = try plan(family: .debian, timeDaemon: .none)
+        XCTAssertFalse(none.entries.contains { $0.origin.hasPrefix("time") })
+    }
+
     func testAHostNumberThatDoesNotFitANetworkIsAClearError() throws {
         let f = try ConfigFixture()
         try f.config(.ipmi, "small", #"{"network":"10.2.0.0/28"}"#)
         let node = try f.registry.addNode(name: "beo-99", macs: ["52:54:00:00:00:99"], ip: "198.18.0.99/24", image: nil, group: nil)
         try f.registry.assign(.ipmi, "small", to: .node("beo-99"))
-        XCTAssertThrowsError(try NodeRenderer.plan(try f.registry.options(for: node), family: .debian, trees: [])) { error in
+        XCTAssertThrowsError(try NodeRenderer.plan(try f.registry.options(for: node), facts: .assumed, trees: [])) { error in
             XCTAssertEqual((error as! ServiceError).message, "node beo-99: host number 99 of its boot address does not fit network 10.2.0.0/28")
         }
     }

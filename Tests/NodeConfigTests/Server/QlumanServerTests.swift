@@ -41,7 +41,7 @@ final class QlumanServerTests: XCTestCase {
     func testStrangersAndMalformedRequestsAreRefusedAndCounted() throws {
         let (s, f, tls) = try start()
         let client = try ControlClient(host: "127.0.0.1", port: s.port, maxData: 1 << 20, tls: tls)
-        let request = ConfigureRequest(macs: ["52:54:00:00:00:01"], token: nil, osFamily: .debian, hostname: "x")
+        let request = ConfigureRequest(macs: ["52:54:00:00:00:01"], token: nil, facts: .assumed, hostname: "x")
         // No node can have a loopback address: a stranger.
         let stranger = failure { _ = try client.fetch(try ControlRequest(op: QlumanOperation.configure, arguments: request)) }
         XCTAssertEqual(stranger?.code, .refused)

@@ -29,7 +29,7 @@ final class QlumanCLITests: XCTestCase {
 
     func testConfigMistakesAreOneLine() throws {
         let cases: [([String], String)] = [
-            (["config", "add", "nfs", "x", "--body", "{}"], "Error: no config class 'nfs'; classes: network, disk, network-fs, opensm, ipmi, chroot, ssh-keys, root-fs, misc\n"),
+            (["config", "add", "nfs", "x", "--body", "{}"], "Error: no config class 'nfs'; classes: network, disk, network-fs, opensm, ipmi, chroot, ssh-keys, root-fs, misc, time, sssd, nis\n"),
             (["config", "add", "network", "x", "--body", #"{"interfaces":[{"name":"eth0","address":"boot","mtu":"big"}]}"#], "Error: network config 'x': interfaces[0].mtu: expected a number\n"),
             (["config", "add", "ipmi", "x", "--body", #"{"network":"10.2.0.1/16"}"#], "Error: ipmi config 'x': ipmi.network: 10.2.0.1/16 has host bits set; the network is 10.2.0.0/16\n"),
             (["config", "assign", "disk", "nothing", "--group", "g"], "Error: no disk config 'nothing' (qluman config list)\n"),
@@ -44,7 +44,7 @@ final class QlumanCLITests: XCTestCase {
         let usage = try run("qluman", ["config", "assign", "disk", "d", "--group", "g", "--node", "n"])
         XCTAssertTrue(usage.stderr.hasPrefix("Error: give exactly one of --group and --node\n"), usage.stderr)
         let execd = try run("qluman-execd", [])
-        XCTAssertTrue(execd.stderr.hasPrefix("Error: say what to do: --configure, --run-initd or --daemon\n"), execd.stderr)
+        XCTAssertTrue(execd.stderr.hasPrefix("Error: say what to do: --configure, --init-disks, --run-initd or --daemon\n"), execd.stderr)
     }
 
     func testPreviewPrintsEveryFileWithOwnerModeAndOrigin() throws {

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import Foundation
+import ImageService
+
+/// One SNTP exchange (RFC 4330) with a head node before anything that needs a correct clock
+/// (TLS certificates have validity dates): the offset of this node's clock, and, when it is off
+/// by more than `stepThreshold` and we may, the clock stepped once. Bounded by `timeout`.
+public struct TimeSync {
+    public struct Result: Sendable, Equatable {
+        /// Seconds to add to this clock to match the server's.
+        public var offset: Double
+        /// Round-trip delay, seconds.
+        public var delay: Double
+        public var stratum: Int
+        public var stepped: Bool
+    }
+
+    public var server: String
+    public var port: UInt16 = 123
+    public var timeout = 3.0
+    public var stepThreshold = 0.5
+    /// Step the clock (needs root); off in tests.
+    public var mayStep = true
+
+    public init(server: String) { self.server = server }
+
+    /// NTP time (seconds since 1900) of the realtime clock.
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + 2_208_988_800 + Double(ts.tv_nsec) / 1e9
+    }
+
+    static func timestamp(_ bytes: [UInt8], at offset: Int) -> Double {
+        let seconds = bytes[offset..<(offset + 4)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let fraction = bytes[(offset + 4)..<(offset + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return Double(seconds) + Double(fraction) / 4_294_967_296
+    }
+
+    static func encode(_ t: Double) -> [UInt8] {
+        let seconds = UInt64(t)
+        let fraction = UInt64((t - Double(seconds)) * 4_294_967_296)
+        return (0..<4).reversed().map { UInt8(truncatingIfNeeded: seconds >> (8 * UInt64($0))) }
+            + (0..<4).reversed().map { UInt8(truncatingIfNeeded: fraction >> (8 * UInt64($0))) }
+    }
+
+    /// Queries the server (and steps the clock when it is far off).
+    /// - Throws: `.unreachable` when no valid answer comes within the timeout.
+    public func run() throws(ServiceError) -> Result {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else {
+            throw ServiceError(.invalidArgument, "time: \(server) is not an IPv4 address")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw FileSystem.error("time: cannot open a socket for", server) }
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw FileSystem.error("time: cannot reach", "\(server):\(port)") }
+        var request = [UInt8](repeating: 0, count: 48)
+        request[0] = 0x23  // LI 0, version 4, mode 3 (client)
+        let t1 = Self.now()
+        let transmit = Self.encode(t1)
+        request.replaceSubrange(40..<48, with: transmit)
+        guard send(fd, request, request.count, 0) == request.count else { throw FileSystem.error("time: cannot send to", server) }
+        var reply = [UInt8](repeating: 0, count: 68)
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let n = recv(fd, &reply, reply.count, 0)
+            let t4 = Self.now()
+            guard n >= 0 else {
+                if errno == EINTR, Date() < deadline { continue }
+                throw ServiceError(.unreachable, "time: no answer from \(server):\(port) within \(timeout) s (\(String(cString: strerror(errno))))")
+            }
+            // A valid server answer to this request: mode 4, not a kiss-o'-death, our timestamp echoed.
+            guard n >= 48, reply[0] & 0x07 == 4, reply[1] != 0, Array(reply[24..<32]) == transmit else {
+                if Date() < deadline { continue }
+                throw ServiceError(.unreachable, "time: no valid answer from \(server)")
+            }
+            let t2 = Self.timestamp(reply, at: 32)
+            let t3 = Self.timestamp(reply, at: 40)
+            let offset = ((t2 - t1) + (t3 - t4)) / 2
+            let delay = (t4 - t1) - (t3 - t2)
+            var stepped = false
+            if mayStep, abs(offset) > stepThreshold, geteuid() == 0 {
+                var ts = timespec()
+                clock_gettime(CLOCK_REALTIME, &ts)
+                let target = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 + offset
+                var set = timespec(tv_sec: Int(target), tv_nsec: Int((target - Double(Int(target))) * 1e9))
+                stepped = clock_settime(CLOCK_REALTIME, &set) == 0
+            }
+            return Result(offset: offset, delay: delay, stratum: Int(reply[1]), stepped: stepped)
+        }
+    }
+}
