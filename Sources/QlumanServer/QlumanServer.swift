@@ -118,7 +118,9 @@ public final class QlumanServer: Sendable {
             case QlumanOperation.agentWait:
                 let wait = try request.arguments(AgentWaitRequest.self)
                 let node = try identify(wait.credentials.macs, wait.credentials.token, peer)
-                return agents.wait(node: node.name, report: wait.report, seconds: wait.seconds, loop: loop)
+                // A poll must end well before the connection counts as idle.
+                let seconds = min(wait.seconds, settings.idleTimeoutSeconds * 0.8)
+                return agents.wait(node: node.name, report: wait.report, seconds: seconds, loop: loop)
             case QlumanOperation.agentOutput:
                 let output = try request.arguments(AgentOutput.self)
                 let node = try identify(output.credentials.macs, output.credentials.token, peer)

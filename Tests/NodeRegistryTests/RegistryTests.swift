@@ -82,7 +82,7 @@ final class RegistryTests: XCTestCase {
         let migrations = try Lab.run("/usr/bin/python3", ["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select identifier from grdb_migrations').fetchall())", again.path])
         XCTAssertEqual(
             migrations,
-            "[('1 nodes, MACs, groups',), ('2 boot configurations',), ('3 config classes, assignments, tokens, configure reports',)]\n")
+            "[('1 nodes, MACs, groups',), ('2 boot configurations',), ('3 config classes, assignments, tokens, configure reports',), ('4 time daemon in configure reports',)]\n")
     }
 
     /// Two administrators at once: two qluman processes adding nodes concurrently, and both

@@ -69,15 +69,7 @@ package enum FileSystem {
         let temporary = path + ".tmp.\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw error("cannot create", temporary) }
-        var ok = fchmod(fd, mode) == 0
-        var written = 0
-        bytes.withUnsafeBytes { b in
-            while ok, written < b.count {
-                let n = write(fd, b.baseAddress! + written, b.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { ok = false } else { written += n }
-            }
-        }
+        var ok = fchmod(fd, mode) == 0 && writeAll(fd, bytes)
         let code = errno
         ok = ok && fsync(fd) == 0
         close(fd)
@@ -85,6 +77,20 @@ package enum FileSystem {
             let failure = error("cannot write", path, ok ? errno : code)
             unlink(temporary)
             throw failure
+        }
+    }
+
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false with errno set on failure.
+    package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var written = 0
+        return bytes.withUnsafeBytes { b in
+            while written < b.count {
+                let n = write(fd, b.baseAddress! + written, b.count - written)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                written += n
+            }
+            return true
         }
     }
 

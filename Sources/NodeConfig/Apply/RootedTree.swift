@@ -88,15 +88,7 @@ final class RootedTree {
         let temporary = ".\(name).qluman.\(getpid())"
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw failure("cannot create", path) }
-        var ok = true
-        var written = 0
-        bytes.withUnsafeBytes { b in
-            while ok, written < b.count {
-                let n = write(fd, b.baseAddress! + written, b.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { ok = false } else { written += n }
-            }
-        }
+        var ok = FileSystem.writeAll(fd, bytes)
         var chowned = true
         if ok, fchown(fd, uid, gid) != 0 {
             if canChown { ok = false } else { chowned = false }

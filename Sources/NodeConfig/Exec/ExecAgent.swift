@@ -71,7 +71,10 @@ public final class ExecAgent {
         case .configure:
             log.info("job \(command.job): configure")
             do {
-                let report = try ConfigureRun(settings: settings.configure, log: log).run()
+                // The running node's time daemon keeps the clock: no step while services run.
+                var again = settings.configure
+                again.timeSync = false
+                let report = try ConfigureRun(settings: again, log: log).run()
                 try send(client, command.job, Array("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))\n".utf8))
                 result = (0, "ok")
             } catch let failure as ControlFailure {
@@ -122,13 +125,18 @@ public final class ExecAgent {
         }.start()
         let deadline = Date().addingTimeInterval(command.timeoutSeconds > 0 ? command.timeoutSeconds : 3_600)
         var timedOut = false
+        var lastSent = Date()
         while true {
             usleep(100_000)
             let (data, eof) = collected.withLockedValue { c in
                 defer { c.data.removeAll(keepingCapacity: true) }
                 return (c.data, c.eof)
             }
-            if !data.isEmpty { try send(client, command.job, data) }
+            // A silent command still sends (nothing) every 10 s, so the connection never looks idle.
+            if !data.isEmpty || Date().timeIntervalSince(lastSent) > 10 {
+                try send(client, command.job, data)
+                lastSent = Date()
+            }
             if eof && !process.isRunning { break }
             if !timedOut, Date() > deadline {
                 timedOut = true

@@ -7,21 +7,10 @@ import XCTest
 /// documented exit status for every mistake.
 final class ToolCLITests: XCTestCase {
     func run(_ tool: String, _ args: [String]) throws -> (status: Int32, stderr: String, stdout: String) {
-        let p = Process()
-        p.executableURL = try LabHarness.releaseBinary(tool)
-        p.arguments = args
         let dir = NSTemporaryDirectory() + "cli-\(getpid())"
-        p.environment = ["QLUSTAR_ROOT": dir, "PATH": "/usr/bin:/bin"]
-        let err = Pipe()
-        let out = Pipe()
-        p.standardError = err
-        p.standardOutput = out
-        try p.run()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: dir)
-        return (p.terminationStatus, String(decoding: e, as: UTF8.self), String(decoding: o, as: UTF8.self))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = try ReleaseTool.run(tool, args, environment: ["QLUSTAR_ROOT": dir, "PATH": "/usr/bin:/bin"])
+        return (r.status, r.stderr, r.stdout)
     }
 
     func testDaemonConfigurationMistakesAreOneLineExitOne() throws {

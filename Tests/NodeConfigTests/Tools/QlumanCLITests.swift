@@ -12,19 +12,7 @@ final class QlumanCLITests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     private func run(_ tool: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = try LabHarness.releaseBinary(tool)
-        p.arguments = args
-        p.environment = ["QLUSTAR_ROOT": dir, "PATH": "/usr/bin:/bin"]
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        try ReleaseTool.run(tool, args, environment: ["QLUSTAR_ROOT": dir, "PATH": "/usr/bin:/bin"])
     }
 
     func testConfigMistakesAreOneLine() throws {
