@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "qlustar-image-edit", targets: ["qlustar-image-edit"]),
         .executable(name: "qlustar-image-reconfigure", targets: ["qlustar-image-reconfigure"]),
         .executable(name: "qlumand", targets: ["qlumand"]),
+        .executable(name: "ql-mcast-capture", targets: ["ql-mcast-capture"]),
         .executable(name: "qluman-execd", targets: ["qluman-execd"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
@@ -40,6 +41,7 @@ let package = Package(
         .systemLibrary(name: "CISAL", path: "Sources/CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
+        .systemLibrary(name: "CPcap", path: "Sources/CPcap", providers: [.apt(["libpcap-dev"])]),
 
         // The engine.
         .target(
@@ -103,6 +105,9 @@ let package = Package(
         // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
         .target(name: "Provisioning", dependencies: ["NodeRegistry", "ImageService"], path: "Sources/Provisioning"),
 
+        // Packet capture diagnostics: libpcap in, sessions decoded and counted.
+        .target(name: "Capture", dependencies: ["CPcap", "Transport", "ImageService"], path: "Sources/Capture"),
+
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
 
@@ -159,6 +164,11 @@ let package = Package(
             path: "Sources/Tools/qlumand"
         ),
         .executableTarget(
+            name: "ql-mcast-capture",
+            dependencies: ["Capture", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Tools/ql-mcast-capture"
+        ),
+        .executableTarget(
             name: "qluman-execd",
             dependencies: ["NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qluman-execd"
@@ -210,6 +220,8 @@ let package = Package(
             ],
             path: "Tests/NodeConfigTests"
         ),
+        .testTarget(
+            name: "CaptureTests", dependencies: ["Capture", "Transport", "LabSupport", "LabTestSupport"], path: "Tests/CaptureTests"),
         .testTarget(
             name: "ImageToolsTests",
             dependencies: ["ImageTools", "ImageService", "LabSupport", "LabTestSupport"],

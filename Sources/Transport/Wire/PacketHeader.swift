@@ -47,6 +47,15 @@ public struct PacketHeader: Sendable, Equatable {
         PacketHeader.size + Int(payloadLength) + (flags.contains(.authenticated) ? PacketHeader.tagSize : 0)
     }
 
+    /// The length the header at the start of `bytes` claims for its datagram (not validated):
+    /// how captures split a GSO super-packet (many datagrams behind one UDP header) again.
+    public static func claimedLength(atStartOf bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.count >= size, let base = bytes.baseAddress else { return nil }
+        let flags = PacketFlags(rawValue: UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
+        let payloadLength = UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
+        return size + Int(payloadLength) + (flags.contains(.authenticated) ? tagSize : 0)
+    }
+
     /// Decodes and validates a header at the start of `datagram`.
     ///
     /// - Parameter datagram: The whole datagram as received.
