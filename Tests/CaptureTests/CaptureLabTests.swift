@@ -78,6 +78,19 @@ final class CaptureLabTests: XCTestCase {
             XCTAssertEqual(first[key] as? Int, s[key] as? Int, key)
         }
 
+        // The Wireshark dissector (contrib/wireshark) decodes every datagram of the file, GSO
+        // super-packets included, with no malformed-packet errors.
+        let lua = LabHarness.repositoryRoot.appendingPathComponent("contrib/wireshark/ql-mcast.lua").path
+        let types = try Lab.run(tshark, ["-X", "lua_script:" + lua, "-r", pcap, "-T", "fields", "-e", "qlmc.type"])
+            .split(separator: "\n").filter { $0.first?.isNumber == true }.flatMap { $0.split(separator: ",") }
+        let datagrams = ["data", "parity", "naks", "announces", "fins", "statusReports"].map { s[$0] as? Int ?? 0 }.reduce(0, +)
+        XCTAssertEqual(types.count, datagrams)
+        XCTAssertEqual(types.filter { $0 == "3" }.count, s["naks"] as? Int)
+        let verbose = try Lab.run(tshark, ["-X", "lua_script:" + lua, "-r", pcap, "-V"])
+        XCTAssertFalse(verbose.contains("Malformed"), "tshark found malformed packets")
+        XCTAssertTrue(verbose.contains("Symbols needed: "), "NAK entries decoded")
+        XCTAssertTrue(verbose.contains("Object name: object"), "ANNOUNCE decoded")
+
         // A file cut in the middle of a packet: a clear error, exit 3, what came before still counted.
         let cut = l.path("cut.pcap")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: pcap))
