@@ -6,6 +6,9 @@ import Capture
 import Foundation
 import ImageService
 
+/// Set by SIGINT/SIGTERM: a live capture stops, writes its file and prints what it saw.
+nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+
 @main
 struct QLMcastCapture: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,6 +26,7 @@ struct QLMcastCapture: ParsableCommand {
 
             The default filter keeps UDP datagrams that start with the protocol's magic ("QLMC");
             --filter 'udp' also counts what is not ours (foreign).
+            A live capture runs until --duration, --count, or Ctrl-C / SIGTERM, then prints its summary.
             Exit status: 0; 1 bad arguments or filter; 2 the interface or file cannot be read; 3 a corrupt file.
             """)
 
@@ -51,12 +55,14 @@ struct QLMcastCapture: ParsableCommand {
             FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
             throw ExitCode(error.code == .invalidArgument ? 1 : 2)
         }
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
         let analyzer = CaptureAnalyzer()
         let started = Date()
         var lastDraw = Date()
         var seen = 0
         do {
-            while try source.next({ analyzer.add($0, linkType: source.linkType); seen += 1 }) {
+            while stopRequested == 0, try source.next({ analyzer.add($0, linkType: source.linkType); seen += 1 }) {
                 if let count, seen >= count { break }
                 if let duration, Date().timeIntervalSince(started) >= duration { break }
                 if follow, Date().timeIntervalSince(lastDraw) >= 1 {
