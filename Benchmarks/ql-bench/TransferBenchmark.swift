@@ -172,6 +172,10 @@ struct TransferRunner {
                     "udp-receiver", "--file", p("out\(i)"), "--interface", "eth0", "--portbase", "33000",
                     "--mcast-rdv-address", "239.255.9.2", "--nokbd",
                 ]
+            case "uftp":
+                // uftpd at its fastest documented settings (LIMITS.md); a daemon: stopped when the sender is done.
+                try FileManager.default.createDirectory(atPath: p("in\(i)"), withIntermediateDirectories: true)
+                return ["uftpd", "-d", "-I", "eth0", "-M", "239.255.9.4", "-B", "4194304", "-c", "20971520", "-D", p("in\(i)"), "-L", p("uftpd\(i).log")]
             default: throw ValidationError("unknown system \(system)")
             }
         }
@@ -187,11 +191,17 @@ struct TransferRunner {
                     qlBench, "probe-send", "--group", group, "--interface", lab.address(0), "--datagram", "\(datagram)",
                     "--bytes", "\(probeBytes)",
                 ] + (system == "raw-gso-gro" ? ["--gso"] : [])
+            case "uftp":
+                [
+                    "uftp", "-I", "eth0", "-M", "239.255.9.4", "-P", "239.255.9.5", "-R", "-1", "-B", "4194304", "-Y", "none",
+                    "-L", p("uftp.log"),
+                ] + (mtu == 9000 ? ["-b", "8800"] : []) + [file]
             default:
                 [
                     "udp-sender", "--file", file, "--interface", "eth0", "--portbase", "33000", "--mcast-rdv-address",
                     "239.255.9.2", "--mcast-data-address", "239.255.9.3", "--min-receivers", "\(receivers)", "--nokbd",
-                ]
+                    // Under loss udpcast's default mode drops receivers (LIMITS.md): its FEC mode is what delivers.
+                ] + (peerLoss != nil ? ["--fec", "8x8/128"] : [])
             }
         let rx = try (1...receivers).map { i in
             try lab.start(on: i, timed(p("cpu\(i)"), try receiverCommand(i)), log: p("rx\(i).log"))
@@ -204,7 +214,18 @@ struct TransferRunner {
         let deadline = Date().addingTimeInterval(180)
         while done.contains(where: { $0 == nil }) && Date() < deadline {
             for (i, r) in rx.enumerated() where done[i] == nil && !r.isRunning { done[i] = Date() }
+            // uftpd never exits: uftp ends when every receiver has reported the file complete.
+            if system == "uftp", !sender.isRunning { for i in done.indices where done[i] == nil { done[i] = Date() } }
             usleep(2_000)
+        }
+        if system == "uftp" {
+            // uftpd is stopped, so `time` cannot report it: read its CPU time from /proc first.
+            for i in 1...receivers {
+                if let pid = Int32((try? Lab.run("/usr/bin/pgrep", ["-n", "-f", "uftpd .*-D \(p("in\(i)"))"]))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
+                    try? "\(ConfigureBenchmark.cpuSeconds(pid)) 0\n".write(toFile: p("cpu\(i)"), atomically: true, encoding: .utf8)
+                }
+            }
+            rx.forEach { $0.terminate() }
         }
         _ = lab.wait(sender, seconds: 60)
         rx.forEach { _ = lab.wait($0, seconds: 5) }
@@ -221,7 +242,8 @@ struct TransferRunner {
                 let secs = Double(parts.dropFirst().first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
                 goodputs.append(secs > 0 ? got / Double(datagram) * Double(symbol) / secs / 1e6 : 0)
             } else {
-                let ok = (try? Lab.sha256(p("out\(i)"))) == sha
+                let output = system == "uftp" ? p("in\(i)") + "/" + (file as NSString).lastPathComponent : p("out\(i)")
+                let ok = (try? Lab.sha256(output)) == sha
                 if !ok {
                     let log = (try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? ""
                     FileHandle.standardError.write("\(system) receiver \(i) failed: \(log.suffix(400))\n".data(using: .utf8)!)
