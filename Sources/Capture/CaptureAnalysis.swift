@@ -42,6 +42,9 @@ public struct CaptureAnalysis: Codable, Sendable {
 
         /// Parity symbols per data symbol.
         public var fecOverhead: Double { data == 0 ? 0 : Double(parity) / Double(data) }
+        /// NAK entries for a block some receiver had already NAKed, per entry: what suppression
+        /// (receivers holding back their NAK after overhearing one) did not prevent. 0 is perfect.
+        public var nakRedundancy: Double { nakEntries == 0 ? 0 : Double(nakEntries - distinctNakedBlocks) / Double(nakEntries) }
     }
 
     public var packets = 0

@@ -15,7 +15,8 @@ public enum CaptureText {
             out += String(format: "session 0x%08x  %@  sender %@ → %@\n", s.sessionID, object, s.sender.isEmpty ? "?" : s.sender, s.group)
             let seconds = max(s.lastSeconds - s.firstSeconds, 1e-6)
             out += "  data \(s.data)  parity \(s.parity) (FEC \(String(format: "%.1f", s.fecOverhead * 100)) %)  repairs \(s.repairs)"
-                + "  NAKs \(s.naks) (entries \(s.nakEntries), blocks \(s.distinctNakedBlocks))  announces \(s.announces)  FIN \(s.fins)"
+                + "  NAKs \(s.naks) (entries \(s.nakEntries), blocks \(s.distinctNakedBlocks), repeated "
+                + String(format: "%.0f %%", s.nakRedundancy * 100) + ")  announces \(s.announces)  FIN \(s.fins)"
                 + "  status \(s.statusReports)\n"
             out += String(format: "  %.1f MB in %.2f s: %.1f MB/s", Double(s.bytes) / 1e6, seconds, Double(s.bytes) / 1e6 / seconds)
             out += "; per second: " + s.rateOverTime.map { String(format: "%.0f", $0) }.joined(separator: " ") + "\n"
