@@ -68,7 +68,7 @@ final class CaptureLabTests: XCTestCase {
 
         // tshark reads the file ql-mcast-capture wrote, frame for frame as ql-mcast-capture reads it back,
         // and reading it back gives the same sessions and counts as the live capture.
-        let tshark = try Tool.path("tshark", "tshark")
+        let tshark = try InstalledTool.path("tshark", "tshark")
         // (Lab.run merges standard error, where tshark warns about running as root: count frame numbers only.)
         let listed = try Lab.run(tshark, ["-r", pcap, "-T", "fields", "-e", "frame.number"]).split(separator: "\n").filter { Int($0) != nil }.count
         let reread = try ReleaseTool.run("ql-mcast-capture", ["--read", pcap, "--json"], environment: [:])
@@ -107,14 +107,5 @@ final class CaptureLabTests: XCTestCase {
         let notPcap = try ReleaseTool.run("ql-mcast-capture", ["--read", garbage], environment: [:])
         XCTAssertEqual(notPcap.status, 2)
         XCTAssertTrue(notPcap.stderr.hasPrefix("Error: cannot read the capture \(garbage): "), notPcap.stderr)
-    }
-}
-
-/// The tools the tests check output with: required (installed by scripts/setup).
-enum Tool {
-    static func path(_ name: String, _ package: String) throws -> String {
-        for dir in ["/usr/sbin", "/usr/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
-        try Requirements.require(false, "needs \(name) (Debian package \(package); scripts/setup installs it)")
-        return name
     }
 }

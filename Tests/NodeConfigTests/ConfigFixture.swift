@@ -91,14 +91,3 @@ final class ConfigFixture {
         return tree
     }
 }
-
-/// The tools the tests check generated files with: required (installed by scripts/setup).
-enum Tool {
-    static func path(_ name: String, _ package: String) throws -> String {
-        for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") {
-            return "\(dir)/\(name)"
-        }
-        try Requirements.require(false, "needs \(name) (Debian package \(package); scripts/setup installs it)")
-        return name
-    }
-}

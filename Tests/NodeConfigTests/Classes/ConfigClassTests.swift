@@ -1,5 +1,6 @@
 import ImageService
 import LabSupport
+import LabTestSupport
 import NodeConfig
 import NodeRegistry
 import XCTest
@@ -60,7 +61,7 @@ final class ConfigClassTests: XCTestCase {
     }
 
     func testSystemdPathEscapingMatchesSystemdEscape() throws {
-        let tool = try Tool.path("systemd-escape", "systemd")
+        let tool = try InstalledTool.path("systemd-escape", "systemd")
         for path in ["/home", "/", "/opt/site-apps", "/srv/a b", "/x/.hidden/y", "/mnt/ü", "/data_1/x:y", "/a.b/c"] {
             let expected = try Lab.run(tool, ["--path", path]).trimmingCharacters(in: .newlines)
             XCTAssertEqual(SystemdUnitName.escape(path: path), expected, path)

@@ -18,7 +18,7 @@ final class TimeSyncTests: XCTestCase {
     }
 
     func testOffsetFromAChronyServerAndNoAnswerIsAClearError() throws {
-        let chronyd = try Tool.path("chronyd", "chrony")
+        let chronyd = try InstalledTool.path("chronyd", "chrony")
         try Requirements.root("chronyd needs root")
         dir = NSTemporaryDirectory() + "ntp-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -51,7 +51,7 @@ final class DirectoryServicesTests: XCTestCase {
     private static let sssd = #"{"domains":[{"name":"example","provider":"ldap","uris":["ldaps://ldap1.example.com","ldap://ldap2.example.com"],"searchBase":"dc=example,dc=com","accessFilter":"(memberOf=cn=hpc,ou=groups,dc=example,dc=com)","caCertificate":"/etc/ssl/certs/example-ca.pem"},{"name":"corp","provider":"ad","adDomain":"corp.example.com"}],"createHomes":true}"#
 
     func testSssctlAcceptsTheGeneratedSssdConfWrittenPrivately() throws {
-        let sssctl = try Tool.path("sssctl", "sssd-tools")
+        let sssctl = try InstalledTool.path("sssctl", "sssd-tools")
         let (plan, root) = try plan([(.sssd, Self.sssd)])
         _ = try plan.write(below: root)
         let conf = root + "/etc/sssd/sssd.conf"
@@ -94,7 +94,7 @@ final class DirectoryServicesTests: XCTestCase {
     /// without a running slurm job may not.
     func testSlurmAccountRuleAllowsRootAndRefusesOthers() throws {
         try Requirements.root("pamtester needs a service in /etc/pam.d")
-        let pamtester = try Tool.path("pamtester", "pamtester")
+        let pamtester = try InstalledTool.path("pamtester", "pamtester")
         let (plan, root) = try plan([(.misc, #"{"sshSlurmOnly":true}"#)])
         _ = try plan.write(below: root)
         let rule = try XCTUnwrap(plan.edits.first { $0.path == "/etc/pam.d/sshd" }).line

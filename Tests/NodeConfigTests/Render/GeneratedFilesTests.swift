@@ -25,7 +25,7 @@ final class GeneratedFilesTests: XCTestCase {
     }
 
     func testIfupdownParsesTheInterfacesFile() throws {
-        let ifquery = try Tool.path("ifquery", "ifupdown")
+        let ifquery = try InstalledTool.path("ifquery", "ifupdown")
         let (_, _, out) = try plan(family: .debian)
         let file = out + "/etc/network/interfaces.d/qluman"
         let listed = try Lab.run(ifquery, ["-i", file, "-a", "--list"]).split(separator: "\n").map(String.init)
@@ -41,7 +41,7 @@ final class GeneratedFilesTests: XCTestCase {
     }
 
     func testSystemdAcceptsTheMountUnits() throws {
-        let analyze = try Tool.path("systemd-analyze", "systemd")
+        let analyze = try InstalledTool.path("systemd-analyze", "systemd")
         let (_, plan, out) = try plan(family: .debian)
         let units = plan.entries.map(\.path).filter { $0.hasSuffix(".mount") || $0.hasSuffix(".automount") }
             .filter { !$0.contains(".wants/") }
@@ -60,7 +60,7 @@ final class GeneratedFilesTests: XCTestCase {
 
     func testSSHReadsAuthorizedKeysWrittenPrivately() throws {
         try Requirements.root("checks owners of the written files")
-        let keygen = try Tool.path("ssh-keygen", "openssh-client")
+        let keygen = try InstalledTool.path("ssh-keygen", "openssh-client")
         let (_, _, out) = try plan(family: .debian)
         let listing = try Lab.run(keygen, ["-l", "-f", out + "/root/.ssh/authorized_keys"])
         XCTAssertTrue(listing.contains("admin@head (ED25519)"), listing)
@@ -102,7 +102,7 @@ final class GeneratedFilesTests: XCTestCase {
     }
 
     func testChronyParsesTheTimeConfigurationAndTimesyncdGetsItsOwn() throws {
-        let chronyd = try Tool.path("chronyd", "chrony")
+        let chronyd = try InstalledTool.path("chronyd", "chrony")
         let (_, _, out) = try plan(family: .debian, timeDaemon: .chrony)
         let file = out + "/etc/chrony/conf.d/qluman.conf"
         let parsed = try Lab.run(chronyd, ["-p", "-f", file])
