@@ -139,8 +139,6 @@ public final class CaptureAnalyzer {
         sessions[id] = s
     }
 
-    public func count(malformedFrame reason: String) { analysis.malformed[reason, default: 0] += 1 }
-
     /// The analysis so far.
     public var result: CaptureAnalysis {
         var out = analysis

@@ -126,8 +126,5 @@ public final class PcapSource {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Makes a blocked live read return.
-    public func stop() { pcap_breakloop(handle) }
-
     public func flush() { if let dumper { pcap_dump_flush(dumper) } }
 }

@@ -17,17 +17,14 @@ public struct FilePlan: Sendable, Equatable {
         public var gid: UInt32
         /// The config class (and config) that produced it, for the preview.
         public var origin: String
-        /// A Root FS Customization entry: never written through a symlink of its own tree.
-        public var fromTree: Bool = false
 
-        public init(path: String, content: Content, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, origin: String, fromTree: Bool = false) {
+        public init(path: String, content: Content, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, origin: String) {
             self.path = path
             self.content = content
             self.mode = mode
             self.uid = uid
             self.gid = gid
             self.origin = origin
-            self.fromTree = fromTree
         }
     }
 

@@ -57,14 +57,14 @@ public struct RootFSArchive: Sendable, Equatable {
             let perm = e.mode & 0o7777
             switch e.type {
             case UInt32(S_IFDIR):
-                out.append(.init(path: path, content: .directory, mode: perm, uid: e.uid, gid: e.gid, origin: origin, fromTree: true))
+                out.append(.init(path: path, content: .directory, mode: perm, uid: e.uid, gid: e.gid, origin: origin))
             case UInt32(S_IFREG):
-                out.append(.init(path: path, content: .file(e.data), mode: perm, uid: e.uid, gid: e.gid, origin: origin, fromTree: true))
+                out.append(.init(path: path, content: .file(e.data), mode: perm, uid: e.uid, gid: e.gid, origin: origin))
             case UInt32(S_IFLNK):
                 let target = String(decoding: e.data, as: UTF8.self)
                 guard !target.isEmpty, !e.data.contains(0) else { throw refused("symbolic link \(e.name) has no target") }
                 links.insert(e.name)
-                out.append(.init(path: path, content: .symlink(target), mode: 0o777, uid: e.uid, gid: e.gid, origin: origin, fromTree: true))
+                out.append(.init(path: path, content: .symlink(target), mode: 0o777, uid: e.uid, gid: e.gid, origin: origin))
             default:
                 throw refused("\(e.name) is not a directory, file or symbolic link")
             }
