@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Foundation
 import GRDB
 import ImageService
@@ -21,6 +24,14 @@ public final class Registry: Sendable {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.journalMode = .wal
+        // Two tools opening a new registry at once must not both run a migration: the migrator
+        // checks what is applied and applies the rest in separate transactions, so the whole
+        // upgrade runs under an exclusive lock on a file beside the database.
+        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw FileSystem.error("cannot open the lock", path + ".lock") }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(lock, LOCK_UN) }
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
             try Registry.migrator.migrate(queue)
