@@ -100,6 +100,23 @@ package enum FileSystem {
 
     package static func remove(_ path: String) { unlink(path) }
 
+    /// The first `count` bytes of `path` (fewer when the file is shorter).
+    package static func readPrefix(_ path: String, count: Int) throws(ServiceError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw error("cannot open", path) }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, count - filled) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw error("cannot read", path) }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(out[0..<filled])
+    }
+
     package static func readFile(_ path: String, limit: Int) throws(ServiceError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw error("cannot open", path) }

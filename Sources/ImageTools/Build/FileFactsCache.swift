@@ -40,6 +40,12 @@ final class FileFactsCache {
     func libraries(of program: String) throws(ServiceError) -> [String] {
         var e = try entry(program)
         if let known = e.libraries, known.allSatisfy(FileSystem.isRegularFile) { return known }
+        // ldd fails on a static program (busybox-static): it loads nothing.
+        guard try ELFFile(program).isDynamic else {
+            e.libraries = []
+            entries[program] = e
+            return []
+        }
         let text = try Subprocess.run("/usr/bin/ldd", [program], step: "list the libraries of \(program)")
         var found: [String] = []
         for line in text.split(separator: "\n") {

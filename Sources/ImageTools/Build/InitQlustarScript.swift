@@ -6,7 +6,7 @@
 /// image's `init` (systemd). `debug` traces every step. Logs: /var/log/qlustar/init.qlustar.log.
 ///
 /// Testable outside a boot like `/init`: commands through `PATH`, paths below `$QL_ROOT`,
-/// `$QL_CMDLINE` for `/proc/cmdline`, `$QL_SHELL` for the early shell.
+/// `$QL_CMDLINE` for `/proc/cmdline`, `$QL_SHELL` for the early shell, `$QL_INIT` for `/sbin/init`.
 public enum InitQlustarScript {
     public static let path = "/sbin/init.qlustar"
 
@@ -27,6 +27,8 @@ public enum InitQlustarScript {
             [ -d /sys/class ] || mount -t sysfs sysfs /sys
             [ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev
             mkdir -p /run && mount -t tmpfs -o mode=0755 tmpfs /run
+            # execd runs programs with Foundation's Process, which needs 127.0.0.1 (see /init).
+            ip link set lo up 2>/dev/null
         }
         cmdline="$(cat "${QL_CMDLINE:-/proc/cmdline}")"
         server=""; early=""; debug=""
@@ -66,8 +68,9 @@ public enum InitQlustarScript {
         qluman-execd --run-initd --root "${R:-/}" $debug >> "$LOG" 2>&1 || say "some init.d scripts failed (see /var/log/qlustar/init.d/)"
 
         # Step 6: the image's own init (systemd).
+        # By path: busybox's sh would run its own init applet for a bare "init".
         say "handing over to init"
-        exec init
+        exec "${QL_INIT:-/sbin/init}"
 
         """#
 }

@@ -1,6 +1,8 @@
 import ImageService
 
-/// The initrd's `/init` (boot step 4): brings up the boot NIC (the one pxelinux booted from,
+/// The initrd's `/init` (boot step 4): makes busybox's applets commands (when the initrd has
+/// `/bin/busybox`), loads the kernel modules it carries (`lib/modules/*.ko`), brings up the
+/// boot NIC (the one pxelinux booted from,
 /// `BOOTIF=`; DHCP with busybox `udhcpc`, or `ip=ADDR::GW:MASK` from the kernel command line),
 /// reads the image server and image (`ql.server=HOST[:PORT] ql.image=NAME`), runs
 /// `ql-mcast-client --union` (multicast with unicast fallback, SHA-256 verified, the union root
@@ -32,12 +34,20 @@ public enum InitScript {
             exec ${QL_SHELL:-sh}
         }
         [ -n "$QL_CMDLINE" ] || {
+            # busybox (static) in the initrd: its applets become the commands below (mount, ip,
+            # udhcpc, insmod, switch_root…), as links beside the files the initrd already has.
+            if [ -x /bin/busybox ]; then
+                /bin/busybox mkdir -p /sbin /usr/bin /usr/sbin && /bin/busybox --install -s
+            fi
             mount -t proc proc "$R/proc"
             mount -t sysfs sysfs "$R/sys"
             mount -t devtmpfs devtmpfs "$R/dev" 2>/dev/null
+            # Loopback first: Foundation's Process (the client's mount, execd's scripts) wakes
+            # its run loop through UDP sockets on 127.0.0.1 and hangs without them.
+            ip link set lo up
         }
         cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"
-        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"
+        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""
         for word in $cmdline; do
             case "$word" in
                 ql.server=*) server="${word#ql.server=}" ;;
@@ -46,10 +56,21 @@ public enum InitScript {
                 ql.server-timeout=*) wait="${word#ql.server-timeout=}" ;;
                 BOOTIF=*) bootif="$(echo "${word#BOOTIF=}" | cut -c4- | tr '-' ':' | tr 'A-F' 'a-f')" ;;
                 ip=*) ipconf="${word#ip=}" ;;
-                debug) set -x ;;
+                debug) set -x; debug=1 ;;
             esac
         done
+        # debug: the logs of this boot stage on the console as they grow.
+        [ -n "$debug" ] && [ -z "$QL_CMDLINE" ] && { tail -F "$LOG" "$R/var/log/qlustar/ql-mcast-client.log" > /dev/console 2>&1 & }
         say "image '$image' from '${server:-?}', boot NIC ${bootif:-first}, network $ipconf"
+        # The kernel modules the initrd carries (lib/modules/*.ko: the boot NIC's driver, loop,
+        # squashfs, overlay), in name order; one built into the kernel is simply already there.
+        loaded=""
+        for module in "$R"/lib/modules/*.ko; do
+            [ -f "$module" ] || continue
+            name="${module##*/}"; name="${name%.ko}"
+            if insmod "$module" >> "$LOG" 2>&1; then loaded="$loaded $name"; else say "module $name not loaded (built in, or see $LOG)"; fi
+        done
+        [ -n "$loaded" ] && say "modules loaded:$loaded"
         [ -n "$server" ] || rescue "no ql.server= on the kernel command line: cannot fetch the node image"
 
         # The boot NIC: the one whose MAC pxelinux passed (BOOTIF), else the first that is not lo.
@@ -73,6 +94,7 @@ public enum InitScript {
                 ip addr flush dev "$interface"
                 ip addr add "$ip/${mask:-24}" dev "$interface"
                 [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+                [ -n "$hostname" ] && hostname "$hostname"
                 echo "$ip" > "$QL_LEASE" ;;
         esac
         exit 0
@@ -102,7 +124,8 @@ public enum InitScript {
             attempt=$((attempt + 1))
         done
         say "image '$image' verified; union root in /union (image, rw, chroot)"
-        mkdir -p "$R/union/root/var/log/qlustar" && cp "$LOG" "$R/union/root/var/log/qlustar/init.log"
+        # The boot's logs (this script's, the client's) stay where admins look on the running node.
+        mkdir -p "$R/union/root/var/log/qlustar" && cp "$R"/var/log/qlustar/*.log "$R/union/root/var/log/qlustar/"
         [ -x "$R/union/root/sbin/init.qlustar" ] || rescue "the image has no /sbin/init.qlustar"
         exec switch_root "$R/union/root" /sbin/init.qlustar
 

@@ -46,6 +46,31 @@ struct Define: ParsableCommand {
     @Argument(help: "Image name.") var image: String
     @Option(help: "Modules, comma separated, in layer order (core is always first).") var modules: String
     @Option(help: "squashfs compression: zstd (default), gzip or xz.") var compression: String?
+    @Option(help: "The kernel the image boots with (published as IMG.vmlinuz for pxelinux; 'none' to clear).")
+    var kernel: String?
+    @Option(
+        name: .customLong("initrd-program"),
+        help: "A program for the initrd, copied with its libraries (repeat; replaces the list; default /bin/sh, /bin/mount).")
+    var initrdPrograms: [String] = []
+    @Option(
+        name: .customLong("initrd-file"),
+        help: ArgumentHelp(
+            "A file for the initrd as PATH_IN_INITRD=FILE (repeat; replaces the list), e.g. lib/modules/e1000.ko=/lib/modules/…/e1000.ko.",
+            valueName: "path=file"))
+    var initrdFiles: [String] = []
+
+    func validate() throws {
+        for entry in initrdFiles where !entry.contains("=") {
+            throw ValidationError("--initrd-file '\(entry)' is not PATH_IN_INITRD=FILE")
+        }
+        for entry in initrdFiles {
+            let inside = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            let parts = inside.split(separator: "/")
+            if inside.hasPrefix("/") || parts.isEmpty || parts.contains("..") || parts.contains(".") {
+                throw ValidationError("--initrd-file: '\(inside)' must be a relative path inside the initrd, without '..'")
+            }
+        }
+    }
 
     func run() throws {
         let name = try ImageName(image)
@@ -55,6 +80,15 @@ struct Define: ParsableCommand {
         var definition = (try? ImageDefinition.load(common.rootPath, name)) ?? ImageDefinition(modules: [])
         definition.modules = list
         if let compression { definition.compression = compression }
+        if let kernel { definition.kernel = kernel == "none" ? nil : kernel }
+        if !initrdPrograms.isEmpty { definition.initrdPrograms = initrdPrograms }
+        if !initrdFiles.isEmpty {
+            definition.initrdFiles = Dictionary(
+                initrdFiles.map { entry in
+                    let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+                    return (parts[0], parts.count > 1 ? parts[1] : "")
+                }, uniquingKeysWith: { _, last in last })
+        }
         try definition.store(common.rootPath, name)
         print("image '\(name)': \(definition.layers.joined(separator: " + "))")
     }

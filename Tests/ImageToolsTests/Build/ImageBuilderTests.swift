@@ -1,6 +1,6 @@
 import Foundation
 import ImageService
-import ImageTools
+@testable import ImageTools
 import LabSupport
 import LabTestSupport
 import XCTest
@@ -111,6 +111,81 @@ final class ImageBuilderTests: XCTestCase {
         XCTAssertTrue(names.contains { $0.hasSuffix("/libcrypto.so.3") }, "the client's libraries")
         let long = ArchiveTests.squeeze(try sh("zcat \(images)/compute.initrd | cpio -itv --quiet init"))
         XCTAssertTrue(long.hasPrefix("-rwxr-xr-x 1 root root"), long)
+    }
+
+    func testStaticBusyboxNeedsNoLibrariesAndProgramsAreStrippedForTheInitrd() throws {
+        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
+        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strip"), "needs strip (binutils; scripts/setup)")
+        try standardSetup()
+        var definition = try ImageDefinition.load(root, ImageName("compute"))
+        definition.initrdPrograms = ["/bin/busybox"]
+        definition.initrdFiles = ["bin/sh": "/bin/busybox"]
+        try definition.store(root, ImageName("compute"))
+        try builder().build(ImageName("compute"))
+        try sh("mkdir -p \(dir)/unpacked && cd \(dir)/unpacked && zcat \(images)/compute.initrd | cpio -id --quiet")
+        let unpacked = dir + "/unpacked"
+        // A static program goes in alone (ldd would fail on it); busybox is already stripped.
+        XCTAssertEqual(try Lab.sha256(unpacked + "/bin/busybox"), try Lab.sha256("/bin/busybox"))
+        XCTAssertEqual(try Lab.sha256(unpacked + "/bin/sh"), try Lab.sha256("/bin/busybox"))
+        // The client and its libraries lose their symbol tables, and still run.
+        let client = try LabHarness.releaseBinary("ql-mcast-client").path
+        let size = { (path: String) throws -> Int in (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        XCTAssertLessThan(try size(unpacked + "/bin/ql-mcast-client"), try size(client) / 2, "stripped client")
+        XCTAssertFalse(try sh("readelf -S \(unpacked)/bin/ql-mcast-client").contains(".symtab"), "no symbol table")
+        XCTAssertTrue(try sh("readelf -S \(client)").contains(".symtab"), "the release build has one")
+        XCTAssertEqual(try String(contentsOfFile: unpacked + "/init", encoding: .utf8), InitScript.text(try ImageName("compute")), "scripts as they are")
+        XCTAssertTrue(try sh("\(unpacked)/bin/ql-mcast-client --help").contains("USAGE: ql-mcast-client"))
+        XCTAssertEqual(try sh("stat -c %a \(unpacked)/bin/ql-mcast-client"), "755\n")
+    }
+
+    func testDefineTakesTheKernelAndTheInitrdContentsFromTheCommandLine() throws {
+        try standardSetup()
+        let env = ["PATH": "/usr/bin:/bin", "QLUSTAR_ROOT": dir]
+        try sh("mkdir -p \(dir)/boot && echo kernel > \(dir)/boot/vmlinuz && echo module > \(dir)/boot/e1000.ko")
+        let ok = try ReleaseTool.run(
+            "qlustar-image",
+            ["define", "node", "--modules", "slurm", "--kernel", dir + "/boot/vmlinuz", "--initrd-program", "/bin/sh",
+             "--initrd-program", "/bin/mount", "--initrd-file", "lib/modules/e1000.ko=\(dir)/boot/e1000.ko",
+             "--initrd-file", "etc/motd=/etc/hostname"], environment: env)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(ok.stdout, "image 'node': core + slurm\n")
+        var expected = ImageDefinition(modules: ["slurm"], initrdPrograms: ["/bin/sh", "/bin/mount"])
+        expected.kernel = dir + "/boot/vmlinuz"
+        expected.initrdFiles = ["lib/modules/e1000.ko": dir + "/boot/e1000.ko", "etc/motd": "/etc/hostname"]
+        XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected)
+        // Redefining the modules keeps what is not given; 'none' clears the kernel.
+        XCTAssertEqual(try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--kernel", "none"], environment: env).status, 0)
+        expected.modules = ["core"]
+        expected.kernel = nil
+        XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected)
+        for (bad, message) in [
+            ("lib/modules/e1000.ko", "--initrd-file 'lib/modules/e1000.ko' is not PATH_IN_INITRD=FILE"),
+            ("../escape=/etc/hostname", "--initrd-file: '../escape' must be a relative path inside the initrd, without '..'"),
+            ("/abs=/etc/hostname", "--initrd-file: '/abs' must be a relative path inside the initrd, without '..'"),
+        ] {
+            let r = try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--initrd-file", bad], environment: env)
+            XCTAssertEqual(r.status, 64, bad)
+            XCTAssertTrue(r.stderr.contains("Error: " + message), r.stderr)
+        }
+        XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected, "a refused definition changes nothing")
+    }
+
+    func testELFFilesAreToldFromScriptsAndStaticFromDynamic() throws {
+        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
+        let busybox = try ELFFile("/bin/busybox")
+        XCTAssertTrue(busybox.isELF)
+        XCTAssertFalse(busybox.isDynamic, "busybox-static loads no libraries")
+        let client = try ELFFile(try LabHarness.releaseBinary("ql-mcast-client").path)
+        XCTAssertTrue(client.isELF && client.isDynamic)
+        let library = try ELFFile(try sh("ldd /bin/ls | awk '/libc.so/ {print $3}'").trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertTrue(library.isELF && library.isDynamic)
+        XCTAssertTrue(try ELFFile("/bin/sh").isELF, "dash, through its link")
+        let script = dir + "/script"
+        try "#!/bin/sh\necho hi\n".write(toFile: script, atomically: true, encoding: .utf8)
+        XCTAssertFalse(try ELFFile(script).isELF)
+        try "".write(toFile: script, atomically: true, encoding: .utf8)
+        XCTAssertFalse(try ELFFile(script).isELF, "an empty file")
+        XCTAssertThrowsError(try ELFFile(dir + "/missing"))
     }
 
     func testClearErrorsForWhatCannotBeBuilt() throws {

@@ -60,7 +60,7 @@ final class BootScriptsLabTests: XCTestCase {
         let p = try l.start(
             on: host,
             ["env", "QL_ROOT=" + root, "QL_CMDLINE=" + l.path("\(log).cmdline"), "QL_CONSOLE=" + l.path("\(log).console"),
-             "QL_TRACE=" + l.path("\(log).trace"), "QL_SHELL=rescue-shell", "PATH=\(standIns):\(bin):/usr/sbin:/usr/bin:/sbin:/bin", "sh", file],
+             "QL_TRACE=" + l.path("\(log).trace"), "QL_SHELL=rescue-shell", "QL_INIT=init", "PATH=\(standIns):\(bin):/usr/sbin:/usr/bin:/sbin:/bin", "sh", file],
             timeout: 120, log: log)
         return l.wait(p, seconds: 130)
     }
