@@ -40,6 +40,7 @@ let package = Package(
         .systemLibrary(name: "CNuma", path: "Sources/CNuma", providers: [.apt(["libnuma-dev"])]),
         .systemLibrary(name: "CISAL", path: "Sources/CISAL", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CPcap", path: "Sources/CPcap", providers: [.apt(["libpcap-dev"])]),
 
@@ -73,7 +74,7 @@ let package = Package(
         ),
 
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
-        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CCrypt"], path: "Sources/ImageTools"),
+        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
 
         // Node configuration: config classes, the files they become (preview = execd), writing them
         // confined to a root, Root FS Customization archives, execd's configure and init.d runs.

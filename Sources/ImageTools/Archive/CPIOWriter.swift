@@ -12,14 +12,14 @@ import ImageService
 /// 8-digit hex fields, the NUL-terminated name padded to 4 bytes, the data padded to 4 bytes;
 /// the archive ends with the entry `TRAILER!!!`.
 public final class CPIOWriter {
-    private let out: GzipWriter
+    private let out: any CompressedFileWriter
     private let mtime: UInt32
     private var nextInode: UInt32 = 1
     private var names = Set<String>()
     public private(set) var entries = 0
 
     /// - Parameter mtime: The modification time of every entry (seconds since the epoch).
-    public init(writingTo out: GzipWriter, mtime: UInt32 = 0) {
+    public init(writingTo out: any CompressedFileWriter, mtime: UInt32 = 0) {
         self.out = out
         self.mtime = mtime
     }

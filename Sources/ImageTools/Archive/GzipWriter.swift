@@ -7,7 +7,7 @@ import ImageService
 /// Writes a gzip file with zlib, deterministically: the header carries no name and mtime 0, so
 /// the same bytes in give the same file out (changelogs and the initrd are part of reproducible
 /// images). Readable by `zcat`. Written to `PATH.tmp.PID` and renamed on `finish()`.
-public final class GzipWriter {
+public final class GzipWriter: CompressedFileWriter {
     public let path: String
     private let temporary: String
     private let fd: Int32
@@ -47,13 +47,6 @@ public final class GzipWriter {
         stream.avail_in = uInt(bytes.count)
         try pump(flush: Z_NO_FLUSH)
     }
-
-    public func write(_ bytes: [UInt8]) throws(ServiceError) {
-        let result = bytes.withUnsafeBytes { b in Result { () throws(ServiceError) in try write(b) } }
-        try result.get()
-    }
-
-    public func write(_ text: String) throws(ServiceError) { try write(Array(text.utf8)) }
 
     /// Ends the stream, syncs and renames the file into place.
     public func finish() throws(ServiceError) {

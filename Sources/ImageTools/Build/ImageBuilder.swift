@@ -13,7 +13,7 @@ import Transport
 ///    digest decides whether anything must be built.
 /// 2. Stage: layer the modules in order, then the copy files (owner, group and mode kept), set
 ///    root's password, write the changelogs into `/usr/share/doc/qlustar-image`.
-/// 3. Pack: squashfs (`SquashfsBuilder`, reproducible) and the initrd (`newc` cpio, gzip):
+/// 3. Pack: squashfs (`SquashfsBuilder`, reproducible) and the initrd (`newc` cpio, gzip or zstd):
 ///    `/init`, `ql-mcast-client` and the programs, with their libraries.
 /// 4. Publish: `IMG.img` and `IMG.initrd` in `<root>/var/lib/qlustar/images`, each written
 ///    beside and renamed (a node sees the old file or the new one), then `IMG.manifest`.
@@ -64,7 +64,8 @@ public final class ImageBuilder {
         for module in layers { try remember(module) }
         let programs = try initrdFiles(definition)
         let rootHash = try rootPasswordHash(definition)
-        let initrdInputs = try initrdDigest(image, programs)
+        let compression = InitrdCompression(rawValue: definition.initrdCompression ?? "gzip") ?? .gzip
+        let initrdInputs = try initrdDigest(image, programs, compression)
         defer { facts.save() }
         let inputs = try inputDigest(image, definition, layers, initrdInputs, rootHash)
         let previous = try? record(image)
@@ -119,7 +120,7 @@ public final class ImageBuilder {
         if force || previous?.initrdInputs != initrdInputs || previous?.edited == true || publishedInitrd == nil
             || publishedInitrd != previous?.initrdIdentity
         {
-            try writeInitrd(image, programs: programs, to: initrdPath)
+            try writeInitrd(image, programs: programs, to: initrdPath, compression: compression)
         } else {
             log.info("initrd of '\(image)' unchanged: kept")
         }
@@ -183,8 +184,9 @@ public final class ImageBuilder {
         return sha(text)
     }
 
-    private func initrdDigest(_ image: ImageName, _ programs: [String: String]) throws(ServiceError) -> String {
+    private func initrdDigest(_ image: ImageName, _ programs: [String: String], _ compression: InitrdCompression) throws(ServiceError) -> String {
         var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\ninit " + sha(InitScript.text(image)) + "\n"
+        text += "compression \(compression.rawValue)\n"
         for path in programs.keys.sorted() { text += "\(path) " + (try hash(programs[path]!)) + "\n" }
         return sha(text)
     }
@@ -369,9 +371,8 @@ public final class ImageBuilder {
         return files
     }
 
-    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String) throws(ServiceError) {
-        let gzip = try GzipWriter(path: path, level: 1)
-        let cpio = CPIOWriter(writingTo: gzip, mtime: time)
+    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String, compression: InitrdCompression) throws(ServiceError) {
+        let cpio = CPIOWriter(writingTo: try compression.writer(path: path), mtime: time)
         var directories: Set<String> = ["dev", "proc", "sys", "tmp", "union", "etc", "bin"]
         for file in programs.keys {
             var parts = file.split(separator: "/").dropLast()

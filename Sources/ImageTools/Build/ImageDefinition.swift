@@ -17,6 +17,8 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
     public var initrdFiles: [String: String]?
     /// The kernel the image boots with: published beside it as `IMG.vmlinuz` for pxelinux.
     public var kernel: String?
+    /// How the initrd is compressed: gzip (default) or zstd.
+    public var initrdCompression: String?
 
     public init(modules: [String], rootPasswordHash: String? = nil, compression: String? = nil, initrdPrograms: [String]? = nil) {
         self.modules = modules
@@ -45,6 +47,9 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
         }
         if let c = definition.compression, SquashfsBuilder.Compression(rawValue: c) == nil {
             throw ServiceError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
+        }
+        if let c = definition.initrdCompression, InitrdCompression(rawValue: c) == nil {
+            throw ServiceError(.configuration, "\(path): initrdCompression '\(c)' is not gzip or zstd")
         }
         for (inside, _) in definition.initrdFiles ?? [:] {
             let parts = inside.split(separator: "/")

@@ -129,10 +129,14 @@ public struct ImageEditor {
         try? FileManager.default.removeItem(atPath: work)
         try FileSystem.makeDirectories(work)
         defer { try? FileManager.default.removeItem(atPath: work) }
+        // An initrd is edited in the format it was built in.
+        let compression = part == .initrd ? try InitrdCompression.detect(published) : nil
         switch part {
         case .initrd:
+            guard let compression else { throw ServiceError(.configuration, "\(published) is neither gzip nor zstd: not an initrd qlustar-image built") }
             try Subprocess.run(
-                "/bin/sh", ["-c", "cd \"$1\" && zcat \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames", "sh", work, published],
+                "/bin/sh",
+                ["-c", "cd \"$1\" && \(compression.decompressor) \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames", "sh", work, published],
                 step: "unpack the initrd of '\(image)'")
         case .squashfs:
             try Subprocess.run("/usr/bin/unsquashfs", ["-quiet", "-no-progress", "-f", "-d", work + "/tree", published], step: "unpack '\(image)'")
@@ -147,8 +151,7 @@ public struct ImageEditor {
         }
         switch part {
         case .initrd:
-            let gzip = try GzipWriter(path: published, level: 1)
-            let cpio = CPIOWriter(writingTo: gzip)
+            let cpio = CPIOWriter(writingTo: try (compression ?? .gzip).writer(path: published))
             try cpio.addTree(tree)
             try cpio.finish()
         case .squashfs:

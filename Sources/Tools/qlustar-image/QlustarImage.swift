@@ -58,8 +58,13 @@ struct Define: ParsableCommand {
             "A file for the initrd as PATH_IN_INITRD=FILE (repeat; replaces the list), e.g. lib/modules/e1000.ko=/lib/modules/…/e1000.ko.",
             valueName: "path=file"))
     var initrdFiles: [String] = []
+    @Option(help: "How the initrd is compressed: gzip (default; any kernel) or zstd (smaller, faster to boot; CONFIG_RD_ZSTD).")
+    var initrdCompression: String?
 
     func validate() throws {
+        if let initrdCompression, InitrdCompression(rawValue: initrdCompression) == nil {
+            throw ValidationError("--initrd-compression must be gzip or zstd, not '\(initrdCompression)'")
+        }
         for entry in initrdFiles where !entry.contains("=") {
             throw ValidationError("--initrd-file '\(entry)' is not PATH_IN_INITRD=FILE")
         }
@@ -81,6 +86,7 @@ struct Define: ParsableCommand {
         definition.modules = list
         if let compression { definition.compression = compression }
         if let kernel { definition.kernel = kernel == "none" ? nil : kernel }
+        if let initrdCompression { definition.initrdCompression = initrdCompression }
         if !initrdPrograms.isEmpty { definition.initrdPrograms = initrdPrograms }
         if !initrdFiles.isEmpty {
             definition.initrdFiles = Dictionary(

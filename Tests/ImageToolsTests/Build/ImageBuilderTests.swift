@@ -146,12 +146,13 @@ final class ImageBuilderTests: XCTestCase {
             "qlustar-image",
             ["define", "node", "--modules", "slurm", "--kernel", dir + "/boot/vmlinuz", "--initrd-program", "/bin/sh",
              "--initrd-program", "/bin/mount", "--initrd-file", "lib/modules/e1000.ko=\(dir)/boot/e1000.ko",
-             "--initrd-file", "etc/motd=/etc/hostname"], environment: env)
+             "--initrd-file", "etc/motd=/etc/hostname", "--initrd-compression", "zstd"], environment: env)
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertEqual(ok.stdout, "image 'node': core + slurm\n")
         var expected = ImageDefinition(modules: ["slurm"], initrdPrograms: ["/bin/sh", "/bin/mount"])
         expected.kernel = dir + "/boot/vmlinuz"
         expected.initrdFiles = ["lib/modules/e1000.ko": dir + "/boot/e1000.ko", "etc/motd": "/etc/hostname"]
+        expected.initrdCompression = "zstd"
         XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected)
         // Redefining the modules keeps what is not given; 'none' clears the kernel.
         XCTAssertEqual(try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--kernel", "none"], environment: env).status, 0)
@@ -167,7 +168,45 @@ final class ImageBuilderTests: XCTestCase {
             XCTAssertEqual(r.status, 64, bad)
             XCTAssertTrue(r.stderr.contains("Error: " + message), r.stderr)
         }
+        let lz4 = try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--initrd-compression", "lz4"], environment: env)
+        XCTAssertEqual(lz4.status, 64)
+        XCTAssertTrue(lz4.stderr.contains("Error: --initrd-compression must be gzip or zstd, not 'lz4'"), lz4.stderr)
         XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected, "a refused definition changes nothing")
+    }
+
+    func testZstdInitrdIsReproducibleReadableAndEditedInItsFormat() throws {
+        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd"), "needs zstd (scripts/setup)")
+        try standardSetup()
+        let name = try ImageName("compute")
+        var definition = try ImageDefinition.load(root, name)
+        definition.initrdCompression = "zstd"
+        try definition.store(root, name)
+        try builder().build(name)
+        let initrd = images + "/compute.initrd"
+        XCTAssertEqual(try InitrdCompression.detect(initrd), .zstd)
+        let names = try sh("zstd -dcq \(initrd) | cpio -it --quiet")
+        XCTAssertTrue(names.contains("init\n") && names.contains("bin/ql-mcast-client\n"), names)
+        XCTAssertEqual(try sh("zstd -dcq \(initrd) | cpio -i --quiet --to-stdout init"), InitScript.text(name))
+        let first = try Lab.sha256(initrd)
+        try builder().build(name, force: true)
+        XCTAssertEqual(try Lab.sha256(initrd), first, "reproducible")
+        // qlustar-image-edit -i keeps the format.
+        let editor = ImageEditor(root: root, log: EventLog(root: root, name: "qlustar-image-edit", echo: false))
+        XCTAssertTrue(try editor.editBuilt(name, .initrd, command: "echo fix > added"))
+        XCTAssertEqual(try InitrdCompression.detect(initrd), .zstd)
+        XCTAssertEqual(try sh("zstd -dcq \(initrd) | cpio -i --quiet --to-stdout added"), "fix\n")
+        // Back to gzip: the initrd's inputs changed, so it is rebuilt, and zcat reads it.
+        definition.initrdCompression = nil
+        try definition.store(root, name)
+        try builder().build(name)
+        XCTAssertEqual(try InitrdCompression.detect(initrd), .gzip)
+        XCTAssertTrue(try sh("zcat \(initrd) | cpio -it --quiet").contains("bin/ql-mcast-client\n"))
+        // A compression nobody knows is a clear error.
+        definition.initrdCompression = "lz4"
+        try definition.store(root, name)
+        XCTAssertThrowsError(try builder().build(name)) { error in
+            XCTAssertTrue((error as? ServiceError)?.message.hasSuffix("initrdCompression 'lz4' is not gzip or zstd") ?? false, "\(error)")
+        }
     }
 
     func testELFFilesAreToldFromScriptsAndStaticFromDynamic() throws {

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CZstd
+import ImageService
+
+/// Writes a zstd file with libzstd, deterministically: no dictionary, no time, a fixed number
+/// of worker threads (the output depends on it), so the same bytes in give the same file out.
+/// Readable by `zstd -d` and by kernels with `CONFIG_RD_ZSTD` (an initramfs). Written to
+/// `PATH.tmp.PID` and renamed on `finish()`.
+public final class ZstdWriter: CompressedFileWriter {
+    public let path: String
+    private let temporary: String
+    private let fd: Int32
+    private let context: OpaquePointer
+    private var output = [UInt8](repeating: 0, count: 256 << 10)
+    private var finished = false
+
+    /// Worker threads: fixed, because zstd's output depends on their number.
+    static let workers: Int32 = 4
+
+    /// - Parameter level: zstd level 1 (fast) … 19 (small).
+    public init(path: String, level: Int32 = 19, mode: mode_t = 0o644) throws(ServiceError) {
+        self.path = path
+        temporary = path + ".tmp.\(getpid())"
+        guard let context = ZSTD_createCCtx() else { throw ServiceError(.io, "zstd: cannot start a stream for \(path)") }
+        self.context = context
+        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            ZSTD_freeCCtx(context)
+            throw FileSystem.error("cannot create", temporary)
+        }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
+        // Without multithreading support in libzstd this fails and compression runs on this thread.
+        ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, Self.workers)
+    }
+
+    deinit {
+        ZSTD_freeCCtx(context)
+        if !finished {
+            close(fd)
+            unlink(temporary)
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(ServiceError) {
+        guard !bytes.isEmpty else { return }
+        var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
+        while input.pos < input.size { _ = try pump(&input, ZSTD_e_continue) }
+    }
+
+    public func finish() throws(ServiceError) {
+        var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+        while try pump(&input, ZSTD_e_end) != 0 {}
+        finished = true
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced else {
+            unlink(temporary)
+            throw FileSystem.error("cannot sync", temporary)
+        }
+        do { try FileSystem.rename(temporary, to: path) } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// One compression step into `output`, written out; returns what zstd still has to flush.
+    private func pump(_ input: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) throws(ServiceError) -> Int {
+        let (remaining, produced) = output.withUnsafeMutableBytes { out -> (Int, Int) in
+            var buffer = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
+            let r = ZSTD_compressStream2(context, &buffer, &input, directive)
+            return (r, buffer.pos)
+        }
+        if ZSTD_isError(remaining) != 0 {
+            throw ServiceError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
+        }
+        var done = 0
+        while done < produced {
+            let n = output.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, produced - done) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FileSystem.error("cannot write", temporary) }
+            done += n
+        }
+        return remaining
+    }
+}
