@@ -100,6 +100,32 @@ package enum FileSystem {
 
     package static func remove(_ path: String) { unlink(path) }
 
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names the file in errors.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(ServiceError) {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw error("cannot write", path) }
+            done += n
+        }
+    }
+
+    /// Ends a file written under a temporary name: syncs and closes `fd`, then renames
+    /// `temporary` to `path`; on any failure the temporary file is removed.
+    package static func commit(_ fd: Int32, _ temporary: String, to path: String) throws(ServiceError) {
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard synced else {
+            unlink(temporary)
+            throw error("cannot sync", temporary)
+        }
+        do { try rename(temporary, to: path) } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
     /// The first `count` bytes of `path` (fewer when the file is shorter).
     package static func readPrefix(_ path: String, count: Int) throws(ServiceError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

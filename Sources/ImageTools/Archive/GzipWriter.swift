@@ -53,16 +53,7 @@ public final class GzipWriter: CompressedFileWriter {
         try pump(flush: Z_FINISH)
         deflateEnd(&stream)
         finished = true
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else {
-            unlink(temporary)
-            throw FileSystem.error("cannot sync", temporary)
-        }
-        do { try FileSystem.rename(temporary, to: path) } catch {
-            unlink(temporary)
-            throw error
-        }
+        try FileSystem.commit(fd, temporary, to: path)
     }
 
     private func pump(flush: Int32) throws(ServiceError) {
@@ -74,13 +65,10 @@ public final class GzipWriter: CompressedFileWriter {
             }
             guard status != Z_STREAM_ERROR else { throw ServiceError(.io, "zlib: deflate failed for \(path)") }
             let produced = output.count - Int(stream.avail_out)
-            var written = 0
-            while written < produced {
-                let n = output.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, produced - written) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw FileSystem.error("cannot write", temporary) }
-                written += n
+            let result = output.withUnsafeBytes { out in
+                Result { () throws(ServiceError) in try FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<produced]), path: temporary) }
             }
+            try result.get()
             if flush == Z_FINISH && status == Z_STREAM_END { return }
         } while stream.avail_out == 0 || (flush == Z_FINISH)
     }

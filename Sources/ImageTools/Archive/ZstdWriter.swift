@@ -54,16 +54,7 @@ public final class ZstdWriter: CompressedFileWriter {
         var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
         while try pump(&input, ZSTD_e_end) != 0 {}
         finished = true
-        let synced = fsync(fd) == 0
-        close(fd)
-        guard synced else {
-            unlink(temporary)
-            throw FileSystem.error("cannot sync", temporary)
-        }
-        do { try FileSystem.rename(temporary, to: path) } catch {
-            unlink(temporary)
-            throw error
-        }
+        try FileSystem.commit(fd, temporary, to: path)
     }
 
     /// One compression step into `output`, written out; returns what zstd still has to flush.
@@ -76,13 +67,10 @@ public final class ZstdWriter: CompressedFileWriter {
         if ZSTD_isError(remaining) != 0 {
             throw ServiceError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
         }
-        var done = 0
-        while done < produced {
-            let n = output.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, produced - done) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw FileSystem.error("cannot write", temporary) }
-            done += n
+        let result = output.withUnsafeBytes { out in
+            Result { () throws(ServiceError) in try FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<produced]), path: temporary) }
         }
+        try result.get()
         return remaining
     }
 }
