@@ -4,8 +4,9 @@
 import CZstd
 import ImageService
 
-/// Writes a zstd file with libzstd, deterministically: no dictionary, no time, a fixed number
-/// of worker threads (the output depends on it), so the same bytes in give the same file out.
+/// Writes a zstd file with libzstd, deterministically: no dictionary, no time, always the
+/// multi-threaded mode with the same parameters (its stream differs from the single-threaded
+/// one), so the same bytes in give the same file out.
 /// Readable by `zstd -d` and by kernels with `CONFIG_RD_ZSTD` (an initramfs). Written to
 /// `PATH.tmp.PID` and renamed on `finish()`.
 public final class ZstdWriter: CompressedFileWriter {
@@ -16,7 +17,7 @@ public final class ZstdWriter: CompressedFileWriter {
     private var output = [UInt8](repeating: 0, count: 256 << 10)
     private var finished = false
 
-    /// Worker threads: fixed, because zstd's output depends on their number.
+    /// Worker threads: fixed, so every head node runs the same mode with the same parameters.
     static let workers: Int32 = 4
 
     /// - Parameter level: zstd level 1 (fast) … 19 (small).
