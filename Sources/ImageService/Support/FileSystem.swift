@@ -82,16 +82,19 @@ package enum FileSystem {
 
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false with errno set on failure.
     package static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { writeAll(fd, $0) }
+    }
+
+    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false with errno set on failure.
+    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var written = 0
-        return bytes.withUnsafeBytes { b in
-            while written < b.count {
-                let n = write(fd, b.baseAddress! + written, b.count - written)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { return false }
-                written += n
-            }
-            return true
+        while written < bytes.count {
+            let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            written += n
         }
+        return true
     }
 
     package static func rename(_ from: String, to: String) throws(ServiceError) {
@@ -99,17 +102,6 @@ package enum FileSystem {
     }
 
     package static func remove(_ path: String) { unlink(path) }
-
-    /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names the file in errors.
-    package static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(ServiceError) {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw error("cannot write", path) }
-            done += n
-        }
-    }
 
     /// Ends a file written under a temporary name: syncs and closes `fd`, then renames
     /// `temporary` to `path`; on any failure the temporary file is removed.

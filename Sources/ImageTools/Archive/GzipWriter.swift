@@ -65,10 +65,8 @@ public final class GzipWriter: CompressedFileWriter {
             }
             guard status != Z_STREAM_ERROR else { throw ServiceError(.io, "zlib: deflate failed for \(path)") }
             let produced = output.count - Int(stream.avail_out)
-            let result = output.withUnsafeBytes { out in
-                Result { () throws(ServiceError) in try FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<produced]), path: temporary) }
-            }
-            try result.get()
+            let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+            guard written else { throw FileSystem.error("cannot write", temporary) }
             if flush == Z_FINISH && status == Z_STREAM_END { return }
         } while stream.avail_out == 0 || (flush == Z_FINISH)
     }

@@ -68,10 +68,8 @@ public final class ZstdWriter: CompressedFileWriter {
         if ZSTD_isError(remaining) != 0 {
             throw ServiceError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
         }
-        let result = output.withUnsafeBytes { out in
-            Result { () throws(ServiceError) in try FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: out[0..<produced]), path: temporary) }
-        }
-        try result.get()
+        let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+        guard written else { throw FileSystem.error("cannot write", temporary) }
         return remaining
     }
 }
