@@ -59,31 +59,48 @@ public struct CaptureAnalysis: Codable, Sendable {
 
 /// Builds a `CaptureAnalysis` packet by packet.
 public final class CaptureAnalyzer {
+    /// Bounds on what a capture can make us hold: its contents are whatever was on the wire
+    /// (forged session ids and NAKs included) or in a file (any timestamp).
+    /// Together they bound the rate history to 1,000 × 21,600 values (≈ 170 MB) in the worst case.
+    public static let maxSessions = 1_000
+    public static let maxNakedBlocks = 1_000_000
+    /// Seconds of rate history per session (6 hours): later packets are still counted, not plotted.
+    public static let maxSeconds = 21_600
+
     private var analysis = CaptureAnalysis()
     private var sessions: [UInt32: CaptureAnalysis.Session] = [:]
     private var receivers: [UInt32: [String: CaptureAnalysis.Receiver]] = [:]
     private var nakedBlocks: [UInt32: Set<UInt32>] = [:]
     private var buckets: [UInt32: [Int: Int]] = [:]
+    /// The last timestamp that was a number: stands in for one that is not (NaN, ±∞ from a file).
+    private var lastGoodSeconds = 0.0
 
     public init() {}
 
     public func add(_ packet: PcapSource.Packet, linkType: Int32) {
         analysis.packets += 1
+        var seconds = packet.seconds
+        if seconds.isFinite {
+            lastGoodSeconds = seconds
+        } else {
+            analysis.malformed["bad-timestamp", default: 0] += 1
+            seconds = lastGoodSeconds
+        }
         guard let frame = Frame.decode(packet.bytes, linkType: linkType) else {
             analysis.foreign += 1
             return
         }
         var rest = frame.payload
-        guard rest.count >= 4, rest.load(as: UInt32.self).bigEndian == PacketHeader.magic else {
+        guard rest.count >= 4, rest.loadUnaligned(as: UInt32.self).bigEndian == PacketHeader.magic else {
             analysis.foreign += 1
             return
         }
         // One datagram, or several behind one UDP header (a GSO super-packet).
-        while rest.count >= 4, rest.load(as: UInt32.self).bigEndian == PacketHeader.magic {
+        while rest.count >= 4, rest.loadUnaligned(as: UInt32.self).bigEndian == PacketHeader.magic {
             let length = min(PacketHeader.claimedLength(atStartOf: rest) ?? rest.count, rest.count)
             let datagram = UnsafeRawBufferPointer(rebasing: rest.prefix(length))
             switch PacketHeader.decode(datagram) {
-            case .success(let header): add(header, datagram, frame, seconds: packet.seconds)
+            case .success(let header): add(header, datagram, frame, seconds: seconds)
             case .failure(let reason):
                 analysis.malformed["\(reason)", default: 0] += 1
                 return
@@ -96,6 +113,10 @@ public final class CaptureAnalyzer {
 
     private func add(_ header: PacketHeader, _ payload: UnsafeRawBufferPointer, _ frame: Frame, seconds: Double) {
         let id = header.sessionID
+        if sessions[id] == nil, sessions.count >= CaptureAnalyzer.maxSessions {
+            analysis.malformed["too-many-sessions", default: 0] += 1
+            return
+        }
         var s = sessions[id] ?? CaptureAnalysis.Session(
             sessionID: id, objectID: header.objectID, sender: "", group: Frame.address(frame.destination) + ":\(frame.destinationPort)",
             firstSeconds: seconds)
@@ -108,7 +129,9 @@ public final class CaptureAnalyzer {
             if header.flags.contains(.repair) { s.repairs += 1 }
             s.sender = from
             s.bytes += Int(header.payloadLength)
-            buckets[id, default: [:]][Int(seconds - s.firstSeconds), default: 0] += Int(header.payloadLength)
+            if let second = second(seconds, since: s.firstSeconds) {
+                buckets[id, default: [:]][second, default: 0] += Int(header.payloadLength)
+            }
         case .announce:
             s.announces += 1
             s.sender = from
@@ -125,7 +148,9 @@ public final class CaptureAnalyzer {
             _ = NakBody.forEachEntry(body) { entry in
                 r.symbolsRequested += Int(entry.needed)
                 s.nakEntries += 1
-                nakedBlocks[id, default: []].insert(entry.block)
+                if nakedBlocks[id, default: []].count < CaptureAnalyzer.maxNakedBlocks {
+                    nakedBlocks[id, default: []].insert(entry.block)
+                }
             }
             receivers[id, default: [:]][from] = r
         case .status:
@@ -137,6 +162,21 @@ public final class CaptureAnalyzer {
             }
         }
         sessions[id] = s
+    }
+
+    /// The whole second of the capture, counted from `first`, that `seconds` falls in; nil (and
+    /// counted) when it lies before `first` or beyond `maxSeconds` after it.
+    private func second(_ seconds: Double, since first: Double) -> Int? {
+        let offset = seconds - first
+        guard offset >= 0 else {
+            analysis.malformed["timestamp-backwards", default: 0] += 1
+            return nil
+        }
+        guard offset < Double(CaptureAnalyzer.maxSeconds) else {  // also ∞ − x
+            analysis.malformed["timestamp-jump", default: 0] += 1
+            return nil
+        }
+        return Int(offset)
     }
 
     /// The analysis so far.
@@ -151,7 +191,8 @@ public final class CaptureAnalyzer {
             }
             s.distinctNakedBlocks = nakedBlocks[id]?.count ?? 0
             let b = buckets[id] ?? [:]
-            s.rateOverTime = (0...(b.keys.max() ?? -1)).map { Double(b[$0] ?? 0) / 1e6 }
+            // Keys are 0..<maxSeconds (see `second`); a session without data has none.
+            s.rateOverTime = b.keys.max().map { last in (0...last).map { Double(b[$0] ?? 0) / 1e6 } } ?? []
             return s
         }
         return out

@@ -55,6 +55,8 @@ final class StreamSession: @unchecked Sendable {
         // Members are announced through the mailbox; the session ends when all of them are
         // done, dropped or silent (or at the latest `maxLingerNanos` after the pass).
         c.expectedReceivers = 0
+        // Receiver ids are ours to hand out (in the ticket): nobody else takes part.
+        c.closedMembership = true
         return c
     }
 }

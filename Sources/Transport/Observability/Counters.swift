@@ -53,6 +53,8 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     /// NAK entries already covered by a queued or just-sent repair (merged, not re-sent).
     public var nakEntriesMerged: UInt64 = 0
     public var nakEntriesFromDropped: UInt64 = 0
+    /// NAK entries not answered because their receiver had used up its share of repair.
+    public var nakEntriesOverBudget: UInt64 = 0
     public var statusReceived: UInt64 = 0
     public var rateDecreases: UInt64 = 0
     /// Rate decreases caused by receivers reporting kernel overruns.
@@ -60,6 +62,12 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     /// Rate decreases caused by receivers reporting a filling receive queue.
     public var queueBackoffs: UInt64 = 0
     public var rateIncreases: UInt64 = 0
+    /// Queue and overrun reports that did not slow the session: their receiver had used up the
+    /// back-offs it may cause (a receiver that keeps reporting trouble is discounted).
+    public var pressureDiscounted: UInt64 = 0
+    /// A receiver reported finished and then NAKed or reported receiving again (a forged
+    /// "complete" for it, or a reordered report): taken back as receiving.
+    public var verdictsContradicted: UInt64 = 0
     public var receiversDropped: UInt64 = 0
     /// Receivers that fell silent before finishing (no report for `silentReceiverNanos`).
     public var receiversSilent: UInt64 = 0
@@ -97,6 +105,12 @@ public struct ReceiverCounters: Sendable, Equatable, Codable {
     /// Block NAKs not sent because repair for the block was arriving.
     public var nakSuppressedByRepair: UInt64 = 0
     public var naksHeard: UInt64 = 0
+    /// Overheard NAKs that would have suppressed ours a second time although the first
+    /// suppression brought no repair: we NAKed ourselves (a NAK nobody answers must not silence us).
+    public var nakSuppressionsRefused: UInt64 = 0
+    /// A final FIN or "dropped" verdict the session then contradicted (the sender kept sending,
+    /// or we kept completing blocks): not the real sender's, ignored.
+    public var verdictsContradicted: UInt64 = 0
     public var statusSent: UInt64 = 0
     /// Sender datagrams missing from the sequence (network or injected loss).
     public var sequenceGaps: UInt64 = 0

@@ -53,6 +53,8 @@ public final class Receiver {
     private var repairSeenAt: [UInt64] = []
     private var nakSentAt: [UInt64] = []
     private var unanswered: [UInt8] = []
+    /// Our last NAK round for the block was suppressed by an overheard NAK.
+    private var suppressed: [Bool] = []
     private var responseNanos: UInt64 = 0
 
     // NAK schedule: blocks in (roughly) due order.
@@ -67,6 +69,13 @@ public final class Receiver {
     private var hashedBlocks = 0
     private var startedAt: UInt64 = 0
     private var lastSenderPacket: UInt64 = 0
+    /// Last sender datagram other than a final FIN: the sender still sending.
+    private var lastStreamAt: UInt64 = 0
+    /// Last new symbol taken: the session still delivering to us.
+    private var lastProgressAt: UInt64 = 0
+    /// When a final FIN with blocks missing, or a "dropped" verdict, arrived (0: none standing).
+    private var finalFinAt: UInt64 = 0
+    private var droppedAt: UInt64 = 0
     private var lastStatus: UInt64 = 0
     private var lastTimestamp: UInt32 = 0
     private var firstSequence: UInt32?
@@ -162,7 +171,7 @@ public final class Receiver {
         switch h.type {
         case .announce: handleAnnounce(h, payload, now: now)
         case .nak: handleOverheardNak(payload, now: now)
-        case .status: handleStatus(payload)
+        case .status: handleStatus(payload, now: now)
         case .data, .parity, .fin:
             guard layout != nil else { return counters.drops.count(.beforeAnnounce) }
             noteSender(h, now: now)
@@ -176,6 +185,7 @@ public final class Receiver {
 
     private func noteSender(_ h: PacketHeader, now: UInt64) {
         lastSenderPacket = now
+        if h.type != .fin || !h.flags.contains(.final) { lastStreamAt = now }
         lastTimestamp = h.timestamp
         senderDatagrams += 1
         if firstSequence == nil {
@@ -233,6 +243,7 @@ public final class Receiver {
         repairSeenAt = .init(repeating: 0, count: n)
         nakSentAt = .init(repeating: 0, count: n)
         unanswered = .init(repeating: 0, count: n)
+        suppressed = .init(repeating: false, count: n)
         queue.reserveCapacity(n * 2)
         due.reserveCapacity(n * 2)
         nakEntries.reserveCapacity(NakBody.capacity(payload: l.symbolSize))
@@ -266,7 +277,14 @@ public final class Receiver {
                 responseNanos = (responseNanos * 7 + sample) / 8
             }
             repairSeenAt[b] = now
+            suppressed[b] = false
             counters.repairSymbols += 1
+            if droppedAt != 0, nakSentAt[b] > droppedAt {
+                // Repair for a NAK we sent after the verdict: the sender still serves us, so the
+                // verdict was not its own.
+                droppedAt = 0
+                counters.verdictsContradicted += 1
+            }
         } else if b > blocksEnded {
             endBlocks(upTo: b, now: now)
         }
@@ -295,6 +313,7 @@ public final class Receiver {
             counters.parityBufferHighWater = UInt64(parity.highWater)
         }
         counters.accepted += 1
+        lastProgressAt = now
         have[b] += 1
         if Int(have[b]) >= kb { completeBlock(b) }
     }
@@ -366,12 +385,33 @@ public final class Receiver {
         }
         counters.accepted += 1
         endBlocks(upTo: layout!.blockCount, now: now)
-        if h.flags.contains(.final), blocksComplete < layout!.blockCount {
+        // Believed in `tick` once the sender has stayed silent after it (anyone can send a FIN).
+        if h.flags.contains(.final), blocksComplete < layout!.blockCount, finalFinAt == 0 { finalFinAt = now }
+    }
+
+    /// Acts on a standing final FIN or "dropped" verdict once the session has not contradicted
+    /// it for `verdictConfirmNanos`: a forged one costs us that long at most, never the session.
+    private func confirmVerdicts(now: UInt64) {
+        let wait = configuration.verdictConfirmNanos
+        if finalFinAt != 0 {
+            if lastStreamAt > finalFinAt {
+                finalFinAt = 0
+                counters.verdictsContradicted += 1
+            } else if now &- finalFinAt >= wait {
+                state = .failed(
+                    TransportError(
+                        .repairExhausted,
+                        "sender ended the session with \(layout!.blockCount - blocksComplete) blocks missing "
+                            + "(\(missingBlocksDescription())); use the unicast fallback"))
+                return
+            }
+        }
+        if droppedAt != 0, now &- droppedAt >= wait, now &- lastProgressAt >= wait {
             state = .failed(
                 TransportError(
-                    .repairExhausted,
-                    "sender ended the session with \(layout!.blockCount - blocksComplete) blocks missing "
-                        + "(\(missingBlocksDescription())); use the unicast fallback"))
+                    .dropped,
+                    "the sender dropped this receiver from the session (too slow or too much loss); "
+                        + "use the unicast fallback"))
         }
     }
 
@@ -381,9 +421,16 @@ public final class Receiver {
             return counters.drops.count(.notForThisRole)  // our own NAK looped back
         }
         var outOfRange = false
-        _ = NakBody.forEachEntry(payload) { e in if Int(e.block) >= l.blockCount { outOfRange = true } }
+        var implausible = false
+        _ = NakBody.forEachEntry(payload) { e in
+            if Int(e.block) >= l.blockCount {
+                outOfRange = true
+            } else if Int(e.needed) > l.sourceSymbols(inBlock: Int(e.block)) {
+                implausible = true  // the sender drops such a NAK: it must not silence ours
+            }
+        }
         let r = NakBody.forEachEntry(payload) { e in
-            guard !outOfRange else { return }
+            guard !outOfRange, !implausible else { return }
             let b = Int(e.block)
             if heardAt[b] < scheduledAt[b] { heardNeed[b] = 0 }
             heardNeed[b] = max(heardNeed[b], e.needed)
@@ -394,6 +441,8 @@ public final class Receiver {
         case .success:
             if outOfRange {
                 counters.drops.count(.blockOutOfRange)
+            } else if implausible {
+                counters.drops.count(.implausible)
             } else {
                 counters.naksHeard += 1
                 counters.accepted += 1
@@ -401,18 +450,13 @@ public final class Receiver {
         }
     }
 
-    private func handleStatus(_ payload: UnsafeRawBufferPointer) {
+    private func handleStatus(_ payload: UnsafeRawBufferPointer, now: UInt64) {
         switch StatusBody.decode(payload) {
         case .failure(let r): counters.drops.count(r)
         case .success(let s):
             counters.accepted += 1
-            if s.state == .dropped, s.receiverID == configuration.receiverID {
-                state = .failed(
-                    TransportError(
-                        .dropped,
-                        "the sender dropped this receiver from the session (too slow or too much loss); "
-                            + "use the unicast fallback"))
-            }
+            // Believed in `tick` once we stop getting anywhere (anyone can send a verdict).
+            if s.state == .dropped, s.receiverID == configuration.receiverID, droppedAt == 0 { droppedAt = now }
         // Other receivers' progress reports need no action here.
         }
     }
@@ -448,6 +492,8 @@ public final class Receiver {
                             + "the copy is discarded"))
             return
         }
+        confirmVerdicts(now: now)
+        if isFinished { return }
         try processNaks(now: now)
         // Report at once (at most every 20 ms) when the kernel dropped datagrams for us: the
         // sender must slow down before the loss grows.
@@ -496,7 +542,8 @@ public final class Receiver {
 
     private func processNaks(now: UInt64) throws(TransportError) {
         let l = layout!
-        let capacity = NakBody.capacity(payload: l.symbolSize)
+        // Entries per NAK: what fits a datagram of the path (a symbol's size) and our buffer.
+        let capacity = NakBody.capacity(payload: min(l.symbolSize, ControlDatagram.bodyCapacity))
         while queueHead < queue.count, due[queueHead] <= now {
             let b = Int(queue[queueHead])
             queueHead += 1
@@ -504,7 +551,7 @@ public final class Receiver {
             if complete[b] { continue }
             let need = UInt16(l.sourceSymbols(inBlock: b) - Int(have[b]))
             let since = scheduledAt[b]
-            rounds[b] += 1
+            rounds[b] = rounds[b] == .max ? .max : rounds[b] + 1
             counters.maxRepairRounds = max(counters.maxRepairRounds, UInt64(rounds[b]))
             if Int(rounds[b]) > configuration.maxRepairRounds {
                 state = .failed(
@@ -515,12 +562,17 @@ public final class Receiver {
                 return
             }
             // A NAK of ours that saw no repair since is unanswered; any repair resets the count.
-            unanswered[b] = nakSentAt[b] >= since && repairSeenAt[b] < since ? unanswered[b] + 1 : 0
-            if heardAt[b] >= since, heardNeed[b] >= need {
+            unanswered[b] =
+                nakSentAt[b] >= since && repairSeenAt[b] < since ? (unanswered[b] == .max ? .max : unanswered[b] + 1) : 0
+            if heardAt[b] >= since, heardNeed[b] >= need, !suppressed[b] {
                 counters.nakSuppressedByNak += 1
+                suppressed[b] = true
             } else if repairSeenAt[b] >= since {
                 counters.nakSuppressedByRepair += 1
             } else {
+                // A NAK we held back for another's saw no repair: ask ourselves this time.
+                if suppressed[b], heardAt[b] >= since, heardNeed[b] >= need { counters.nakSuppressionsRefused += 1 }
+                suppressed[b] = false
                 nakEntries.append(NakEntry(block: UInt32(b), needed: need))
                 nakSentAt[b] = now
                 if nakEntries.count == capacity { try flushNak() }

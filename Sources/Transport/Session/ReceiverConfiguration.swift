@@ -22,6 +22,10 @@ public struct ReceiverConfiguration: Sendable {
     /// Give up when no ANNOUNCE arrived this long after starting.
     public var joinTimeoutNanos: UInt64 = 30_000_000_000
     public var statusIntervalNanos: UInt64 = 200_000_000
+    /// A final FIN or a "dropped" verdict ends the session only once the session agrees: no
+    /// sender datagram after the final FIN, no progress after the verdict, for this long.
+    /// Anyone on the LAN can send either; the real sender cannot be made to keep sending.
+    public var verdictConfirmNanos: UInt64 = 500_000_000
     /// Memory for parity symbols of incomplete blocks.
     public var parityMemoryLimit = 256 << 20
     /// Seed of the back-off randomness (reproducible tests).

@@ -33,10 +33,15 @@ extension Sender {
         // Validate the whole body before acting on any entry.
         var entries = 0
         var outOfRange = false
+        var implausible = false
         let parsed = NakBody.forEachEntry(body) { e in
             entries += 1
             let b = Int(e.block)
-            if b >= layout.blockCount || Int(e.needed) > layout.sourceSymbols(inBlock: b) { outOfRange = true }
+            if b >= layout.blockCount {
+                outOfRange = true
+            } else if Int(e.needed) > layout.sourceSymbols(inBlock: b) {
+                implausible = true
+            }
         }
         let info: (receiverID: UInt32, echo: UInt32)
         switch parsed {
@@ -44,17 +49,23 @@ extension Sender {
         case .success(let v): info = v
         }
         guard !outOfRange else { return counters.drops.count(.blockOutOfRange) }
-        counters.naksReceived += 1
+        guard !implausible else { return counters.drops.count(.implausible) }
         if receivers[info.receiverID]?.state == .dropped {
+            counters.naksReceived += 1
             counters.nakEntriesFromDropped += UInt64(entries)
             repeatDropNotice(info.receiverID, now: now)
             return
         }
         guard noteReceiver(info.receiverID, now: now) else { return }
+        counters.naksReceived += 1
         lastActivity = now
+        reopenIfFinished(info.receiverID)
+        var budget = refilledBudget(info.receiverID, now: now)
+        defer { budgets[info.receiverID] = budget }
         let nowMicros = timestampMicros()
         if info.echo != 0 {
-            // Round trip including the receiver's queueing: rises fast, decays slowly.
+            // Round trip including the receiver's queueing: rises fast, decays slowly. The echo
+            // comes off the wire: a sample outside 0…5 s is not a round trip and is ignored.
             let sample = UInt64(nowMicros &- info.echo) * 1_000
             if sample < 5_000_000_000 {
                 rttNanos = sample > rttNanos ? (rttNanos + sample) / 2 : (rttNanos * 7 + sample) / 8
@@ -66,16 +77,51 @@ extension Sender {
             let need = nextParity[b] >= 255 ? UInt16(layout.sourceSymbols(inBlock: b)) : UInt16(e.needed)
             counters.nakEntries += 1
             if repairQueue.contains(b) || pendingNeed[b] > 0 {
-                if need > pendingNeed[b] { pendingNeed[b] = need } else { counters.nakEntriesMerged += 1 }
+                guard need > pendingNeed[b] else { return counters.nakEntriesMerged += 1 }
+                guard budget.spendRepair(Int(need - pendingNeed[b])) else { return counters.nakEntriesOverBudget += 1 }
+                pendingNeed[b] = need
             } else if need <= lastRepairCount[b], crossedRepair(block: b, echo: info.echo, now: now) {
                 // Already answered: the receiver had not yet seen our repair when it asked.
                 counters.nakEntriesMerged += 1
             } else {
+                // Every answered symbol is charged to the asker: one receiver (or whoever uses
+                // its id) gets at most its fair share of the repair bandwidth.
+                guard budget.spendRepair(Int(need)) else { return counters.nakEntriesOverBudget += 1 }
                 pendingNeed[b] = need
                 repairQueue.push(b)
                 windowNeed += UInt64(need)
             }
         }
+    }
+
+    /// The fair share of repair one receiver may ask for: the session's symbol rate divided
+    /// among the receivers still receiving, with two seconds' worth (and at least 64 blocks'
+    /// worth of symbols) available at once, so an honest receiver's burst of NAKs after a short
+    /// outage is answered in full.
+    var repairShare: (perSecond: Double, capacity: Double) {
+        let bytesPerSecond =
+            currentRate.isUnpaced
+            ? max(sendRateEstimate, Double(configuration.initialRate.bytesPerSecond))
+            : Double(currentRate.bytesPerSecond)
+        let perSecond = bytesPerSecond / Double(layout.symbolSize) / Double(max(1, activeReceivers))
+        return (perSecond, max(64 * Double(layout.sourceSymbols), 2 * perSecond))
+    }
+
+    /// Receiver `id`'s budget, refilled up to now (a new one starts full).
+    func refilledBudget(_ id: UInt32, now: UInt64) -> ReceiverBudget {
+        let share = repairShare
+        guard var budget = budgets[id] else { return ReceiverBudget(repairCapacity: share.capacity, now: now) }
+        budget.refill(now: now, repairPerSecond: share.perSecond, repairCapacity: share.capacity)
+        return budget
+    }
+
+    /// A receiver we took as finished speaks up as receiving: its "complete" was not its own
+    /// (forged) or was overtaken. Take it back, so the session does not end under it.
+    func reopenIfFinished(_ id: UInt32) {
+        guard let state = receivers[id]?.state, state == .complete || state == .failed else { return }
+        receivers[id]?.state = .receiving
+        receivers[id]?.finishedAt = nil
+        counters.verdictsContradicted += 1
     }
 
     /// Whether a NAK for block `b` was written before the receiver could have seen our last
@@ -88,53 +134,92 @@ extension Sender {
     }
 
     func handleStatus(_ body: UnsafeRawBufferPointer, now: UInt64) {
+        let s: StatusBody
         switch StatusBody.decode(body) {
-        case .failure(let r): counters.drops.count(r)
-        case .success(let s):
-            guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
-            counters.statusReceived += 1
-            guard noteReceiver(s.receiverID, now: now) else { return }
-            guard var r = receivers[s.receiverID], r.state != .dropped else {
-                repeatDropNotice(s.receiverID, now: now)
-                return
-            }
-            let dLost = s.lost &- r.lost
-            let dRecv = s.received &- r.received
-            if s.received >= r.received, s.lost >= r.lost, dLost + dRecv > 64 {
-                r.recentLoss = Double(dLost) / Double(dLost + dRecv)
-            }
-            if s.overruns > r.overruns {
-                // The receiver's kernel dropped datagrams: it cannot keep up at this rate.
-                windowOverrun = true
-                if backOff(now: now) { counters.overrunBackoffs += 1 }
-            } else if Int(s.queueFill) >= Receiver.queueAlarm {
-                // Its queue is filling: slow down before it overflows.
-                windowOverrun = true
-                if backOff(now: now) { counters.queueBackoffs += 1 }
-            } else if s.queueFill >= 45 {
-                windowOverrun = true  // hold the rate: no increase while a queue is half-way there
-            }
-            r.overruns = s.overruns
-            r.received = s.received
-            r.lost = s.lost
-            r.blocksComplete = s.blocksComplete
-            if r.state == .receiving { r.state = s.state }
-            if s.state == .complete || s.state == .failed { r.finishedAt = now }
-            receivers[s.receiverID] = r
+        case .failure(let r): return counters.drops.count(r)
+        case .success(let v): s = v
         }
+        guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
+        // No receiver can have every block before the pass has sent them.
+        guard s.state != .complete || passDone else { return counters.drops.count(.implausible) }
+        guard noteReceiver(s.receiverID, now: now) else { return }
+        counters.statusReceived += 1
+        guard var r = receivers[s.receiverID], r.state != .dropped else {
+            repeatDropNotice(s.receiverID, now: now)
+            return
+        }
+        // Every number here is the receiver's claim: differences are taken only when both
+        // counters moved forward, and summed without overflow.
+        if s.received >= r.received, s.lost >= r.lost {
+            let dLost = s.lost - r.lost
+            let (sum, overflow) = dLost.addingReportingOverflow(s.received - r.received)
+            if !overflow, sum > 64 { r.recentLoss = Double(dLost) / Double(sum) }
+        }
+        if s.overruns > r.overruns {
+            // The receiver's kernel dropped datagrams: it cannot keep up at this rate.
+            if pressure(from: s.receiverID, now: now, cut: true) { counters.overrunBackoffs += 1 }
+        } else if Int(s.queueFill) >= Receiver.queueAlarm {
+            // Its queue is filling: slow down before it overflows.
+            if pressure(from: s.receiverID, now: now, cut: true) { counters.queueBackoffs += 1 }
+        } else if s.queueFill >= 45 {
+            _ = pressure(from: s.receiverID, now: now, cut: false)  // hold the rate while a queue is half-way there
+        }
+        if r.state == .complete || r.state == .failed, s.state == .receiving, s.received > r.received {
+            r.state = .receiving
+            r.finishedAt = nil
+            counters.verdictsContradicted += 1
+        }
+        r.overruns = s.overruns
+        r.received = s.received
+        r.lost = s.lost
+        r.blocksComplete = s.blocksComplete
+        if r.state == .receiving, s.state != .receiving {
+            r.state = s.state
+            r.finishedAt = now
+            lastFinishedAt = now
+        }
+        receivers[s.receiverID] = r
+    }
+
+    /// A receiver reports trouble keeping up: hold the rate for this window and, with `cut`,
+    /// back off — as long as that receiver has back-offs left in its budget. One that keeps
+    /// reporting trouble is discounted after `ReceiverBudget.backoffBurst` cuts, so a liar (or a
+    /// receiver that can never keep up, which the loss and straggler rules drop) cannot pin
+    /// the session's rate. Returns whether the rate was cut.
+    func pressure(from id: UInt32, now: UInt64, cut: Bool) -> Bool {
+        var budget = refilledBudget(id, now: now)
+        defer { budgets[id] = budget }
+        guard budget.mayPressure else {
+            counters.pressureDiscounted += 1
+            return false
+        }
+        windowOverrun = true
+        guard cut else {
+            budget.spend(backoffs: ReceiverBudget.holdCost)
+            return false
+        }
+        guard backOff(now: now) else { return false }
+        budget.spend(backoffs: 1)
+        return true
     }
 
     /// Records that receiver `id` spoke. Returns false (and the message is to be ignored) when
-    /// the table is full: receiver ids come off the wire, so their number must be bounded.
-    func noteReceiver(_ id: UInt32, now: UInt64) -> Bool {
+    /// the id is unknown to a closed session, or the table is full: receiver ids come off the
+    /// wire, so their number must be bounded.
+    /// - Parameter admit: The id comes from the mailbox (a member the daemon admitted).
+    func noteReceiver(_ id: UInt32, now: UInt64, admit: Bool = false) -> Bool {
         if receivers[id] == nil {
+            guard admit || !configuration.closedMembership else {
+                counters.drops.count(.unknownReceiver)
+                return false
+            }
             guard receivers.count < configuration.maxReceivers else {
                 counters.drops.count(.bufferLimit)
                 return false
             }
             receivers[id] = ReceiverRecord(id: id, firstSeen: now)
         }
-        receivers[id]!.lastSeen = now
+        receivers[id]?.lastSeen = now
         return true
     }
 
@@ -183,13 +268,15 @@ extension Sender {
         guard repairQueue.isEmpty else { return now - passEndedAt > configuration.maxLingerNanos }
         let active = receivers.values.filter { $0.state != .dropped }
         let finished = receivers.values.filter { $0.state != .receiving }.count
-        if expectedReceivers > 0, finished >= expectedReceivers {
+        // A finish report that nobody contradicted for a moment: see `finishConfirmNanos`.
+        let confirmed = now &- lastFinishedAt >= configuration.finishConfirmNanos
+        if expectedReceivers > 0, finished >= expectedReceivers, confirmed {
             // Complete, failed or dropped: nobody we wait for is still receiving.
             return receivers.values.allSatisfy { $0.state != .receiving }
         }
         let quiet = now - lastActivity
         // Everyone we know of is done: a short quiet period lets late NAKs arrive, then stop.
-        if expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }),
+        if expectedReceivers == 0, !active.isEmpty, active.allSatisfy({ $0.state != .receiving }), confirmed,
             quiet > min(configuration.lingerNanos, 200_000_000)
         {
             return true

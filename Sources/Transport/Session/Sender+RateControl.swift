@@ -68,10 +68,16 @@ extension Sender {
                 // Never above the rate that last overran a receiver.
                 let cap = rateLimit.isUnpaced
                     ? sendRateCeiling : min(sendRateCeiling, Double(rateLimit.bytesPerSecond))
-                let next = min(cap, Double(currentRate.bytesPerSecond) * 1.05)
-                if next > Double(currentRate.bytesPerSecond) {
+                let current = Double(currentRate.bytesPerSecond)
+                let next = min(cap, current * 1.05)
+                if next >= current + 1 {
                     currentRate = Rate(bytesPerSecond: UInt64(next))
                     counters.rateIncreases += 1
+                } else if sendRateCeiling > 0, sendRateCeiling <= current + 1 {
+                    // At the ceiling with nobody in trouble: lift it as the probe would go, so no
+                    // back-off (a burst of real overruns, or reports that lied) lowers it for good;
+                    // the next real overrun sets it again.
+                    sendRateCeiling *= 1.05
                 }
             }
         }
@@ -80,6 +86,7 @@ extension Sender {
             lossEstimate = lossEstimate * 0.7 + worst * 0.3
             proactiveRatio = min(configuration.maxProactiveParity, max(configuration.proactiveParity, lossEstimate))
         }
+        activeReceivers = max(1, receivers.values.reduce(0) { $0 + ($1.state == .receiving ? 1 : 0) })
         // A receiver silent far longer than its report interval is gone (crashed, unplugged, or an
         // id nobody uses): stop waiting for it.
         for r in receivers.values where r.state == .receiving && now - r.lastSeen > configuration.silentReceiverNanos {

@@ -23,6 +23,12 @@ public final class Sender {
     public var onProgress: ((SenderProgress) -> Void)?
     public internal(set) var counters = SenderCounters()
     public internal(set) var receivers: [UInt32: ReceiverRecord] = [:]
+    /// What each receiver may still make us do (repair, back-offs): `ReceiverBudget`.
+    var budgets: [UInt32: ReceiverBudget] = [:]
+    /// Receivers still receiving, counted every 100 ms: the divisor of the fair repair share.
+    var activeReceivers = 1
+    /// When a receiver last reported finished (complete or failed).
+    var lastFinishedAt: UInt64 = 0
     /// The rate in force now (after adaptation).
     public internal(set) var currentRate: Rate
     public internal(set) var proactiveRatio: Double
@@ -197,7 +203,7 @@ public final class Sender {
             case .expectReceiver(let id):
                 expectedReceivers += 1
                 // Known from now: the silence bound applies from the moment it joined.
-                if noteReceiver(id, now: now) { lastActivity = now }
+                if noteReceiver(id, now: now, admit: true) { lastActivity = now }
             case .rateLimit(let r):
                 rateLimit = r
                 if !r.isUnpaced, currentRate.isUnpaced || currentRate.bytesPerSecond > r.bytesPerSecond {
@@ -221,7 +227,7 @@ public final class Sender {
             emitRepair(block: b, max: repairLimit - batch.count, now: now)
             if pendingNeed[b] == 0 { _ = repairQueue.popFirst() }
         }
-        while batch.count < limit, !passDone { emitPass(max: limit - batch.count) }
+        while batch.count < limit, !passDone { emitPass(max: limit - batch.count, now: now) }
         guard !batch.isEmpty else { return 0 }
         let n = batch.count
         try transmit()
@@ -339,7 +345,7 @@ public final class Sender {
         }
     }
 
-    func emitPass(max: Int) {
+    func emitPass(max: Int, now: UInt64) {
         let b = passBlock
         let kb = layout.sourceSymbols(inBlock: b)
         if passSymbol < kb {
@@ -365,7 +371,7 @@ public final class Sender {
         if passBlock == layout.blockCount {
             passDone = true
             counters.passes += 1
-            passEndedAt = MonotonicClock.nanoseconds()
+            passEndedAt = now
             lastActivity = passEndedAt
         }
     }
@@ -398,6 +404,7 @@ public final class Sender {
         pendingNeed[b] -= UInt16(n)
         lastRepairAt[b] = now
         lastRepairStamp[b] = timestampMicros()
-        lastRepairCount[b] = pendingNeed[b] == 0 ? UInt16(n) : lastRepairCount[b] + UInt16(n)
+        // At most 255 symbols exist per block: saturate (a NAK repeated while queued re-raises the need).
+        lastRepairCount[b] = pendingNeed[b] == 0 ? UInt16(n) : UInt16(min(255, Int(lastRepairCount[b]) + n))
     }
 }

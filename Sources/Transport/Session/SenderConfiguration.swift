@@ -45,6 +45,14 @@ public struct SenderConfiguration: Sendable {
     public var silentReceiverNanos: UInt64 = 5_000_000_000
     /// Most receivers tracked; messages from further receiver ids are dropped and counted.
     public var maxReceivers = 65_536
+    /// Only receivers announced through the mailbox (`expectReceiver`) take part: NAKs and STATUS
+    /// from any other receiver id are dropped as `unknown-receiver`. A daemon that hands out the
+    /// receiver ids itself sets this, so a host on the LAN cannot invent receivers.
+    public var closedMembership = false
+    /// With every receiver finished, end only once none has contradicted its report for this
+    /// long: a forged "complete" for a receiver that is still receiving is answered by that
+    /// receiver's next STATUS (every 200 ms) or NAK, and must not end the session under it.
+    public var finishConfirmNanos: UInt64 = 300_000_000
     /// Session key for per-datagram HMAC tags (nil: unauthenticated).
     public var authenticationKey: [UInt8]?
     /// Seeded drop model applied to our own sends (tests, benchmarks).

@@ -3,6 +3,8 @@
 /// A class because it owns the buffer; one per session, used from one thread.
 final class ControlDatagram {
     static let capacity = 2_048
+    /// The most body bytes `build` gives its writer (room for the header and a tag taken off).
+    static let bodyCapacity = capacity - PacketHeader.size - PacketHeader.tagSize
     private let base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
 
     deinit { base.deallocate() }
@@ -14,7 +16,7 @@ final class ControlDatagram {
         _ header: PacketHeader, authenticator: PacketAuthenticator?, body: (UnsafeMutableRawPointer, Int) -> Int
     ) -> UnsafeRawBufferPointer {
         var h = header
-        let n = body(base + PacketHeader.size, ControlDatagram.capacity - PacketHeader.size - PacketHeader.tagSize)
+        let n = body(base + PacketHeader.size, ControlDatagram.bodyCapacity)
         h.payloadLength = UInt16(n)
         if authenticator != nil { h.flags.insert(.authenticated) }
         h.encode(to: base)

@@ -19,6 +19,10 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
     case notForThisRole
     case bufferLimit
     case sessionOver
+    /// A NAK asking for more symbols than the block has, or a report no honest peer could send.
+    case implausible
+    /// A NAK or STATUS from a receiver id the session does not know (closed membership).
+    case unknownReceiver
 
     public var description: String {
         switch self {
@@ -41,6 +45,8 @@ public enum DropReason: Int, Error, Sendable, CaseIterable, Codable, CustomStrin
         case .notForThisRole: "not-for-this-role"
         case .bufferLimit: "buffer-limit"
         case .sessionOver: "session-over"
+        case .implausible: "implausible"
+        case .unknownReceiver: "unknown-receiver"
         }
     }
 }

@@ -111,6 +111,9 @@ final class ReceiverTests: XCTestCase {
         let (r, _) = try f.receiver()
         r.feed(f.announce(), at: 0)
         r.feed(f.fin(final: true), at: 1)
+        try r.tick(now: 100 * ms)
+        XCTAssertEqual(r.state, .receiving, "a final FIN is believed once the sender stays silent after it")
+        try r.tick(now: 501 * ms)
         guard case .failed(let e) = r.state else { return XCTFail() }
         XCTAssertEqual(e.code, .repairExhausted)
         XCTAssert(e.message.contains("blocks 0–1"), e.message)
@@ -139,5 +142,98 @@ final class ReceiverTests: XCTestCase {
         try r.tick(now: 3)
         XCTAssertEqual(r.state, .complete(f.digest))
         XCTAssertEqual(dest.bytes(f.object.count), f.object)
+    }
+
+    // MARK: - What a hostile host on the LAN can send
+
+    func testForgedFinalFinIsContradictedByTheSenderStillSending() throws {
+        let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
+        let (r, dest) = try f.receiver()
+        r.feed(f.announce(), at: 0)
+        r.feed(f.fin(final: true), at: ms)  // forged: the sender is in mid-pass
+        for b in 0..<3 {
+            for j in 0..<16 { r.feed(f.data(block: b, symbol: j), at: UInt64(2 + b) * 100 * ms) }
+            try r.tick(now: UInt64(2 + b) * 100 * ms)
+        }
+        try r.tick(now: 2_000 * ms)
+        XCTAssertEqual(r.state, .complete(f.digest))
+        XCTAssertEqual(r.counters.verdictsContradicted, 1)
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+    }
+
+    func testDroppedVerdictIsBelievedOnlyWhenTheSessionStopsServingUs() throws {
+        let f = try SessionFixture(size: 16 * 512 * 4, parityPerBlock: 0)
+        let (r, dest) = try f.receiver { $0.receiverID = 42 }
+        r.feed(f.announce(), at: 0)
+        var st = [UInt8](repeating: 0, count: StatusBody.size)
+        let n = st.withUnsafeMutableBytes {
+            StatusBody(receiverID: 42, state: .dropped, blocksComplete: 0, received: 0, lost: 0)
+                .encode(to: $0.baseAddress!, capacity: $0.count)
+        }
+        let verdict = f.datagram(f.header(.status), body: Array(st[0..<n]))
+        r.feed(verdict, at: ms)  // forged while the pass delivers
+        for b in 0..<4 {
+            for j in 0..<16 { r.feed(f.data(block: b, symbol: j), at: UInt64(b + 1) * 300 * ms) }
+            try r.tick(now: UInt64(b + 1) * 300 * ms)
+        }
+        try r.tick(now: 1_300 * ms)
+        XCTAssertEqual(r.state, .complete(f.digest), "a verdict while symbols keep coming changes nothing")
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+
+        // A real verdict: nothing arrives for us any more, so it holds and we fall back.
+        let (r2, _) = try f.receiver { $0.receiverID = 42 }
+        r2.feed(f.announce(), at: 0)
+        for j in 0..<16 { r2.feed(f.data(block: 0, symbol: j), at: ms) }
+        r2.feed(verdict, at: 2 * ms)
+        try r2.tick(now: 300 * ms)
+        XCTAssertEqual(r2.state, .receiving)
+        for t in stride(from: 300, through: 600, by: 20) { r2.feed(f.fin(), at: UInt64(t) * ms) }
+        try r2.tick(now: 600 * ms)
+        guard case .failed(let e) = r2.state else { return XCTFail("verdict not taken") }
+        XCTAssertEqual(e.code, .dropped)
+    }
+
+    func testOverheardNakAskingBeyondTheBlockIsDroppedAndNeverSilencesUsTwice() throws {
+        let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
+        let channel = RecordingChannel()
+        let (r, _) = try f.receiver(channel: channel) {
+            $0.nakBackoffNanos = 5 * ms
+            $0.repairWaitNanos = 20 * ms
+        }
+        r.feed(f.announce(), at: 0)
+        for j in 1..<16 { r.feed(f.data(block: 0, symbol: j), at: ms) }
+        r.feed(f.data(block: 1, symbol: 0), at: 2 * ms)
+        r.feed(f.nak(receiver: 999, entries: [NakEntry(block: 0, needed: 200)]), at: 3 * ms)
+        XCTAssertEqual(r.counters.drops[.implausible], 1, "no block of 16 needs 200 symbols")
+        try r.tick(now: 8 * ms)
+        XCTAssertEqual(channel.naks.last?.entries, [NakEntry(block: 0, needed: 1)])
+
+        // A plausible NAK that nobody answers suppresses us once, not again.
+        var now = 10 * ms
+        var ours = channel.naks.count
+        for _ in 0..<20 {
+            r.feed(f.nak(receiver: 998, entries: [NakEntry(block: 0, needed: 16)]), at: now)
+            try r.tick(now: now)
+            now += 10 * ms
+        }
+        XCTAssertGreaterThan(channel.naks.count, ours + 1, "we keep asking ourselves")
+        XCTAssertGreaterThan(r.counters.nakSuppressionsRefused, 0)
+        ours = channel.naks.count
+        XCTAssertGreaterThan(ours, 2)
+    }
+
+    func testJumboSymbolsWithThousandsOfBlocksDueAtOnceSplitTheNakIntoDatagramsThatFit() throws {
+        // 8,900-byte symbols, one per block: 1,500 blocks all short when a FIN arrives.
+        let f = try SessionFixture(size: 8_900 * 1_500, symbolSize: 8_900, k: 1, parityPerBlock: 0)
+        let channel = RecordingChannel()
+        let (r, _) = try f.receiver(channel: channel) { $0.nakBackoffNanos = 0 }
+        r.feed(f.announce(), at: 0)
+        r.feed(f.fin(), at: ms)
+        try r.tick(now: 2 * ms)
+        XCTAssertEqual(r.state, .receiving)
+        let naks = channel.naks
+        XCTAssertEqual(naks.reduce(0) { $0 + $1.entries.count }, 1_500, "every block asked for")
+        XCTAssertGreaterThan(naks.count, 1)
+        for d in channel.sent { XCTAssertLessThanOrEqual(d.count, ControlDatagram.capacity) }
     }
 }
