@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
+#include <sys/mman.h>
 
 _Static_assert(sizeof(struct qlsys_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(QLSYS_CMSG_INT_SPACE >= CMSG_SPACE(sizeof(int)), "cmsg space");
@@ -71,4 +72,12 @@ int qlsys_open_in_root(int root_fd, const char *path, int flags, unsigned int mo
     how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+}
+
+int qlsys_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int qlsys_seal_all(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
 }

@@ -45,6 +45,11 @@ void qlsys_set_gso_segment(struct msghdr *msg, void *buf, uint16_t segment);
 /// (SO_RXQ_OVFL; `*drops` is left unchanged when absent).
 int qlsys_gro_segment(const struct msghdr *msg, uint32_t *drops);
 
+/// memfd_create(2) with MFD_CLOEXEC | MFD_ALLOW_SEALING; the descriptor or -1 with errno set.
+int qlsys_memfd(const char *name);
+/// Seals a memfd against every change of size and content (F_SEAL_SHRINK | GROW | WRITE | SEAL).
+int qlsys_seal_all(int fd);
+
 /// Fill of the socket's receive queue in percent of its buffer (SO_MEMINFO), or -1.
 int qlsys_receive_queue_percent(int fd);
 

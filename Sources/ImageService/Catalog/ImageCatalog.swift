@@ -75,12 +75,26 @@ public final class ImageCatalog: Sendable {
     }
 
     private func open(_ name: ImageName, _ file: String) throws(ServiceError) -> ImageSnapshot {
+        // Served from a sealed copy in memory, never from the file: an administrator's `cp` over
+        // a served image (truncate, then write) must neither crash the daemon nor change a
+        // session's bytes under its announced digest. See docs/SECURITY.md.
+        let t0 = MonotonicClock.nanoseconds()
+        var copied: FileIdentity?
         let mapped: MappedFile
-        do { mapped = try MappedFile.open(readingFrom: file) } catch {
+        do throws(TransportError) {
+            mapped = try MappedFile.copy(of: file) { fd throws(TransportError) in
+                // The identity of what we copy: the name may point elsewhere by now.
+                do throws(ServiceError) { copied = try FileSystem.identity(descriptor: fd, path: file) } catch {
+                    throw TransportError(.io, error.message)
+                }
+                return copied
+            }
+        } catch {
             throw ServiceError(.io, "cannot open image '\(name)': \(error.message)")
         }
-        // The identity of what we mapped: the name may point elsewhere by now.
-        let id = try FileSystem.identity(descriptor: mapped.fd, path: file)
+        guard let id = copied else { throw ServiceError(.io, "cannot open image '\(name)'") }
+        let copySeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
+        log?.info("image '\(name)': \(id.size) bytes copied into memory in \(String(format: "%.2f", copySeconds)) s")
         var manifest = cachedManifest(name, id)
         if manifest == nil {
             let t0 = MonotonicClock.nanoseconds()

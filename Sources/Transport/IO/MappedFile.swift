@@ -44,6 +44,49 @@ public final class MappedFile {
         return MappedFile(path: path, fd: fd, base: base, size: size, writable: false)
     }
 
+    /// Copies the file at `path` into sealed memory and maps that read-only: the result never
+    /// changes, whatever happens to the file afterwards (truncated or rewritten in place by `cp`,
+    /// a mapping of the file itself would fault with SIGBUS on the lost pages, or serve bytes
+    /// that no longer match their digest). Costs one copy of the file in memory (shmem) and one
+    /// read of it; `fd` is the memory file's (for `sendfile`), `path` the original's.
+    /// - Parameter identity: Called with the file's descriptor before the copy and again after
+    ///   it; the copy is refused when the two results differ (the file changed while read).
+    /// - Throws: `.io` when the file cannot be read, shrinks or changes while it is copied.
+    public static func copy<ID: Equatable>(
+        of path: String, identity: (Int32) throws(TransportError) -> ID
+    ) throws(TransportError) -> MappedFile {
+        let source = try SystemCalls.open(path, O_RDONLY)
+        defer { SystemCalls.close(source) }
+        let before = try identity(source)
+        let size = try SystemCalls.fileSize(source)
+        let fd = try SystemCalls.memfd("ql-mcast snapshot")
+        do throws(TransportError) {
+            try SystemCalls.ftruncate(fd, size)
+            if size > 0 {
+                let writable = try SystemCalls.mmap(fd, size, writable: true)
+                // read(2), not a mapping of the source: a file cut short ends the read, it cannot fault.
+                let n: Int
+                do { n = try SystemCalls.pread(source, writable, size, offset: 0) } catch {
+                    SystemCalls.munmap(writable, size)
+                    throw error
+                }
+                SystemCalls.munmap(writable, size)
+                guard n == size else {
+                    throw TransportError(.io, "\(path) shrank from \(size) to \(n) bytes while it was read")
+                }
+            }
+            guard try identity(source) == before else {
+                throw TransportError(.io, "\(path) changed while it was read")
+            }
+            try SystemCalls.sealAll(fd)
+            let base = size > 0 ? try SystemCalls.mmap(fd, size, writable: false) : nil
+            return MappedFile(path: path, fd: fd, base: base, size: size, writable: false)
+        } catch {
+            SystemCalls.close(fd)
+            throw error.code == .io ? error : TransportError(.io, "cannot copy \(path) into memory: \(error.message)", errno: error.errno)
+        }
+    }
+
     /// Creates (or truncates) a file of `size` zero bytes and maps it read-write.
     public static func create(writingTo path: String, size: Int, mode: mode_t = 0o644) throws(TransportError) -> MappedFile {
         let fd = try SystemCalls.open(path, O_RDWR | O_CREAT | O_TRUNC, mode)

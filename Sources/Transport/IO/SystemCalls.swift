@@ -135,6 +135,16 @@ enum SystemCalls {
         try must("dup") { Glibc.dup(fd) }
     }
 
+    /// An anonymous memory file (memfd) that can be sealed.
+    static func memfd(_ name: String) throws(TransportError) -> Int32 {
+        try must("memfd_create") { qlsys_memfd(name) }
+    }
+
+    /// Seals a memfd: its size and bytes never change again (no writable mapping may exist).
+    static func sealAll(_ fd: Int32) throws(TransportError) {
+        _ = try must("fcntl(F_ADD_SEALS)") { qlsys_seal_all(fd) }
+    }
+
     static func madviseSequential(_ p: UnsafeMutableRawPointer, _ size: Int) {
         _ = Glibc.madvise(p, size, MADV_SEQUENTIAL)
     }
