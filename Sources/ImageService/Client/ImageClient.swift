@@ -138,8 +138,12 @@ public final class ImageClient {
                         throw ServiceError(.unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
                     }
                     log.warning("ql-mcastd: \(error.message); retrying")
-                    usleep(2_000_000)
-                    if error.code != .busy { client = try connect(deadline: deadline) }
+                    // 1–3 s, random: a hundred nodes told `busy` at once must not come back at once.
+                    usleep(UInt32.random(in: 1_000_000...3_000_000))
+                    // A new connection every time: a connection-level `busy` (too many connections)
+                    // came with the server closing this one.
+                    client.close()
+                    client = try connect(deadline: deadline)
                 default: throw ServiceError(.transfer, "ql-mcastd refused '\(name)': \(error.message)")
                 }
             }

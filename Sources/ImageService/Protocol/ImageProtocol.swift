@@ -131,6 +131,12 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var controlFramingErrors: UInt64 = 0
     public var controlIdleTimeouts: UInt64 = 0
     public var controlRefused: UInt64 = 0
+    /// Of those, refused because their source address held `max-connections-per-host` already.
+    public var controlRefusedPerHost: UInt64 = 0
+    /// Request frames begun and not finished within the frame deadline (closed).
+    public var controlIncompleteFrames: UInt64 = 0
+    /// Requests answered `busy` because the connection's earlier answers were unread.
+    public var controlUnreadAnswers: UInt64 = 0
     /// Connections that failed in TLS (wrong CA, plain text on the TLS port) or were reset.
     public var controlTLSErrors: UInt64 = 0
 

@@ -22,6 +22,8 @@ public struct DaemonConfiguration: Sendable {
     /// Most clients in sessions at once; beyond it a request is told to retry.
     public var maxClients = 512
     public var maxConnections = 1_024
+    /// Control connections one source address may hold at once.
+    public var maxConnectionsPerHost = 32
     public var idleTimeoutSeconds = 30.0
     /// Bytes per symbol; nil: fill a 1,500-byte MTU (1,440, or 1,424 with `authenticate`, whose
     /// tag takes 16 bytes of every datagram).
@@ -100,6 +102,7 @@ public struct DaemonConfiguration: Sendable {
         case "max-sessions": maxSessions = try int(1...1_024)
         case "max-clients": maxClients = try int(1...65_536)
         case "max-connections": maxConnections = try int(1...100_000)
+        case "max-connections-per-host": maxConnectionsPerHost = try int(1...100_000)
         case "idle-timeout": idleTimeoutSeconds = try seconds(1...3_600)
         case "symbol-size": symbolSize = try int(512...8_960)
         case "block-symbols": blockSymbols = try int(1...254)

@@ -42,6 +42,7 @@ public final class ImageServer: Sendable {
             log.warning("authenticate = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
         }
         options.maxConnections = configuration.maxConnections
+        options.maxConnectionsPerHost = configuration.maxConnectionsPerHost
         options.idleTimeout = .milliseconds(Int64(configuration.idleTimeoutSeconds * 1_000))
         let server: ControlServer
         do {

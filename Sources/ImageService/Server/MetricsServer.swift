@@ -1,23 +1,43 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 
 /// A minimal HTTP endpoint for Prometheus: `GET /metrics` answers the text exposition format,
 /// anything else 404 (405 for other methods). Off unless `metrics = ADDR:PORT` is configured.
+///
+/// Whoever reaches the port is a stranger: at most `maxConnections` at once (more are closed at
+/// once), and a connection that sends nothing for `idleTimeout`, or is open longer than
+/// `lifetime`, is closed — a scraper needs one request a few times a minute.
 public final class MetricsServer: Sendable {
     public typealias Render = @Sendable () -> String
     private let channel: Channel
     public var port: Int { channel.localAddress?.port ?? 0 }
+
+    public static let maxConnections = 64
+    public static let idleTimeout = TimeAmount.seconds(10)
+    public static let lifetime = TimeAmount.seconds(60)
 
     private init(channel: Channel) { self.channel = channel }
 
     /// Listens on `host:port` (0 picks a port).
     /// - Throws: `.io` when the address cannot be bound.
     public static func start(host: String, port: Int, render: @escaping Render) throws(ServiceError) -> MetricsServer {
+        let open = NIOLockedValueBox(0)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                let admitted = open.withLockedValue { n -> Bool in
+                    guard n < maxConnections else { return false }
+                    n += 1
+                    return true
+                }
+                guard admitted else { return channel.close() }
+                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) }
+                return channel.pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout)).flatMap {
+                    channel.pipeline.configureHTTPServerPipeline()
+                }.flatMap {
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render)) }
                 }
             }
@@ -61,5 +81,10 @@ final class MetricsHandler: ChannelInboundHandler {
                 if !keepAlive { context.close(promise: nil) }
             }
         }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { return context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -63,7 +63,8 @@ public final class SessionManager: Sendable {
             }
             throw ControlFailure(.internalError, error.message)
         }
-        let host = String((request.host ?? peer.host).prefix(64))
+        // The name a node gives is its claim: shown and logged, so kept to what a host name holds.
+        let host = String((request.host ?? peer.host).prefix(64).map { SessionManager.hostCharacters.contains($0) ? $0 : "?" })
         let now = MonotonicClock.nanoseconds()
         let config = configuration
         let m = snapshot.manifest
@@ -111,6 +112,13 @@ public final class SessionManager: Sendable {
                 log.info("session \(id): image '\(name)' on \(endpoint), starts in \(config.windowSeconds) s (first: \(host))")
             }
             let chosen = session!
+            let fromPeer = chosen.members.reduce(0) { $0 + ($1.address.hasPrefix(peer.host + ":") ? 1 : 0) }
+            guard fromPeer < SessionManager.maxMembersPerHost else {
+                s.counters.refusedAtLimit += 1
+                return .failure(
+                    ControlFailure(
+                        .busy, "\(peer.host) is already \(fromPeer) members of this session; wait for them to finish"))
+            }
             var receiverID = UInt32.random(in: 1...UInt32.max)
             while chosen.members.contains(where: { $0.receiverID == receiverID }) {
                 receiverID = UInt32.random(in: 1...UInt32.max)
@@ -169,6 +177,11 @@ public final class SessionManager: Sendable {
         return try .file(json: header, duplicating: snapshot.descriptor, offset: Int(f.offset), count: f.length)
     }
 
+    /// Members one source address may be of one session: a node runs one client; a host asking
+    /// again and again must not fill the session (each member is waited for).
+    static let maxMembersPerHost = 4
+    static let hostCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+
     public func status(control: ControlServer.Counters?) -> ServerStatus {
         let now = MonotonicClock.nanoseconds()
         let (sessions, counters) = state.withLockedValue { s in
@@ -180,6 +193,9 @@ public final class SessionManager: Sendable {
             c.controlFramingErrors = control.framingErrors
             c.controlIdleTimeouts = control.idleTimeouts
             c.controlRefused = control.refusedConnections
+            c.controlRefusedPerHost = control.refusedPerHost
+            c.controlIncompleteFrames = control.incompleteFrames
+            c.controlUnreadAnswers = control.unreadAnswers
             c.controlTLSErrors = control.tlsErrors
         }
         return ServerStatus(

@@ -50,6 +50,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most sessions at once; beyond it nodes get the unicast path (default 8).") var maxSessions: String?
     @Option(help: "Most nodes in sessions at once; beyond it nodes are told to retry (default 512).") var maxClients: String?
     @Option(help: "Most open control connections (default 1024).") var maxConnections: String?
+    @Option(help: "Most control connections from one address, so no host locks the others out (default 32).")
+    var maxConnectionsPerHost: String?
     @Option(help: "Seconds before a silent control connection is closed (default 30).") var idleTimeout: String?
     @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with --authenticate); 8900 suits MTU 9000.") var symbolSize: String?
     @Option(help: "Source symbols per FEC block (default 128).") var blockSymbols: String?
@@ -73,7 +75,8 @@ struct Serve: AsyncParsableCommand {
         let flags: [(String, String?)] = [
             ("root", root), ("listen", listen), ("interface", interface), ("group-pool", groupPool), ("port-range", portRange),
             ("window", window), ("rate", rate), ("max-sessions", maxSessions), ("max-clients", maxClients),
-            ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
+            ("max-connections", maxConnections), ("max-connections-per-host", maxConnectionsPerHost),
+            ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
             ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate), ("loopback", loopback),
             ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
             ("tls-certificate", tlsCertificate), ("tls-key", tlsKey),

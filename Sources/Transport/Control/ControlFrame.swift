@@ -54,6 +54,9 @@ public enum ControlFramingError: Error, Sendable, Equatable, CustomStringConvert
     case badKind(UInt8)
     case badFlags
     case tooLarge(Int, limit: Int)
+    /// A frame begun and not finished within the deadline (a peer holding the connection by
+    /// trickling bytes).
+    case incomplete(seconds: Int64)
 
     public var code: String {
         switch self {
@@ -62,6 +65,7 @@ public enum ControlFramingError: Error, Sendable, Equatable, CustomStringConvert
         case .badKind: "bad-kind"
         case .badFlags: "bad-flags"
         case .tooLarge: "frame-too-large"
+        case .incomplete: "frame-incomplete"
         }
     }
 
@@ -72,18 +76,57 @@ public enum ControlFramingError: Error, Sendable, Equatable, CustomStringConvert
         case .badKind(let k): "unknown frame kind \(k)"
         case .badFlags: "reserved frame flags are set"
         case .tooLarge(let n, let limit): "frame body of \(n) bytes exceeds the limit of \(limit)"
+        case .incomplete(let s): "a frame was begun and not finished within \(s) s; closed"
         }
     }
 }
 
 /// Splits the TCP stream into frames, validating the header before buffering any body.
+///
+/// With a `frameDeadline`, a frame whose first byte has arrived must be complete within it, else
+/// the connection fails with `ControlFramingError.incomplete`: an idle timeout alone is reset by
+/// every byte, so one byte every few seconds would hold a connection (and a slot) for ever.
 struct ControlFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ControlFrame
     let maxBody: Int
     /// Largest payload of a data frame (beyond `maxBody` for its JSON); 0 refuses data frames.
     var maxData = 0
+    var frameDeadline: TimeAmount?
+    private var deadline: Scheduled<Void>?
+
+    init(maxBody: Int, maxData: Int = 0, frameDeadline: TimeAmount? = nil) {
+        self.maxBody = maxBody
+        self.maxData = maxData
+        self.frameDeadline = frameDeadline
+    }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let state = try decodeFrame(context: context, buffer: &buffer)
+        switch state {
+        case .continue:
+            deadline?.cancel()
+            deadline = nil
+        case .needMoreData:
+            if buffer.readableBytes == 0 {
+                deadline?.cancel()
+                deadline = nil
+            } else if deadline == nil, let limit = frameDeadline {
+                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                deadline = context.eventLoop.scheduleTask(in: limit) {
+                    bound.value.fireErrorCaught(ControlFramingError.incomplete(seconds: limit.nanoseconds / 1_000_000_000))
+                }
+            }
+        }
+        return state
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        deadline?.cancel()
+        deadline = nil
+        return try decodeFrame(context: context, buffer: &buffer)
+    }
+
+    private func decodeFrame(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard buffer.readableBytes >= ControlFrame.headerSize else { return .needMoreData }
         let start = buffer.readerIndex
         // Fields are read in place; the header is checked before we wait for a body.

@@ -26,6 +26,14 @@ public final class ControlServer: Sendable {
         public var maxBody = ControlFrame.defaultMaxBody
         public var idleTimeout = TimeAmount.seconds(30)
         public var maxConnections = 1_024
+        /// Connections one source address may hold at once: one host must not lock others out
+        /// by opening `maxConnections` itself.
+        public var maxConnectionsPerHost = 32
+        /// A request frame begun must be complete within this (slowloris).
+        public var frameDeadline = TimeAmount.seconds(10)
+        /// Requests of one connection being answered at once; while this many are open, or its
+        /// answers are not being read (the socket is not writable), nothing more is read from it.
+        public var maxInFlight = 16
         /// TLS with the cluster CA's certificate (nil: plain TCP).
         public var tls: ControlTLS?
         public init() {}
@@ -35,6 +43,12 @@ public final class ControlServer: Sendable {
     public struct Counters: Sendable, Codable, Equatable {
         public var connections: UInt64 = 0
         public var refusedConnections: UInt64 = 0
+        /// Of those, refused because their source already held `maxConnectionsPerHost`.
+        public var refusedPerHost: UInt64 = 0
+        /// Frames begun and not finished within `frameDeadline`.
+        public var incompleteFrames: UInt64 = 0
+        /// Requests answered `busy` because earlier answers on their connection were unread.
+        public var unreadAnswers: UInt64 = 0
         public var activeConnections: Int = 0
         public var requests: UInt64 = 0
         public var failedRequests: UInt64 = 0
@@ -110,17 +124,19 @@ public final class ControlServer: Sendable {
         _ what: String, options: Options, handler: @escaping AsyncReplyHandler, _ bind: (ServerBootstrap) throws -> Channel
     ) throws(ControlFailure) -> ControlServer {
         let state = NIOLockedValueBox(Counters())
+        let hosts = NIOLockedValueBox([String: Int]())
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Answers queue up to 1 MiB per connection before it counts as not reading them.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls = options.tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: options.idleTimeout),
-                        ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody)),
-                        ControlServerHandler(
-                            handler: handler, state: state, maxConnections: options.maxConnections, tls: options.tls != nil),
+                        ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody, frameDeadline: options.frameDeadline)),
+                        ControlServerHandler(handler: handler, state: state, hosts: hosts, options: options),
                     ])
                 }
             }
@@ -171,33 +187,51 @@ final class ControlServerHandler: ChannelInboundHandler {
 
     private let handler: ControlServer.AsyncReplyHandler
     private let state: NIOLockedValueBox<ControlServer.Counters>
-    private let maxConnections: Int
+    /// Connections per source address (shared by every connection of the server).
+    private let hosts: NIOLockedValueBox<[String: Int]>
+    private let options: ControlServer.Options
     /// Under TLS file data cannot bypass user space: it is read into a buffer and encrypted.
-    private let tls: Bool
+    private var tls: Bool { options.tls != nil }
     private var counted = false
+    private var host = ""
+    /// Requests read and not yet answered.
+    private var inFlight = 0
+    private var reading = true
 
     init(
         handler: @escaping ControlServer.AsyncReplyHandler, state: NIOLockedValueBox<ControlServer.Counters>,
-        maxConnections: Int, tls: Bool
+        hosts: NIOLockedValueBox<[String: Int]>, options: ControlServer.Options
     ) {
         self.handler = handler
         self.state = state
-        self.maxConnections = maxConnections
-        self.tls = tls
+        self.hosts = hosts
+        self.options = options
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let admitted = state.withLockedValue { c -> Bool in
-            guard c.activeConnections < maxConnections else {
-                c.refusedConnections += 1
-                return false
+        host = context.channel.remoteAddress?.ipAddress ?? ""
+        let (limit, perHost) = (options.maxConnections, options.maxConnectionsPerHost)
+        // Both tables under one order (hosts, then counters), so two connections cannot both pass.
+        let refusal = hosts.withLockedValue { h -> String? in
+            state.withLockedValue { c -> String? in
+                guard c.activeConnections < limit else {
+                    c.refusedConnections += 1
+                    return "too many control connections (\(limit)); retry later"
+                }
+                // Unix-socket peers (the administrator's tools) have no address and no per-host bound.
+                guard host.isEmpty || h[host, default: 0] < perHost else {
+                    c.refusedConnections += 1
+                    c.refusedPerHost += 1
+                    return "too many control connections from \(host) (\(perHost)); close some, or retry later"
+                }
+                h[host, default: 0] += 1
+                c.connections += 1
+                c.activeConnections += 1
+                return nil
             }
-            c.connections += 1
-            c.activeConnections += 1
-            return true
         }
-        guard admitted else {
-            reply(context, error: ControlFailure(.busy, "too many control connections (\(maxConnections)); retry later"), id: 0, close: true)
+        if let refusal {
+            reply(context, error: ControlFailure(.busy, refusal), id: 0, close: true)
             return
         }
         counted = true
@@ -205,14 +239,39 @@ final class ControlServerHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if counted { state.withLockedValue { $0.activeConnections -= 1 } }
+        if counted {
+            hosts.withLockedValue { h in
+                h[host, default: 1] -= 1
+                if h[host] == 0 { h[host] = nil }
+            }
+            state.withLockedValue { $0.activeConnections -= 1 }
+        }
         counted = false
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        updateReading(context)
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Back-pressure: read further requests only while few are open and answers are being read.
+    private func updateReading(_ context: ChannelHandlerContext) {
+        let read = inFlight < options.maxInFlight && context.channel.isWritable
+        guard read != reading else { return }
+        reading = read
+        context.channel.setOption(.autoRead, value: read).whenFailure { _ in }
+        if read { context.read() }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         state.withLockedValue { $0.requests += 1 }
+        guard context.channel.isWritable else {
+            // Frames already read when the peer stopped reading: a short refusal, not the answer.
+            state.withLockedValue { $0.unreadAnswers += 1 }
+            return fail(context, ControlFailure(.busy, "earlier answers on this connection are still unread; read them first"), id: frame.requestID)
+        }
         guard frame.kind == .request else {
             return fail(context, ControlFailure(.malformedRequest, "expected a request frame"), id: frame.requestID)
         }
@@ -225,8 +284,12 @@ final class ControlServerHandler: ChannelInboundHandler {
             address: remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "", host: remote?.ipAddress ?? "")
         let id = frame.requestID
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        inFlight += 1
+        if inFlight >= options.maxInFlight { updateReading(context) }
         handler(request, peer, context.eventLoop).hop(to: context.eventLoop).whenComplete { result in
             let (me, context) = bound.value
+            me.inFlight -= 1
+            defer { me.updateReading(context) }
             do throws(ControlFailure) {
                 switch result {
                 case .success(.json(let body)):
@@ -317,7 +380,10 @@ final class ControlServerHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let framing = error as? ControlFramingError {
-            state.withLockedValue { $0.framingErrors += 1 }
+            state.withLockedValue {
+                $0.framingErrors += 1
+                if case .incomplete = framing { $0.incompleteFrames += 1 }
+            }
             reply(context, error: ControlFailure(.framing, framing.description), id: 0, close: true)
         } else {
             // TLS failures (wrong CA, plain text on a TLS port) and resets: count, close.

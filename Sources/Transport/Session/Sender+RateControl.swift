@@ -94,6 +94,16 @@ extension Sender {
             receivers[r.id]!.finishedAt = now
             counters.receiversSilent += 1
         }
+        // Ids that spoke for under a second and then fell silent (forged, or a receiver that died
+        // at once) leave the table once gone for twice the silence bound: the table feeds every
+        // status answer and must not keep what a host on the LAN invented. Counted as silent.
+        for r in receivers.values
+        where r.state == .failed && r.lastSeen &- r.firstSeen < 1_000_000_000
+            && now &- r.lastSeen > 2 * configuration.silentReceiverNanos
+        {
+            receivers[r.id] = nil
+            budgets[r.id] = nil
+        }
         let straggling = stragglerDeadlinePassed(now: now)
         for r in receivers.values where r.state == .receiving && (straggling || isLossy(r, now: now)) {
             receivers[r.id]!.state = .dropped

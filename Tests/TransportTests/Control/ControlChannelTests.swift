@@ -18,6 +18,8 @@ final class ControlChannelTests: XCTestCase {
             case "sleep":
                 usleep(400_000)
                 return Array("{}".utf8)
+            case "big":
+                return Array("\"".utf8) + [UInt8](repeating: 0x61, count: 64 << 10) + Array("\"".utf8)
             default:
                 throw ControlFailure(.unknownOperation, "no operation '\(request.op)'")
             }
@@ -127,5 +129,93 @@ final class ControlChannelTests: XCTestCase {
         }
         XCTAssertEqual(errors.withLockedValue { $0 }, [])
         XCTAssertEqual(server.counters.requests, 1_600)
+    }
+
+    // MARK: - A host that tries to hold the channel
+
+    private func requestFrame(_ op: String, id: UInt32) -> [UInt8] {
+        var b = ByteBuffer()
+        ControlFrame(kind: .request, requestID: id, body: ControlRequest(op: op).encoded()).write(to: &b)
+        return Array(b.readableBytesView)
+    }
+
+    func testAFrameTrickledAByteAtATimeIsClosedAtItsDeadline() throws {
+        var options = ControlServer.Options()
+        options.frameDeadline = .milliseconds(500)
+        let server = try startServer(options)
+        defer { server.stop() }
+        let fd = try RawTCP.connectIdle(port: server.port)
+        defer { close(fd) }
+        let frame = requestFrame("echo", id: 1)
+        let start = Date()
+        var closedAfter: Double?
+        for byte in frame.prefix(frame.count - 1) {
+            // One byte every 100 ms: every byte resets an idle timeout, none completes the frame.
+            var b = byte
+            if write(fd, &b, 1) != 1 || server.counters.incompleteFrames > 0 {
+                closedAfter = Date().timeIntervalSince(start)
+                break
+            }
+            usleep(100_000)
+        }
+        XCTAssertNotNil(closedAfter, "the trickle was never cut")
+        XCTAssertLessThan(closedAfter ?? 99, 2.0)
+        XCTAssertEqual(server.counters.incompleteFrames, 1)
+        // Whole frames, however slow between them, are fine.
+        let c = try ControlClient(host: "127.0.0.1", port: server.port)
+        for n in 0..<3 {
+            XCTAssertEqual(try c.call("echo", Echo(text: "", n: n), as: Echo.self).n, n + 1)
+            usleep(300_000)
+        }
+    }
+
+    func testOneHostCannotTakeEveryConnection() throws {
+        var options = ControlServer.Options()
+        options.maxConnectionsPerHost = 3
+        let server = try startServer(options)
+        defer { server.stop() }
+        let held = try (0..<3).map { _ in try ControlClient(host: "127.0.0.1", port: server.port) }
+        for c in held { _ = try c.call("echo", Echo(text: "", n: 0), as: Echo.self) }
+        let fourth = try ControlClient(host: "127.0.0.1", port: server.port)
+        XCTAssertThrowsError(try fourth.call("echo", Echo(text: "", n: 0), as: Echo.self)) { e in
+            XCTAssertEqual((e as? ControlFailure)?.code, .busy, "\(e)")
+            XCTAssert((e as? ControlFailure)?.message.contains("from 127.0.0.1") == true, "\(e)")
+        }
+        XCTAssertEqual(server.counters.refusedPerHost, 1)
+        held[0].close()
+        usleep(200_000)
+        let again = try ControlClient(host: "127.0.0.1", port: server.port)
+        XCTAssertEqual(try again.call("echo", Echo(text: "", n: 1), as: Echo.self).n, 2, "a slot freed is taken again")
+    }
+
+    func testPipelinedRequestsNeverReadAreRefusedNotBuffered() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let fd = try RawTCP.connectIdle(port: server.port)
+        defer { close(fd) }
+        // 4,000 requests for 64 KiB answers (256 MiB if all were buffered), none read.
+        var rcv: Int32 = 4_096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, socklen_t(MemoryLayout<Int32>.size))
+        var flags = fcntl(fd, F_GETFL)
+        flags |= O_NONBLOCK
+        _ = fcntl(fd, F_SETFL, flags)
+        var sent = 0
+        let deadline = Date().addingTimeInterval(10)
+        var pending: [UInt8] = []
+        for i in 0..<4_000 { pending += requestFrame("big", id: UInt32(i + 1)) }
+        while sent < pending.count, Date() < deadline {
+            let n = pending[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n > 0 { sent += n } else { usleep(10_000) }
+        }
+        usleep(500_000)
+        let c = server.counters
+        XCTAssertEqual(sent, pending.count, "the requests (156 KB) fit the kernel's buffers")
+        XCTAssertLessThan(c.requests, 4_000, "the server stopped reading them: \(c)")
+        XCTAssertGreaterThan(c.unreadAnswers, 0, "those read while answers were unread got a short busy")
+        // Answers queued: what the socket and the 1 MiB high-water mark hold, not 256 MiB.
+        XCTAssertLessThan(c.requests - c.unreadAnswers, 200, "\(c)")
+        // Everyone else is served meanwhile.
+        let other = try ControlClient(host: "127.0.0.1", port: server.port)
+        XCTAssertEqual(try other.call("echo", Echo(text: "", n: 5), as: Echo.self).n, 6)
     }
 }
