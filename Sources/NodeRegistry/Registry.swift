@@ -33,6 +33,14 @@ public final class Registry: Sendable {
         while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
         defer { flock(lock, LOCK_UN) }
         do {
+            // The registry holds enrollment tokens and BMC credentials: only its owner reads it,
+            // from the moment it exists (the WAL and shared-memory files SQLite makes beside it
+            // take the database's mode).
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            if fd >= 0 {
+                _ = fchmod(fd, 0o600)
+                close(fd)
+            }
             queue = try DatabaseQueue(path: path, configuration: config)
             try Registry.migrator.migrate(queue)
         } catch {

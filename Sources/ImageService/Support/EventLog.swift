@@ -40,7 +40,7 @@ public final class EventLog: Sendable {
 
     public func log(_ level: Level, _ message: String) {
         if level == .debug && !verbose { return }
-        let line = "\(EventLog.timestamp()) \(level.rawValue) \(message)\n"
+        let line = "\(EventLog.timestamp()) \(level.rawValue) \(EventLog.escaped(message))\n"
         lock.withLock {
             let bytes = Array(line.utf8)
             bytes.withUnsafeBytes { b in
@@ -55,6 +55,22 @@ public final class EventLog: Sendable {
     public func error(_ message: String) { log(.error, message) }
     public func debug(_ message: String) { log(.debug, message) }
 
+    /// `message` with every control character (a newline or escape sequence in a name a node
+    /// sent us) written as `\xNN`: one event is one line, and a log read in a terminal cannot be
+    /// made to forge lines or move the cursor.
+    static func escaped(_ message: String) -> String {
+        guard message.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return message }
+        var out = ""
+        for u in message.unicodeScalars {
+            if u.value < 0x20 || u.value == 0x7F {
+                out += "\\x" + String(u.value, radix: 16, uppercase: true).leftPadded(to: 2)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
+
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -65,4 +81,8 @@ public final class EventLog: Sendable {
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
             t.tm_sec, now.tv_nsec / 1_000_000)
     }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -78,6 +78,7 @@ package enum FileSystem {
             unlink(temporary)
             throw failure
         }
+        try syncDirectory(of: path)
     }
 
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false with errno set on failure.
@@ -97,8 +98,35 @@ package enum FileSystem {
         return true
     }
 
+    /// Renames `from` to `to` and syncs the directory that holds `to`, so the new name survives
+    /// a crash (a rename alone may be lost with the directory's unwritten block).
     package static func rename(_ from: String, to: String) throws(ServiceError) {
         guard Glibc.rename(from, to) == 0 else { throw error("cannot rename to \(to):", from) }
+        try syncDirectory(of: to)
+    }
+
+    /// Syncs the directory holding `path` (its entries: a rename or a new file in it).
+    package static func syncDirectory(of path: String) throws(ServiceError) {
+        let slash = path.lastIndex(of: "/")
+        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw error("cannot open the directory of", path) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw error("cannot sync the directory of", path) }
+    }
+
+    /// Publishes a file written by someone else (a tool we ran) under `temporary`: syncs its
+    /// bytes, renames it to `path` and syncs the directory — the one routine for every file a
+    /// reader may take as complete (images, initrds, kernels, provisioning files).
+    /// On failure the temporary file is removed.
+    package static func publish(_ temporary: String, to path: String) throws(ServiceError) {
+        let fd = open(temporary, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let failure = error("cannot open", temporary)
+            unlink(temporary)
+            throw failure
+        }
+        try commit(fd, temporary, to: path)
     }
 
     package static func remove(_ path: String) { unlink(path) }

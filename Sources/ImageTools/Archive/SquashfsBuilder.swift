@@ -49,9 +49,6 @@ public struct SquashfsBuilder: Sendable {
             FileSystem.remove(temporary)
             throw error
         }
-        do { try FileSystem.rename(temporary, to: target) } catch {
-            FileSystem.remove(temporary)
-            throw error
-        }
+        try FileSystem.publish(temporary, to: target)
     }
 }

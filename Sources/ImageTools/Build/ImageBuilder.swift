@@ -129,7 +129,7 @@ public final class ImageBuilder {
             guard FileSystem.isRegularFile(kernel) else { throw ServiceError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
             let target = images + "/" + image.value + ".vmlinuz"
             try Subprocess.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
-            try FileSystem.rename(target + ".tmp", to: target)
+            try FileSystem.publish(target + ".tmp", to: target)
         }
 
         var record = BuildRecord(
@@ -416,7 +416,7 @@ public final class ImageBuilder {
             log.warning("\(error.message): it goes into the initrd unstripped")
             return source
         }
-        try FileSystem.rename(temporary, to: target)
+        try FileSystem.publish(temporary, to: target)
         return target
     }
 

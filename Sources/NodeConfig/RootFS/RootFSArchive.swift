@@ -28,7 +28,8 @@ public struct RootFSArchive: Sendable, Equatable {
     /// - Throws: `.io` naming what cannot be read.
     public static func pack(name: String, tree source: String, scratch: String) throws(ServiceError) -> RootFSArchive {
         try FileSystem.makeDirectories(scratch)
-        let path = scratch + "/root-fs-\(name).cpio.gz"
+        // Unique per pack: two nodes' first configures may pack the same tree at once.
+        let path = scratch + "/root-fs-\(name).\(getpid()).\(UInt64.random(in: 0...UInt64.max)).cpio.gz"
         let gzip = try GzipWriter(path: path, level: 1, mode: 0o600)
         let cpio = CPIOWriter(writingTo: gzip)
         try cpio.addTree(source)

@@ -115,6 +115,11 @@ extension Sender {
         return budget
     }
 
+    /// Whether the pass has sent every source symbol of the last block (or is over).
+    var lastSourcesSent: Bool {
+        passDone || (passBlock == layout.blockCount - 1 && passSymbol >= layout.sourceSymbols(inBlock: passBlock))
+    }
+
     /// A receiver we took as finished speaks up as receiving: its "complete" was not its own
     /// (forged) or was overtaken. Take it back, so the session does not end under it.
     func reopenIfFinished(_ id: UInt32) {
@@ -140,8 +145,9 @@ extension Sender {
         case .success(let v): s = v
         }
         guard s.state != .dropped else { return counters.drops.count(.notForThisRole) }  // our own verdict
-        // No receiver can have every block before the pass has sent them.
-        guard s.state != .complete || passDone else { return counters.drops.count(.implausible) }
+        // No receiver can have every block before the pass has sent the last block's sources
+        // (its parity may still be on the way: a receiver with every source is complete then).
+        guard s.state != .complete || lastSourcesSent else { return counters.drops.count(.implausible) }
         guard noteReceiver(s.receiverID, now: now) else { return }
         counters.statusReceived += 1
         guard var r = receivers[s.receiverID], r.state != .dropped else {

@@ -246,4 +246,16 @@ final class SenderControlTests: XCTestCase {
         h.nak(1, [NakEntry(block: 0, needed: 2)], at: ms)
         XCTAssertEqual(h.sender.counters.naksReceived, 1)
     }
+
+    func testCompleteWhileTheLastBlocksParityIsStillToComeIsBelieved() throws {
+        let h = try Harness { $0.proactiveParity = 0.5 }
+        h.sender.mailbox.post(.expectReceiver(8))
+        h.sender.applyCommands(now: 0)
+        // Send until the last block's sources are out and its parity is not.
+        while !h.sender.lastSourcesSent { _ = try h.sender.fillAndSend(maxDatagrams: 1, now: ms) }
+        XCTAssertFalse(h.sender.passDone)
+        h.status(StatusBody(receiverID: 8, state: .complete, blocksComplete: 14, received: 140, lost: 0), at: 2 * ms)
+        XCTAssertEqual(h.sender.receivers[8]?.state, .complete, "every source was sent: it can be complete")
+        XCTAssertEqual(h.sender.counters.drops[.implausible], 0)
+    }
 }
