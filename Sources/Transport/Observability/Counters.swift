@@ -108,8 +108,8 @@ public struct ReceiverCounters: Sendable, Equatable, Codable {
     /// Overheard NAKs that would have suppressed ours a second time although the first
     /// suppression brought no repair: we NAKed ourselves (a NAK nobody answers must not silence us).
     public var nakSuppressionsRefused: UInt64 = 0
-    /// A final FIN or "dropped" verdict the session then contradicted (the sender kept sending,
-    /// or we kept completing blocks): not the real sender's, ignored.
+    /// A final FIN or "dropped" verdict the session then contradicted (the sender kept sending
+    /// after the FIN, or answered a NAK we sent after the verdict): not the real sender's, ignored.
     public var verdictsContradicted: UInt64 = 0
     public var statusSent: UInt64 = 0
     /// Sender datagrams missing from the sequence (network or injected loss).
