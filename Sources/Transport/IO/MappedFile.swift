@@ -61,19 +61,11 @@ public final class MappedFile {
         let size = try SystemCalls.fileSize(source)
         let fd = try SystemCalls.memfd("ql-mcast snapshot")
         do throws(TransportError) {
-            try SystemCalls.ftruncate(fd, size)
-            if size > 0 {
-                let writable = try SystemCalls.mmap(fd, size, writable: true)
-                // read(2), not a mapping of the source: a file cut short ends the read, it cannot fault.
-                let n: Int
-                do { n = try SystemCalls.pread(source, writable, size, offset: 0) } catch {
-                    SystemCalls.munmap(writable, size)
-                    throw error
-                }
-                SystemCalls.munmap(writable, size)
-                guard n == size else {
-                    throw TransportError(.io, "\(path) shrank from \(size) to \(n) bytes while it was read")
-                }
+            // Copied in the kernel (sendfile into the memfd): no mapping of the source, so a file
+            // cut short ends the copy instead of faulting, and no page faults on the memfd side.
+            let n = try SystemCalls.copyFile(from: source, to: fd, count: size)
+            guard n == size else {
+                throw TransportError(.io, "\(path) shrank from \(size) to \(n) bytes while it was read")
             }
             guard try identity(source) == before else {
                 throw TransportError(.io, "\(path) changed while it was read")

@@ -135,6 +135,21 @@ enum SystemCalls {
         try must("dup") { Glibc.dup(fd) }
     }
 
+    /// Copies `count` bytes from the start of `source` to the current offset of `target` in the
+    /// kernel (sendfile(2)), retrying short copies and EINTR.
+    /// - Returns: The bytes copied (less than `count` only when `source` ended early).
+    static func copyFile(from source: Int32, to target: Int32, count: Int) throws(TransportError) -> Int {
+        var offset = off_t(0)
+        var done = 0
+        while done < count {
+            let step = min(count - done, 1 << 30)
+            guard let n = try check("sendfile", { Glibc.sendfile(target, source, &offset, step) }) else { continue }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
     /// An anonymous memory file (memfd) that can be sealed.
     static func memfd(_ name: String) throws(TransportError) -> Int32 {
         try must("memfd_create") { qlsys_memfd(name) }
