@@ -170,7 +170,10 @@ extension Sender {
         } else if s.queueFill >= 45 {
             _ = pressure(from: s.receiverID, now: now, cut: false)  // hold the rate while a queue is half-way there
         }
-        if r.state == .complete || r.state == .failed, s.state == .receiving, s.received > r.received {
+        // Taken back on any "receiving" report, whatever its counters: a forged "complete" may
+        // carry received = 2⁶⁴−1, which no honest count would exceed. (A report overtaken by the
+        // receiver's own "complete" would cost only the silence bound; one socket does not reorder.)
+        if r.state == .complete || r.state == .failed, s.state == .receiving {
             r.state = .receiving
             r.finishedAt = nil
             counters.verdictsContradicted += 1

@@ -217,8 +217,8 @@ final class SenderControlTests: XCTestCase {
         h.sender.applyCommands(now: 0)
         try h.finishPass(at: ms)
         h.status(StatusBody(receiverID: 21, state: .receiving, blocksComplete: 3, received: 40, lost: 0), at: 2 * ms)
-        // Someone else claims 21 is done...
-        h.status(StatusBody(receiverID: 21, state: .complete, blocksComplete: 14, received: 41, lost: 0), at: 3 * ms)
+        // Someone else claims 21 is done, with counters no honest report could pass...
+        h.status(StatusBody(receiverID: 21, state: .complete, blocksComplete: 14, received: .max, lost: 0), at: 3 * ms)
         XCTAssertFalse(h.sender.shouldFinish(now: 100 * ms), "a finish is confirmed before the session ends")
         // ...and 21's own next report says otherwise.
         h.status(StatusBody(receiverID: 21, state: .receiving, blocksComplete: 4, received: 60, lost: 0), at: 200 * ms)
