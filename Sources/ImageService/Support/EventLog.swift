@@ -63,7 +63,7 @@ public final class EventLog: Sendable {
         var out = ""
         for u in message.unicodeScalars {
             if u.value < 0x20 || u.value == 0x7F {
-                out += "\\x" + String(u.value, radix: 16, uppercase: true).leftPadded(to: 2)
+                out += String(format: "\\x%02X", u.value)
             } else {
                 out.unicodeScalars.append(u)
             }
@@ -81,8 +81,4 @@ public final class EventLog: Sendable {
             format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
             t.tm_sec, now.tv_nsec / 1_000_000)
     }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

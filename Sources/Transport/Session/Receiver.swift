@@ -420,34 +420,15 @@ public final class Receiver {
         if payload.count >= 4, UInt32(bigEndian: payload.loadUnaligned(as: UInt32.self)) == configuration.receiverID {
             return counters.drops.count(.notForThisRole)  // our own NAK looped back
         }
-        var outOfRange = false
-        var implausible = false
+        if case .failure(let reason) = NakBody.validate(payload, against: l) { return counters.drops.count(reason) }
         _ = NakBody.forEachEntry(payload) { e in
-            if Int(e.block) >= l.blockCount {
-                outOfRange = true
-            } else if Int(e.needed) > l.sourceSymbols(inBlock: Int(e.block)) {
-                implausible = true  // the sender drops such a NAK: it must not silence ours
-            }
-        }
-        let r = NakBody.forEachEntry(payload) { e in
-            guard !outOfRange, !implausible else { return }
             let b = Int(e.block)
             if heardAt[b] < scheduledAt[b] { heardNeed[b] = 0 }
             heardNeed[b] = max(heardNeed[b], e.needed)
             heardAt[b] = now
         }
-        switch r {
-        case .failure(let reason): counters.drops.count(reason)
-        case .success:
-            if outOfRange {
-                counters.drops.count(.blockOutOfRange)
-            } else if implausible {
-                counters.drops.count(.implausible)
-            } else {
-                counters.naksHeard += 1
-                counters.accepted += 1
-            }
-        }
+        counters.naksHeard += 1
+        counters.accepted += 1
     }
 
     private func handleStatus(_ payload: UnsafeRawBufferPointer, now: UInt64) {

@@ -31,28 +31,14 @@ extension Sender {
 
     func handleNak(_ body: UnsafeRawBufferPointer, now: UInt64) {
         // Validate the whole body before acting on any entry.
-        var entries = 0
-        var outOfRange = false
-        var implausible = false
-        let parsed = NakBody.forEachEntry(body) { e in
-            entries += 1
-            let b = Int(e.block)
-            if b >= layout.blockCount {
-                outOfRange = true
-            } else if Int(e.needed) > layout.sourceSymbols(inBlock: b) {
-                implausible = true
-            }
-        }
-        let info: (receiverID: UInt32, echo: UInt32)
-        switch parsed {
+        let info: (receiverID: UInt32, echo: UInt32, entries: Int)
+        switch NakBody.validate(body, against: layout) {
         case .failure(let r): return counters.drops.count(r)
         case .success(let v): info = v
         }
-        guard !outOfRange else { return counters.drops.count(.blockOutOfRange) }
-        guard !implausible else { return counters.drops.count(.implausible) }
         if receivers[info.receiverID]?.state == .dropped {
             counters.naksReceived += 1
-            counters.nakEntriesFromDropped += UInt64(entries)
+            counters.nakEntriesFromDropped += UInt64(info.entries)
             repeatDropNotice(info.receiverID, now: now)
             return
         }

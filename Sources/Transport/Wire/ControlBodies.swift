@@ -113,6 +113,30 @@ public struct NakBody: Sendable, Equatable {
         return .success((id, echo))
     }
 
+    /// Checks a NAK body against the session's layout before anything acts on it: well formed,
+    /// every block in the object (`block-out-of-range`), no need beyond the block's k
+    /// (`implausible`: the sender would drop it, so no receiver may be silenced by it).
+    /// - Returns: The receiver id, echoed timestamp and entry count, or why it must be dropped.
+    public static func validate(
+        _ bytes: UnsafeRawBufferPointer, against layout: ObjectLayout
+    ) -> Result<(receiverID: UInt32, echo: UInt32, entries: Int), DropReason> {
+        var entries = 0
+        var problem: DropReason?
+        let parsed = forEachEntry(bytes) { e in
+            entries += 1
+            guard problem == nil else { return }
+            if Int(e.block) >= layout.blockCount {
+                problem = .blockOutOfRange
+            } else if Int(e.needed) > layout.sourceSymbols(inBlock: Int(e.block)) {
+                problem = .implausible
+            }
+        }
+        switch parsed {
+        case .failure(let r): return .failure(r)
+        case .success(let v): return problem.map { .failure($0) } ?? .success((v.receiverID, v.echo, entries))
+        }
+    }
+
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> Result<NakBody, DropReason> {
         var entries: [NakEntry] = []
         return forEachEntry(bytes) { entries.append($0) }.map {
