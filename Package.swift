@@ -125,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "ql-mcastd",
             dependencies: [
-                "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ImageService", "NodeRegistry", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -18,6 +18,11 @@ struct TransferBenchmark: ParsableCommand {
             datagrams) as one packet, so --nft (nftables for every system) models bursty loss.
             Every copy is verified by SHA-256. Needs root (network namespaces); installs udpcast via
             scripts/setup if missing.
+
+            --encrypt adds ql-mcast with its symbols sealed (AES-128-GCM, `ql-mcast send --encrypt`,
+            16-byte tag: symbols 16 bytes shorter) beside the plain run, and measures in-process what
+            sealing and opening 1 GiB of such datagrams costs alone: the floor of what encryption can
+            add on this CPU.
             """
     )
 
@@ -32,6 +37,8 @@ struct TransferBenchmark: ParsableCommand {
     @Option(help: "Alternating repetitions per system.") var reps = 3
     @Option(help: "Systems to run.") var systems: [String] = ["ql-mcast", "raw-sendmmsg", "raw-gso-gro", "udpcast"]
     @Option(help: "Extra arguments for `ql-mcast send` (e.g. --rate 1g).") var senderArgs: [String] = []
+    @Flag(help: "Also run ql-mcast with sealed symbols (system ql-mcast-encrypted) and measure AES-GCM alone.")
+    var encrypt = false
     @Option(help: "Write the table as JSON to this file.") var json: String?
 
     func validate() throws {
@@ -61,6 +68,7 @@ struct TransferBenchmark: ParsableCommand {
             peerLoss: nft ? nil : (loss > 0 ? loss : nil), senderArgs: senderArgs)
 
         var results: [String: [RunResult]] = [:]
+        let systems = encrypt && !self.systems.contains("ql-mcast-encrypted") ? self.systems + ["ql-mcast-encrypted"] : self.systems
         for rep in 0..<reps {
             for system in systems {
                 let r = try runner.run(system: system, rep: rep)
@@ -93,8 +101,58 @@ struct TransferBenchmark: ParsableCommand {
             report.notes.append("raw probes have no repair: their goodput counts what arrived")
             if !nft { report.notes.append("loss: engine model for ql-mcast; nftables (per packet on the veth) for the others") }
         }
+        if systems.contains("ql-mcast-encrypted"), let plain = results["ql-mcast"], let sealed = results["ql-mcast-encrypted"] {
+            let floor = SealingCost.measure(symbolSize: (mtu == 9000 ? 8_932 : 1_472) - 32 - 16)
+            report.notes.append(
+                "encryption adds (median encrypted − median plain): sender "
+                    + "\(fmt(median(sealed.map(\.senderCPU)) - median(plain.map(\.senderCPU)))) s/GiB, receiver "
+                    + "\(fmt(median(sealed.map(\.receiverCPU)) - median(plain.map(\.receiverCPU)))) s/GiB")
+            report.notes.append(
+                "AES-128-GCM alone on this CPU (in-process, \(floor.symbolSize)-byte symbols): seal \(fmt(floor.seal)) s/GiB, "
+                    + "open \(fmt(floor.open)) s/GiB (median of 5)")
+        }
         report.printTable()
         try report.write(json: json)
+    }
+}
+
+/// What sealing and opening cost alone: 1 GiB of symbols through `PacketSealer`, no network.
+enum SealingCost {
+    static func measure(symbolSize: Int) -> (symbolSize: Int, seal: Double, open: Double) {
+        let master = PacketAuthenticator.randomKey()
+        let salt = PacketSealer.randomSalt()
+        let count = (1 << 30) / symbolSize
+        let length = PacketHeader.size + symbolSize + PacketHeader.tagSize
+        let datagram = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64)
+        let payload = UnsafeMutableRawPointer.allocate(byteCount: symbolSize, alignment: 64)
+        let plain = UnsafeMutableRawPointer.allocate(byteCount: PacketHeader.maxPayload, alignment: 64)
+        defer { [datagram, payload, plain].forEach { $0.deallocate() } }
+        payload.initializeMemory(as: UInt8.self, repeating: 0x5A, count: symbolSize)
+        var seals: [Double] = []
+        var opens: [Double] = []
+        for _ in 0..<5 {
+            guard let sealer = try? PacketSealer(master: master, salt: salt),
+                let opener = try? PacketSealer(master: master, salt: salt)
+            else { return (symbolSize, .nan, .nan) }
+            var t = MonotonicClock.nanoseconds()
+            for i in 0..<count {
+                PacketHeader(
+                    type: .data, flags: .sealed, sessionID: 1, objectID: 1, payloadLength: UInt16(symbolSize),
+                    sequence: UInt32(i)
+                ).encode(to: datagram)
+                _ = sealer.seal(
+                    header: datagram, payload: UnsafeRawBufferPointer(start: payload, count: symbolSize),
+                    into: datagram + PacketHeader.size, tag: datagram + PacketHeader.size + symbolSize)
+            }
+            seals.append(Double(MonotonicClock.nanoseconds() - t) / 1e9)
+            t = MonotonicClock.nanoseconds()
+            var opened = 0
+            for _ in 0..<count where opener.open(UnsafeRawBufferPointer(start: datagram, count: length), into: plain) != nil {
+                opened += 1
+            }
+            opens.append(opened == count ? Double(MonotonicClock.nanoseconds() - t) / 1e9 : .nan)
+        }
+        return (symbolSize, median(seals), median(opens))
     }
 }
 
@@ -146,23 +204,25 @@ struct TransferRunner {
         func p(_ n: String) -> String { dir.appendingPathComponent(n).path }
         let datagram = mtu == 9000 ? 8_932 : 1_472
         let symbol = datagram - 32
-        if let pct = peerLoss, system != "ql-mcast" {
+        if let pct = peerLoss, !system.hasPrefix("ql-mcast") {
             for i in 1...receivers { try lab.lab(["loss", "\(i)", "\(pct)"]) }
         }
         defer {
-            if peerLoss != nil, system != "ql-mcast" { for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) } }
+            if peerLoss != nil, !system.hasPrefix("ql-mcast") { for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) } }
         }
         let raw = system.hasPrefix("raw")
+        // A fresh session key per run (`--encrypt` draws a fresh salt per send anyway).
+        let sealing = system == "ql-mcast-encrypted" ? ["--auth-key", PacketAuthenticator.hex(PacketAuthenticator.randomKey()), "--encrypt"] : []
         let probeBytes = bytes / symbol * datagram
         let qlMcast = bin.appendingPathComponent("ql-mcast").path
         let qlBench = bin.appendingPathComponent("ql-bench").path
         func receiverCommand(_ i: Int) throws -> [String] {
             switch system {
-            case "ql-mcast":
+            case "ql-mcast", "ql-mcast-encrypted":
                 return [
                     qlMcast, "receive", "--group", group, "--interface", lab.address(i), "--output", p("out\(i)"),
                     "--stats-json", p("rx\(i).json"),
-                ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? [])
+                ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? []) + sealing
             case "raw-sendmmsg", "raw-gso-gro":
                 return [
                     qlBench, "probe-recv", "--group", group, "--interface", lab.address(i), "--bytes", "\(probeBytes)",
@@ -181,11 +241,11 @@ struct TransferRunner {
         }
         let senderCommand: [String] =
             switch system {
-            case "ql-mcast":
+            case "ql-mcast", "ql-mcast-encrypted":
                 [
                     qlMcast, "send", file, "--group", group, "--interface", lab.address(0), "--receivers", "\(receivers)",
-                    "--symbol-size", "\(symbol)", "--stats-json", p("tx.json"),
-                ] + senderArgs
+                    "--symbol-size", "\(symbol - (sealing.isEmpty ? 0 : PacketHeader.tagSize))", "--stats-json", p("tx.json"),
+                ] + senderArgs + sealing
             case "raw-sendmmsg", "raw-gso-gro":
                 [
                     qlBench, "probe-send", "--group", group, "--interface", lab.address(0), "--datagram", "\(datagram)",
@@ -251,7 +311,7 @@ struct TransferRunner {
                 verified = verified && ok
                 goodputs.append(ok ? Double(bytes) / seconds / 1e6 : 0)
             }
-            if system == "ql-mcast",
+            if system.hasPrefix("ql-mcast"),
                 let data = FileManager.default.contents(atPath: p("rx\(i).json")),
                 let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                 let c = obj["copiesPerByte"] as? Double

@@ -17,10 +17,15 @@ public final class Registry: Sendable {
 
     /// Opens (creating and migrating) the registry below `root`.
     /// - Throws: `.io` when the database cannot be opened or upgraded.
-    public init(root: Root) throws(ServiceError) {
+    public convenience init(root: Root) throws(ServiceError) {
         let dir = root.path("/var/lib/qlustar")
         try FileSystem.makeDirectories(dir)
-        path = dir + "/qluman.db"
+        try self.init(path: dir + "/qluman.db")
+    }
+
+    /// Opens (creating and migrating) the registry at `path`, whose directory exists.
+    public init(path: String) throws(ServiceError) {
+        self.path = path
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.journalMode = .wal

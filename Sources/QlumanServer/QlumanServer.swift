@@ -8,9 +8,9 @@ import Transport
 
 /// qlumand: serves each node its configuration from the registry, over TLS only.
 ///
-/// A node is identified by the address it connects from (the registry's IP); the MACs it
-/// reports must include one registered for that node, and a node with an enrollment token must
-/// present it. The answer is built from that node's record alone: a node can never receive
+/// A node is identified by the address it connects from (the registry's IP); the MAC the
+/// kernel's neighbour table shows for that address must be one registered for that node, and a
+/// node with an enrollment token must present it. The answer is built from that node's record alone: a node can never receive
 /// another node's configuration. Refusals are counted by reason and logged without secrets.
 public final class QlumanServer: Sendable {
     public struct Settings: Sendable {
@@ -24,6 +24,8 @@ public final class QlumanServer: Sendable {
         public var adminSocket: String
         public var maxConnections = 2_048
         public var idleTimeoutSeconds = 30.0
+        /// The neighbour table nodes are recognised by.
+        public var neighbourTable = "/proc/net/arp"
 
         public init(root: Root, certificate: String, key: String) {
             self.root = root
@@ -169,25 +171,25 @@ public final class QlumanServer: Sendable {
         }
     }
 
-    /// The registered node that `peer` is: by its address, one of its MACs, its token when it has one.
+    /// The registered node that `peer` is: by its address, the MAC the kernel's neighbour table
+    /// shows for that address (not the MACs the node reports, which anyone can claim), and its
+    /// token when it has one. A peer on the head node itself (loopback, one of its addresses) has
+    /// no neighbour entry: it is trusted and identified by the MACs it reports.
     /// - Throws: `.refused` (counted by reason, logged without the token) or `.internalError`.
     private func identify(_ reportedMACs: [String], _ token: String?, _ peer: ControlPeer) throws(ControlFailure) -> Node {
-        do {
-            guard let node = try registry.node(ip: peer.host) else {
-                throw refuse("unknown-address", "no node is registered with address \(peer.host)", peer)
-            }
-            let macs = Set(reportedMACs.compactMap { try? NodeFields.mac($0) })
-            guard !macs.isDisjoint(with: node.macs) else {
-                throw refuse("mac-mismatch", "node \(node.name) (\(peer.host)) reported none of its registered MACs", peer)
-            }
-            guard try registry.tokenMatches(node.name, token: token) else {
-                throw refuse("token", "node \(node.name) (\(peer.host)) presented \(token == nil ? "no" : "a wrong") enrollment token", peer)
-            }
-            return node
-        } catch let failure as ControlFailure {
-            throw failure
-        } catch {
-            throw failed("registry: \(error)")
+        let observed: String?
+        if NeighbourTable.isLocal(peer.host) {
+            let macs = reportedMACs.compactMap { try? NodeFields.mac($0) }
+            let registered = (try? registry.node(ip: peer.host))??.macs ?? []
+            observed = macs.first(where: registered.contains) ?? macs.first
+        } else {
+            observed = NeighbourTable.mac(of: peer.host, table: settings.neighbourTable)
+        }
+        switch RegistryAdmission(registry: registry).admit(address: peer.host, mac: observed, token: token) {
+        case .admitted(let name):
+            do { return try registry.node(name) } catch { throw failed("registry: \(error.message)") }
+        case .refused(let reason, let message):
+            throw refuse(reason == "not-registered" ? "unknown-address" : reason, message, peer)
         }
     }
 

@@ -30,6 +30,8 @@ public struct ClientOptions: Sendable {
     public var ca: String?
     /// Bytes per unicast fetch.
     public var fetchChunk = 4 << 20
+    /// This node's enrollment token, for a server with a registry that gives it one.
+    public var token: String?
 
     public init(serverHost: String, image: String, output: String) {
         self.serverHost = serverHost
@@ -124,7 +126,8 @@ public final class ImageClient {
     }
 
     private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(ServiceError) -> ImageTicket {
-        let request = ImageRequest(image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil)
+        let request = ImageRequest(
+            image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token)
         while true {
             do {
                 return try client.call(ImageOperation.requestImage, request, as: ImageTicket.self)
@@ -133,6 +136,7 @@ public final class ImageClient {
                 case .notFound: throw ServiceError(.notFound, error.message)
                 case .tls: throw ServiceError(.unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
                 case .malformedRequest: throw ServiceError(.refused, error.message)
+                case .notRegistered: throw ServiceError(.refused, "ql-mcastd does not know this node: \(error.message)")
                 case .busy, .timedOut, .connection:
                     guard MonotonicClock.nanoseconds() < deadline else {
                         throw ServiceError(.unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
@@ -261,6 +265,7 @@ public final class ImageClient {
             config.sessionID = ticket.sessionID
             config.receiverID = ticket.receiverID
             config.authenticationKey = try ticket.key.map { k throws(TransportError) in try PacketAuthenticator.key(hex: k) }
+            config.encrypted = ticket.encrypted == true
             config.loss = LossModel(options.simulateLoss.kind, seed: options.simulateLossSeed ?? UInt64(ticket.receiverID))
             config.joinTimeoutNanos = UInt64((Double(ticket.startsInMillis) / 1_000 + options.multicastTimeout) * 1e9)
             config.idleTimeoutNanos = UInt64(options.idleTimeout * 1e9)
@@ -309,7 +314,8 @@ public final class ImageClient {
             var offset = range.lowerBound
             while offset < range.upperBound {
                 let length = Int(min(UInt64(options.fetchChunk), range.upperBound - offset))
-                let request = FetchRequest(image: ticket.image, sha256: ticket.sha256, offset: offset, length: length)
+                let request = FetchRequest(
+                    image: ticket.image, sha256: ticket.sha256, offset: offset, length: length, token: options.token)
                 let payload: ArraySlice<UInt8>
                 do {
                     let args = try ControlRequest(op: ImageOperation.fetch, arguments: request)

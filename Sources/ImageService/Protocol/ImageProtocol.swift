@@ -3,13 +3,14 @@ import Transport
 /// The operations ql-mcastd answers on its control port (framed JSON, see docs/PROTOCOL.md and
 /// docs/IMAGE-SERVICE.md), and their arguments and answers.
 public enum ImageOperation {
-    /// `request-image {image, host?, unicast?}` → `ImageTicket`.
+    /// `request-image {image, host?, unicast?, token?}` → `ImageTicket`. With a registry, this,
+    /// `fetch` and `list-images` are answered for registered nodes only (`not-registered`).
     public static let requestImage = "request-image"
     /// `fetch {image, sha256, offset, length}` → data frame `FetchHeader` + the bytes.
     public static let fetch = "fetch"
     /// `status` → `ServerStatus`.
     public static let status = "status"
-    /// `list-images` → `[ImageManifest]`.
+    /// `list-images {token?}` → `[ImageManifest]`.
     public static let listImages = "list-images"
 }
 
@@ -19,11 +20,14 @@ public struct ImageRequest: Codable, Sendable {
     public var host: String?
     /// Ask for the unicast path straight away.
     public var unicast: Bool?
+    /// The node's enrollment token, when the registry gives it one.
+    public var token: String?
 
-    public init(image: String, host: String? = nil, unicast: Bool? = nil) {
+    public init(image: String, host: String? = nil, unicast: Bool? = nil, token: String? = nil) {
         self.image = image
         self.host = host
         self.unicast = unicast
+        self.token = token
     }
 }
 
@@ -51,6 +55,8 @@ public struct ImageTicket: Codable, Sendable, Equatable {
     public var receiverID: UInt32 = 0
     /// Hex session key for per-datagram authentication, when the server requires it.
     public var key: String?
+    /// The session's symbols are sealed under `key` (AES-GCM).
+    public var encrypted: Bool?
     public var startsInMillis: Int = 0
     /// True when this client joins a session that has already started (late join).
     public var lateJoin: Bool = false
@@ -68,13 +74,22 @@ public struct FetchRequest: Codable, Sendable {
     public var sha256: SHA256Digest
     public var offset: UInt64
     public var length: Int
+    /// The node's enrollment token, as in `ImageRequest`.
+    public var token: String?
 
-    public init(image: String, sha256: SHA256Digest, offset: UInt64, length: Int) {
+    public init(image: String, sha256: SHA256Digest, offset: UInt64, length: Int, token: String? = nil) {
         self.image = image
         self.sha256 = sha256
         self.offset = offset
         self.length = length
+        self.token = token
     }
+}
+
+/// The credentials any admission-checked request may carry (`list-images {token?}` has no others).
+public struct Credentials: Codable, Sendable {
+    public var token: String?
+    public init(token: String? = nil) { self.token = token }
 }
 
 /// The JSON before the bytes of a `fetch` answer.
@@ -139,6 +154,12 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var controlUnreadAnswers: UInt64 = 0
     /// Connections that failed in TLS (wrong CA, plain text on the TLS port) or were reset.
     public var controlTLSErrors: UInt64 = 0
+    /// Requests refused by the registry: the source address belongs to no registered node.
+    public var refusedNotRegistered: UInt64 = 0
+    /// ... it does, but the neighbour table shows another MAC for it (or none).
+    public var refusedMACMismatch: UInt64 = 0
+    /// ... with the right MAC, but without the node's enrollment token.
+    public var refusedToken: UInt64 = 0
 
     public init() {}
 }

@@ -29,11 +29,18 @@ public struct DaemonConfiguration: Sendable {
     /// tag takes 16 bytes of every datagram).
     public var symbolSize: Int?
     /// The symbol size sessions use.
-    public var streamSymbolSize: Int { symbolSize ?? SenderConfiguration.defaultSymbolSize(authenticated: authenticate) }
+    public var streamSymbolSize: Int { symbolSize ?? SenderConfiguration.defaultSymbolSize(authenticated: sessionKeys) }
     public var blockSymbols = 128
     public var parity = 0.0
     /// Hand out a session key and tag every datagram (HMAC-SHA256).
     public var authenticate = false
+    /// Seal the symbols of every session (AES-128-GCM, `PacketSealer`); nil: yes when the control
+    /// port has TLS (the session key is then handed out to admitted nodes only).
+    public var encrypt: Bool?
+    /// Whether sessions are encrypted.
+    public var encryptsSessions: Bool { encrypt ?? (tlsCertificate != nil) }
+    /// Whether sessions get a key (tagged, and sealed when `encryptsSessions`).
+    public var sessionKeys: Bool { authenticate || encryptsSessions }
     /// Deliver sessions to clients on the head node itself as well.
     public var loopback = false
     /// Seconds to let running sessions finish on SIGTERM before aborting them.
@@ -48,6 +55,22 @@ public struct DaemonConfiguration: Sendable {
     public var tlsKey: String?
     /// Serve Prometheus text on http://HOST:PORT/metrics (nil: off).
     public var metrics: (host: String, port: Int)?
+    /// The node registry that decides who is served: nil means `<root>/var/lib/qlustar/qluman.db`
+    /// when it exists (the head node's), else nobody is checked; "none" turns checking off.
+    public var registry: String?
+    /// The neighbour table admission reads (tests point it elsewhere).
+    public var neighbourTable = "/proc/net/arp"
+    /// The registry file to use, or nil for none.
+    public var registryPath: String? {
+        switch registry {
+        case "none": return nil
+        case let path?: return path
+        case nil:
+            let path = root.path("/var/lib/qlustar/qluman.db")
+            return FileManager.default.fileExists(atPath: path) ? path : nil
+        }
+    }
+    var registryDescription: String { registryPath ?? "none" }
     /// Finished sessions stay visible in `status` this long.
     public var keepFinishedSeconds = 60.0
 
@@ -56,8 +79,8 @@ public struct DaemonConfiguration: Sendable {
     /// The keys a configuration file may set.
     public static let keys = [
         "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
-        "max-connections", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "loopback",
-        "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key",
+        "max-connections", "max-connections-per-host", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "encrypt", "loopback",
+        "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key", "registry",
     ]
 
     /// Sets `key` (a flag name without dashes) from `text`.
@@ -110,6 +133,7 @@ public struct DaemonConfiguration: Sendable {
             guard let v = Double(text), (0...1).contains(v) else { throw bad("a fraction of the block in 0…1, like 0.05") }
             parity = v
         case "authenticate": authenticate = try bool()
+        case "encrypt": encrypt = try bool()
         case "loopback": loopback = try bool()
         case "metrics":
             guard text != "off", text != "no" else {
@@ -119,6 +143,7 @@ public struct DaemonConfiguration: Sendable {
             do { metrics = try DaemonConfiguration.hostPort(text, defaultPort: 9_779) } catch { throw bad("ADDR[:PORT] or off") }
         case "tls-certificate": tlsCertificate = text.isEmpty ? nil : text
         case "tls-key": tlsKey = text.isEmpty ? nil : text
+        case "registry": registry = text.isEmpty || text == "auto" ? nil : text
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
         case "simulate-loss":
             do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }

@@ -15,10 +15,14 @@ public final class ImageServer: Sendable {
     public let log: EventLog
     private let control = NIOLockedValueBox<ControlServer?>(nil)
     private let metrics = NIOLockedValueBox<MetricsServer?>(nil)
+    /// The registry's gate (nil: every host is served, the bare daemon of a small lab).
+    private let gate: AdmissionGate?
 
-    public init(configuration: DaemonConfiguration, log: EventLog) throws(ServiceError) {
+    /// - Parameter admission: Who may have images and keys (from the node registry); nil serves anyone.
+    public init(configuration: DaemonConfiguration, log: EventLog, admission: NodeAdmission? = nil) throws(ServiceError) {
         self.configuration = configuration
         self.log = log
+        gate = admission.map { AdmissionGate(admission: $0, log: log, table: configuration.neighbourTable) }
         catalog = ImageCatalog(
             root: configuration.root, symbolSize: configuration.streamSymbolSize, sourceSymbols: configuration.blockSymbols,
             log: log)
@@ -34,12 +38,18 @@ public final class ImageServer: Sendable {
     public func start() throws(ServiceError) {
         FileSystem.ensureDirectory(configuration.root.images, log: log)
         let manifests = catalog.reload()
+        log.info(
+            gate == nil
+                ? "no node registry: every host on the network may list and fetch images and gets the session keys"
+                : "serving registered nodes only (registry: \(configuration.registryDescription))")
         log.info("serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))")
         sessions.startConductor()
         var options = ControlServer.Options()
         options.tls = try configuration.controlTLS()
-        if options.tls == nil, configuration.authenticate {
-            log.warning("authenticate = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
+        if options.tls == nil, configuration.sessionKeys {
+            log.warning(
+                "\(configuration.encryptsSessions ? "encrypt" : "authenticate") = yes without TLS: session keys travel in the clear "
+                    + "(set tls-certificate and tls-key)")
         }
         options.maxConnections = configuration.maxConnections
         options.maxConnectionsPerHost = configuration.maxConnectionsPerHost
@@ -69,7 +79,8 @@ public final class ImageServer: Sendable {
         log.info(
             "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
                 + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
-                + "rate \(configuration.rate), \(options.tls == nil ? "plain TCP" : "TLS")")
+                + "rate \(configuration.rate), \(options.tls == nil ? "plain TCP" : "TLS"), sessions "
+                + (configuration.encryptsSessions ? "encrypted (AES-128-GCM)" : configuration.authenticate ? "tagged (HMAC)" : "in the clear"))
     }
 
     /// SIGHUP: rescan the image directory (new images appear, removed ones go, changed ones
@@ -91,20 +102,40 @@ public final class ImageServer: Sendable {
     func answer(_ request: ControlRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
         switch request.op {
         case ImageOperation.requestImage:
-            let args = try counted { () throws(ControlFailure) in try request.arguments(ImageRequest.self) }
+            var args = try counted { () throws(ControlFailure) in try request.arguments(ImageRequest.self) }
+            // An admitted node is shown by its registered name, not the name it claims.
+            if let node = try admit(peer, token: args.token) { args.host = node }
             return .json(try encode(try sessions.request(args, peer: peer)))
         case ImageOperation.fetch:
             let args = try counted { () throws(ControlFailure) in try request.arguments(FetchRequest.self) }
+            _ = try admit(peer, token: args.token)
             return try sessions.fetch(args)
         case ImageOperation.status:
             return .json(try encode(sessions.status(control: control.withLockedValue { $0?.counters })))
         case ImageOperation.listImages:
+            let args = try counted { () throws(ControlFailure) in try request.arguments(Credentials.self) }
+            _ = try admit(peer, token: args.token)
             return .json(try encode(catalog.reload()))
         default:
             sessions.count { $0.badRequests += 1 }
             throw ControlFailure(
                 .unknownOperation,
                 "ql-mcastd answers request-image, fetch, status and list-images, not '\(request.op.prefix(64))'")
+        }
+    }
+
+    /// Refuses a peer the registry does not know as a node (counted by reason; logged once a minute).
+    /// - Returns: The registered node's name (nil: no registry, or a peer on this host).
+    private func admit(_ peer: ControlPeer, token: String?) throws(ControlFailure) -> String? {
+        guard let gate else { return nil }
+        return try gate.check(peer, token: token) { reason in
+            sessions.count { c in
+                switch reason {
+                case "mac-mismatch": c.refusedMACMismatch += 1
+                case "token": c.refusedToken += 1
+                default: c.refusedNotRegistered += 1
+                }
+            }
         }
     }
 

@@ -103,7 +103,7 @@ public final class SessionManager: Sendable {
                 }
                 var id = UInt32.random(in: 1...UInt32.max)
                 while s.sessions[id] != nil { id = UInt32.random(in: 1...UInt32.max) }
-                let key = config.authenticate ? PacketAuthenticator.randomKey() : nil
+                let key = config.sessionKeys ? PacketAuthenticator.randomKey() : nil
                 let created = StreamSession(
                     id: id, snapshot: snapshot, endpoint: endpoint, key: key, now: now,
                     startAt: now + UInt64(config.windowSeconds * 1e9))
@@ -136,6 +136,7 @@ public final class SessionManager: Sendable {
             ticket.port = chosen.endpoint.port
             ticket.receiverID = receiverID
             ticket.key = chosen.key.map(PacketAuthenticator.hex)
+            ticket.encrypted = chosen.key != nil && config.encryptsSessions ? true : nil
             ticket.startsInMillis = chosen.startAt > now ? Int((chosen.startAt - now) / 1_000_000) : 0
             ticket.lateJoin = late
             return .success(ticket)

@@ -51,6 +51,7 @@ final class StreamSession: @unchecked Sendable {
         c.proactiveParity = config.parity
         c.rate = rateShare ?? config.rate
         c.authenticationKey = key
+        c.encrypt = key != nil && config.encryptsSessions
         c.loss = config.simulateLoss
         // Members are announced through the mailbox; the session ends when all of them are
         // done, dropped or silent (or at the latest `maxLingerNanos` after the pass).

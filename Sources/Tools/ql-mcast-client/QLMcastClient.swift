@@ -24,7 +24,8 @@ struct QLMcastClient: ParsableCommand {
             Exit status:
               0  image received and verified (and the union root laid out, with --union)
              64  bad arguments
-              2  the server does not serve this image, or refused the request
+              2  the server does not serve this image, or refused the request (e.g. not-registered:
+                 this host is not a registered node, or not with this MAC or token)
               3  verification failed (twice): nothing was written
               4  the server could not be reached, or the transfer failed
               5  the union root could not be laid out
@@ -53,6 +54,12 @@ struct QLMcastClient: ParsableCommand {
             discussion: "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."))
     var simulateLoss = "none"
     @Option(help: "Root prefix for the log directory (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(
+        help: """
+            File holding this node's enrollment token, for a ql-mcastd whose registry gives the node one \
+            (default <root>/etc/qlustar/execd.token when present, the token qluman-execd presents).
+            """)
+    var tokenFile: String?
     @Flag(help: "No progress output.") var quiet = false
     @Option(help: "Write a JSON report of the transfer to this file.") var reportJson: String?
 
@@ -97,6 +104,11 @@ struct QLMcastClient: ParsableCommand {
         options.interface = interface.flatMap(IPv4Address.init)
         options.unicastOnly = unicast
         options.ca = ca
+        let tokenPath = tokenFile ?? rootPath.path("/etc/qlustar/execd.token")
+        if tokenFile != nil || FileSystem.isRegularFile(tokenPath) {
+            let bytes = try FileSystem.readFile(tokenPath, limit: 4_096)
+            options.token = String(decoding: bytes, as: UTF8.self)  // as qluman-execd reads it
+        }
         options.multicastTimeout = multicastTimeout
         options.serverTimeout = serverTimeout
         (options.simulateLoss, options.simulateLossSeed) = try Self.lossModel(simulateLoss)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImageService
 import Logging
+import NodeRegistry
 import ServiceLifecycle
 import Transport
 import UnixSignals
@@ -53,11 +54,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most control connections from one address, so no host locks the others out (default 32).")
     var maxConnectionsPerHost: String?
     @Option(help: "Seconds before a silent control connection is closed (default 30).") var idleTimeout: String?
-    @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with --authenticate); 8900 suits MTU 9000.") var symbolSize: String?
+    @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with a session key); 8900 suits MTU 9000.") var symbolSize: String?
     @Option(help: "Source symbols per FEC block (default 128).") var blockSymbols: String?
     @Option(help: "Proactive parity as a fraction of a block (default 0; adapts to reported loss).") var parity: String?
     @Option(help: "yes: tag every datagram with a per-session key (HMAC-SHA256) handed out with the ticket.")
     var authenticate: String?
+    @Option(
+        help: """
+            yes: encrypt every session's symbols (AES-128-GCM under the session key, given to admitted \
+            nodes only); default yes with TLS (--tls-certificate), no without.
+            """)
+    var encrypt: String?
     @Option(help: "yes: also deliver sessions to clients on this host (multicast loopback).") var loopback: String?
     @Option(help: "Seconds running sessions get to finish on SIGTERM before they are aborted (default 10).")
     var shutdownGrace: String?
@@ -66,6 +73,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "TLS on the control port: the certificate's private key (PEM).") var tlsKey: String?
     @Option(help: "Serve Prometheus text on http://ADDR[:PORT]/metrics (port 9779 if omitted); off by default.")
     var metrics: String?
+    @Option(
+        help: """
+            Node registry deciding who is served: PATH, 'none', or 'auto' (default: \
+            <root>/var/lib/qlustar/qluman.db when it exists). With one, only registered nodes, \
+            recognised by the MAC the kernel's neighbour table shows for their address (and their \
+            enrollment token where set), can list and fetch images and get session keys; others get \
+            'not-registered'. Without one, any host on the network can.
+            """)
+    var registry: String?
     @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
     var simulateLoss: String?
 
@@ -77,9 +93,10 @@ struct Serve: AsyncParsableCommand {
             ("window", window), ("rate", rate), ("max-sessions", maxSessions), ("max-clients", maxClients),
             ("max-connections", maxConnections), ("max-connections-per-host", maxConnectionsPerHost),
             ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
-            ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate), ("loopback", loopback),
+            ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate),
+            ("encrypt", encrypt), ("loopback", loopback),
             ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
-            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey),
+            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey), ("registry", registry),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         try c.validate()
@@ -90,7 +107,16 @@ struct Serve: AsyncParsableCommand {
         // A configuration error is one line naming the key (and file line), exit status 1.
         let c = try configuration()
         let log = EventLog(root: c.root, name: "ql-mcastd")
-        let server = try ImageServer(configuration: c, log: log)
+        var admission: RegistryAdmission?
+        if let path = c.registryPath {
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ServiceError(.configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
+            }
+            do { admission = RegistryAdmission(registry: try Registry(path: path)) } catch {
+                throw ServiceError(.configuration, "registry \(path): \(error.message)")
+            }
+        }
+        let server = try ImageServer(configuration: c, log: log, admission: admission)
         try server.start()
         var logger = Logger(label: "ql-mcastd")
         logger.logLevel = .warning

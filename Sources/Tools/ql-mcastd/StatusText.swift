@@ -11,6 +11,7 @@ enum StatusText {
         out += "late joins \(c.lateJoins), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
         out += "  refused at limit \(c.refusedAtLimit), bad requests \(c.badRequests), unknown images \(c.unknownImages), "
         out += "control connections \(c.controlConnections) (framing errors \(c.controlFramingErrors), TLS errors \(c.controlTLSErrors), idle closed \(c.controlIdleTimeouts), refused \(c.controlRefused), of them per host \(c.controlRefusedPerHost), incomplete frames \(c.controlIncompleteFrames), unread answers \(c.controlUnreadAnswers))\n"
+        out += "  not served (registry): not registered \(c.refusedNotRegistered), MAC mismatch \(c.refusedMACMismatch), token \(c.refusedToken)\n"
         out += "  limits: \(s.limits.maxSessions) sessions, \(s.limits.maxClients) clients, rate \(s.limits.rate)\n"
         if s.sessions.isEmpty { out += "no sessions\n" }
         for session in s.sessions {

@@ -64,6 +64,8 @@ public struct ControlFailure: Error, Sendable, Equatable, Codable, CustomStringC
         public static let tls = Code(rawValue: "tls")
         /// The server will not serve this peer (not registered, wrong credentials).
         public static let refused = Code(rawValue: "refused")
+        /// ql-mcastd serves registered nodes only, and this peer is none (or not with this MAC or token).
+        public static let notRegistered = Code(rawValue: "not-registered")
     }
 
     public let code: Code

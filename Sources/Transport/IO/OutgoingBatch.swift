@@ -9,6 +9,8 @@ public final class OutgoingBatch {
     var payloads: [UnsafeRawPointer?]
     var payloadLengths: [Int]
     var tagged: [Bool]
+    /// Ciphertext of sealed payloads, one `maxPayload` slot per datagram (allocated on first use).
+    private var ciphertext: UnsafeMutableRawPointer?
     public private(set) var count = 0
     /// UDP payload bytes of the queued datagrams.
     public private(set) var bytes = 0
@@ -21,29 +23,47 @@ public final class OutgoingBatch {
         tagged = .init(repeating: false, count: capacity)
     }
 
-    deinit { slots.deallocate() }
+    deinit {
+        slots.deallocate()
+        ciphertext?.deallocate()
+    }
 
     public var isFull: Bool { count == capacity }
     public var isEmpty: Bool { count == 0 }
 
-    /// Queues a datagram; with an authenticator the header gets the flag and the tag is computed.
+    /// Queues a datagram. With a sealer the payload is encrypted into the batch's own buffer and
+    /// the header gets `.sealed`; else with an authenticator it gets `.authenticated` and the tag.
+    /// - Returns: false when the sealer refused (its key is used up): nothing was queued.
+    @discardableResult
     public func append(
-        _ header: PacketHeader, payload: UnsafeRawBufferPointer, authenticator: PacketAuthenticator?
-    ) {
+        _ header: PacketHeader, payload: UnsafeRawBufferPointer, authenticator: PacketAuthenticator?,
+        sealer: PacketSealer? = nil
+    ) -> Bool {
         precondition(count < capacity, "OutgoingBatch overflow")
         var h = header
         h.payloadLength = UInt16(payload.count)
-        if authenticator != nil { h.flags.insert(.authenticated) }
+        if sealer != nil {
+            h.flags.insert(.sealed)
+        } else if authenticator != nil {
+            h.flags.insert(.authenticated)
+        }
         let slot = slots + count * OutgoingBatch.slotSize
         h.encode(to: slot)
-        if let auth = authenticator {
+        var body = payload.baseAddress.map { UnsafeRawPointer($0) }
+        if let sealer {
+            if ciphertext == nil { ciphertext = .allocate(byteCount: capacity * PacketHeader.maxPayload, alignment: 64) }
+            let out = ciphertext! + count * PacketHeader.maxPayload
+            guard sealer.seal(header: slot, payload: payload, into: out, tag: slot + PacketHeader.size) else { return false }
+            body = UnsafeRawPointer(out)
+        } else if let auth = authenticator {
             auth.tag(UnsafeRawBufferPointer(start: slot, count: PacketHeader.size), payload, into: slot + PacketHeader.size)
         }
-        payloads[count] = payload.baseAddress
+        payloads[count] = body
         payloadLengths[count] = payload.count
-        tagged[count] = authenticator != nil
+        tagged[count] = h.flags.hasTag
         bytes += h.datagramLength
         count += 1
+        return true
     }
 
     public func removeAll() {

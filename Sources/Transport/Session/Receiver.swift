@@ -29,7 +29,11 @@ public final class Receiver {
 
     private let channel: DatagramChannel?
     private let makeDestination: (AnnounceBody) throws(TransportError) -> UnsafeMutableRawBufferPointer
+    /// Checks the tags of control datagrams (and of symbols, unless sealed).
     private let authenticator: PacketAuthenticator?
+    /// Opens sealed symbols once the ANNOUNCE gave the sender's salt; `plaintext` holds one.
+    private var sealer: PacketSealer?
+    private let plaintext: UnsafeMutableRawPointer?
     private var loss: LossModel
     private var rng: SplitMix64
     private var destination = UnsafeMutableRawBufferPointer(start: nil, count: 0)
@@ -99,12 +103,23 @@ public final class Receiver {
         self.channel = channel
         self.configuration = configuration
         makeDestination = destination
-        authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
+        if configuration.encrypted {
+            guard let master = configuration.authenticationKey else {
+                throw TransportError(.invalidArgument, "an encrypted session needs its session key")
+            }
+            authenticator = try PacketAuthenticator(key: PacketSealer.controlKey(master: master))
+            plaintext = .allocate(byteCount: PacketHeader.maxPayload, alignment: 64)
+        } else {
+            authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
+            plaintext = nil
+        }
         loss = configuration.loss
         rng = SplitMix64(seed: configuration.seed)
         sessionID = configuration.sessionID
         objectID = configuration.objectID
     }
+
+    deinit { plaintext?.deallocate() }
 
     public var isFinished: Bool {
         switch state {
@@ -161,13 +176,21 @@ public final class Receiver {
         }
         if let sid = sessionID, h.sessionID != sid { return counters.drops.count(.foreignSession) }
         if let oid = objectID, h.objectID != oid { return counters.drops.count(.foreignObject) }
-        if let auth = authenticator {
-            guard h.flags.contains(.authenticated), auth.verify(datagram) else {
-                return counters.drops.count(.authenticationFailed)
+        let payload: UnsafeRawBufferPointer
+        if let plaintext, h.type == .data || h.type == .parity {
+            // Symbols of an encrypted session: sealed, and opened before anything reads them.
+            guard h.flags.contains(.sealed) else { return counters.drops.count(.authenticationFailed) }
+            guard let sealer else { return counters.drops.count(.beforeAnnounce) }
+            guard let n = sealer.open(datagram, into: plaintext) else { return counters.drops.count(.authenticationFailed) }
+            payload = UnsafeRawBufferPointer(start: plaintext, count: n)
+        } else {
+            if let auth = authenticator {
+                guard h.flags.contains(.authenticated), auth.verify(datagram) else {
+                    return counters.drops.count(.authenticationFailed)
+                }
             }
+            payload = UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))])
         }
-        let payload = UnsafeRawBufferPointer(
-            rebasing: datagram[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))])
         switch h.type {
         case .announce: handleAnnounce(h, payload, now: now)
         case .nak: handleOverheardNak(payload, now: now)
@@ -204,10 +227,20 @@ public final class Receiver {
         }
         if let a = announce {
             // Repeats must agree with what we set up; a different layout is another object.
-            guard a.layout == body.layout, a.digest == body.digest else { return counters.drops.count(.foreignObject) }
+            guard a.layout == body.layout, a.digest == body.digest, a.salt == body.salt else {
+                return counters.drops.count(.foreignObject)
+            }
             noteSender(h, now: now)
             counters.accepted += 1
             return
+        }
+        if configuration.encrypted {
+            // The tag was right, so this is the sender (or a key holder): without a salt its
+            // symbols could not be opened, so it is not the session we were told of.
+            guard let salt = body.salt, let master = configuration.authenticationKey,
+                let opener = try? PacketSealer(master: master, salt: salt)
+            else { return counters.drops.count(.authenticationFailed) }
+            sealer = opener
         }
         do throws(TransportError) {
             let dest = try makeDestination(body)

@@ -7,6 +7,9 @@ public struct ReceiverConfiguration: Sendable {
     public var receiverID = UInt32.random(in: 1...UInt32.max)
     /// Key for per-datagram tags; when set, untagged or badly tagged datagrams are dropped.
     public var authenticationKey: [UInt8]?
+    /// The session's symbols are sealed (`SenderConfiguration.encrypt`): DATA and PARITY must
+    /// open under the key and the announced salt; needs `authenticationKey`.
+    public var encrypted = false
     /// Seeded drop model applied to what we receive (tests, benchmarks).
     public var loss = LossModel.none
     /// Random NAK back-off is uniform in 0…this.

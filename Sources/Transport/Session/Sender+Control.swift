@@ -235,7 +235,7 @@ extension Sender {
         counters.announces += 1
         let body = AnnounceBody(
             layout: layout, proactiveParity: Int((Double(layout.sourceSymbols) * proactiveRatio).rounded(.up)),
-            digest: digest, name: configuration.name)
+            digest: digest, name: configuration.name, salt: sealer?.salt)
         try sendControl(.announce) { body.encode(to: $0, capacity: $1) }
     }
 

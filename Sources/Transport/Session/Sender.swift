@@ -43,7 +43,10 @@ public final class Sender {
 
     let object: UnsafeRawBufferPointer
     let channel: DatagramChannel
+    /// Tags control datagrams (and symbols, unless sealed).
     let authenticator: PacketAuthenticator?
+    /// Seals DATA and PARITY when the session is encrypted.
+    let sealer: PacketSealer?
     var loss: LossModel
     let batch: OutgoingBatch
     let parityScratch: UnsafeMutableRawPointer
@@ -116,7 +119,13 @@ public final class Sender {
         self.object = object
         self.digest = digest
         self.channel = channel
-        authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
+        if configuration.encrypt, let master = configuration.authenticationKey {
+            sealer = try PacketSealer(master: master, salt: PacketSealer.randomSalt())
+            authenticator = try PacketAuthenticator(key: PacketSealer.controlKey(master: master))
+        } else {
+            sealer = nil
+            authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
+        }
         loss = configuration.loss
         // Adaptive sending starts at the initial rate and doubles until receivers push back.
         currentRate =
@@ -183,7 +192,14 @@ public final class Sender {
                 }
             }
             let budget = refillTokens(now: now)
-            if budget > 0, try fillAndSend(maxDatagrams: budget, now: now) > 0 { continue }
+            if budget > 0 {
+                let sent = try fillAndSend(maxDatagrams: budget, now: now)
+                if sealer?.exhausted == true {
+                    abortReason = "2^32 datagrams sealed under one key: the next would repeat a nonce"
+                    break
+                }
+                if sent > 0 { continue }
+            }
             // Nothing to send now: wait for control traffic or the next token.
             let wait: UInt64 = budget > 0 || currentRate.isUnpaced ? 2_000_000 : tokenWaitNanos()
             _ = try channel.waitReadable(timeoutNanos: max(20_000, wait))
@@ -312,7 +328,8 @@ public final class Sender {
         let start = object.baseAddress.map { $0 + layout.offset(ofBlock: b) + j * layout.symbolSize }
         batch.append(
             header(.data, block: b, symbol: j, flags: flags),
-            payload: UnsafeRawBufferPointer(start: len > 0 ? start : nil, count: len), authenticator: authenticator)
+            payload: UnsafeRawBufferPointer(start: len > 0 ? start : nil, count: len), authenticator: authenticator,
+            sealer: sealer)
     }
 
     /// Computes `count` parity symbols of block `b` starting at index `first`... given as a list
@@ -341,7 +358,7 @@ public final class Sender {
             batch.append(
                 header(.parity, block: b, symbol: parityIndices[i], flags: flags),
                 payload: UnsafeRawBufferPointer(start: parityScratch + (base + i) * s, count: s),
-                authenticator: authenticator)
+                authenticator: authenticator, sealer: sealer)
         }
     }
 

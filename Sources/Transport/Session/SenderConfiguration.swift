@@ -55,6 +55,9 @@ public struct SenderConfiguration: Sendable {
     public var finishConfirmNanos: UInt64 = 300_000_000
     /// Session key for per-datagram HMAC tags (nil: unauthenticated).
     public var authenticationKey: [UInt8]?
+    /// Seal DATA and PARITY with AES-GCM under a key derived from `authenticationKey` and a fresh
+    /// salt (control datagrams are tagged with a derived key); needs `authenticationKey`.
+    public var encrypt = false
     /// Seeded drop model applied to our own sends (tests, benchmarks).
     public var loss = LossModel.none
 
@@ -65,6 +68,9 @@ public struct SenderConfiguration: Sendable {
         guard batch >= 1, batch <= 1024 else { throw TransportError(.invalidArgument, "batch must be 1…1024") }
         guard (0...1).contains(proactiveParity), (0...1).contains(maxProactiveParity) else {
             throw TransportError(.invalidArgument, "parity ratios must be between 0 and 1")
+        }
+        guard !encrypt || authenticationKey != nil else {
+            throw TransportError(.invalidArgument, "encryption needs a session key")
         }
         return layout
     }

@@ -2,8 +2,9 @@
 ///
 /// ```
 /// u64 object size   u16 symbol size   u16 source symbols (k)   u16 proactive parity
-/// u16 reserved      u32 block count   u8[32] SHA-256 of the object
+/// u16 options       u32 block count   u8[32] SHA-256 of the object
 /// u16 name length   name (UTF-8, ≤ 255 bytes)
+/// u8[16] sealing salt, when options bit 0 (sealed) is set; other option bits must be zero
 /// ```
 public struct AnnounceBody: Sendable, Equatable {
     public static let fixedSize = 8 + 2 + 2 + 2 + 2 + 4 + 32 + 2
@@ -13,12 +14,17 @@ public struct AnnounceBody: Sendable, Equatable {
     public var proactiveParity: Int
     public var digest: SHA256Digest
     public var name: String
+    /// The sender's sealing salt when its symbols are sealed (`PacketSealer`).
+    public var salt: [UInt8]?
+    /// Options bit: the session's symbols are sealed and the salt follows the name.
+    static let sealedFlag: UInt16 = 1
 
-    public init(layout: ObjectLayout, proactiveParity: Int, digest: SHA256Digest, name: String) {
+    public init(layout: ObjectLayout, proactiveParity: Int, digest: SHA256Digest, name: String, salt: [UInt8]? = nil) {
         self.layout = layout
         self.proactiveParity = proactiveParity
         self.digest = digest
         self.name = name
+        self.salt = salt
     }
 
     /// Writes the body; returns its length.
@@ -28,30 +34,38 @@ public struct AnnounceBody: Sendable, Equatable {
         w.write(UInt16(layout.symbolSize))
         w.write(UInt16(layout.sourceSymbols))
         w.write(UInt16(proactiveParity))
-        w.write(UInt16(0))
+        w.write(UInt16(salt == nil ? 0 : AnnounceBody.sealedFlag))
         w.write(UInt32(layout.blockCount))
         digest.withBytes { w.write(bytes: $0) }
         var nameBytes = Array(name.utf8.prefix(AnnounceBody.maxName))
         w.write(UInt16(nameBytes.count))
         nameBytes.withUnsafeMutableBytes { w.write(bytes: UnsafeRawBufferPointer($0)) }
+        if var salt { salt.withUnsafeMutableBytes { w.write(bytes: UnsafeRawBufferPointer($0)) } }
         return w.offset
     }
 
     public static func decode(_ body: UnsafeRawBufferPointer) -> Result<AnnounceBody, DropReason> {
         var r = ByteReader(body)
         guard let size = r.read(UInt64.self), let symbolSize = r.read(UInt16.self),
-            let k = r.read(UInt16.self), let parity = r.read(UInt16.self), r.read(UInt16.self) == 0,
-            let blocks = r.read(UInt32.self), let digestBytes = r.slice(32),
+            let k = r.read(UInt16.self), let parity = r.read(UInt16.self), let options = r.read(UInt16.self),
+            options & ~sealedFlag == 0, let blocks = r.read(UInt32.self), let digestBytes = r.slice(32),
             let nameLength = r.read(UInt16.self), Int(nameLength) <= maxName,
-            let nameBytes = r.slice(Int(nameLength)), r.remaining == 0
+            let nameBytes = r.slice(Int(nameLength))
         else { return .failure(.malformedBody) }
+        var salt: [UInt8]?
+        if options & sealedFlag != 0 {
+            guard let bytes = r.slice(PacketSealer.saltSize) else { return .failure(.malformedBody) }
+            salt = Array(bytes)
+        }
+        guard r.remaining == 0 else { return .failure(.malformedBody) }
         guard let layout = try? ObjectLayout(objectSize: size, symbolSize: Int(symbolSize), sourceSymbols: Int(k)),
             layout.blockCount == Int(blocks), Int(parity) <= layout.maxParity,
             let name = String(validating: nameBytes, as: UTF8.self)
         else { return .failure(.malformedBody) }
         return .success(
             AnnounceBody(
-                layout: layout, proactiveParity: Int(parity), digest: SHA256Digest(bytes: digestBytes), name: name))
+                layout: layout, proactiveParity: Int(parity), digest: SHA256Digest(bytes: digestBytes), name: name,
+                salt: salt))
     }
 }
 

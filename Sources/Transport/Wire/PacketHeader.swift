@@ -12,7 +12,7 @@ public struct PacketHeader: Sendable, Equatable {
     public static let size = 32
     public static let magic: UInt32 = 0x514C_4D43  // "QLMC"
     public static let version: UInt8 = 1
-    /// Length of the authentication tag that follows the payload when `.authenticated` is set.
+    /// Length of the tag that follows the payload when `.authenticated` or `.sealed` is set.
     public static let tagSize = 16
     /// The largest payload any datagram may carry (a jumbo-frame symbol).
     public static let maxPayload = 8_960
@@ -44,7 +44,7 @@ public struct PacketHeader: Sendable, Equatable {
 
     /// Bytes on the wire for this header, its payload and the tag if any.
     public var datagramLength: Int {
-        PacketHeader.size + Int(payloadLength) + (flags.contains(.authenticated) ? PacketHeader.tagSize : 0)
+        PacketHeader.size + Int(payloadLength) + (flags.hasTag ? PacketHeader.tagSize : 0)
     }
 
     /// The length the header at the start of `bytes` claims for its datagram (not validated):
@@ -53,7 +53,7 @@ public struct PacketHeader: Sendable, Equatable {
         guard bytes.count >= size, let base = bytes.baseAddress else { return nil }
         let flags = PacketFlags(rawValue: UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
         let payloadLength = UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
-        return size + Int(payloadLength) + (flags.contains(.authenticated) ? tagSize : 0)
+        return size + Int(payloadLength) + (flags.hasTag ? tagSize : 0)
     }
 
     /// Decodes and validates a header at the start of `datagram`.
@@ -69,9 +69,9 @@ public struct PacketHeader: Sendable, Equatable {
             return .failure(.badType)
         }
         let flags = PacketFlags(rawValue: UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
-        guard flags.isSubset(of: .known) else { return .failure(.badFlags) }
+        guard flags.isSubset(of: .known), !flags.isSuperset(of: [.authenticated, .sealed]) else { return .failure(.badFlags) }
         let payloadLength = UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
-        let expected = size + Int(payloadLength) + (flags.contains(.authenticated) ? tagSize : 0)
+        let expected = size + Int(payloadLength) + (flags.hasTag ? tagSize : 0)
         guard Int(payloadLength) <= maxPayload, expected == datagram.count else { return .failure(.badLength) }
         return .success(
             PacketHeader(

@@ -26,6 +26,13 @@ public struct PacketFlags: OptionSet, Sendable, Hashable {
     /// The sender's last packet of a session (on FIN): receivers still short fail now.
     public static let final = PacketFlags(rawValue: 1 << 2)
 
+    /// The payload is AES-GCM ciphertext and its 16-byte tag follows (`PacketSealer`); never
+    /// together with `.authenticated`.
+    public static let sealed = PacketFlags(rawValue: 1 << 3)
+
     /// Every bit this version defines; others must be zero.
-    public static let known: PacketFlags = [.repair, .authenticated, .final]
+    public static let known: PacketFlags = [.repair, .authenticated, .final, .sealed]
+
+    /// A 16-byte tag (HMAC or GCM) follows the payload.
+    @inlinable public var hasTag: Bool { !isDisjoint(with: [.authenticated, .sealed]) }
 }

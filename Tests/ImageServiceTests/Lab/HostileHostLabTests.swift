@@ -108,6 +108,102 @@ final class HostileHostLabTests: XCTestCase {
         try assertDelivered(l, 1, sha: sha)
     }
 
+    /// A host that only listens to the group: from a session in the clear it rebuilds the image
+    /// (what `--encrypt no` exposes); from an encrypted session (the default with TLS) nothing.
+    func testPassiveListenerRebuildsAPlainSessionAndNothingOfAnEncryptedOne() throws {
+        let l = try ImageLab(nodes: 2)
+        lab = l
+        let hostile = 2
+        let sha = try l.addImage("compute", size: 16 << 20)
+        let image = l.images + "/compute.img"
+        func listenDuringOneBoot(_ log: String, client: [String]) throws -> [String: Any] {
+            try l.startClient(1, "compute", client)
+            let group = try waitForRunningGroupOrWindow(l)
+            let listener = try l.harness.start(
+                on: hostile,
+                ["python3", script, "listen", "--group", group, "--interface", l.harness.address(hostile), "--seconds", "6",
+                 "--compare", image],
+                timeout: 30, log: log)
+            try assertDelivered(l, 1, sha: sha)
+            XCTAssertEqual(l.harness.wait(listener, seconds: 30), 0, l.harness.log(log))
+            return try summary(l, log)
+        }
+        try l.startDaemon(["--window", "1.5", "--rate", "500m"])
+        let plain = try listenDuringOneBoot("listen-plain.log", client: [])
+        print("passive listener, plain session: \(plain)")
+        let symbols = (16 << 20) / 1_440
+        XCTAssertGreaterThan(plain["symbolsMatchingImage"] as? Int ?? 0, symbols * 9 / 10, "the listener works: \(plain)")
+
+        l.daemonProcess!.terminate()
+        XCTAssertEqual(l.harness.wait(l.daemonProcess!, seconds: 20), 0, l.harness.log("daemon.log"))
+        let ca = l.harness.path("ssl")
+        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", l.server])
+        try l.startDaemon(
+            ["--tls-certificate", ca + "/ql-mcastd.crt", "--tls-key", ca + "/ql-mcastd.key", "--window", "1.5", "--rate", "500m"],
+            statusArguments: ["--ca", ca + "/ca.crt"])
+        let sealed = try listenDuringOneBoot("listen-sealed.log", client: ["--ca", ca + "/ca.crt"])
+        print("passive listener, encrypted session: \(sealed)")
+        XCTAssertGreaterThan(sealed["data"] as? Int ?? 0, symbols * 9 / 10, "it heard the whole stream: \(sealed)")
+        XCTAssertEqual(sealed["sealed"] as? Int, sealed["data"] as? Int, "every symbol sealed: \(sealed)")
+        XCTAssertEqual(sealed["symbolsMatchingImage"] as? Int, 0, "no image byte recovered: \(sealed)")
+        XCTAssertTrue(l.harness.log("daemon.log").contains("sessions encrypted (AES-128-GCM)"), l.harness.log("daemon.log"))
+    }
+
+    /// With the registry, ql-mcastd serves registered nodes only, recognised by the neighbour
+    /// table: a host that is no node, a host cloning a node's MAC from its own address, a node
+    /// whose address speaks with another MAC, and a node without its token all get nothing.
+    func testRegistryServesRegisteredNodesOnlyWhateverStrangersClaim() throws {
+        let l = try ImageLab(nodes: 4)
+        lab = l
+        let sha = try l.addImage("compute", size: 4 << 20)
+        let qluman = try LabHarness.releaseBinary("qluman").path
+        func mac(_ i: Int) throws -> String {
+            try l.harness.lab.exec(on: i, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let token = l.harness.path("n1.token")
+        try "s3cret-enrollment-token-n1".write(toFile: token, atomically: true, encoding: .utf8)
+        let n1MAC = try mac(1)
+        // Node 1 with its MAC and a token; node 2 registered with a MAC its port does not have.
+        _ = try Lab.run(qluman, ["node", "add", "n1", "--root", l.head, "--mac", n1MAC, "--ip", l.harness.address(1)])
+        _ = try Lab.run(qluman, ["node", "set", "n1", "--root", l.head, "--token-file", token])
+        _ = try Lab.run(qluman, ["node", "add", "n2", "--root", l.head, "--mac", "52:54:00:aa:bb:cc", "--ip", l.harness.address(2)])
+        // Host 4 takes node 1's MAC, speaking from its own address (given back before node 1 boots:
+        // two ports with one MAC confuse the lab's bridge as they would a switch).
+        let h4MAC = try mac(4)
+        _ = try l.harness.lab.exec(on: 4, ["ip", "link", "set", "eth0", "address", n1MAC])
+        try l.startDaemon(["--window", "0.5"])
+        XCTAssertTrue(l.harness.log("daemon.log").contains("serving registered nodes only"), l.harness.log("daemon.log"))
+
+        for (i, extra) in [(1, []), (2, []), (3, []), (4, ["--token-file", token])] as [(Int, [String])] {
+            try l.startClient(i, "compute", extra + ["--server-timeout", "5"])
+            XCTAssertEqual(l.wait(i, seconds: 30), 2, "node \(i) refused: \(l.harness.log("client\(i).log"))")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: l.output(i, "compute")), "node \(i) got nothing")
+            XCTAssertTrue(l.harness.log("client\(i).log").contains("not-registered") || l.harness.log("client\(i).log").contains("does not know this node"), l.harness.log("client\(i).log"))
+        }
+        _ = try l.harness.lab.exec(on: 4, ["ip", "link", "set", "eth0", "address", h4MAC])
+        let c = try l.counters()
+        XCTAssertEqual(c["refusedToken"] as? Int, 1, "node 1 without its token: \(c)")
+        XCTAssertEqual(c["refusedMACMismatch"] as? Int, 1, "node 2's address from another MAC: \(c)")
+        XCTAssertEqual(c["refusedNotRegistered"] as? Int, 2, "host 3, and host 4 with node 1's MAC: \(c)")
+        // The raw control port tells a stranger nothing either: no list, no ticket (no key), no bytes.
+        let asker = try l.harness.start(
+            on: 3, ["python3", script, "control", "--server", "\(l.server):7799", "--attack", "ask"], timeout: 20, log: "ask.log")
+        XCTAssertEqual(l.harness.wait(asker, seconds: 20), 0, l.harness.log("ask.log"))
+        let answers = try XCTUnwrap(try summary(l, "ask.log")["answers"] as? [String: [String: Any]])
+        for op in ["list-images", "request-image", "fetch"] {
+            let text = answers[op]?["answer"] as? String ?? ""
+            XCTAssertTrue(text.contains("not-registered"), "\(op): \(text)")
+            XCTAssertFalse(text.contains("\"key\"") || text.contains("sha256\":\"\(sha)"), "\(op) gave nothing away: \(text)")
+        }
+        // Node 1 with its token boots.
+        try l.startClient(1, "compute", ["--token-file", token])
+        try assertDelivered(l, 1, sha: sha)
+        // One log line per refused address, however often it asked; no token in the log.
+        let log = l.harness.log("daemon.log")
+        XCTAssertEqual(log.components(separatedBy: "refused \(l.harness.address(3)) ").count - 1, 1, log)
+        XCTAssertFalse(log.contains("s3cret"), "no token in the log")
+    }
+
     private func assertDelivered(_ l: ImageLab, _ node: Int, sha: String, file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertEqual(l.wait(node, seconds: 60), 0, "node \(node): \(l.harness.log("client\(node).log"))", file: file, line: line)
         XCTAssertEqual(try Lab.sha256(l.output(node, "compute")), sha, "node \(node)", file: file, line: line)

@@ -89,9 +89,14 @@ final class ConfigureLabTests: XCTestCase {
         try l.registry.setToken("beo-02", token: token)
         try l.startDaemon()
 
-        // h3 is not registered; h1 claims a MAC that is not its own; h2 has no token, then a wrong one.
+        // h3 is not registered; h1's address is registered to a MAC its port does not have (what
+        // the kernel's neighbour table shows counts, so h1 cannot talk its way in by reporting
+        // the registered MAC); h2 has no token, then a wrong one.
+        let h1MAC = try l.mac(1)
+        _ = try l.registry.setNode("beo-01", addMACs: ["52:54:00:99:99:99"], removeMACs: [h1MAC])
         XCTAssertEqual(try l.execd(3, ["--configure"]), 2, l.harness.log("execd3.out"))
         XCTAssertEqual(try l.execd(1, ["--configure", "--mac", "52:54:00:99:99:99"]), 2)
+        _ = try l.registry.setNode("beo-01", addMACs: [h1MAC], removeMACs: ["52:54:00:99:99:99"])
         XCTAssertEqual(try l.execd(2, ["--configure"]), 2)
         let wrong = l.harness.path("wrong.token")
         try "enroll-wrong-\(UUID().uuidString)\n".write(toFile: wrong, atomically: true, encoding: .utf8)

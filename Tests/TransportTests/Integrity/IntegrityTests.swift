@@ -51,4 +51,44 @@ final class IntegrityTests: XCTestCase {
         XCTAssertEqual(SenderConfiguration.defaultSymbolSize(authenticated: false), 1_440)
         XCTAssertEqual(SenderConfiguration.defaultSymbolSize(authenticated: true), 1_424)
     }
+
+    func testSealerRoundTripsAndRefusesToRepeatANonce() throws {
+        let master = PacketAuthenticator.randomKey()
+        let salt = PacketSealer.randomSalt()
+        let seal = try PacketSealer(master: master, salt: salt)
+        let open = try PacketSealer(master: master, salt: salt)
+        var datagram = [UInt8](repeating: 0, count: PacketHeader.size + 300 + PacketHeader.tagSize)
+        let payload = (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        func sealed(sequence: UInt32) -> Bool {
+            datagram.withUnsafeMutableBytes { d in
+                PacketHeader(type: .data, flags: .sealed, sessionID: 9, objectID: 1, payloadLength: 300, sequence: sequence)
+                    .encode(to: d.baseAddress!)
+                return payload.withUnsafeBytes { p in
+                    seal.seal(
+                        header: d.baseAddress!, payload: p, into: d.baseAddress! + PacketHeader.size,
+                        tag: d.baseAddress! + PacketHeader.size + 300)
+                }
+            }
+        }
+        XCTAssertTrue(sealed(sequence: UInt32.max - 1))
+        XCTAssertNotEqual(Array(datagram[PacketHeader.size..<(PacketHeader.size + 300)]), payload)
+        var plain = [UInt8](repeating: 0, count: PacketHeader.maxPayload)
+        let n = datagram.withUnsafeBytes { d in plain.withUnsafeMutableBytes { open.open(d, into: $0.baseAddress!) } }
+        XCTAssertEqual(n, 300)
+        XCTAssertEqual(Array(plain[0..<300]), payload)
+        // The sequence may wrap past 2^32 - 1 (it counts from the first sealed), never come round.
+        XCTAssertTrue(sealed(sequence: UInt32.max))
+        XCTAssertTrue(sealed(sequence: 0))
+        XCTAssertTrue(sealed(sequence: 5))
+        XCTAssertFalse(sealed(sequence: 5), "the same sequence again would reuse a nonce")
+        XCTAssertTrue(seal.exhausted)
+        XCTAssertFalse(sealed(sequence: 6), "and once used up the key stays used up")
+        // A short or truncated datagram never opens.
+        let short = datagram.withUnsafeBytes { d in
+            plain.withUnsafeMutableBytes { open.open(UnsafeRawBufferPointer(rebasing: d[0..<40]), into: $0.baseAddress!) }
+        }
+        XCTAssertNil(short)
+        XCTAssertThrowsError(try PacketSealer(master: master, salt: [1, 2, 3]))
+        XCTAssertNotEqual(PacketSealer.controlKey(master: master), master)
+    }
 }

@@ -20,6 +20,7 @@ final class MulticastTransferTests: XCTestCase {
         var loss = "none"
         var lateJoiner = false
         var authKey: String?
+        var encrypt = false
         var forge = false
         var senderArgs: [String] = []
         var nftLossPercent: Double?
@@ -61,7 +62,7 @@ final class MulticastTransferTests: XCTestCase {
         self.lab = lab
         let object = try lab.makeObject("object", size: s.size)
         let session = "\(UInt32.random(in: 1...UInt32.max))"
-        let auth = s.authKey.map { ["--auth-key", $0] } ?? []
+        let auth = (s.authKey.map { ["--auth-key", $0] } ?? []) + (s.encrypt ? ["--encrypt"] : [])
         if let pct = s.nftLossPercent { try lab.lab.lab(["loss", "1", "\(pct)"]) }
         func receiver(_ i: Int) throws -> Process {
             try startReceiver(
@@ -161,6 +162,18 @@ final class MulticastTransferTests: XCTestCase {
             Scenario(receivers: 2, size: 64 << 20, authKey: key, forge: true, senderArgs: ["--rate", "300m"]))
         let rejected = (0..<2).map { o.drops($0)["authentication-failed"] as! Int }
         XCTAssert(rejected.allSatisfy { $0 > 100 }, "forged datagrams reached and were rejected: \(rejected)")
+    }
+
+    func testEncryptedSessionWithLossIsRepairedAndForgeriesRejected() throws {
+        let key = String(repeating: "3c", count: 32)
+        let o = try run(
+            Scenario(
+                receivers: 2, size: 64 << 20, loss: "random:0.05", authKey: key, encrypt: true, forge: true,
+                senderArgs: ["--rate", "300m"]))
+        checkRepairsExplainedByLoss(o)
+        let rejected = (0..<2).map { o.drops($0)["authentication-failed"] as! Int }
+        XCTAssert(rejected.allSatisfy { $0 > 100 }, "forged datagrams reached and were rejected: \(rejected)")
+        XCTAssertGreaterThan(o.senderCounters["repairSymbols"] as! Int, 0, "repairs were sealed and opened too")
     }
 
     func testReceiverWithoutMulticastFailsWithClearError() throws {

@@ -144,6 +144,50 @@ final class ReceiverTests: XCTestCase {
         XCTAssertEqual(dest.bytes(f.object.count), f.object)
     }
 
+    func testEncryptedReceiverOpensSealedSymbolsAndDropsEverythingElse() throws {
+        let master = [UInt8](repeating: 7, count: 32)
+        let f = try SessionFixture(size: 16 * 512 + 100)
+        let (r, dest) = try f.receiver {
+            $0.authenticationKey = master
+            $0.encrypted = true
+        }
+        let control = try PacketAuthenticator(key: PacketSealer.controlKey(master: master))
+        let salt = PacketSealer.randomSalt()
+        let sealer = try PacketSealer(master: master, salt: salt)
+        let stranger = try PacketSealer(master: [UInt8](repeating: 8, count: 32), salt: salt)
+        let otherSalt = try PacketSealer(master: master, salt: PacketSealer.randomSalt())
+        // Before the ANNOUNCE nothing sealed can be opened.
+        r.feed(f.data(block: 0, symbol: 0, sealer: sealer), at: 0)
+        XCTAssertEqual(r.counters.drops[.beforeAnnounce], 1)
+        r.feed(f.announce(salt: salt, auth: try PacketAuthenticator(key: master)), at: 0)  // tagged with the master key itself
+        r.feed(f.announce(auth: control), at: 0)  // no salt: cannot be the encrypted session
+        XCTAssertEqual(r.counters.drops[.authenticationFailed], 2)
+        r.feed(f.announce(salt: salt, auth: control), at: 0)
+        XCTAssertEqual(r.state, .receiving)
+        // Symbols in the clear, tagged, sealed by a stranger or under another salt, or tampered with.
+        r.feed(f.data(block: 0, symbol: 0), at: 1)
+        r.feed(f.data(block: 0, symbol: 0, auth: control), at: 1)
+        r.feed(f.data(block: 0, symbol: 0, sealer: stranger), at: 1)
+        r.feed(f.data(block: 0, symbol: 0, sealer: otherSalt), at: 1)
+        var tampered = f.data(block: 0, symbol: 1, sealer: sealer)
+        tampered[PacketHeader.size + 7] ^= 1
+        r.feed(tampered, at: 1)
+        tampered = f.data(block: 0, symbol: 1, sealer: sealer)
+        tampered[20] ^= 1  // the header (symbol index) is covered too
+        r.feed(tampered, at: 1)
+        XCTAssertEqual(r.counters.drops[.authenticationFailed], 8)
+        XCTAssertEqual(r.counters.accepted, 1, "only the ANNOUNCE")
+        // The real thing: the wire holds no plaintext, the receiver the exact object.
+        let wire = f.data(block: 0, symbol: 2, sealer: sealer)
+        XCTAssertNotEqual(Array(wire[PacketHeader.size..<(PacketHeader.size + 512)]), Array(f.object[1_024..<1_536]))
+        for b in 0..<f.layout.blockCount {
+            for j in 0..<f.layout.sourceSymbols(inBlock: b) { r.feed(f.data(block: b, symbol: j, sealer: sealer), at: 2) }
+        }
+        try r.tick(now: 3)
+        XCTAssertEqual(r.state, .complete(f.digest))
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+    }
+
     // MARK: - What a hostile host on the LAN can send
 
     func testForgedFinalFinIsContradictedByTheSenderStillSending() throws {

@@ -21,17 +21,26 @@ final class SessionFixture {
         self.parityPerBlock = parityPerBlock
     }
 
-    func datagram(_ h: PacketHeader, body: [UInt8], auth: PacketAuthenticator? = nil) -> [UInt8] {
+    func datagram(_ h: PacketHeader, body: [UInt8], auth: PacketAuthenticator? = nil, sealer: PacketSealer? = nil) -> [UInt8] {
         var h = h
         h.payloadLength = UInt16(body.count)
         if auth != nil { h.flags.insert(.authenticated) }
+        if sealer != nil { h.flags.insert(.sealed) }
         var out = [UInt8](repeating: 0, count: h.datagramLength)
         out.withUnsafeMutableBytes { p in
             h.encode(to: p.baseAddress!)
             body.withUnsafeBytes { b in
                 if b.count > 0 { (p.baseAddress! + PacketHeader.size).copyMemory(from: b.baseAddress!, byteCount: b.count) }
             }
-            if let auth {
+            if let sealer {
+                let plain = Array(body)
+                let sealed = plain.withUnsafeBytes { b in
+                    sealer.seal(
+                        header: p.baseAddress!, payload: b, into: p.baseAddress! + PacketHeader.size,
+                        tag: p.baseAddress! + PacketHeader.size + body.count)
+                }
+                precondition(sealed, "fixture sealer exhausted")
+            } else if let auth {
                 auth.tag(UnsafeRawBufferPointer(start: p.baseAddress!, count: PacketHeader.size + body.count),
                     into: p.baseAddress! + PacketHeader.size + body.count)
             }
@@ -46,11 +55,12 @@ final class SessionFixture {
             symbol: UInt16(symbol), sequence: sequence)
     }
 
-    func announce(digest: SHA256Digest? = nil) -> [UInt8] {
-        let body = AnnounceBody(layout: layout, proactiveParity: parityPerBlock, digest: digest ?? self.digest, name: "test.img")
+    func announce(digest: SHA256Digest? = nil, salt: [UInt8]? = nil, auth: PacketAuthenticator? = nil) -> [UInt8] {
+        let body = AnnounceBody(
+            layout: layout, proactiveParity: parityPerBlock, digest: digest ?? self.digest, name: "test.img", salt: salt)
         var buf = [UInt8](repeating: 0, count: 1_024)
         let n = buf.withUnsafeMutableBytes { body.encode(to: $0.baseAddress!, capacity: $0.count) }
-        return datagram(header(.announce), body: Array(buf[0..<n]))
+        return datagram(header(.announce), body: Array(buf[0..<n]), auth: auth)
     }
 
     func fin(final: Bool = false) -> [UInt8] {
@@ -70,10 +80,14 @@ final class SessionFixture {
     }
 
     /// Source symbol `j` of block `b` as sent (short at the object's end).
-    func data(block b: Int, symbol j: Int, flags: PacketFlags = [], auth: PacketAuthenticator? = nil) -> [UInt8] {
+    func data(
+        block b: Int, symbol j: Int, flags: PacketFlags = [], auth: PacketAuthenticator? = nil, sealer: PacketSealer? = nil
+    ) -> [UInt8] {
         let start = layout.offset(ofBlock: b) + j * layout.symbolSize
         let len = layout.payloadLength(block: b, symbol: j)
-        return datagram(header(.data, block: b, symbol: j, flags: flags), body: Array(object[start..<(start + len)]), auth: auth)
+        return datagram(
+            header(.data, block: b, symbol: j, flags: flags), body: Array(object[start..<(start + len)]), auth: auth,
+            sealer: sealer)
     }
 
     /// Parity symbol with index `p` (≥ k) of block `b`.

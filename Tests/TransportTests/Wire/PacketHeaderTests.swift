@@ -20,13 +20,17 @@ final class PacketHeaderTests: XCTestCase {
 
     func testRoundTripsEveryTypeAndFlag() {
         for type in PacketType.allCases {
-            for flags: PacketFlags in [[], [.repair], [.authenticated], [.final], .known] {
+            for flags: PacketFlags in [[], [.repair], [.authenticated], [.final], [.sealed], [.repair, .final, .sealed]] {
                 var h = sample
                 h.type = type
                 h.flags = flags
                 XCTAssertEqual(try decode(datagram(h)).get(), h)
             }
         }
+        // One tag, of one kind: HMAC and GCM together is no datagram a sender builds.
+        var h = sample
+        h.flags = [.authenticated, .sealed]
+        XCTAssertEqual(decode(datagram(h)), .failure(.badFlags))
     }
 
     func testEncodesNetworkByteOrder() {
