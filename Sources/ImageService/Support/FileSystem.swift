@@ -63,22 +63,20 @@ package enum FileSystem {
         guard isDirectory(path.isEmpty ? "/" : path) else { throw ServiceError(.io, "\(path) exists and is not a directory") }
     }
 
-    /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename. Readers
-    /// see the old content or the new, never a part.
+    /// Writes `bytes` to `path` atomically: a temporary file beside it (unique to this call),
+    /// then `commit` (fsync, rename, fsync of the directory). Readers see the old content or the
+    /// new, never a part, also after a crash.
     package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ServiceError) {
-        let temporary = path + ".tmp.\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        let temporary = path + ".tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw error("cannot create", temporary) }
-        var ok = fchmod(fd, mode) == 0 && writeAll(fd, bytes)
-        let code = errno
-        ok = ok && fsync(fd) == 0
-        close(fd)
-        guard ok, Glibc.rename(temporary, path) == 0 else {
-            let failure = error("cannot write", path, ok ? errno : code)
+        guard fchmod(fd, mode) == 0, writeAll(fd, bytes) else {
+            let failure = error("cannot write", path)
+            close(fd)
             unlink(temporary)
             throw failure
         }
-        try syncDirectory(of: path)
+        try commit(fd, temporary, to: path)
     }
 
     /// Writes all of `bytes` to `fd` (retrying short writes and EINTR); false with errno set on failure.

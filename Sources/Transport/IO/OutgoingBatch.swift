@@ -9,14 +9,18 @@ public final class OutgoingBatch {
     var payloads: [UnsafeRawPointer?]
     var payloadLengths: [Int]
     var tagged: [Bool]
-    /// Ciphertext of sealed payloads, one `maxPayload` slot per datagram (allocated on first use).
+    /// Ciphertext of sealed payloads, one `sealedStride` slot per datagram (allocated on first
+    /// use): slots as long as the session's symbols, so a batch of them stays in the L2 cache.
     private var ciphertext: UnsafeMutableRawPointer?
+    private let sealedStride: Int
     public private(set) var count = 0
     /// UDP payload bytes of the queued datagrams.
     public private(set) var bytes = 0
 
-    public init(capacity: Int) {
+    /// - Parameter maxPayload: The longest payload that will be sealed (the symbol size).
+    public init(capacity: Int, maxPayload: Int = PacketHeader.maxPayload) {
         self.capacity = capacity
+        sealedStride = (min(max(maxPayload, 1), PacketHeader.maxPayload) + 63) & ~63
         slots = .allocate(byteCount: capacity * OutgoingBatch.slotSize, alignment: 64)
         payloads = .init(repeating: nil, count: capacity)
         payloadLengths = .init(repeating: 0, count: capacity)
@@ -51,8 +55,9 @@ public final class OutgoingBatch {
         h.encode(to: slot)
         var body = payload.baseAddress.map { UnsafeRawPointer($0) }
         if let sealer {
-            if ciphertext == nil { ciphertext = .allocate(byteCount: capacity * PacketHeader.maxPayload, alignment: 64) }
-            let out = ciphertext! + count * PacketHeader.maxPayload
+            precondition(payload.count <= sealedStride, "sealed payload longer than the batch's maxPayload")
+            if ciphertext == nil { ciphertext = .allocate(byteCount: capacity * sealedStride, alignment: 64) }
+            let out = ciphertext! + count * sealedStride
             guard sealer.seal(header: slot, payload: payload, into: out, tag: slot + PacketHeader.size) else { return false }
             body = UnsafeRawPointer(out)
         } else if let auth = authenticator {

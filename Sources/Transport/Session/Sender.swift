@@ -134,7 +134,7 @@ public final class Sender {
             ? configuration.initialRate : configuration.rate
         proactiveRatio = configuration.proactiveParity
         let s = layout.symbolSize
-        batch = OutgoingBatch(capacity: configuration.batch)
+        batch = OutgoingBatch(capacity: configuration.batch, maxPayload: s)
         parityScratch = .allocate(byteCount: configuration.batch * s, alignment: 64)
         tailPad = .allocate(byteCount: s, alignment: 64)
         coefficientScratch = .init(repeating: 0, count: 255 * configuration.batch)

@@ -147,6 +147,11 @@ final class HostileHostLabTests: XCTestCase {
         XCTAssertEqual(sealed["sealed"] as? Int, sealed["data"] as? Int, "every symbol sealed: \(sealed)")
         XCTAssertEqual(sealed["symbolsMatchingImage"] as? Int, 0, "no image byte recovered: \(sealed)")
         XCTAssertTrue(l.harness.log("daemon.log").contains("sessions encrypted (AES-128-GCM)"), l.harness.log("daemon.log"))
+        // The session key was in node 1's ticket only: not in status (open to anyone), not in a log.
+        let status = try l.harness.lab.exec(
+            on: 0, [l.daemon.path, "status", "--server", l.server, "--json", "--timeout", "3", "--ca", ca + "/ca.crt"])
+        XCTAssertFalse(status.contains("\"key\""), status)
+        XCTAssertFalse(l.harness.log("daemon.log").lowercased().contains("key "), l.harness.log("daemon.log"))
     }
 
     /// With the registry, ql-mcastd serves registered nodes only, recognised by the neighbour
