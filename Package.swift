@@ -44,6 +44,14 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CPcap", path: "Sources/CPcap", providers: [.apt(["libpcap-dev"])]),
 
+        // The floor under everything but the engine: the error type, the --root prefix, files
+        // (one atomic publish), logs, programs run, image names, admission. Imports nothing of ours.
+        .target(
+            name: "Platform",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Sources/Platform"
+        ),
+
         // The engine.
         .target(
             name: "Transport",
@@ -63,7 +71,7 @@ let package = Package(
         // Image streaming on the engine: ql-mcastd's catalog and sessions, ql-mcast-client's fetch.
         .target(
             name: "ImageService",
-            dependencies: [
+            dependencies: ["Platform", 
                 "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -74,28 +82,28 @@ let package = Package(
         ),
 
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
-        .target(name: "ImageTools", dependencies: ["ImageService", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
+        .target(name: "ImageTools", dependencies: ["Platform", "Transport", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
 
         // Node configuration: config classes, the files they become (preview = execd), writing them
         // confined to a root, Root FS Customization archives, execd's configure and init.d runs.
         .target(
             name: "NodeConfig",
-            dependencies: [
-                "ImageService", "ImageTools", "Transport", "CQLSys", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            dependencies: ["Platform", 
+                "ImageTools", "Transport", "CQLSys", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/NodeConfig"),
 
         // qlumand's node registry (SQLite through GRDB).
         .target(
             name: "NodeRegistry",
-            dependencies: ["ImageService", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["Platform", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Sources/NodeRegistry"
         ),
 
         // qlumand: the registry served to the nodes' execd over TLS.
         .target(
             name: "QlumanServer",
-            dependencies: [
+            dependencies: ["Platform", 
                 "NodeRegistry", "NodeConfig", "ImageService", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -104,10 +112,10 @@ let package = Package(
         ),
 
         // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
-        .target(name: "Provisioning", dependencies: ["NodeRegistry", "ImageService"], path: "Sources/Provisioning"),
+        .target(name: "Provisioning", dependencies: ["Platform", "NodeRegistry"], path: "Sources/Provisioning"),
 
         // Packet capture diagnostics: libpcap in, sessions decoded and counted.
-        .target(name: "Capture", dependencies: ["CPcap", "Transport", "ImageService"], path: "Sources/Capture"),
+        .target(name: "Capture", dependencies: ["Platform", "CPcap", "Transport"], path: "Sources/Capture"),
 
         // Test hosts (network namespaces) for the multi-host tests and the benchmarks.
         .target(name: "LabSupport", path: "Sources/LabSupport"),
@@ -124,7 +132,7 @@ let package = Package(
 
         .executableTarget(
             name: "ql-mcastd",
-            dependencies: [
+            dependencies: ["Platform", 
                 "ImageService", "NodeRegistry", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -134,7 +142,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ql-mcast-client",
-            dependencies: [
+            dependencies: ["Platform", 
                 "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ql-mcast-client"
@@ -142,20 +150,20 @@ let package = Package(
 
         .executableTarget(
             name: "qlustar-image",
-            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image"
         ),
         .executableTarget(
             name: "qluman",
-            dependencies: [
-                "NodeRegistry", "Provisioning", "ImageService", "NodeConfig", "QlumanServer",
+            dependencies: ["Platform", 
+                "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qluman"
         ),
         .executableTarget(
             name: "qlumand",
-            dependencies: [
+            dependencies: ["Platform", 
                 "QlumanServer", "NodeConfig", "ImageService", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -166,29 +174,29 @@ let package = Package(
         ),
         .executableTarget(
             name: "ql-mcast-capture",
-            dependencies: ["Capture", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", "Capture", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/ql-mcast-capture"
         ),
         .executableTarget(
             name: "qluman-execd",
-            dependencies: ["NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", "NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qluman-execd"
         ),
         .executableTarget(
             name: "qlustar-image-edit",
-            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image-edit"
         ),
         .executableTarget(
             name: "qlustar-image-reconfigure",
-            dependencies: ["ImageTools", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image-reconfigure"
         ),
 
         // Benchmarks.
         .executableTarget(
             name: "ql-bench",
-            dependencies: [
+            dependencies: ["Platform", 
                 "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport", "NodeConfig", "NodeRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -210,27 +218,27 @@ let package = Package(
         ),
         .testTarget(
             name: "NodeRegistryTests",
-            dependencies: ["NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: ["Platform", "NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/NodeRegistryTests"
         ),
         .testTarget(
             name: "NodeConfigTests",
-            dependencies: [
+            dependencies: ["Platform", 
                 "NodeConfig", "NodeRegistry", "QlumanServer", "Provisioning", "ImageService", "ImageTools", "Transport", "LabSupport",
                 "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/NodeConfigTests"
         ),
         .testTarget(
-            name: "CaptureTests", dependencies: ["Capture", "Transport", "LabSupport", "LabTestSupport"], path: "Tests/CaptureTests"),
+            name: "CaptureTests", dependencies: ["Platform", "Capture", "Transport", "LabSupport", "LabTestSupport"], path: "Tests/CaptureTests"),
         .testTarget(
             name: "ImageToolsTests",
-            dependencies: ["ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: ["Platform", "ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/ImageToolsTests"
         ),
         .testTarget(
             name: "ImageServiceTests",
-            dependencies: [
+            dependencies: ["Platform", 
                 "ImageService", "Transport", "LabSupport", "LabTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -3,7 +3,7 @@
 #endif
 import ArgumentParser
 import Foundation
-import ImageService
+import Platform
 import LabSupport
 import NIOConcurrencyHelpers
 import NodeConfig

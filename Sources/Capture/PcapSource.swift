@@ -3,7 +3,7 @@
 #endif
 import CPcap
 import Foundation
-import ImageService
+import Platform
 
 /// Packets from a live interface or a pcap/pcapng file (libpcap), optionally filtered (BPF),
 /// optionally saved to a standard pcap file as they are read.
@@ -37,20 +37,20 @@ public final class PcapSource {
 
     /// Reads the capture file `path` (pcap or pcapng).
     /// - Throws: `.io` with libpcap's reason (missing, truncated header, not a capture).
-    public static func file(_ path: String) throws(ServiceError) -> PcapSource {
+    public static func file(_ path: String) throws(QlustarError) -> PcapSource {
         var error = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_open_offline(path, &error) else {
-            throw ServiceError(.io, "cannot read the capture \(path): \(Self.text(error))")
+            throw QlustarError(.io, "cannot read the capture \(path): \(Self.text(error))")
         }
         return PcapSource(handle: h, description: path)
     }
 
     /// Captures on `interface` (promiscuous, so multicast of groups this host did not join is seen too).
     /// - Throws: `.io` with libpcap's reason (no such device, permission).
-    public static func live(_ interface: String, snapshot: Int32 = 65_535) throws(ServiceError) -> PcapSource {
+    public static func live(_ interface: String, snapshot: Int32 = 65_535) throws(QlustarError) -> PcapSource {
         var error = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_create(interface, &error) else {
-            throw ServiceError(.io, "cannot capture on \(interface): \(Self.text(error))")
+            throw QlustarError(.io, "cannot capture on \(interface): \(Self.text(error))")
         }
         pcap_set_snaplen(h, snapshot)
         pcap_set_promisc(h, 1)
@@ -62,7 +62,7 @@ public final class PcapSource {
         guard status >= 0 else {
             let reason = String(cString: pcap_geterr(h))
             pcap_close(h)
-            throw ServiceError(.io, "cannot capture on \(interface): \(reason.isEmpty ? "error \(status)" : reason)")
+            throw QlustarError(.io, "cannot capture on \(interface): \(reason.isEmpty ? "error \(status)" : reason)")
         }
         var error2 = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         pcap_setnonblock(h, 1, &error2)
@@ -73,28 +73,28 @@ public final class PcapSource {
 
     /// Keeps only what the BPF expression matches.
     /// - Throws: `.invalidArgument` with libpcap's reason.
-    public func filter(_ expression: String) throws(ServiceError) {
+    public func filter(_ expression: String) throws(QlustarError) {
         var program = bpf_program()
         guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
-            throw ServiceError(.invalidArgument, "filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
+            throw QlustarError(.invalidArgument, "filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
         }
         defer { pcap_freecode(&program) }
         guard pcap_setfilter(handle, &program) == 0 else {
-            throw ServiceError(.invalidArgument, "filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
+            throw QlustarError(.invalidArgument, "filter '\(expression)': \(String(cString: pcap_geterr(handle)))")
         }
     }
 
     /// Also writes every packet read to `path` as a standard pcap file.
-    public func save(to path: String) throws(ServiceError) {
+    public func save(to path: String) throws(QlustarError) {
         guard let d = pcap_dump_open(handle, path) else {
-            throw ServiceError(.io, "cannot write \(path): \(String(cString: pcap_geterr(handle)))")
+            throw QlustarError(.io, "cannot write \(path): \(String(cString: pcap_geterr(handle)))")
         }
         dumper = d
     }
 
     /// The next packet: nil at the end of a file; `.none` after a live read timeout with nothing.
     /// - Throws: `.integrity` for a corrupt or truncated file (libpcap's reason).
-    public func next(_ body: (Packet) -> Void) throws(ServiceError) -> Bool {
+    public func next(_ body: (Packet) -> Void) throws(QlustarError) -> Bool {
         if selectable >= 0 {
             var fds = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
             if poll(&fds, 1, 100) == 0 { return true }
@@ -117,7 +117,7 @@ public final class PcapSource {
             if let dumper { pcap_dump_flush(dumper) }
             return false
         default:
-            throw ServiceError(.integrity, "\(description): \(String(cString: pcap_geterr(handle))) (truncated or corrupt capture?)")
+            throw QlustarError(.integrity, "\(description): \(String(cString: pcap_geterr(handle))) (truncated or corrupt capture?)")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import ImageService
+import Platform
 import NodeConfig
 import Transport
 
@@ -39,10 +39,10 @@ extension Registry {
     /// Stores the config `name` of `cls` (replacing one of the same name: nodes that have it get
     /// the new body at their next configure).
     /// - Throws: `.invalidArgument` for a bad name or a body that does not check.
-    public func putConfig(_ cls: ConfigClass, name: String, json: [UInt8]) throws(ServiceError) -> StoredConfig {
+    public func putConfig(_ cls: ConfigClass, name: String, json: [UInt8]) throws(QlustarError) -> StoredConfig {
         let name = try NodeFields.group(name)
         let body = try cls.canonical(json, name: name)
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.execute(
                 db, "INSERT OR REPLACE INTO config (class, name, body) VALUES (?, ?, ?)",
                 [cls.rawValue, name, String(decoding: body, as: UTF8.self)])
@@ -50,16 +50,16 @@ extension Registry {
         return try config(cls, name)
     }
 
-    public func config(_ cls: ConfigClass, _ name: String) throws(ServiceError) -> StoredConfig {
+    public func config(_ cls: ConfigClass, _ name: String) throws(QlustarError) -> StoredConfig {
         guard let found = try configs(cls).first(where: { $0.name == name }) else {
-            throw ServiceError(.notFound, "no \(cls.rawValue) config \(NodeFields.quoted(name)) (qluman config list)")
+            throw QlustarError(.notFound, "no \(cls.rawValue) config \(NodeFields.quoted(name)) (qluman config list)")
         }
         return found
     }
 
     /// Every config (of one class, when given), by class and name.
-    public func configs(_ cls: ConfigClass? = nil) throws(ServiceError) -> [StoredConfig] {
-        try read { db throws(ServiceError) in
+    public func configs(_ cls: ConfigClass? = nil) throws(QlustarError) -> [StoredConfig] {
+        try read { db throws(QlustarError) in
             do {
                 let rows = try Row.fetchAll(
                     db,
@@ -77,19 +77,19 @@ extension Registry {
                         configClass: c, name: row["name"], body: row["body"],
                         assignedTo: targets?.split(separator: " ").map(String.init) ?? [])
                 }
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
     }
 
     /// Removes a config that nothing is assigned to.
-    public func removeConfig(_ cls: ConfigClass, _ name: String) throws(ServiceError) {
+    public func removeConfig(_ cls: ConfigClass, _ name: String) throws(QlustarError) {
         let stored = try config(cls, name)
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             let users = try self.fetchStrings(
                 db, "SELECT target_kind || ' ' || target FROM config_assignment WHERE class = ? AND config = ? ORDER BY 1",
                 [cls.rawValue, stored.name])
             guard users.isEmpty else {
-                throw ServiceError(.invalidArgument, "\(cls.rawValue) config \(name) is assigned to \(users.joined(separator: ", ")); unassign it first")
+                throw QlustarError(.invalidArgument, "\(cls.rawValue) config \(name) is assigned to \(users.joined(separator: ", ")); unassign it first")
             }
             try self.execute(db, "DELETE FROM config WHERE class = ? AND name = ?", [cls.rawValue, stored.name])
         }
@@ -97,9 +97,9 @@ extension Registry {
 
     /// Assigns a config to a group or a node. For a class a node has only one of, the target's
     /// previous assignment of that class is replaced.
-    public func assign(_ cls: ConfigClass, _ name: String, to target: ConfigTarget) throws(ServiceError) {
+    public func assign(_ cls: ConfigClass, _ name: String, to target: ConfigTarget) throws(QlustarError) {
         let stored = try config(cls, name)
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.requireTarget(db, target)
             if !cls.allowsSeveral {
                 try self.execute(
@@ -112,13 +112,13 @@ extension Registry {
         }
     }
 
-    public func unassign(_ cls: ConfigClass, _ name: String, from target: ConfigTarget) throws(ServiceError) {
-        try write { db throws(ServiceError) in
+    public func unassign(_ cls: ConfigClass, _ name: String, from target: ConfigTarget) throws(QlustarError) {
+        try write { db throws(QlustarError) in
             let n = try self.fetchString(
                 db, "SELECT config FROM config_assignment WHERE class = ? AND config = ? AND target_kind = ? AND target = ?",
                 [cls.rawValue, name, target.kind, target.name])
             guard n != nil else {
-                throw ServiceError(.notFound, "\(cls.rawValue) config \(NodeFields.quoted(name)) is not assigned to \(target.kind) \(target.name)")
+                throw QlustarError(.notFound, "\(cls.rawValue) config \(NodeFields.quoted(name)) is not assigned to \(target.kind) \(target.name)")
             }
             try self.execute(
                 db, "DELETE FROM config_assignment WHERE class = ? AND config = ? AND target_kind = ? AND target = ?",
@@ -126,15 +126,15 @@ extension Registry {
         }
     }
 
-    private func requireTarget(_ db: Database, _ target: ConfigTarget) throws(ServiceError) {
+    private func requireTarget(_ db: Database, _ target: ConfigTarget) throws(QlustarError) {
         switch target {
         case .group(let g):
             guard try fetchString(db, "SELECT name FROM node_group WHERE name = ?", [g]) != nil else {
-                throw ServiceError(.notFound, "no group \(NodeFields.quoted(g))")
+                throw QlustarError(.notFound, "no group \(NodeFields.quoted(g))")
             }
         case .node(let n):
             guard try fetchString(db, "SELECT name FROM node WHERE name = ?", [n.lowercased()]) != nil else {
-                throw ServiceError(.notFound, "no node \(NodeFields.quoted(n)) is registered")
+                throw QlustarError(.notFound, "no node \(NodeFields.quoted(n)) is registered")
             }
         }
     }
@@ -144,8 +144,8 @@ extension Registry {
     /// The options of `node`: per class its own assignments, else its group's; bodies in name
     /// order. Root FS Customizations are named in `sources["root-fs"]` (their trees are archived
     /// by the server).
-    public func options(for node: Node) throws(ServiceError) -> NodeOptions {
-        let rows: [(String, String, String)] = try read { db throws(ServiceError) in
+    public func options(for node: Node) throws(QlustarError) -> NodeOptions {
+        let rows: [(String, String, String)] = try read { db throws(QlustarError) in
             do {
                 return try Row.fetchAll(
                     db,
@@ -159,7 +159,7 @@ extension Registry {
                         ORDER BY a.class, a.config
                         """, arguments: [node.name, node.group, node.name]
                 ).map { ($0["class"], $0["config"], $0["body"]) }
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
         var options = NodeOptions(node: .init(name: node.name, ip: node.ip, prefix: node.prefix, macs: node.macs))
         for (cls, name, body) in rows {
@@ -170,27 +170,27 @@ extension Registry {
     }
 
     /// The node registered with address `ip`, if any.
-    public func node(ip: String) throws(ServiceError) -> Node? {
-        let name = try read { db throws(ServiceError) in try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [ip]) }
-        return try name.map { n throws(ServiceError) in try node(n) }
+    public func node(ip: String) throws(QlustarError) -> Node? {
+        let name = try read { db throws(QlustarError) in try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [ip]) }
+        return try name.map { n throws(QlustarError) in try node(n) }
     }
 
     // MARK: - Enrollment tokens
 
     /// Sets (or with nil clears) the node's enrollment token. Only its SHA-256 is stored.
-    public func setToken(_ name: String, token: String?) throws(ServiceError) {
+    public func setToken(_ name: String, token: String?) throws(QlustarError) {
         let current = try node(name)
         if let token, !(16...256).contains(token.utf8.count) {
-            throw ServiceError(.invalidArgument, "an enrollment token must be 16–256 bytes")
+            throw QlustarError(.invalidArgument, "an enrollment token must be 16–256 bytes")
         }
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.execute(db, "UPDATE node SET token_sha256 = ? WHERE name = ?", [token.map(Self.digest), current.name])
         }
     }
 
     /// Whether `token` is what the node must present (true when it has none).
-    public func tokenMatches(_ name: String, token: String?) throws(ServiceError) -> Bool {
-        let stored = try read { db throws(ServiceError) in
+    public func tokenMatches(_ name: String, token: String?) throws(QlustarError) -> Bool {
+        let stored = try read { db throws(QlustarError) in
             try self.fetchString(db, "SELECT token_sha256 FROM node WHERE name = ?", [name])
         }
         guard let stored else { return true }
@@ -209,9 +209,9 @@ extension Registry {
 
     /// Records that `node` configured itself, with what it reported of its image (what
     /// `qluman preview` renders for).
-    public func recordConfigure(_ name: String, facts: NodeFacts) throws(ServiceError) {
+    public func recordConfigure(_ name: String, facts: NodeFacts) throws(QlustarError) {
         let now = ISO8601DateFormatter().string(from: Date())
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.execute(
                 db, "INSERT OR REPLACE INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?)",
                 [name, facts.osFamily.rawValue, facts.timeDaemon.rawValue, now])
@@ -219,15 +219,15 @@ extension Registry {
     }
 
     /// What `node` reported of its image at its last configure, if it has.
-    public func lastFacts(_ name: String) throws(ServiceError) -> NodeFacts? {
-        try read { db throws(ServiceError) in
+    public func lastFacts(_ name: String) throws(QlustarError) -> NodeFacts? {
+        try read { db throws(QlustarError) in
             do {
                 guard let row = try Row.fetchOne(db, sql: "SELECT os_family, time_daemon FROM node_report WHERE node = ?", arguments: [name.lowercased()]),
                     let family = OSFamily(rawValue: row["os_family"])
                 else { return nil }
                 let daemon = (row["time_daemon"] as String?).flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
                 return NodeFacts(osFamily: family, timeDaemon: daemon)
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
     }
 }

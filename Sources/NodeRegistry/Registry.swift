@@ -3,7 +3,7 @@
 #endif
 import Foundation
 import GRDB
-import ImageService
+import Platform
 
 /// The node registry of qlumand: an SQLite database in `<root>/var/lib/qlustar/qluman.db`,
 /// created and upgraded by numbered migrations.
@@ -17,14 +17,14 @@ public final class Registry: Sendable {
 
     /// Opens (creating and migrating) the registry below `root`.
     /// - Throws: `.io` when the database cannot be opened or upgraded.
-    public convenience init(root: Root) throws(ServiceError) {
+    public convenience init(root: Root) throws(QlustarError) {
         let dir = root.path("/var/lib/qlustar")
         try FileSystem.makeDirectories(dir)
         try self.init(path: dir + "/qluman.db")
     }
 
     /// Opens (creating and migrating) the registry at `path`, whose directory exists.
-    public init(path: String) throws(ServiceError) {
+    public init(path: String) throws(QlustarError) {
         self.path = path
         var config = Configuration()
         config.busyMode = .timeout(10)
@@ -49,7 +49,7 @@ public final class Registry: Sendable {
             queue = try DatabaseQueue(path: path, configuration: config)
             try Registry.migrator.migrate(queue)
         } catch {
-            throw ServiceError(.io, "cannot open the node registry \(path): \(error)")
+            throw QlustarError(.io, "cannot open the node registry \(path): \(error)")
         }
     }
 
@@ -121,28 +121,28 @@ public final class Registry: Sendable {
     /// Registers a node.
     /// - Throws: `.invalidArgument` for a malformed value, a name, MAC or IP already registered
     ///   (naming the node that has it), or an unknown group.
-    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(ServiceError) -> Node {
+    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(QlustarError) -> Node {
         let name = try NodeFields.hostname(name)
-        guard !macs.isEmpty else { throw ServiceError(.invalidArgument, "node \(name) needs at least one --mac") }
-        let macs = try macs.map { m throws(ServiceError) in try NodeFields.mac(m) }
-        guard Set(macs).count == macs.count else { throw ServiceError(.invalidArgument, "the same MAC is given twice") }
+        guard !macs.isEmpty else { throw QlustarError(.invalidArgument, "node \(name) needs at least one --mac") }
+        let macs = try macs.map { m throws(QlustarError) in try NodeFields.mac(m) }
+        guard Set(macs).count == macs.count else { throw QlustarError(.invalidArgument, "the same MAC is given twice") }
         let (address, prefix) = try NodeFields.ipv4(ip)
-        let image = try image.map { i throws(ServiceError) in try ImageName(i).value }
-        let group = try group.map { g throws(ServiceError) in try NodeFields.group(g) }
-        try write { db throws(ServiceError) in
+        let image = try image.map { i throws(QlustarError) in try ImageName(i).value }
+        let group = try group.map { g throws(QlustarError) in try NodeFields.group(g) }
+        try write { db throws(QlustarError) in
             if let owner = try self.fetchString(db, "SELECT name FROM node WHERE name = ?", [name]) {
-                throw ServiceError(.invalidArgument, "node \(owner) is already registered")
+                throw QlustarError(.invalidArgument, "node \(owner) is already registered")
             }
             for mac in macs {
                 if let owner = try self.fetchString(db, "SELECT node FROM node_mac WHERE mac = ?", [mac]) {
-                    throw ServiceError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
+                    throw QlustarError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
                 }
             }
             if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [address]) {
-                throw ServiceError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
+                throw QlustarError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
             }
             if let group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) == nil {
-                throw ServiceError(.invalidArgument, "no group \(group) (qluman group add \(group))")
+                throw QlustarError(.invalidArgument, "no group \(group) (qluman group add \(group))")
             }
             try self.execute(db, "INSERT INTO node (name, ip, prefix, image, group_name) VALUES (?, ?, ?, ?, ?)", [name, address, prefix, image, group])
             for mac in macs { try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, name]) }
@@ -152,69 +152,69 @@ public final class Registry: Sendable {
 
     /// The node `name`.
     /// - Throws: `.notFound`.
-    public func node(_ name: String) throws(ServiceError) -> Node {
+    public func node(_ name: String) throws(QlustarError) -> Node {
         let key = name.lowercased()
         guard let found = try nodes(where: "WHERE n.name = ?", [key]).first else {
-            throw ServiceError(.notFound, "no node \(NodeFields.quoted(name)) is registered")
+            throw QlustarError(.notFound, "no node \(NodeFields.quoted(name)) is registered")
         }
         return found
     }
 
     /// Every node, by name.
-    public func nodes() throws(ServiceError) -> [Node] { try nodes(where: "", []) }
+    public func nodes() throws(QlustarError) -> [Node] { try nodes(where: "", []) }
 
     /// Changes what is given; the rest stays.
     public func setNode(
         _ name: String, ip: String? = nil, image: String?? = nil, group: String?? = nil, bootConfig: String?? = nil,
         addMACs: [String] = [], removeMACs: [String] = []
-    ) throws(ServiceError) -> Node {
+    ) throws(QlustarError) -> Node {
         let current = try node(name)
-        let ipv4 = try ip.map { i throws(ServiceError) in try NodeFields.ipv4(i) }
-        let image = try image.map { i throws(ServiceError) -> String? in try i.map { v throws(ServiceError) in try ImageName(v).value } }
-        let group = try group.map { g throws(ServiceError) -> String? in try g.map { v throws(ServiceError) in try NodeFields.group(v) } }
-        let add = try addMACs.map { m throws(ServiceError) in try NodeFields.mac(m) }
-        let remove = try removeMACs.map { m throws(ServiceError) in try NodeFields.mac(m) }
-        try write { db throws(ServiceError) in
+        let ipv4 = try ip.map { i throws(QlustarError) in try NodeFields.ipv4(i) }
+        let image = try image.map { i throws(QlustarError) -> String? in try i.map { v throws(QlustarError) in try ImageName(v).value } }
+        let group = try group.map { g throws(QlustarError) -> String? in try g.map { v throws(QlustarError) in try NodeFields.group(v) } }
+        let add = try addMACs.map { m throws(QlustarError) in try NodeFields.mac(m) }
+        let remove = try removeMACs.map { m throws(QlustarError) in try NodeFields.mac(m) }
+        try write { db throws(QlustarError) in
             if let (address, prefix) = ipv4 {
                 if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ? AND name != ?", [address, current.name]) {
-                    throw ServiceError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
+                    throw QlustarError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
                 }
                 try self.execute(db, "UPDATE node SET ip = ?, prefix = ? WHERE name = ?", [address, prefix, current.name])
             }
             if let image { try self.execute(db, "UPDATE node SET image = ? WHERE name = ?", [image, current.name]) }
             if let group {
                 if let g = group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [g]) == nil {
-                    throw ServiceError(.invalidArgument, "no group \(g) (qluman group add \(g))")
+                    throw QlustarError(.invalidArgument, "no group \(g) (qluman group add \(g))")
                 }
                 try self.execute(db, "UPDATE node SET group_name = ? WHERE name = ?", [group, current.name])
             }
             if let bootConfig {
                 if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
-                    throw ServiceError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+                    throw QlustarError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
                 }
                 try self.execute(db, "UPDATE node SET boot_config = ? WHERE name = ?", [bootConfig, current.name])
             }
             for mac in remove {
-                guard current.macs.contains(mac) else { throw ServiceError(.invalidArgument, "node \(current.name) has no MAC \(mac)") }
+                guard current.macs.contains(mac) else { throw QlustarError(.invalidArgument, "node \(current.name) has no MAC \(mac)") }
                 try self.execute(db, "DELETE FROM node_mac WHERE mac = ?", [mac])
             }
             for mac in add {
                 if let owner = try self.fetchString(db, "SELECT node FROM node_mac WHERE mac = ?", [mac]) {
-                    throw ServiceError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
+                    throw QlustarError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
                 }
                 try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, current.name])
             }
             if try self.fetchString(db, "SELECT mac FROM node_mac WHERE node = ? LIMIT 1", [current.name]) == nil {
-                throw ServiceError(.invalidArgument, "node \(current.name) would have no MAC left")
+                throw QlustarError(.invalidArgument, "node \(current.name) would have no MAC left")
             }
         }
         return try node(current.name)
     }
 
     /// Removes the node `name`.
-    public func removeNode(_ name: String) throws(ServiceError) {
+    public func removeNode(_ name: String) throws(QlustarError) {
         let current = try node(name)
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'node' AND target = ?", [current.name])
             try self.execute(db, "DELETE FROM node WHERE name = ?", [current.name])
         }
@@ -222,28 +222,28 @@ public final class Registry: Sendable {
 
     // MARK: - Groups
 
-    public func addGroup(_ name: String) throws(ServiceError) {
+    public func addGroup(_ name: String) throws(QlustarError) {
         let name = try NodeFields.group(name)
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             if try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [name]) != nil {
-                throw ServiceError(.invalidArgument, "group \(name) exists already")
+                throw QlustarError(.invalidArgument, "group \(name) exists already")
             }
             try self.execute(db, "INSERT INTO node_group (name) VALUES (?)", [name])
         }
     }
 
-    public func groups() throws(ServiceError) -> [String] {
-        try read { db throws(ServiceError) in try self.fetchStrings(db, "SELECT name FROM node_group ORDER BY name", []) }
+    public func groups() throws(QlustarError) -> [String] {
+        try read { db throws(QlustarError) in try self.fetchStrings(db, "SELECT name FROM node_group ORDER BY name", []) }
     }
 
-    public func removeGroup(_ name: String) throws(ServiceError) {
-        try write { db throws(ServiceError) in
+    public func removeGroup(_ name: String) throws(QlustarError) {
+        try write { db throws(QlustarError) in
             guard try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [name]) != nil else {
-                throw ServiceError(.notFound, "no group \(NodeFields.quoted(name))")
+                throw QlustarError(.notFound, "no group \(NodeFields.quoted(name))")
             }
             let members = try self.fetchStrings(db, "SELECT name FROM node WHERE group_name = ? ORDER BY name", [name])
             guard members.isEmpty else {
-                throw ServiceError(.invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
+                throw QlustarError(.invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
             }
             try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'group' AND target = ?", [name])
             try self.execute(db, "DELETE FROM node_group WHERE name = ?", [name])
@@ -255,65 +255,65 @@ public final class Registry: Sendable {
     /// Stores a boot configuration (replacing one of the same name).
     /// - Throws: `.invalidArgument` for a bad name, a path with `..` or spaces, or parameters with
     ///   a line break (they are written into pxelinux files).
-    public func putBootConfig(_ config: BootConfig) throws(ServiceError) {
+    public func putBootConfig(_ config: BootConfig) throws(QlustarError) {
         let name = try NodeFields.group(config.name)
         for (what, path) in [("kernel", config.kernel), ("initrd", config.initrd)] {
             let parts = path.split(separator: "/")
             guard !path.isEmpty, !path.hasPrefix("/"), !parts.contains(".."), !path.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw ServiceError(.invalidArgument, "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
+                throw QlustarError(.invalidArgument, "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
             }
         }
         guard !config.append.contains(where: \.isNewline) else {
-            throw ServiceError(.invalidArgument, "kernel parameters must be one line")
+            throw QlustarError(.invalidArgument, "kernel parameters must be one line")
         }
-        try write { db throws(ServiceError) in
+        try write { db throws(QlustarError) in
             try self.execute(
                 db, "INSERT OR REPLACE INTO boot_config (name, kernel, initrd, append) VALUES (?, ?, ?, ?)",
                 [name, config.kernel, config.initrd, config.append])
         }
     }
 
-    public func bootConfigs() throws(ServiceError) -> [BootConfig] {
-        try read { db throws(ServiceError) in
+    public func bootConfigs() throws(QlustarError) -> [BootConfig] {
+        try read { db throws(QlustarError) in
             do {
                 return try Row.fetchAll(db, sql: "SELECT name, kernel, initrd, append FROM boot_config ORDER BY name").map {
                     BootConfig(name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"])
                 }
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
     }
 
-    public func removeBootConfig(_ name: String) throws(ServiceError) {
-        try write { db throws(ServiceError) in
+    public func removeBootConfig(_ name: String) throws(QlustarError) {
+        try write { db throws(QlustarError) in
             let users = try self.fetchStrings(
                 db, "SELECT name FROM node WHERE boot_config = ? UNION SELECT name FROM node_group WHERE boot_config = ? ORDER BY 1",
                 [name, name])
             guard users.isEmpty else {
-                throw ServiceError(.invalidArgument, "boot configuration \(name) is used by \(users.joined(separator: ", "))")
+                throw QlustarError(.invalidArgument, "boot configuration \(name) is used by \(users.joined(separator: ", "))")
             }
             guard try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [name]) != nil else {
-                throw ServiceError(.notFound, "no boot configuration \(NodeFields.quoted(name))")
+                throw QlustarError(.notFound, "no boot configuration \(NodeFields.quoted(name))")
             }
             try self.execute(db, "DELETE FROM boot_config WHERE name = ?", [name])
         }
     }
 
     /// Sets the boot configuration of a group (nil: none).
-    public func setGroupBootConfig(_ group: String, _ bootConfig: String?) throws(ServiceError) {
-        try write { db throws(ServiceError) in
+    public func setGroupBootConfig(_ group: String, _ bootConfig: String?) throws(QlustarError) {
+        try write { db throws(QlustarError) in
             guard try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) != nil else {
-                throw ServiceError(.notFound, "no group \(NodeFields.quoted(group))")
+                throw QlustarError(.notFound, "no group \(NodeFields.quoted(group))")
             }
             if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
-                throw ServiceError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+                throw QlustarError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
             }
             try self.execute(db, "UPDATE node_group SET boot_config = ? WHERE name = ?", [bootConfig, group])
         }
     }
 
     /// The boot configuration each node boots with: its own, else its group's (absent: default).
-    public func effectiveBootConfigs() throws(ServiceError) -> [String: String] {
-        try read { db throws(ServiceError) in
+    public func effectiveBootConfigs() throws(QlustarError) -> [String: String] {
+        try read { db throws(QlustarError) in
             do {
                 let rows = try Row.fetchAll(
                     db,
@@ -324,15 +324,15 @@ public final class Registry: Sendable {
                 var out: [String: String] = [:]
                 for row in rows { if let boot: String = row["boot"] { out[row["name"]] = boot } }
                 return out
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
     }
 
 
-    // MARK: - Database access (errors as ServiceError)
+    // MARK: - Database access (errors as QlustarError)
 
-    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [Node] {
-        try read { db throws(ServiceError) in
+    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> [Node] {
+        try read { db throws(QlustarError) in
             let rows: [Row]
             do {
                 rows = try Row.fetchAll(
@@ -342,7 +342,7 @@ public final class Registry: Sendable {
                                (SELECT group_concat(mac, ' ') FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac)) AS macs
                         FROM node n \(clause) ORDER BY n.name
                         """, arguments: StatementArguments(arguments))
-            } catch { throw ServiceError(.io, "node registry: \(error)") }
+            } catch { throw QlustarError(.io, "node registry: \(error)") }
             return rows.map { row in
                 Node(
                     name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [], ip: row["ip"],
@@ -351,41 +351,41 @@ public final class Registry: Sendable {
         }
     }
 
-    func write(_ body: @escaping (Database) throws(ServiceError) -> Void) throws(ServiceError) {
+    func write(_ body: @escaping (Database) throws(QlustarError) -> Void) throws(QlustarError) {
         do {
             try queue.write { db in try body(db) }
-        } catch let e as ServiceError {
+        } catch let e as QlustarError {
             throw e
         } catch {
-            throw ServiceError(.io, "node registry \(path): \(error)")
+            throw QlustarError(.io, "node registry \(path): \(error)")
         }
     }
 
-    func read<T>(_ body: @escaping (Database) throws(ServiceError) -> T) throws(ServiceError) -> T {
+    func read<T>(_ body: @escaping (Database) throws(QlustarError) -> T) throws(QlustarError) -> T {
         do {
             return try queue.read { db in try body(db) }
-        } catch let e as ServiceError {
+        } catch let e as QlustarError {
             throw e
         } catch {
-            throw ServiceError(.io, "node registry \(path): \(error)")
+            throw QlustarError(.io, "node registry \(path): \(error)")
         }
     }
 
-    func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) {
+    func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) {
         do { try db.execute(sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw ServiceError(.io, "node registry: \(error)")
+            throw QlustarError(.io, "node registry: \(error)")
         }
     }
 
-    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> String? {
+    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> String? {
         do { return try String.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw ServiceError(.io, "node registry: \(error)")
+            throw QlustarError(.io, "node registry: \(error)")
         }
     }
 
-    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(ServiceError) -> [String] {
+    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> [String] {
         do { return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw ServiceError(.io, "node registry: \(error)")
+            throw QlustarError(.io, "node registry: \(error)")
         }
     }
 }

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The registry as ql-mcastd's and qlumand's admission: a host is a node when its source address
 /// is a registered node's, the neighbour table's MAC for that address is one of the node's, and it

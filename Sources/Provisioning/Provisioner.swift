@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import NodeRegistry
 
 /// Turns the node registry into what boots the nodes (boot reference, steps 1–3 and "TFTP Boot
@@ -51,7 +51,7 @@ public struct Provisioner {
 
     /// Regenerates everything from the registry.
     /// - Throws: `.io` naming the file; `.configuration` when a node's boot configuration is gone.
-    public func provision(_ registry: Registry) throws(ServiceError) -> Report {
+    public func provision(_ registry: Registry) throws(QlustarError) -> Report {
         let nodes = try registry.nodes()
         let configs = Dictionary(uniqueKeysWithValues: try registry.bootConfigs().map { ($0.name, $0) })
         let chosen = try registry.effectiveBootConfigs()
@@ -71,7 +71,7 @@ public struct Provisioner {
         for node in nodes {
             guard let name = chosen[node.name], name != "default" else { continue }
             guard configs[name] != nil else {
-                throw ServiceError(.configuration, "node \(node.name) boots with '\(name)', which is not defined")
+                throw QlustarError(.configuration, "node \(node.name) boots with '\(name)', which is not defined")
             }
             links[Self.hostid(node.ip)] = "configs/" + name
         }
@@ -163,7 +163,7 @@ public struct Provisioner {
     }
 
     /// Makes `path` a symbolic link to `target`, replacing what is there in one rename.
-    func link(_ path: String, to target: String) throws(ServiceError) {
+    func link(_ path: String, to target: String) throws(QlustarError) {
         if let current = try? FileManager.default.destinationOfSymbolicLink(atPath: path), current == target { return }
         let temporary = path + ".tmp.\(getpid())"
         unlink(temporary)

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 import NodeConfig
 import NodeRegistry
 
@@ -16,7 +16,7 @@ public final class NodeConfigSource: Sendable {
     /// The node's options with the Root FS Customization archives they reference.
     /// - Throws: `.notFound` for a customization without a tree, `.invalidArgument` for a tree
     ///   that cannot go to a node, registry errors.
-    public func resolve(_ node: Node) throws(ServiceError) -> (options: NodeOptions, trees: [RootFSArchive]) {
+    public func resolve(_ node: Node) throws(QlustarError) -> (options: NodeOptions, trees: [RootFSArchive]) {
         var options = try registry.options(for: node)
         var trees: [RootFSArchive] = []
         for name in options.sources[ConfigClass.rootFS.rawValue] ?? [] {
@@ -28,7 +28,7 @@ public final class NodeConfigSource: Sendable {
     }
 
     /// The plan `node` gets on an image with `facts`: exactly what its execd writes.
-    public func plan(_ node: Node, facts: NodeFacts) throws(ServiceError) -> FilePlan {
+    public func plan(_ node: Node, facts: NodeFacts) throws(QlustarError) -> FilePlan {
         let (options, trees) = try resolve(node)
         return try NodeRenderer.plan(options, facts: facts, trees: trees)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfig
@@ -44,7 +45,7 @@ public final class QlumanServer: Sendable {
     let agents = AgentHub()
     private let counters = NIOLockedValueBox(QlumandStatus())
 
-    public init(settings: Settings, log: EventLog) throws(ServiceError) {
+    public init(settings: Settings, log: EventLog) throws(QlustarError) {
         self.settings = settings
         self.log = log
         source = NodeConfigSource(root: settings.root, registry: try Registry(root: settings.root), log: log)
@@ -56,10 +57,10 @@ public final class QlumanServer: Sendable {
     /// Listens.
     /// - Throws: `.configuration` when the certificate or key does not load, `.io` when the
     ///   address cannot be bound.
-    public func start() throws(ServiceError) {
+    public func start() throws(QlustarError) {
         var options = ControlServer.Options()
         do { options.tls = try ControlTLS.server(certificate: settings.certificate, key: settings.key) } catch {
-            throw ServiceError(.configuration, error.message)
+            throw QlustarError(.configuration, error.message)
         }
         options.maxConnections = settings.maxConnections
         options.idleTimeout = .milliseconds(Int64(settings.idleTimeoutSeconds * 1_000))
@@ -81,7 +82,7 @@ public final class QlumanServer: Sendable {
                 throw error
             }
         } catch {
-            throw ServiceError(.io, error.message)
+            throw QlustarError(.io, error.message)
         }
         control.withLockedValue { $0 = server }
         self.admin.withLockedValue { $0 = admin }

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import NIOConcurrencyHelpers
 import NodeConfig
 import Transport
@@ -40,10 +40,10 @@ final class RootFSCache: Sendable {
     /// The archive of the customization `name`.
     /// - Throws: `.notFound` when its tree is missing; `.invalidArgument` when the tree holds
     ///   something that cannot go to a node (a device, a link written through).
-    func archive(_ name: String) throws(ServiceError) -> RootFSArchive {
+    func archive(_ name: String) throws(QlustarError) -> RootFSArchive {
         let tree = Self.treePath(root, name)
         guard FileSystem.isDirectory(tree) else {
-            throw ServiceError(.notFound, "Root FS Customization \(name) has no tree at \(tree)")
+            throw QlustarError(.notFound, "Root FS Customization \(name) has no tree at \(tree)")
         }
         let now = MonotonicClock.nanoseconds()
         if let hit = cache.withLockedValue({ $0[name] }), now - hit.checked < Self.recheckNanos { return hit.archive }
@@ -62,14 +62,14 @@ final class RootFSCache: Sendable {
     }
 
     /// The digest of the tree's listing (paths, types, owners, modes, sizes, times).
-    static func version(of tree: String) throws(ServiceError) -> SHA256Digest {
+    static func version(of tree: String) throws(QlustarError) -> SHA256Digest {
         let hash = SHA256()
         var pending = [""]
         while let relative = pending.popLast() {
             let dir = relative.isEmpty ? tree : tree + "/" + relative
             let children: [String]
             do { children = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
-                throw ServiceError(.io, "cannot list \(dir): \(error.localizedDescription)")
+                throw QlustarError(.io, "cannot list \(dir): \(error.localizedDescription)")
             }
             for child in children.sorted() {
                 let name = relative.isEmpty ? child : relative + "/" + child

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import NodeRegistry
 import Provisioning
@@ -78,7 +79,7 @@ final class ProvisionerTests: XCTestCase {
         _ = try r.addNode(name: "n1", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1", image: nil, group: nil)
         _ = try r.setNode("n1", bootConfig: .some("x"))
         XCTAssertThrowsError(try r.removeBootConfig("x")) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "boot configuration x is used by n1")
+            XCTAssertEqual((error as? QlustarError)?.message, "boot configuration x is used by n1")
         }
     }
 }

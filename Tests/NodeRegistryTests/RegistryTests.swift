@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeRegistry
@@ -16,7 +17,7 @@ final class RegistryTests: XCTestCase {
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     func message(_ body: () throws -> Void) -> String? {
-        do { try body() } catch { return (error as? ServiceError)?.message ?? "\(error)" }
+        do { try body() } catch { return (error as? QlustarError)?.message ?? "\(error)" }
         return nil
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import NIOConcurrencyHelpers
 import Transport
 
@@ -31,10 +32,10 @@ public final class ImageCatalog: Sendable {
 
     /// The current version of image `name`, opened and with its manifest.
     /// - Throws: `.notFound` when there is no such image file; `.io` when it cannot be read.
-    public func snapshot(_ name: ImageName) throws(ServiceError) -> ImageSnapshot {
+    public func snapshot(_ name: ImageName) throws(QlustarError) -> ImageSnapshot {
         let file = path(name)
         guard let id = try FileSystem.identity(of: file), FileSystem.isRegularFile(file) else {
-            throw ServiceError(.notFound, "no image '\(name)' (expected the file \(file))")
+            throw QlustarError(.notFound, "no image '\(name)' (expected the file \(file))")
         }
         if let cached = table.withLockedValue({ $0[name] }), cached.manifest.identity == id { return cached }
         let snapshot = try open(name, file)
@@ -67,14 +68,14 @@ public final class ImageCatalog: Sendable {
         table.withLockedValue { t in t = t.filter { present.contains($0.key) } }
         var manifests: [ImageManifest] = []
         for name in present {
-            do throws(ServiceError) { manifests.append(try snapshot(name).manifest) } catch {
+            do throws(QlustarError) { manifests.append(try snapshot(name).manifest) } catch {
                 log?.error("image '\(name)': \(error.message)")
             }
         }
         return manifests
     }
 
-    private func open(_ name: ImageName, _ file: String) throws(ServiceError) -> ImageSnapshot {
+    private func open(_ name: ImageName, _ file: String) throws(QlustarError) -> ImageSnapshot {
         // Served from a sealed copy in memory, never from the file: an administrator's `cp` over
         // a served image (truncate, then write) must neither crash the daemon nor change a
         // session's bytes under its announced digest. See docs/SECURITY.md.
@@ -84,15 +85,15 @@ public final class ImageCatalog: Sendable {
         do throws(TransportError) {
             mapped = try MappedFile.copy(of: file) { fd throws(TransportError) in
                 // The identity of what we copy: the name may point elsewhere by now.
-                do throws(ServiceError) { copied = try FileSystem.identity(descriptor: fd, path: file) } catch {
+                do throws(QlustarError) { copied = try FileSystem.identity(descriptor: fd, path: file) } catch {
                     throw TransportError(.io, error.message)
                 }
                 return copied
             }
         } catch {
-            throw ServiceError(.io, "cannot open image '\(name)': \(error.message)")
+            throw QlustarError(.io, "cannot open image '\(name)': \(error.message)")
         }
-        guard let id = copied else { throw ServiceError(.io, "cannot open image '\(name)'") }
+        guard let id = copied else { throw QlustarError(.io, "cannot open image '\(name)'") }
         let copySeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
         log?.info("image '\(name)': \(id.size) bytes copied into memory in \(String(format: "%.2f", copySeconds)) s")
         var manifest = cachedManifest(name, id)
@@ -109,7 +110,7 @@ public final class ImageCatalog: Sendable {
             manifest = fresh
         }
         do { return try ImageSnapshot(name: name, manifest: manifest!, file: mapped) } catch {
-            throw ServiceError(.io, "image '\(name)' cannot be streamed: \(error.message)")
+            throw QlustarError(.io, "image '\(name)' cannot be streamed: \(error.message)")
         }
     }
 
@@ -124,7 +125,7 @@ public final class ImageCatalog: Sendable {
     }
 
     private func storeManifest(_ m: ImageManifest) {
-        do throws(ServiceError) {
+        do throws(QlustarError) {
             try FileSystem.makeDirectories(root.manifestCache)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Foundation
+import Platform
 import Transport
 
 /// How ql-mcast-client fetches an image.
@@ -83,7 +84,7 @@ public final class ImageClient {
     /// - Throws: `.notFound`/`.refused` (the server will not serve it), `.unreachable` (no
     ///   server within the timeout), `.integrity` (the digest did not match, twice), `.transfer`
     ///   or `.io`.
-    public func run() throws(ServiceError) -> ClientReport {
+    public func run() throws(QlustarError) -> ClientReport {
         let name = try ImageName(options.image)
         let t0 = MonotonicClock.nanoseconds()
         var attempt = 0
@@ -101,11 +102,11 @@ public final class ImageClient {
         }
     }
 
-    private func connect(deadline: UInt64) throws(ServiceError) -> ControlClient {
+    private func connect(deadline: UInt64) throws(QlustarError) -> ControlClient {
         var lastError = ""
         let tls: ControlTLS?
         do { tls = try options.ca.map { ca throws(ControlFailure) in try ControlTLS.client(ca: ca, host: options.serverHost) } } catch {
-            throw ServiceError(.invalidArgument, error.message)
+            throw QlustarError(.invalidArgument, error.message)
         }
         while true {
             do {
@@ -116,7 +117,7 @@ public final class ImageClient {
                 lastError = error.message
             }
             guard MonotonicClock.nanoseconds() < deadline else {
-                throw ServiceError(
+                throw QlustarError(
                     .unreachable,
                     "cannot reach ql-mcastd at \(options.serverHost):\(options.serverPort) within \(Int(options.serverTimeout)) s: \(lastError)")
             }
@@ -125,7 +126,7 @@ public final class ImageClient {
         }
     }
 
-    private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(ServiceError) -> ImageTicket {
+    private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(QlustarError) -> ImageTicket {
         let request = ImageRequest(
             image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token)
         while true {
@@ -133,13 +134,13 @@ public final class ImageClient {
                 return try client.call(ImageOperation.requestImage, request, as: ImageTicket.self)
             } catch {
                 switch error.code {
-                case .notFound: throw ServiceError(.notFound, error.message)
-                case .tls: throw ServiceError(.unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
-                case .malformedRequest: throw ServiceError(.refused, error.message)
-                case .notRegistered: throw ServiceError(.refused, "ql-mcastd does not know this node: \(error.message)")
+                case .notFound: throw QlustarError(.notFound, error.message)
+                case .tls: throw QlustarError(.unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
+                case .malformedRequest: throw QlustarError(.refused, error.message)
+                case .notRegistered: throw QlustarError(.refused, "ql-mcastd does not know this node: \(error.message)")
                 case .busy, .timedOut, .connection:
                     guard MonotonicClock.nanoseconds() < deadline else {
-                        throw ServiceError(.unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
+                        throw QlustarError(.unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
                     }
                     log.warning("ql-mcastd: \(error.message); retrying")
                     // 1–3 s, random: a hundred nodes told `busy` at once must not come back at once.
@@ -148,13 +149,13 @@ public final class ImageClient {
                     // came with the server closing this one.
                     client.close()
                     client = try connect(deadline: deadline)
-                default: throw ServiceError(.transfer, "ql-mcastd refused '\(name)': \(error.message)")
+                default: throw QlustarError(.transfer, "ql-mcastd refused '\(name)': \(error.message)")
                 }
             }
         }
     }
 
-    private func attemptFetch(_ name: ImageName) throws(ServiceError) -> ClientReport {
+    private func attemptFetch(_ name: ImageName) throws(QlustarError) -> ClientReport {
         let deadline = MonotonicClock.nanoseconds() + UInt64(options.serverTimeout * 1e9)
         var client = try connect(deadline: deadline)
         defer { client.close() }
@@ -165,7 +166,7 @@ public final class ImageClient {
         if !parent.isEmpty { try FileSystem.makeDirectories(parent) }
         let file: MappedFile
         do { file = try MappedFile.create(writingTo: partial, size: layout.paddedSize, mode: 0o600) } catch {
-            throw ServiceError(.io, "cannot create \(partial): \(error.message)")
+            throw QlustarError(.io, "cannot create \(partial): \(error.message)")
         }
         var keep = false
         defer { if !keep { FileSystem.remove(partial) } }
@@ -221,12 +222,12 @@ public final class ImageClient {
             }
         }
         guard digest == ticket.sha256 else {
-            throw ServiceError(
+            throw QlustarError(
                 .integrity,
                 "image '\(name)' failed verification: expected sha256 \(ticket.sha256), got \(digest); nothing was written to \(options.output)")
         }
         do { try file.finish(size: Int(ticket.objectSize)) } catch {
-            throw ServiceError(.io, "cannot finish \(partial): \(error.message)")
+            throw QlustarError(.io, "cannot finish \(partial): \(error.message)")
         }
         try FileSystem.rename(partial, to: options.output)
         keep = true
@@ -250,7 +251,7 @@ public final class ImageClient {
             }
             let endpoint = try MulticastEndpoint(group: group, port: port)
             let interface: IPv4Address
-            do throws(ServiceError) {
+            do throws(QlustarError) {
                 if let given = options.interface { interface = given } else {
                     interface = try RouteProbe.localAddress(toward: options.serverHost)
                 }
@@ -304,7 +305,7 @@ public final class ImageClient {
     /// Fetches `ranges` over the control connection into the file. Returns the bytes fetched.
     private func fetch(
         _ ranges: [Range<UInt64>], ticket: ImageTicket, client: inout ControlClient, into file: MappedFile, deadline: UInt64
-    ) throws(ServiceError) -> UInt64 {
+    ) throws(QlustarError) -> UInt64 {
         let total = ranges.reduce(UInt64(0)) { $0 + UInt64($1.count) }
         let meter = ProgressMeter(total: total, label: ticket.image, log: log)
         meter.enabled = showProgress
@@ -322,18 +323,18 @@ public final class ImageClient {
                     payload = try client.fetch(args).payload
                 } catch let failure as ControlFailure {
                     // The only version-specific refusal of `fetch`: the image was replaced meanwhile.
-                    if failure.code == .notFound { throw ServiceError(.replaced, failure.message) }
+                    if failure.code == .notFound { throw QlustarError(.replaced, failure.message) }
                     guard failure.code == .connection || failure.code == .timedOut, MonotonicClock.nanoseconds() < deadline else {
-                        throw ServiceError(.transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
+                        throw QlustarError(.transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
                     }
                     log.warning("unicast fetch interrupted (\(failure.message)); reconnecting")
                     client = try connect(deadline: deadline)
                     continue
                 } catch {
-                    throw ServiceError(.transfer, "unicast fetch of '\(ticket.image)': \(error)")
+                    throw QlustarError(.transfer, "unicast fetch of '\(ticket.image)': \(error)")
                 }
                 guard payload.count == length else {
-                    throw ServiceError(.transfer, "server sent \(payload.count) bytes for a \(length)-byte range of '\(ticket.image)'")
+                    throw QlustarError(.transfer, "server sent \(payload.count) bytes for a \(length)-byte range of '\(ticket.image)'")
                 }
                 payload.withUnsafeBytes { src in
                     (file.mutableBytes.baseAddress! + Int(offset)).copyMemory(from: src.baseAddress!, byteCount: length)

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Foundation
+import Platform
 import Transport
 
 /// Progress of a long transfer: on a terminal a bar with rate and ETA, redrawn at most ten

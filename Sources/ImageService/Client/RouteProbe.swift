@@ -2,16 +2,17 @@
     import Glibc
 #endif
 import Transport
+import Platform
 
 /// The address of the local interface that routing picks toward `host`: what a node joins
 /// the multicast group on when `--interface` is not given (the boot NIC, in the initrd).
 enum RouteProbe {
-    static func localAddress(toward host: String) throws(ServiceError) -> IPv4Address {
+    static func localAddress(toward host: String) throws(QlustarError) -> IPv4Address {
         guard let target = IPv4Address(host) ?? resolve(host) else {
-            throw ServiceError(.invalidArgument, "cannot resolve the server '\(host)' to an IPv4 address; give --interface")
+            throw QlustarError(.invalidArgument, "cannot resolve the server '\(host)' to an IPv4 address; give --interface")
         }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw ServiceError(.io, "socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw QlustarError(.io, "socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var to = sockaddr_in()
         to.sin_family = sa_family_t(AF_INET)
@@ -22,14 +23,14 @@ enum RouteProbe {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            throw ServiceError(.unreachable, "no route to the server \(host): \(String(cString: strerror(errno)))")
+            throw QlustarError(.unreachable, "no route to the server \(host): \(String(cString: strerror(errno)))")
         }
         var local = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &local) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        guard ok == 0 else { throw ServiceError(.io, "getsockname: \(String(cString: strerror(errno)))") }
+        guard ok == 0 else { throw QlustarError(.io, "getsockname: \(String(cString: strerror(errno)))") }
         return IPv4Address(UInt32(bigEndian: local.sin_addr.s_addr))
     }
 

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Foundation
+import Platform
 
 /// The union root of step 4 of the boot: under `DIR/union`, `image` (the squashfs image,
 /// unpacked or mounted), `rw` (runtime changes: a tmpfs when mounting) and `chroot` (reserved,
@@ -30,14 +31,14 @@ public struct UnionLayout: Sendable {
 
     /// Lays out the union for the verified image file `imageFile`.
     /// - Throws: `.union` naming the step and the tool's own message.
-    public func build(from imageFile: String, log: EventLog) throws(ServiceError) {
+    public func build(from imageFile: String, log: EventLog) throws(QlustarError) {
         try checkSquashfs(imageFile)
         do {
             try FileSystem.makeDirectories(union)
             try FileSystem.makeDirectories(readWrite)
             try FileSystem.makeDirectories(chroot)
         } catch {
-            throw ServiceError(.union, error.message)
+            throw QlustarError(.union, error.message)
         }
         if mount {
             try FileSystem.makeDirectories(image)
@@ -46,7 +47,7 @@ public struct UnionLayout: Sendable {
             do {
                 for dir in [readWrite + "/upper", readWrite + "/work", root] { try FileSystem.makeDirectories(dir) }
             } catch {
-                throw ServiceError(.union, error.message)
+                throw QlustarError(.union, error.message)
             }
             try run(
                 "/bin/mount",
@@ -58,7 +59,7 @@ public struct UnionLayout: Sendable {
             try run(
                 Self.unsquashfs, ["-no-progress", "-quiet", "-f", "-d", fresh, imageFile], step: "unpack the image")
             try? FileManager.default.removeItem(atPath: image)
-            do { try FileSystem.rename(fresh, to: image) } catch { throw ServiceError(.union, error.message) }
+            do { try FileSystem.rename(fresh, to: image) } catch { throw QlustarError(.union, error.message) }
         }
         log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved\(mount ? "; merged in \(root)" : ""))")
     }
@@ -66,18 +67,18 @@ public struct UnionLayout: Sendable {
     static var unsquashfs: String { Subprocess.locate(["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"]) }
 
     /// A squashfs starts with "hsqs": anything else gets a clear error, not a tool's confusion.
-    private func checkSquashfs(_ path: String) throws(ServiceError) {
+    private func checkSquashfs(_ path: String) throws(QlustarError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ServiceError(.union, "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw QlustarError(.union, "cannot open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var magic = [UInt8](repeating: 0, count: 4)
         let n = magic.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4) }
         guard n == 4, magic == Array("hsqs".utf8) else {
-            throw ServiceError(.union, "\(path) is not a squashfs image; cannot lay out the union root")
+            throw QlustarError(.union, "\(path) is not a squashfs image; cannot lay out the union root")
         }
     }
 
-    private func run(_ tool: String, _ arguments: [String], step: String) throws(ServiceError) {
+    private func run(_ tool: String, _ arguments: [String], step: String) throws(QlustarError) {
         try Subprocess.run(tool, arguments, step: step, code: .union)
     }
 }

@@ -1,4 +1,5 @@
 import Transport
+import Platform
 
 /// The operations ql-mcastd answers on its control port (framed JSON, see docs/PROTOCOL.md and
 /// docs/IMAGE-SERVICE.md), and their arguments and answers.
@@ -62,9 +63,9 @@ public struct ImageTicket: Codable, Sendable, Equatable {
     public var lateJoin: Bool = false
 
     /// The layout, validated (the ticket came off the network).
-    public func layout() throws(ServiceError) -> ObjectLayout {
+    public func layout() throws(QlustarError) -> ObjectLayout {
         do { return try ObjectLayout(objectSize: objectSize, symbolSize: symbolSize, sourceSymbols: sourceSymbols) } catch {
-            throw ServiceError(.transfer, "the server's layout for '\(image)' is invalid: \(error.message)")
+            throw QlustarError(.transfer, "the server's layout for '\(image)' is invalid: \(error.message)")
         }
     }
 }

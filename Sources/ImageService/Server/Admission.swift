@@ -1,58 +1,9 @@
 import Foundation
 import NIOConcurrencyHelpers
+import Platform
 import Transport
 
-/// Who the head node serves: the registered nodes, recognised by what the kernel saw on the wire
-/// (the neighbour table's MAC for the source address), not by what a host says about itself.
-///
-/// ql-mcastd asks its `NodeAdmission` before it answers `request-image`, `list-images` or `fetch`;
-/// qlumand identifies nodes the same way. The registry behind it lives in NodeRegistry (which
-/// builds on this module), so the daemon is handed an implementation by its tool.
-public protocol NodeAdmission: Sendable {
-    /// The registered node at `address` whose registered MACs include `mac` (the neighbour
-    /// table's entry for the address) and whose token, if it has one, is `token`.
-    func admit(address: String, mac: String?, token: String?) -> AdmissionVerdict
-}
-
-public enum AdmissionVerdict: Sendable, Equatable {
-    case admitted(node: String)
-    /// `reason` is a counter key (`not-registered`, `mac-mismatch`, `token`); `message` says what
-    /// was wrong without repeating any secret.
-    case refused(reason: String, message: String)
-}
-
-/// The kernel's IPv4 neighbour table (`/proc/net/arp` of the daemon's network namespace).
-public enum NeighbourTable {
-    /// The MAC address (lower case, colon-separated) of the complete entry for `address`, or nil.
-    public static func mac(of address: String, table path: String = "/proc/net/arp") -> String? {
-        // A few hundred lines of ≈ 80 bytes per node: read whole, bounded.
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 1 << 20)
-        var n = 0
-        while n < bytes.count {
-            let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
-            if r < 0, errno == EINTR { continue }
-            guard r > 0 else { break }
-            n += r
-        }
-        return mac(of: address, inTable: String(decoding: bytes[0..<n], as: UTF8.self))
-    }
-
-    /// The same, from the text of a table:
-    /// `IP address  HW type  Flags  HW address  Mask  Device` (flags 0x2: complete).
-    public static func mac(of address: String, inTable text: String) -> String? {
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard f.count >= 4, f[0] == address, let flags = UInt32(f[2].dropFirst(2), radix: 16), flags & 0x2 != 0
-            else { continue }
-            let mac = f[3].lowercased()
-            return mac == "00:00:00:00:00:00" ? nil : mac
-        }
-        return nil
-    }
-
+extension NeighbourTable {
     /// Whether `address` is this host's own (loopback, or an address of one of its interfaces):
     /// the head node's own tools are trusted and have no neighbour entry.
     public static func isLocal(_ address: String) -> Bool {

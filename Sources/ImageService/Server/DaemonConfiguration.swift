@@ -1,4 +1,5 @@
 import Transport
+import Platform
 
 /// Everything ql-mcastd runs with. Every field is a command-line flag and a key of the
 /// configuration file (same name); flags win over the file. See docs/IMAGE-SERVICE.md.
@@ -85,19 +86,19 @@ public struct DaemonConfiguration: Sendable {
 
     /// Sets `key` (a flag name without dashes) from `text`.
     /// - Throws: `.configuration` naming the key, the value, and what it should be.
-    public mutating func set(_ key: String, _ text: String) throws(ServiceError) {
-        func bad(_ expected: String) -> ServiceError {
-            ServiceError(.configuration, "\(key) = '\(text)': expected \(expected)")
+    public mutating func set(_ key: String, _ text: String) throws(QlustarError) {
+        func bad(_ expected: String) -> QlustarError {
+            QlustarError(.configuration, "\(key) = '\(text)': expected \(expected)")
         }
-        func int(_ range: ClosedRange<Int>) throws(ServiceError) -> Int {
+        func int(_ range: ClosedRange<Int>) throws(QlustarError) -> Int {
             guard let v = Int(text), range.contains(v) else { throw bad("a whole number in \(range.lowerBound)…\(range.upperBound)") }
             return v
         }
-        func seconds(_ range: ClosedRange<Double>) throws(ServiceError) -> Double {
+        func seconds(_ range: ClosedRange<Double>) throws(QlustarError) -> Double {
             guard let v = Double(text), range.contains(v) else { throw bad("seconds in \(range.lowerBound)…\(range.upperBound)") }
             return v
         }
-        func bool() throws(ServiceError) -> Bool {
+        func bool() throws(QlustarError) -> Bool {
             switch text.lowercased() {
             case "yes", "true", "on", "1": return true
             case "no", "false", "off", "0": return false
@@ -148,62 +149,62 @@ public struct DaemonConfiguration: Sendable {
         case "simulate-loss":
             do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }
         default:
-            throw ServiceError(.configuration, "unknown key '\(key)' (known: \(DaemonConfiguration.keys.joined(separator: ", ")))")
+            throw QlustarError(.configuration, "unknown key '\(key)' (known: \(DaemonConfiguration.keys.joined(separator: ", ")))")
         }
     }
 
     /// Applies a configuration file: `key = value` lines, `#` comments, blank lines ignored.
     /// - Throws: `.configuration` naming the file and line.
-    public mutating func apply(file path: String) throws(ServiceError) {
+    public mutating func apply(file path: String) throws(QlustarError) {
         let bytes: [UInt8]
         do { bytes = try FileSystem.readFile(path, limit: 1 << 20) } catch {
-            throw ServiceError(.configuration, "configuration file: \(error.message)")
+            throw QlustarError(.configuration, "configuration file: \(error.message)")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ServiceError(.configuration, "\(path) is not UTF-8 text")
+            throw QlustarError(.configuration, "\(path) is not UTF-8 text")
         }
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             guard let eq = trimmed.firstIndex(of: "=") else {
-                throw ServiceError(.configuration, "\(path):\(n + 1): expected 'key = value', got '\(trimmed)'")
+                throw QlustarError(.configuration, "\(path):\(n + 1): expected 'key = value', got '\(trimmed)'")
             }
             let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
             let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            do { try set(key, value) } catch { throw ServiceError(.configuration, "\(path):\(n + 1): \(error.message)") }
+            do { try set(key, value) } catch { throw QlustarError(.configuration, "\(path):\(n + 1): \(error.message)") }
         }
     }
 
     /// Checks what cannot be defaulted and that the pool is usable.
-    public func validate() throws(ServiceError) {
+    public func validate() throws(QlustarError) {
         guard interface != nil else {
-            throw ServiceError(.configuration, "no --interface: give the address of the head node's interface to the compute nodes")
+            throw QlustarError(.configuration, "no --interface: give the address of the head node's interface to the compute nodes")
         }
         do { _ = try GroupPool(cidr: groupPool, ports: portRange) } catch {
-            throw ServiceError(.configuration, "group pool: \(error.message)")
+            throw QlustarError(.configuration, "group pool: \(error.message)")
         }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
-            throw ServiceError(.configuration, "TLS needs both tls-certificate and tls-key (or neither)")
+            throw QlustarError(.configuration, "TLS needs both tls-certificate and tls-key (or neither)")
         }
     }
 
     /// The control port's TLS, when configured.
-    public func controlTLS() throws(ServiceError) -> ControlTLS? {
+    public func controlTLS() throws(QlustarError) -> ControlTLS? {
         guard let tlsCertificate, let tlsKey else { return nil }
         do { return try ControlTLS.server(certificate: tlsCertificate, key: tlsKey) } catch {
-            throw ServiceError(.configuration, error.message)
+            throw QlustarError(.configuration, error.message)
         }
     }
 
     /// Splits `HOST[:PORT]`.
-    public static func hostPort(_ text: String, defaultPort: Int) throws(ServiceError) -> (String, Int) {
+    public static func hostPort(_ text: String, defaultPort: Int) throws(QlustarError) -> (String, Int) {
         guard let colon = text.lastIndex(of: ":") else {
-            guard !text.isEmpty else { throw ServiceError(.invalidArgument, "empty address") }
+            guard !text.isEmpty else { throw QlustarError(.invalidArgument, "empty address") }
             return (text, defaultPort)
         }
         guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon != text.startIndex else {
-            throw ServiceError(.invalidArgument, "'\(text)' is not HOST[:PORT]")
+            throw QlustarError(.invalidArgument, "'\(text)' is not HOST[:PORT]")
         }
         return (String(text[..<colon]), port)
     }

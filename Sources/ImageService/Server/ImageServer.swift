@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import NIOConcurrencyHelpers
 import NIOCore
 import Transport
@@ -19,7 +20,7 @@ public final class ImageServer: Sendable {
     private let gate: AdmissionGate?
 
     /// - Parameter admission: Who may have images and keys (from the node registry); nil serves anyone.
-    public init(configuration: DaemonConfiguration, log: EventLog, admission: NodeAdmission? = nil) throws(ServiceError) {
+    public init(configuration: DaemonConfiguration, log: EventLog, admission: NodeAdmission? = nil) throws(QlustarError) {
         self.configuration = configuration
         self.log = log
         gate = admission.map { AdmissionGate(admission: $0, log: log, table: configuration.neighbourTable) }
@@ -35,7 +36,7 @@ public final class ImageServer: Sendable {
     public var metricsPort: Int { metrics.withLockedValue { $0?.port ?? 0 } }
 
     /// Loads the image list, starts the conductor and listens.
-    public func start() throws(ServiceError) {
+    public func start() throws(QlustarError) {
         FileSystem.ensureDirectory(configuration.root.images, log: log)
         let manifests = catalog.reload()
         log.info(
@@ -61,7 +62,7 @@ public final class ImageServer: Sendable {
             ) { [self] request, peer throws(ControlFailure) in try answer(request, peer) }
         } catch {
             sessions.shutdown(grace: 0)
-            throw ServiceError(.io, error.message)
+            throw QlustarError(.io, error.message)
         }
         control.withLockedValue { $0 = server }
         if let m = configuration.metrics {
@@ -156,6 +157,6 @@ public final class ImageServer: Sendable {
 extension FileSystem {
     /// Creates `path` if missing; a failure is logged (the caller reports what it cannot find).
     static func ensureDirectory(_ path: String, log: EventLog) {
-        do throws(ServiceError) { try makeDirectories(path) } catch { log.warning(error.message) }
+        do throws(QlustarError) { try makeDirectories(path) } catch { log.warning(error.message) }
     }
 }

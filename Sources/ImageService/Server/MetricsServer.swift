@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Platform
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -22,7 +23,7 @@ public final class MetricsServer: Sendable {
 
     /// Listens on `host:port` (0 picks a port).
     /// - Throws: `.io` when the address cannot be bound.
-    public static func start(host: String, port: Int, render: @escaping Render) throws(ServiceError) -> MetricsServer {
+    public static func start(host: String, port: Int, render: @escaping Render) throws(QlustarError) -> MetricsServer {
         let open = NIOLockedValueBox(0)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -44,7 +45,7 @@ public final class MetricsServer: Sendable {
         do {
             return MetricsServer(channel: try bootstrap.bind(host: host, port: port).wait())
         } catch {
-            throw ServiceError(.io, "cannot serve metrics on \(host):\(port): \(error)")
+            throw QlustarError(.io, "cannot serve metrics on \(host):\(port): \(error)")
         }
     }
 

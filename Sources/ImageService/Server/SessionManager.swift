@@ -1,4 +1,5 @@
 import Foundation
+import Platform
 import NIOConcurrencyHelpers
 import Transport
 
@@ -25,7 +26,7 @@ public final class SessionManager: Sendable {
     private let state: NIOLockedValueBox<State>
     private let conductorStop = NIOLockedValueBox(false)
 
-    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: EventLog) throws(ServiceError) {
+    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: EventLog) throws(QlustarError) {
         try configuration.validate()
         self.configuration = configuration
         self.catalog = catalog
@@ -33,7 +34,7 @@ public final class SessionManager: Sendable {
         do {
             state = NIOLockedValueBox(State(pool: try GroupPool(cidr: configuration.groupPool, ports: configuration.portRange)))
         } catch {
-            throw ServiceError(.configuration, "group pool: \(error.message)")
+            throw QlustarError(.configuration, "group pool: \(error.message)")
         }
     }
 

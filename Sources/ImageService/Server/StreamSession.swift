@@ -1,4 +1,5 @@
 import NIOConcurrencyHelpers
+import Platform
 import Transport
 
 /// One multicast session of ql-mcastd: an image snapshot streamed to its members on one

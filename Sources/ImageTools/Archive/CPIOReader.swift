@@ -1,7 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import ImageService
+import Platform
 
 /// Reads a `newc` cpio archive from memory (the format `CPIOWriter` writes). Every field is
 /// checked before it is used: a truncated or corrupt archive is an error naming the entry, never
@@ -21,7 +21,7 @@ public enum CPIOReader {
 
     /// The entries of `archive`, up to the trailer.
     /// - Throws: `.integrity` naming the offset and what is wrong.
-    public static func entries(_ archive: [UInt8]) throws(ServiceError) -> [Entry] {
+    public static func entries(_ archive: [UInt8]) throws(QlustarError) -> [Entry] {
         var out: [Entry] = []
         var at = 0
         while true {
@@ -55,7 +55,7 @@ public enum CPIOReader {
 
     private static func align(_ n: Int) -> Int { (n + 3) & ~3 }
 
-    private static func corrupt(_ offset: Int, _ what: String) -> ServiceError {
-        ServiceError(.integrity, "cpio archive is corrupt at byte \(offset): \(what)")
+    private static func corrupt(_ offset: Int, _ what: String) -> QlustarError {
+        QlustarError(.integrity, "cpio archive is corrupt at byte \(offset): \(what)")
     }
 }

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 
 /// Writes a `newc` cpio archive (what the kernel unpacks as an initramfs) into a gzip stream.
 ///
@@ -27,12 +27,12 @@ public final class CPIOWriter {
     // MARK: - Entries
 
     /// Adds the directory `name` (relative, no leading `/`; `.` is the root).
-    public func addDirectory(_ name: String, mode: mode_t = 0o755, uid: UInt32 = 0, gid: UInt32 = 0) throws(ServiceError) {
+    public func addDirectory(_ name: String, mode: mode_t = 0o755, uid: UInt32 = 0, gid: UInt32 = 0) throws(QlustarError) {
         try entry(name, mode: S_IFDIR | (mode & 0o7777), uid: uid, gid: gid, nlink: 2, size: 0)
     }
 
     /// Adds a regular file with `data` as its content.
-    public func addFile(_ name: String, data: [UInt8], mode: mode_t = 0o644, uid: UInt32 = 0, gid: UInt32 = 0) throws(ServiceError) {
+    public func addFile(_ name: String, data: [UInt8], mode: mode_t = 0o644, uid: UInt32 = 0, gid: UInt32 = 0) throws(QlustarError) {
         try entry(name, mode: S_IFREG | (mode & 0o7777), uid: uid, gid: gid, nlink: 1, size: data.count)
         try out.write(data)
         try pad(data.count)
@@ -40,7 +40,7 @@ public final class CPIOWriter {
 
     /// Adds a regular file with the content of `source` (links followed), owned by root, with
     /// the source's permission bits.
-    public func addFile(_ name: String, contentsOf source: String) throws(ServiceError) {
+    public func addFile(_ name: String, contentsOf source: String) throws(QlustarError) {
         var st = stat()
         guard stat(source, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw FileSystem.error("cannot read", source) }
         try entry(name, mode: S_IFREG | (st.st_mode & 0o7777), uid: 0, gid: 0, nlink: 1, size: Int(st.st_size))
@@ -49,7 +49,7 @@ public final class CPIOWriter {
     }
 
     /// Adds a symbolic link to `target`.
-    public func addSymlink(_ name: String, target: String, uid: UInt32 = 0, gid: UInt32 = 0) throws(ServiceError) {
+    public func addSymlink(_ name: String, target: String, uid: UInt32 = 0, gid: UInt32 = 0) throws(QlustarError) {
         let bytes = Array(target.utf8)
         try entry(name, mode: S_IFLNK | 0o777, uid: uid, gid: gid, nlink: 1, size: bytes.count)
         try out.write(bytes)
@@ -57,17 +57,17 @@ public final class CPIOWriter {
     }
 
     /// Adds a character device node (`/dev/console` for the initramfs' first messages).
-    public func addCharacterDevice(_ name: String, major: UInt32, minor: UInt32, mode: mode_t = 0o600) throws(ServiceError) {
+    public func addCharacterDevice(_ name: String, major: UInt32, minor: UInt32, mode: mode_t = 0o600) throws(QlustarError) {
         try entry(name, mode: S_IFCHR | (mode & 0o7777), uid: 0, gid: 0, nlink: 1, size: 0, rdev: (major, minor))
     }
 
     /// Adds everything below the directory `source` under `prefix` (relative, "" for the
     /// archive's root), in byte order, with the owners and modes found on disk.
     /// - Throws: `.io` naming the path that cannot be read, or an unsupported file type.
-    public func addTree(_ source: String, prefix: String = "") throws(ServiceError) {
+    public func addTree(_ source: String, prefix: String = "") throws(QlustarError) {
         let children: [String]
         do { children = try FileManager.default.contentsOfDirectory(atPath: source) } catch {
-            throw ServiceError(.io, "cannot list \(source): \(error.localizedDescription)")
+            throw QlustarError(.io, "cannot list \(source): \(error.localizedDescription)")
         }
         for child in children.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
             let path = source + "/" + child
@@ -95,13 +95,13 @@ public final class CPIOWriter {
                     name, mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, nlink: 1, size: 0,
                     rdev: Self.split(UInt64(st.st_rdev)))
             default:
-                throw ServiceError(.io, "\(path): only directories, regular files, symbolic links and character devices go into an initrd")
+                throw QlustarError(.io, "\(path): only directories, regular files, symbolic links and character devices go into an initrd")
             }
         }
     }
 
     /// Writes the trailer and ends the gzip stream.
-    public func finish() throws(ServiceError) {
+    public func finish() throws(QlustarError) {
         try entry("TRAILER!!!", mode: 0, uid: 0, gid: 0, nlink: 1, size: 0, counted: false)
         try out.finish()
     }
@@ -111,13 +111,13 @@ public final class CPIOWriter {
     private func entry(
         _ name: String, mode: mode_t, uid: UInt32, gid: UInt32, nlink: UInt32, size: Int, rdev: (UInt32, UInt32) = (0, 0),
         counted: Bool = true
-    ) throws(ServiceError) {
+    ) throws(QlustarError) {
         if counted {
             guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.utf8.contains(0) else {
-                throw ServiceError(.invalidArgument, "cpio entry name '\(name)' must be relative, without '..'")
+                throw QlustarError(.invalidArgument, "cpio entry name '\(name)' must be relative, without '..'")
             }
-            guard names.insert(name).inserted else { throw ServiceError(.invalidArgument, "cpio entry '\(name)' added twice") }
-            guard size <= Int(UInt32.max) else { throw ServiceError(.invalidArgument, "\(name) is too large for cpio (4 GiB)") }
+            guard names.insert(name).inserted else { throw QlustarError(.invalidArgument, "cpio entry '\(name)' added twice") }
+            guard size <= Int(UInt32.max) else { throw QlustarError(.invalidArgument, "\(name) is too large for cpio (4 GiB)") }
             entries += 1
         }
         let inode = counted ? nextInode : 0
@@ -138,12 +138,12 @@ public final class CPIOWriter {
         return (UInt32(truncatingIfNeeded: major), UInt32(truncatingIfNeeded: minor))
     }
 
-    private func pad(_ length: Int) throws(ServiceError) {
+    private func pad(_ length: Int) throws(QlustarError) {
         let rest = (4 - length % 4) % 4
         if rest > 0 { try out.write([UInt8](repeating: 0, count: rest)) }
     }
 
-    private func copyContent(of path: String, size: Int) throws(ServiceError) {
+    private func copyContent(of path: String, size: Int) throws(QlustarError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystem.error("cannot open", path) }
         defer { close(fd) }
@@ -152,9 +152,9 @@ public final class CPIOWriter {
         while done < size {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, min($0.count, size - done)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw ServiceError(.io, "\(path) changed size while being archived") }
+            guard n > 0 else { throw QlustarError(.io, "\(path) changed size while being archived") }
             let result = buffer.withUnsafeBytes { b in
-                Result { () throws(ServiceError) in try out.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
+                Result { () throws(QlustarError) in try out.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
             }
             try result.get()
             done += n

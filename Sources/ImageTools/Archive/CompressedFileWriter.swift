@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// A file written through a compressor (gzip or zstd), atomically: bytes go to `PATH.tmp.PID`,
 /// `finish()` ends the stream, syncs and renames it into place; a writer dropped unfinished
@@ -6,18 +6,18 @@ import ImageService
 public protocol CompressedFileWriter: AnyObject {
     var path: String { get }
     /// Compresses `bytes` into the file.
-    func write(_ bytes: UnsafeRawBufferPointer) throws(ServiceError)
+    func write(_ bytes: UnsafeRawBufferPointer) throws(QlustarError)
     /// Ends the stream, syncs and renames the file into place.
-    func finish() throws(ServiceError)
+    func finish() throws(QlustarError)
 }
 
 extension CompressedFileWriter {
-    public func write(_ bytes: [UInt8]) throws(ServiceError) {
-        let result = bytes.withUnsafeBytes { b in Result { () throws(ServiceError) in try write(b) } }
+    public func write(_ bytes: [UInt8]) throws(QlustarError) {
+        let result = bytes.withUnsafeBytes { b in Result { () throws(QlustarError) in try write(b) } }
         try result.get()
     }
 
-    public func write(_ text: String) throws(ServiceError) { try write(Array(text.utf8)) }
+    public func write(_ text: String) throws(QlustarError) { try write(Array(text.utf8)) }
 }
 
 /// How an initrd is compressed (image definition `initrdCompression`). The kernel must have the
@@ -30,7 +30,7 @@ public enum InitrdCompression: String, Codable, Sendable, CaseIterable {
     case zstd
 
     /// The format of the compressed file at `path`, by its magic number; nil for neither.
-    public static func detect(_ path: String) throws(ServiceError) -> InitrdCompression? {
+    public static func detect(_ path: String) throws(QlustarError) -> InitrdCompression? {
         let magic = try FileSystem.readPrefix(path, count: 4)
         if magic.starts(with: [0x1F, 0x8B]) { return .gzip }
         if magic == [0x28, 0xB5, 0x2F, 0xFD] { return .zstd }
@@ -46,7 +46,7 @@ public enum InitrdCompression: String, Codable, Sendable, CaseIterable {
     }
 
     /// A writer for `path` in this format.
-    public func writer(path: String) throws(ServiceError) -> any CompressedFileWriter {
+    public func writer(path: String) throws(QlustarError) -> any CompressedFileWriter {
         switch self {
         case .gzip: try GzipWriter(path: path, level: 1)
         case .zstd: try ZstdWriter(path: path, level: 19)

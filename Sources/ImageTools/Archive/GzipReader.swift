@@ -1,14 +1,14 @@
 import CZlib
-import ImageService
+import Platform
 
 /// Inflates a gzip stream held in memory (archives that arrived over the network), with a bound
 /// on the output so a small malicious stream cannot fill the node's memory.
 public enum GzipReader {
     /// The uncompressed bytes of `compressed`.
     /// - Throws: `.integrity` for a corrupt or truncated stream, `.invalidArgument` past `limit` bytes.
-    public static func inflate(_ compressed: [UInt8], limit: Int) throws(ServiceError) -> [UInt8] {
+    public static func inflate(_ compressed: [UInt8], limit: Int) throws(QlustarError) -> [UInt8] {
         var stream = z_stream()
-        guard qlz_gunzip_init(&stream) == Z_OK else { throw ServiceError(.io, "zlib: cannot start inflating") }
+        guard qlz_gunzip_init(&stream) == Z_OK else { throw QlustarError(.io, "zlib: cannot start inflating") }
         defer { inflateEnd(&stream) }
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 256 << 10)
@@ -27,8 +27,8 @@ public enum GzipReader {
                 if status == Z_BUF_ERROR, stream.avail_in == 0 { break }
             }
         }
-        guard out.count <= limit else { throw ServiceError(.invalidArgument, "archive inflates past \(limit) bytes") }
-        guard status == Z_STREAM_END else { throw ServiceError(.integrity, "gzip stream is corrupt or truncated") }
+        guard out.count <= limit else { throw QlustarError(.invalidArgument, "archive inflates past \(limit) bytes") }
+        guard status == Z_STREAM_END else { throw QlustarError(.integrity, "gzip stream is corrupt or truncated") }
         return out
     }
 }

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import CZlib
-import ImageService
+import Platform
 
 /// Writes a gzip file with zlib, deterministically: the header carries no name and mtime 0, so
 /// the same bytes in give the same file out (changelogs and the initrd are part of reproducible
@@ -18,7 +18,7 @@ public final class GzipWriter: CompressedFileWriter {
     public private(set) var bytesIn: UInt64 = 0
 
     /// - Parameter level: zlib level 1 (fast) … 9 (small); 6 is gzip's default.
-    public init(path: String, level: Int32 = 6, mode: mode_t = 0o644) throws(ServiceError) {
+    public init(path: String, level: Int32 = 6, mode: mode_t = 0o644) throws(QlustarError) {
         self.path = path
         temporary = path + ".tmp.\(getpid())"
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
@@ -26,7 +26,7 @@ public final class GzipWriter: CompressedFileWriter {
         guard qlz_gzip_init(&stream, level) == Z_OK else {
             close(fd)
             unlink(temporary)
-            throw ServiceError(.io, "zlib: cannot start a gzip stream for \(path)")
+            throw QlustarError(.io, "zlib: cannot start a gzip stream for \(path)")
         }
     }
 
@@ -39,7 +39,7 @@ public final class GzipWriter: CompressedFileWriter {
     }
 
     /// Compresses `bytes` into the file.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(ServiceError) {
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(QlustarError) {
         guard !bytes.isEmpty else { return }
         bytesIn += UInt64(bytes.count)
         // zlib reads through a mutable pointer but does not write the input.
@@ -49,21 +49,21 @@ public final class GzipWriter: CompressedFileWriter {
     }
 
     /// Ends the stream, syncs and renames the file into place.
-    public func finish() throws(ServiceError) {
+    public func finish() throws(QlustarError) {
         try pump(flush: Z_FINISH)
         deflateEnd(&stream)
         finished = true
         try FileSystem.commit(fd, temporary, to: path)
     }
 
-    private func pump(flush: Int32) throws(ServiceError) {
+    private func pump(flush: Int32) throws(QlustarError) {
         repeat {
             let status = output.withUnsafeMutableBufferPointer { out -> Int32 in
                 stream.next_out = out.baseAddress
                 stream.avail_out = uInt(out.count)
                 return deflate(&stream, flush)
             }
-            guard status != Z_STREAM_ERROR else { throw ServiceError(.io, "zlib: deflate failed for \(path)") }
+            guard status != Z_STREAM_ERROR else { throw QlustarError(.io, "zlib: deflate failed for \(path)") }
             let produced = output.count - Int(stream.avail_out)
             let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
             guard written else { throw FileSystem.error("cannot write", temporary) }

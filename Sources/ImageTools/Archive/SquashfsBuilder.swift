@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// Builds a squashfs with the real `mksquashfs`, reproducibly: every inode and the filesystem
 /// itself get one fixed time, entries are sorted (mksquashfs always sorts directories), extended
@@ -40,7 +40,7 @@ public struct SquashfsBuilder: Sendable {
 
     /// Packs the directory `tree` into `target`.
     /// - Throws: `.io` with mksquashfs's own message when it fails.
-    public func build(tree: String, target: String) throws(ServiceError) {
+    public func build(tree: String, target: String) throws(QlustarError) {
         let temporary = target + ".tmp.\(getpid())"
         FileSystem.remove(temporary)
         do {

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import CZstd
-import ImageService
+import Platform
 
 /// Writes a zstd file with libzstd, deterministically: no dictionary, no time, always the
 /// multi-threaded mode with the same parameters (its stream differs from the single-threaded
@@ -21,10 +21,10 @@ public final class ZstdWriter: CompressedFileWriter {
     static let workers: Int32 = 4
 
     /// - Parameter level: zstd level 1 (fast) … 19 (small).
-    public init(path: String, level: Int32 = 19, mode: mode_t = 0o644) throws(ServiceError) {
+    public init(path: String, level: Int32 = 19, mode: mode_t = 0o644) throws(QlustarError) {
         self.path = path
         temporary = path + ".tmp.\(getpid())"
-        guard let context = ZSTD_createCCtx() else { throw ServiceError(.io, "zstd: cannot start a stream for \(path)") }
+        guard let context = ZSTD_createCCtx() else { throw QlustarError(.io, "zstd: cannot start a stream for \(path)") }
         self.context = context
         fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else {
@@ -45,13 +45,13 @@ public final class ZstdWriter: CompressedFileWriter {
         }
     }
 
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(ServiceError) {
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(QlustarError) {
         guard !bytes.isEmpty else { return }
         var input = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
         while input.pos < input.size { _ = try pump(&input, ZSTD_e_continue) }
     }
 
-    public func finish() throws(ServiceError) {
+    public func finish() throws(QlustarError) {
         var input = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
         while try pump(&input, ZSTD_e_end) != 0 {}
         finished = true
@@ -59,14 +59,14 @@ public final class ZstdWriter: CompressedFileWriter {
     }
 
     /// One compression step into `output`, written out; returns what zstd still has to flush.
-    private func pump(_ input: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) throws(ServiceError) -> Int {
+    private func pump(_ input: inout ZSTD_inBuffer, _ directive: ZSTD_EndDirective) throws(QlustarError) -> Int {
         let (remaining, produced) = output.withUnsafeMutableBytes { out -> (Int, Int) in
             var buffer = ZSTD_outBuffer(dst: out.baseAddress, size: out.count, pos: 0)
             let r = ZSTD_compressStream2(context, &buffer, &input, directive)
             return (r, buffer.pos)
         }
         if ZSTD_isError(remaining) != 0 {
-            throw ServiceError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
+            throw QlustarError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
         }
         let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
         guard written else { throw FileSystem.error("cannot write", temporary) }

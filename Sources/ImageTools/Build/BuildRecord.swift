@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// What the last build of an image used and produced: `<root>/var/lib/qlustar/image-build/IMG.json`.
 /// Also published beside the image as `IMG.manifest` (without the file identities).
@@ -31,18 +31,18 @@ public struct BuildRecord: Codable, Sendable, Equatable {
 
     /// The record of the last build of `image`.
     /// - Throws: `.io` when there is none, `.configuration` when it is unreadable.
-    static func load(_ root: Root, _ image: ImageName) throws(ServiceError) -> BuildRecord {
+    static func load(_ root: Root, _ image: ImageName) throws(QlustarError) -> BuildRecord {
         let bytes = try FileSystem.readFile(path(root, image.value), limit: 1 << 20)
         do { return try JSONDecoder().decode(BuildRecord.self, from: Data(bytes)) } catch {
-            throw ServiceError(.configuration, "build record of '\(image)' is unreadable: \(error)")
+            throw QlustarError(.configuration, "build record of '\(image)' is unreadable: \(error)")
         }
     }
 
-    func store(_ root: Root) throws(ServiceError) {
+    func store(_ root: Root) throws(QlustarError) {
         try FileSystem.makeDirectories(root.path("/var/lib/qlustar/image-build"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { throw ServiceError(.io, "cannot encode the build record of \(image)") }
+        guard let data = try? encoder.encode(self) else { throw QlustarError(.io, "cannot encode the build record of \(image)") }
         try FileSystem.writeAtomically(BuildRecord.path(root, image), Array(data))
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// The changelogs an image carries in `/usr/share/doc/qlustar-image` (boot reference,
 /// "Changelogs"), all gzip (zlib), readable by `zcat`:
@@ -19,7 +19,7 @@ enum Changelogs {
 
     static func write(
         into doc: String, module: ImageModule, steps: [Step]
-    ) throws(ServiceError) {
+    ) throws(QlustarError) {
         let m = module.manifest
         if m.name == "core" {
             try gzip(doc + "/core.changelog.gz", m.changelog ?? "core \(m.version): no changelog in the module manifest\n")
@@ -58,7 +58,7 @@ enum Changelogs {
         return out
     }
 
-    static func gzip(_ path: String, _ text: String) throws(ServiceError) {
+    static func gzip(_ path: String, _ text: String) throws(QlustarError) {
         let g = try GzipWriter(path: path, level: 9)
         try g.write(text)
         try g.finish()

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The little the image builder needs to know about an executable or library: whether it is a
 /// 64-bit ELF file, and whether it loads shared libraries (has a `PT_INTERP` or `PT_DYNAMIC`
@@ -12,7 +12,7 @@ struct ELFFile {
 
     /// Reads the ELF header and program headers of `path`.
     /// - Throws: `.io` when the file cannot be read.
-    init(_ path: String) throws(ServiceError) {
+    init(_ path: String) throws(QlustarError) {
         let head = try FileSystem.readPrefix(path, count: 64 << 10)
         guard head.count >= 64, head[0] == 0x7F, head[1] == 0x45, head[2] == 0x4C, head[3] == 0x46, head[4] == 2, head[5] == 1 else {
             isELF = false

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// SHA-256 and `ldd` results of files, remembered per file version (its `FileIdentity`) in
 /// `/var/lib/qlustar/image-build/hashes.json`: the initrd's ~130 MB of programs and libraries are
@@ -22,13 +22,13 @@ final class FileFactsCache {
     }
 
     /// The entry of `file` for its current version (a new, empty one when it changed).
-    private func entry(_ file: String) throws(ServiceError) -> Entry {
-        guard let id = try FileSystem.identity(of: file) else { throw ServiceError(.notFound, "\(file) does not exist") }
+    private func entry(_ file: String) throws(QlustarError) -> Entry {
+        guard let id = try FileSystem.identity(of: file) else { throw QlustarError(.notFound, "\(file) does not exist") }
         if let known = entries[file], known.identity == id { return known }
         return Entry(identity: id)
     }
 
-    func sha256(of file: String) throws(ServiceError) -> String {
+    func sha256(of file: String) throws(QlustarError) -> String {
         var e = try entry(file)
         if let known = e.sha256 { return known }
         e.sha256 = try TreeListing.hashFile(file)
@@ -37,7 +37,7 @@ final class FileFactsCache {
     }
 
     /// The shared libraries `program` loads (as `ldd` resolves them), the dynamic loader included.
-    func libraries(of program: String) throws(ServiceError) -> [String] {
+    func libraries(of program: String) throws(QlustarError) -> [String] {
         var e = try entry(program)
         if let known = e.libraries, known.allSatisfy(FileSystem.isRegularFile) { return known }
         // ldd fails on a static program (busybox-static): it loads nothing.

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import Transport
 
 /// Builds node OS images from modules and publishes them where ql-mcastd serves them
@@ -41,7 +41,7 @@ public final class ImageBuilder {
     var state: String { root.path("/var/lib/qlustar/image-build") }
     /// File hashes and `ldd` results per file version.
     private lazy var facts = FileFactsCache(path: state + "/hashes.json")
-    private func hash(_ path: String) throws(ServiceError) -> String { try facts.sha256(of: path) }
+    private func hash(_ path: String) throws(QlustarError) -> String { try facts.sha256(of: path) }
 
     var images: String { root.images }
 
@@ -57,10 +57,10 @@ public final class ImageBuilder {
 
     /// Builds `image` unless its inputs are unchanged since the last build (or `force`).
     /// - Throws: `.notFound` (image not defined, module not installed), `.configuration`, `.io`.
-    public func build(_ image: ImageName, force: Bool = false) throws(ServiceError) -> Result {
+    public func build(_ image: ImageName, force: Bool = false) throws(QlustarError) -> Result {
         let t0 = MonotonicClock.nanoseconds()
         let definition = try ImageDefinition.load(root, image)
-        let layers = try definition.layers.map { name throws(ServiceError) in try modules.module(name) }
+        let layers = try definition.layers.map { name throws(QlustarError) in try modules.module(name) }
         for module in layers { try remember(module) }
         let programs = try initrdFiles(definition)
         let rootHash = try rootPasswordHash(definition)
@@ -84,7 +84,7 @@ public final class ImageBuilder {
         log.debug("inputs checked in \(String(format: "%.3f", seconds(since: t0))) s")
         let copies = [ImageDefinition.directory(root, image) + "/copy", ImageDefinition.commonCopy(root)].filter(FileSystem.isDirectory)
         let stage: String
-        let overlay = !useOverlay ? nil : try? mountOverlay(layers: copies + (try layers.reversed().map { m throws(ServiceError) in try tree(of: m) }), work: work)
+        let overlay = !useOverlay ? nil : try? mountOverlay(layers: copies + (try layers.reversed().map { m throws(QlustarError) in try tree(of: m) }), work: work)
         if let overlay {
             stage = overlay
         } else {
@@ -126,7 +126,7 @@ public final class ImageBuilder {
         }
 
         if let kernel = definition.kernel {
-            guard FileSystem.isRegularFile(kernel) else { throw ServiceError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
+            guard FileSystem.isRegularFile(kernel) else { throw QlustarError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
             let target = images + "/" + image.value + ".vmlinuz"
             try Subprocess.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
             try FileSystem.publish(target + ".tmp", to: target)
@@ -147,14 +147,14 @@ public final class ImageBuilder {
     }
 
     /// Builds every defined image whose inputs changed (a module upgraded, copy files edited…).
-    public func update() throws(ServiceError) -> [(ImageName, Result)] {
+    public func update() throws(QlustarError) -> [(ImageName, Result)] {
         var results: [(ImageName, Result)] = []
         for image in ImageDefinition.defined(root) { results.append((image, try build(image))) }
         return results
     }
 
     /// The record of the last build of `image`.
-    public func record(_ image: ImageName) throws(ServiceError) -> BuildRecord { try BuildRecord.load(root, image) }
+    public func record(_ image: ImageName) throws(QlustarError) -> BuildRecord { try BuildRecord.load(root, image) }
 
     private func isPublished(_ r: BuildRecord) -> Bool {
         let image = (try? FileSystem.identity(of: images + "/" + r.image + ".img")) ?? nil
@@ -167,7 +167,7 @@ public final class ImageBuilder {
     private func inputDigest(
         _ image: ImageName, _ definition: ImageDefinition, _ layers: [ImageModule], _ initrdInputs: String,
         _ rootHash: String?
-    ) throws(ServiceError) -> String {
+    ) throws(QlustarError) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\n"
@@ -184,7 +184,7 @@ public final class ImageBuilder {
         return sha(text)
     }
 
-    private func initrdDigest(_ image: ImageName, _ programs: [String: String], _ compression: InitrdCompression) throws(ServiceError) -> String {
+    private func initrdDigest(_ image: ImageName, _ programs: [String: String], _ compression: InitrdCompression) throws(QlustarError) -> String {
         var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\ninit " + sha(InitScript.text(image)) + "\n"
         text += "compression \(compression.rawValue)\n"
         for path in programs.keys.sorted() { text += "\(path) " + (try hash(programs[path]!)) + "\n" }
@@ -193,7 +193,7 @@ public final class ImageBuilder {
 
     private func sha(_ text: String) -> String { Array(text.utf8).withUnsafeBytes { SHA256.hash($0) }.hex }
 
-    private func rootPasswordHash(_ definition: ImageDefinition) throws(ServiceError) -> String? {
+    private func rootPasswordHash(_ definition: ImageDefinition) throws(QlustarError) -> String? {
         if let h = definition.rootPasswordHash { return h }
         let shadow = root.path("/etc/shadow")
         guard FileSystem.isRegularFile(shadow) else { return nil }
@@ -211,7 +211,7 @@ public final class ImageBuilder {
 
     /// Keeps a module version's manifest and file listing, the first time it is seen, so later
     /// versions can be compared with it even after it is uninstalled.
-    private func remember(_ module: ImageModule) throws(ServiceError) {
+    private func remember(_ module: ImageModule) throws(QlustarError) {
         let dir = moduleState + "/" + module.name
         let base = dir + "/" + module.manifest.version
         guard !FileSystem.isRegularFile(base + ".files") else { return }
@@ -232,19 +232,19 @@ public final class ImageBuilder {
     }
 
     /// Version steps of `module` up to its current version, oldest first.
-    private func steps(_ module: ImageModule) throws(ServiceError) -> [Changelogs.Step] {
+    private func steps(_ module: ImageModule) throws(QlustarError) -> [Changelogs.Step] {
         let versions = seenVersions(module.name).filter { $0 <= module.version }
         guard versions.count > 1 else { return [] }
         var out: [Changelogs.Step] = []
         for (a, b) in zip(versions, versions.dropFirst()) {
             let base = moduleState + "/" + module.name + "/"
-            func manifest(_ v: ModuleVersion) throws(ServiceError) -> ModuleManifest {
+            func manifest(_ v: ModuleVersion) throws(QlustarError) -> ModuleManifest {
                 let bytes = try FileSystem.readFile(base + v.text + ".json", limit: 16 << 20)
                 do { return try JSONDecoder().decode(ModuleManifest.self, from: Data(bytes)) } catch {
-                    throw ServiceError(.configuration, "\(base)\(v.text).json: \(error)")
+                    throw QlustarError(.configuration, "\(base)\(v.text).json: \(error)")
                 }
             }
-            func listing(_ v: ModuleVersion) throws(ServiceError) -> TreeListing {
+            func listing(_ v: ModuleVersion) throws(QlustarError) -> TreeListing {
                 TreeListing(text: String(decoding: try FileSystem.readFile(base + v.text + ".files", limit: 256 << 20), as: UTF8.self))
             }
             out.append(
@@ -257,7 +257,7 @@ public final class ImageBuilder {
 
     /// A tar module unpacked once per version into `/var/cache/qlustar/image-build/modules`, so
     /// builds hard-link it like a tree module instead of unpacking it every time.
-    private func unpacked(_ module: ImageModule) throws(ServiceError) -> String {
+    private func unpacked(_ module: ImageModule) throws(QlustarError) -> String {
         guard case .tarArchive(let archive) = module.content else { preconditionFailure("only tar modules are unpacked") }
         let dir = root.path("/var/cache/qlustar/image-build/modules/\(module.name)/\(module.manifest.version)")
         let identity = try FileSystem.identity(of: archive)
@@ -282,7 +282,7 @@ public final class ImageBuilder {
     }
 
     /// The directory holding module `m`'s files (its tree, or its unpacked archive).
-    private func tree(of m: ImageModule) throws(ServiceError) -> String {
+    private func tree(of m: ImageModule) throws(QlustarError) -> String {
         switch m.content {
         case .tree(let path): return path
         case .tarArchive: return try unpacked(m)
@@ -293,12 +293,12 @@ public final class ImageBuilder {
     /// `work/upper`: the stage costs no copy and no link at all. Needs root and overlayfs; the
     /// caller falls back to hard-linked layers when the mount fails.
     /// - Returns: The mount point.
-    private func mountOverlay(layers: [String], work: String) throws(ServiceError) -> String {
-        guard getuid() == 0, !layers.isEmpty else { throw ServiceError(.io, "overlay needs root") }
+    private func mountOverlay(layers: [String], work: String) throws(QlustarError) -> String {
+        guard getuid() == 0, !layers.isEmpty else { throw QlustarError(.io, "overlay needs root") }
         for dir in ["upper", "work", "stage"] { try FileSystem.makeDirectories(work + "/" + dir) }
         let options = "lowerdir=\(layers.joined(separator: ":")),upperdir=\(work)/upper,workdir=\(work)/work"
         guard options.utf8.count < 4_000, !layers.contains(where: { $0.contains(":") || $0.contains(",") }) else {
-            throw ServiceError(.io, "layer paths unfit for overlay options")
+            throw QlustarError(.io, "layer paths unfit for overlay options")
         }
         try Subprocess.run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, work + "/stage"], step: "mount the layers")
         return work + "/stage"
@@ -308,7 +308,7 @@ public final class ImageBuilder {
     /// feeds mksquashfs, which reads): a layer costs a link per file instead of its bytes. Every
     /// later step replaces a staged file (unlink, then create) and never writes into one, so a
     /// module's own files are never changed. Across file systems it falls back to copying.
-    private func layer(_ module: ImageModule, into stage: String) throws(ServiceError) {
+    private func layer(_ module: ImageModule, into stage: String) throws(QlustarError) {
         let tree = try tree(of: module)
         do {
             try Subprocess.run(
@@ -319,13 +319,13 @@ public final class ImageBuilder {
         }
     }
 
-    private func copyFiles(_ dir: String, into stage: String) throws(ServiceError) {
+    private func copyFiles(_ dir: String, into stage: String) throws(QlustarError) {
         guard FileSystem.isDirectory(dir) else { return }
         // --remove-destination: replace a (hard-linked) module file, never write into it.
         try Subprocess.run("/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
     }
 
-    private func setRootPassword(_ hash: String, in stage: String) throws(ServiceError) {
+    private func setRootPassword(_ hash: String, in stage: String) throws(QlustarError) {
         let shadow = stage + "/etc/shadow"
         try FileSystem.makeDirectories(stage + "/etc")
         if FileSystem.isRegularFile(shadow) {
@@ -354,24 +354,24 @@ public final class ImageBuilder {
     // MARK: - Initrd
 
     /// Archive path → source file: the client, the programs, and every library they load.
-    private func initrdFiles(_ definition: ImageDefinition) throws(ServiceError) -> [String: String] {
+    private func initrdFiles(_ definition: ImageDefinition) throws(QlustarError) -> [String: String] {
         guard FileSystem.isRegularFile(clientBinary) else {
-            throw ServiceError(.notFound, "ql-mcast-client not found at \(clientBinary) (give --client PATH)")
+            throw QlustarError(.notFound, "ql-mcast-client not found at \(clientBinary) (give --client PATH)")
         }
         var files: [String: String] = ["bin/ql-mcast-client": clientBinary]
         for program in [clientBinary] + (definition.initrdPrograms ?? ["/bin/sh", "/bin/mount"]) {
-            guard FileSystem.isRegularFile(program) else { throw ServiceError(.notFound, "initrd program \(program) not found") }
+            guard FileSystem.isRegularFile(program) else { throw QlustarError(.notFound, "initrd program \(program) not found") }
             if program != clientBinary { files[String(program.dropFirst())] = program }
             for library in try facts.libraries(of: program) { files[String(library.dropFirst())] = library }
         }
         for (inside, source) in definition.initrdFiles ?? [:] {
-            guard FileSystem.isRegularFile(source) else { throw ServiceError(.notFound, "initrd file \(source) (for \(inside)) not found") }
+            guard FileSystem.isRegularFile(source) else { throw QlustarError(.notFound, "initrd file \(source) (for \(inside)) not found") }
             files[inside] = source
         }
         return files
     }
 
-    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String, compression: InitrdCompression) throws(ServiceError) {
+    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String, compression: InitrdCompression) throws(QlustarError) {
         let cpio = CPIOWriter(writingTo: try compression.writer(path: path), mtime: time)
         var directories: Set<String> = ["dev", "proc", "sys", "tmp", "union", "etc", "bin"]
         for file in programs.keys {
@@ -381,13 +381,13 @@ public final class ImageBuilder {
                 parts = parts.dropLast()
             }
         }
-        var entries: [(String, () throws(ServiceError) -> Void)] = []
-        for dir in directories { entries.append((dir, { () throws(ServiceError) in try cpio.addDirectory(dir) })) }
-        entries.append(("dev/console", { () throws(ServiceError) in try cpio.addCharacterDevice("dev/console", major: 5, minor: 1) }))
-        entries.append(("init", { () throws(ServiceError) in try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755) }))
+        var entries: [(String, () throws(QlustarError) -> Void)] = []
+        for dir in directories { entries.append((dir, { () throws(QlustarError) in try cpio.addDirectory(dir) })) }
+        entries.append(("dev/console", { () throws(QlustarError) in try cpio.addCharacterDevice("dev/console", major: 5, minor: 1) }))
+        entries.append(("init", { () throws(QlustarError) in try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755) }))
         for (name, source) in programs {
             let copy = try initrdCopy(of: source)
-            entries.append((name, { () throws(ServiceError) in try cpio.addFile(name, contentsOf: copy) }))
+            entries.append((name, { () throws(QlustarError) in try cpio.addFile(name, contentsOf: copy) }))
         }
         for (_, add) in entries.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) { try add() }
         try cpio.finish()
@@ -398,7 +398,7 @@ public final class ImageBuilder {
     /// which every node loads by TFTP), cached by content in
     /// `/var/cache/qlustar/image-build/stripped`; any other file as it is. Without `strip`
     /// (binutils) the files go in unstripped.
-    private func initrdCopy(of source: String) throws(ServiceError) -> String {
+    private func initrdCopy(of source: String) throws(QlustarError) -> String {
         guard try ELFFile(source).isELF else { return source }
         let dir = root.path("/var/cache/qlustar/image-build/stripped")
         let target = dir + "/" + (try hash(source))
@@ -422,10 +422,10 @@ public final class ImageBuilder {
 
     // MARK: - Helpers
 
-    func writeJSON<T: Encodable>(_ path: String, _ value: T) throws(ServiceError) {
+    func writeJSON<T: Encodable>(_ path: String, _ value: T) throws(QlustarError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(value) else { throw ServiceError(.io, "cannot encode \(path)") }
+        guard let data = try? encoder.encode(value) else { throw QlustarError(.io, "cannot encode \(path)") }
         try FileSystem.writeAtomically(path, Array(data))
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// What an image is made of: `<root>/etc/qlustar/images/IMG/image.json` (docs/IMAGES.md).
 /// Beside it, `IMG/copy/` holds the image's static copy files; `common/copy/` those of all images.
@@ -35,41 +35,41 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
 
     /// Reads the definition of `image`.
     /// - Throws: `.notFound` when the image is not defined; `.configuration` naming the file.
-    public static func load(_ root: Root, _ image: ImageName) throws(ServiceError) -> ImageDefinition {
+    public static func load(_ root: Root, _ image: ImageName) throws(QlustarError) -> ImageDefinition {
         let path = directory(root, image) + "/image.json"
         guard FileSystem.isRegularFile(path) else {
-            throw ServiceError(.notFound, "image '\(image)' is not defined (expected \(path))")
+            throw QlustarError(.notFound, "image '\(image)' is not defined (expected \(path))")
         }
         let bytes = try FileSystem.readFile(path, limit: 1 << 20)
         let definition: ImageDefinition
         do { definition = try JSONDecoder().decode(ImageDefinition.self, from: Data(bytes)) } catch {
-            throw ServiceError(.configuration, "\(path): \(error)")
+            throw QlustarError(.configuration, "\(path): \(error)")
         }
         if let c = definition.compression, SquashfsBuilder.Compression(rawValue: c) == nil {
-            throw ServiceError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
+            throw QlustarError(.configuration, "\(path): compression '\(c)' is not zstd, gzip or xz")
         }
         if let c = definition.initrdCompression, InitrdCompression(rawValue: c) == nil {
-            throw ServiceError(.configuration, "\(path): initrdCompression '\(c)' is not gzip or zstd")
+            throw QlustarError(.configuration, "\(path): initrdCompression '\(c)' is not gzip or zstd")
         }
         for (inside, _) in definition.initrdFiles ?? [:] {
             let parts = inside.split(separator: "/")
             guard !inside.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else {
-                throw ServiceError(.configuration, "\(path): initrd file '\(inside)' must be a relative path without '..'")
+                throw QlustarError(.configuration, "\(path): initrd file '\(inside)' must be a relative path without '..'")
             }
         }
         if let hash = definition.rootPasswordHash, !PasswordHash.isSHA512(hash) {
-            throw ServiceError(.configuration, "\(path): rootPasswordHash must be a SHA-512 crypt hash ($6$…)")
+            throw QlustarError(.configuration, "\(path): rootPasswordHash must be a SHA-512 crypt hash ($6$…)")
         }
         return definition
     }
 
     /// Writes the definition atomically.
-    public func store(_ root: Root, _ image: ImageName) throws(ServiceError) {
+    public func store(_ root: Root, _ image: ImageName) throws(QlustarError) {
         let dir = ImageDefinition.directory(root, image)
         try FileSystem.makeDirectories(dir)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { throw ServiceError(.io, "cannot encode the definition of \(image)") }
+        guard let data = try? encoder.encode(self) else { throw QlustarError(.io, "cannot encode the definition of \(image)") }
         try FileSystem.writeAtomically(dir + "/image.json", Array(data))
     }
 

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The initrd's `/init` (boot step 4): makes busybox's applets commands (when the initrd has
 /// `/bin/busybox`), loads the kernel modules it carries (`lib/modules/*.ko`), brings up the

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import Transport
 
 /// What a tree holds, path by path: type, mode, owner, size and content hash (or link target).
@@ -15,15 +15,15 @@ public struct TreeListing: Sendable, Equatable {
     public init() {}
 
     /// Lists the directory `root` (missing: empty listing).
-    public init(of root: String) throws(ServiceError) {
+    public init(of root: String) throws(QlustarError) {
         guard FileSystem.isDirectory(root) else { return }
         try walk(root, prefix: "")
     }
 
-    private mutating func walk(_ dir: String, prefix: String) throws(ServiceError) {
+    private mutating func walk(_ dir: String, prefix: String) throws(QlustarError) {
         let children: [String]
         do { children = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
-            throw ServiceError(.io, "cannot list \(dir): \(error.localizedDescription)")
+            throw QlustarError(.io, "cannot list \(dir): \(error.localizedDescription)")
         }
         for child in children {
             let path = dir + "/" + child
@@ -48,12 +48,12 @@ public struct TreeListing: Sendable, Equatable {
         }
     }
 
-    static func hashFile(_ path: String) throws(ServiceError) -> String {
+    static func hashFile(_ path: String) throws(QlustarError) -> String {
         do {
             let file = try MappedFile.open(readingFrom: path)
             return SHA256.hash(file.bytes).hex
         } catch {
-            throw ServiceError(.io, "cannot read \(path): \(error.message)")
+            throw QlustarError(.io, "cannot read \(path): \(error.message)")
         }
     }
 

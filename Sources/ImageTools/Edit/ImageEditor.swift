@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 
 /// What `qlustar-image-edit` does (boot reference, "Static node OS image customization" and
 /// "Dynamic node OS image customization"): edit copy files and Root FS Customization files with
@@ -26,17 +26,17 @@ public struct ImageEditor {
         case rootFS(String)
     }
 
-    public func directory(_ area: Area) throws(ServiceError) -> String {
+    public func directory(_ area: Area) throws(QlustarError) -> String {
         switch area {
         case .common: return root.path("/etc/qlustar/images/common/copy")
         case .image(let image):
             guard FileSystem.isRegularFile(root.path("/etc/qlustar/images/\(image.value)/image.json")) else {
-                throw ServiceError(.notFound, "image '\(image)' is not defined (qlustar-image define \(image) --modules …)")
+                throw QlustarError(.notFound, "image '\(image)' is not defined (qlustar-image define \(image) --modules …)")
             }
             return root.path("/etc/qlustar/images/\(image.value)/copy")
         case .rootFS(let name):
             guard (try? ImageName(name)) != nil else {
-                throw ServiceError(.invalidArgument, "Root FS Customization name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
+                throw QlustarError(.invalidArgument, "Root FS Customization name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
             }
             return root.path("/var/lib/qlustar/root-fs/\(name)")
         }
@@ -44,10 +44,10 @@ public struct ImageEditor {
 
     /// `path` (as it will be on the node, e.g. /etc/motd) inside `base`, refusing anything that
     /// could leave it: `..`, empty, NUL, or a symbolic link on the way that points outside.
-    public func resolve(_ path: String, in base: String) throws(ServiceError) -> String {
+    public func resolve(_ path: String, in base: String) throws(QlustarError) -> String {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         guard !parts.isEmpty, !parts.contains(".."), !parts.contains("."), !path.utf8.contains(0) else {
-            throw ServiceError(.invalidArgument, "'\(path)' is not a file path inside the image (no '..', not empty)")
+            throw QlustarError(.invalidArgument, "'\(path)' is not a file path inside the image (no '..', not empty)")
         }
         let target = base + "/" + parts.joined(separator: "/")
         // Every existing component must stay inside `base` once links are followed.
@@ -59,7 +59,7 @@ public struct ImageEditor {
             else { break }
             let real = URL(fileURLWithPath: probe).resolvingSymlinksInPath().path
             guard real == realBase || real.hasPrefix(realBase + "/") else {
-                throw ServiceError(.invalidArgument, "'\(path)' leads outside \(base) through a symbolic link")
+                throw QlustarError(.invalidArgument, "'\(path)' leads outside \(base) through a symbolic link")
             }
         }
         return target
@@ -68,7 +68,7 @@ public struct ImageEditor {
     /// Creates or edits `path` in `area` with the editor: the file is edited as a copy and put in
     /// place only when the editor succeeds, so a failed edit leaves nothing half-written.
     /// - Parameter editor: The editor command; nil: `$VISUAL`, `$EDITOR`, `sensible-editor`, `vi`.
-    public func edit(_ path: String, in area: Area, editor: String? = nil) throws(ServiceError) -> String {
+    public func edit(_ path: String, in area: Area, editor: String? = nil) throws(QlustarError) -> String {
         let base = try directory(area)
         try FileSystem.makeDirectories(base)
         let target = try resolve(path, in: base)
@@ -84,7 +84,7 @@ public struct ImageEditor {
         let command = editor ?? ImageEditor.defaultEditor()
         let status = try Shell.run(command + " \"$1\"", arguments: [scratch], directory: nil, interactive: true)
         guard status == 0 else {
-            throw ServiceError(.io, "the editor '\(command)' exited \(status): \(target) left as it was")
+            throw QlustarError(.io, "the editor '\(command)' exited \(status): \(target) left as it was")
         }
         try FileSystem.rename(scratch, to: target)
         log.info("edited \(target)")
@@ -92,13 +92,13 @@ public struct ImageEditor {
     }
 
     /// Deletes `path` of the Root FS Customization `name`.
-    public func delete(_ path: String, rootFS name: String) throws(ServiceError) -> String {
+    public func delete(_ path: String, rootFS name: String) throws(QlustarError) -> String {
         let base = try directory(.rootFS(name))
         let target = try resolve(path, in: base)
         guard FileManager.default.fileExists(atPath: target) || (try? FileManager.default.destinationOfSymbolicLink(atPath: target)) != nil
-        else { throw ServiceError(.notFound, "\(target) does not exist") }
+        else { throw QlustarError(.notFound, "\(target) does not exist") }
         guard !FileSystem.isDirectory(target) || (try? FileManager.default.destinationOfSymbolicLink(atPath: target)) != nil else {
-            throw ServiceError(.invalidArgument, "\(target) is a directory; remove directories from a shell")
+            throw QlustarError(.invalidArgument, "\(target) is a directory; remove directories from a shell")
         }
         guard unlink(target) == 0 else { throw FileSystem.error("cannot delete", target) }
         log.info("deleted \(target)")
@@ -120,10 +120,10 @@ public struct ImageEditor {
     /// an interactive `$SHELL`) there, and regenerates and publishes it when the command exits 0;
     /// any other status throws the changes away and leaves the published file untouched.
     /// - Returns: Whether the image was regenerated.
-    public func editBuilt(_ image: ImageName, _ part: Part, command: String?) throws(ServiceError) -> Bool {
+    public func editBuilt(_ image: ImageName, _ part: Part, command: String?) throws(QlustarError) -> Bool {
         let published = root.images + "/" + image.value + (part == .initrd ? ".initrd" : ".img")
         guard FileSystem.isRegularFile(published) else {
-            throw ServiceError(.notFound, "image '\(image)' has no \(part) at \(published) (build it first)")
+            throw QlustarError(.notFound, "image '\(image)' has no \(part) at \(published) (build it first)")
         }
         let work = root.path("/var/cache/qlustar/image-edit/\(image.value).\(part.rawValue).\(getpid())")
         try? FileManager.default.removeItem(atPath: work)
@@ -133,7 +133,7 @@ public struct ImageEditor {
         let compression = part == .initrd ? try InitrdCompression.detect(published) : nil
         switch part {
         case .initrd:
-            guard let compression else { throw ServiceError(.configuration, "\(published) is neither gzip nor zstd: not an initrd qlustar-image built") }
+            guard let compression else { throw QlustarError(.configuration, "\(published) is neither gzip nor zstd: not an initrd qlustar-image built") }
             try Subprocess.run(
                 "/bin/sh",
                 ["-c", "cd \"$1\" && \(compression.decompressor) \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames", "sh", work, published],
@@ -166,7 +166,7 @@ public struct ImageEditor {
 extension ImageEditor {
     /// Records that the published files of `image` were edited by hand: they count as published
     /// (no rebuild while the inputs stay the same) until the next build from modules replaces them.
-    func markEdited(_ image: ImageName) throws(ServiceError) {
+    func markEdited(_ image: ImageName) throws(QlustarError) {
         guard var record = try? BuildRecord.load(root, image) else { return }
         record.imageIdentity = try FileSystem.identity(of: root.images + "/" + image.fileName)
         record.initrdIdentity = try FileSystem.identity(of: root.images + "/" + image.value + ".initrd")
@@ -177,7 +177,7 @@ extension ImageEditor {
 
 /// Runs a shell command, attached to the terminal when interactive.
 enum Shell {
-    static func run(_ script: String, arguments: [String], directory: String?, interactive: Bool) throws(ServiceError) -> Int32 {
+    static func run(_ script: String, arguments: [String], directory: String?, interactive: Bool) throws(QlustarError) -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", script, "sh"] + arguments
@@ -186,7 +186,7 @@ enum Shell {
             process.standardInput = FileHandle.nullDevice
         }
         do { try process.run() } catch {
-            throw ServiceError(.io, "cannot run /bin/sh: \(error.localizedDescription)")
+            throw QlustarError(.io, "cannot run /bin/sh: \(error.localizedDescription)")
         }
         process.waitUntilExit()
         return process.terminationStatus

@@ -1,23 +1,23 @@
 import CCrypt
-import ImageService
+import Platform
 
 /// SHA-512 crypt hashes (`$6$salt$…`, what /etc/shadow holds) with libcrypt.
 public enum PasswordHash {
     /// Hashes `password` with a fresh random salt.
     /// - Throws: `.io` when libcrypt cannot make a salt or a hash.
-    public static func sha512(_ password: String) throws(ServiceError) -> String {
+    public static func sha512(_ password: String) throws(QlustarError) -> String {
         guard let setting = crypt_gensalt_ra("$6$", 0, nil, 0) else {
-            throw ServiceError(.io, "libcrypt cannot make a SHA-512 salt")
+            throw QlustarError(.io, "libcrypt cannot make a SHA-512 salt")
         }
         defer { free(setting) }
         return try hash(password, setting: String(cString: setting))
     }
 
     /// Hashes `password` with the salt (and rounds) of `setting` (`$6$salt$` or a whole hash).
-    public static func hash(_ password: String, setting: String) throws(ServiceError) -> String {
+    public static func hash(_ password: String, setting: String) throws(QlustarError) -> String {
         var data = crypt_data()
         guard let out = crypt_r(password, setting, &data), out.pointee != 0x2A /* "*" means failure */ else {
-            throw ServiceError(.io, "libcrypt cannot hash with '\(setting.prefix(20))'")
+            throw QlustarError(.io, "libcrypt cannot hash with '\(setting.prefix(20))'")
         }
         return String(cString: out)
     }

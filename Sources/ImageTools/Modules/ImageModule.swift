@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// One version of an image module: a versioned unit of the node OS (docs/IMAGES.md).
 ///

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 import Transport
 
 /// The installed image modules: `<root>/var/lib/qlustar/image-modules/NAME/VERSION/`.
@@ -23,14 +23,14 @@ public struct ModuleStore: Sendable {
 
     /// Module `name` at `version`, or its newest installed version.
     /// - Throws: `.notFound` naming what is installed; `.configuration` for a broken manifest.
-    public func module(_ name: String, version: ModuleVersion? = nil) throws(ServiceError) -> ImageModule {
+    public func module(_ name: String, version: ModuleVersion? = nil) throws(QlustarError) -> ImageModule {
         guard ModuleStore.isValidName(name) else {
-            throw ServiceError(.invalidArgument, "module name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
+            throw QlustarError(.invalidArgument, "module name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
         }
         let installed = versions(of: name)
         guard let chosen = version ?? installed.last, installed.contains(chosen) else {
             let what = version.map { "version \($0) of module '\(name)'" } ?? "module '\(name)'"
-            throw ServiceError(
+            throw QlustarError(
                 .notFound,
                 "\(what) is not installed in \(directory) (installed: \(installed.isEmpty ? "none" : installed.map(\.text).joined(separator: ", ")))")
         }
@@ -38,10 +38,10 @@ public struct ModuleStore: Sendable {
         let bytes = try FileSystem.readFile(dir + "/module.json", limit: 16 << 20)
         let manifest: ModuleManifest
         do { manifest = try JSONDecoder().decode(ModuleManifest.self, from: Data(bytes)) } catch {
-            throw ServiceError(.configuration, "\(dir)/module.json is not a module manifest: \(error)")
+            throw QlustarError(.configuration, "\(dir)/module.json is not a module manifest: \(error)")
         }
         guard manifest.name == name, manifest.version == chosen.text else {
-            throw ServiceError(
+            throw QlustarError(
                 .configuration, "\(dir)/module.json names \(manifest.name) \(manifest.version), not \(name) \(chosen)")
         }
         let content: ImageModule.Content
@@ -50,7 +50,7 @@ public struct ModuleStore: Sendable {
         } else if FileSystem.isRegularFile(dir + "/tree.tar") {
             content = .tarArchive(dir + "/tree.tar")
         } else {
-            throw ServiceError(.configuration, "module \(name) \(chosen) has no content (\(dir)/tree or \(dir)/tree.tar)")
+            throw QlustarError(.configuration, "module \(name) \(chosen) has no content (\(dir)/tree or \(dir)/tree.tar)")
         }
         let digest = bytes.withUnsafeBytes { SHA256.hash($0) }.hex
         return ImageModule(manifest: manifest, directory: dir, content: content, manifestDigest: digest)

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 extension FilePlan {
     /// What writing a plan did.
@@ -12,7 +12,7 @@ extension FilePlan {
     /// path of `qluman-execd --configure` and `qluman preview --dir`.
     /// - Throws: `.io` naming the first path that cannot be written; `.invalidArgument` for a path
     ///   that is not absolute.
-    public func write(below root: String) throws(ServiceError) -> Outcome {
+    public func write(below root: String) throws(QlustarError) -> Outcome {
         let tree = try RootedTree(root: root)
         var outcome = Outcome()
         for entry in entries {

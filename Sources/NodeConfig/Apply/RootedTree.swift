@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import CQLSys
-import ImageService
+import Platform
 
 /// A directory tree written as if it were `/`: every path is resolved with `openat2`
 /// `RESOLVE_IN_ROOT`, so an absolute symbolic link or `..` in the tree (the node image's own
@@ -20,7 +20,7 @@ final class RootedTree {
     /// placed at a path (a link or a directory that replaced a link) drops what lies below it.
     private var directories: [String: Int32] = [:]
 
-    init(root: String) throws(ServiceError) {
+    init(root: String) throws(QlustarError) {
         try FileSystem.makeDirectories(root)
         self.root = root
         rootFD = open(root, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC)
@@ -34,7 +34,7 @@ final class RootedTree {
 
     /// A descriptor (O_PATH, owned by the cache) of the directory `path`, creating missing
     /// components with mode 0755, owned by root.
-    func directory(_ path: String) throws(ServiceError) -> Int32 {
+    func directory(_ path: String) throws(QlustarError) -> Int32 {
         if let fd = directories[path] { return fd }
         let fd = try resolve(path)
         directories[path] = fd
@@ -49,7 +49,7 @@ final class RootedTree {
         }
     }
 
-    private func resolve(_ path: String) throws(ServiceError) -> Int32 {
+    private func resolve(_ path: String) throws(QlustarError) -> Int32 {
         var current = "/"
         var fd = try openInRoot(current)
         for part in path.split(separator: "/") {
@@ -76,14 +76,14 @@ final class RootedTree {
         return fd
     }
 
-    private func openInRoot(_ path: String) throws(ServiceError) -> Int32 {
+    private func openInRoot(_ path: String) throws(QlustarError) -> Int32 {
         let fd = qlsys_open_in_root(rootFD, path, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
         guard fd >= 0 else { throw failure("cannot open directory", path) }
         return fd
     }
 
     /// Writes `bytes` to `path` atomically with the given owner and mode.
-    func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+    func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(QlustarError) -> Bool {
         let (dir, name) = try parent(path)
         let temporary = ".\(name).qluman.\(getpid())"
         let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -106,7 +106,7 @@ final class RootedTree {
 
     /// The content, mode and owner of the file `path` (resolved inside the tree), nil when it
     /// does not exist.
-    func readFile(_ path: String, limit: Int = 1 << 20) throws(ServiceError) -> (bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)? {
+    func readFile(_ path: String, limit: Int = 1 << 20) throws(QlustarError) -> (bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)? {
         let fd = qlsys_open_in_root(rootFD, path, O_RDONLY | O_CLOEXEC, 0)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
@@ -115,7 +115,7 @@ final class RootedTree {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else {
-            throw ServiceError(.io, "\(root == "/" ? "" : root)\(path) is not a regular file of at most \(limit) bytes")
+            throw QlustarError(.io, "\(root == "/" ? "" : root)\(path) is not a regular file of at most \(limit) bytes")
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
         var got = 0
@@ -130,7 +130,7 @@ final class RootedTree {
 
     /// Creates (or keeps) the directory `path` and sets its owner and mode. An existing symbolic
     /// link in its place is kept (resolved inside the tree), its target left as it is.
-    func makeDirectory(_ path: String, mode: UInt32, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+    func makeDirectory(_ path: String, mode: UInt32, uid: UInt32, gid: UInt32) throws(QlustarError) -> Bool {
         if path == "/" { return true }
         let (dir, name) = try parent(path)
         invalidate(path)
@@ -139,7 +139,7 @@ final class RootedTree {
             var st = stat()
             guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("cannot stat", path) }
             if st.st_mode & S_IFMT == S_IFLNK { return true }
-            guard st.st_mode & S_IFMT == S_IFDIR else { throw ServiceError(.io, "\(root)\(path) exists and is not a directory") }
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw QlustarError(.io, "\(root)\(path) exists and is not a directory") }
         }
         var chowned = true
         if fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
@@ -151,7 +151,7 @@ final class RootedTree {
     }
 
     /// Creates or replaces the symbolic link `path` → `target` (the link itself, never what it points to).
-    func makeSymlink(_ path: String, target: String, uid: UInt32, gid: UInt32) throws(ServiceError) -> Bool {
+    func makeSymlink(_ path: String, target: String, uid: UInt32, gid: UInt32) throws(QlustarError) -> Bool {
         let (dir, name) = try parent(path)
         invalidate(path)
         let temporary = ".\(name).qluman.\(getpid())"
@@ -173,15 +173,15 @@ final class RootedTree {
         return chowned
     }
 
-    private func parent(_ path: String) throws(ServiceError) -> (Int32, String) {
+    private func parent(_ path: String) throws(QlustarError) -> (Int32, String) {
         var parts = path.split(separator: "/").map(String.init)
         guard path.hasPrefix("/"), let name = parts.popLast(), !parts.contains(".."), name != "..", name != "." else {
-            throw ServiceError(.invalidArgument, "\(path) is not an absolute path inside the tree")
+            throw QlustarError(.invalidArgument, "\(path) is not an absolute path inside the tree")
         }
         return (try directory("/" + parts.joined(separator: "/")), name)
     }
 
-    private func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
-        ServiceError(.io, "\(what) \(root == "/" ? "" : root)\(path): \(String(cString: strerror(code)))")
+    private func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> QlustarError {
+        QlustarError(.io, "\(what) \(root == "/" ? "" : root)\(path): \(String(cString: strerror(code)))")
     }
 }

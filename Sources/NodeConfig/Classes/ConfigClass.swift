@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// The config classes of QluMan: named configurations stored in the registry, assigned to node
 /// groups and overridden per node. A node's own assignment of a class replaces its group's.
@@ -24,9 +24,9 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
 
     /// The class named `text`.
     /// - Throws: `.invalidArgument` listing the classes.
-    public init(parsing text: String) throws(ServiceError) {
+    public init(parsing text: String) throws(QlustarError) {
         guard let c = ConfigClass(rawValue: text) else {
-            throw ServiceError(
+            throw QlustarError(
                 .invalidArgument,
                 "no config class \(ImageName.quoted(text)); classes: \(ConfigClass.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -55,35 +55,35 @@ public enum ConfigClass: String, CaseIterable, Codable, Sendable {
 
     /// Checks a body of this class and returns it in canonical form (sorted keys).
     /// - Throws: `.invalidArgument` naming the class, the config and the field that is wrong.
-    public func canonical(_ json: [UInt8], name: String) throws(ServiceError) -> [UInt8] {
+    public func canonical(_ json: [UInt8], name: String) throws(QlustarError) -> [UInt8] {
         let what = "\(rawValue) config \(ImageName.quoted(name))"
         do {
             switch self {
-            case .network: return try Self.check(NetworkConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .disk: return try Self.check(DiskConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .networkFS: return try Self.check(NetworkFSConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .openSM: return try Self.check(OpenSMConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .ipmi: return try Self.check(IPMIConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .chroot: return try Self.check(ChrootConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .sshKeys: return try Self.check(SSHKeysConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .rootFS: return try Self.check(RootFSConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .misc: return try Self.check(MiscConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .time: return try Self.check(TimeConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .sssd: return try Self.check(SSSDConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
-            case .nis: return try Self.check(NISConfig.self, json, what) { c throws(ServiceError) in try c.validate() }
+            case .network: return try Self.check(NetworkConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .disk: return try Self.check(DiskConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .networkFS: return try Self.check(NetworkFSConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .openSM: return try Self.check(OpenSMConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .ipmi: return try Self.check(IPMIConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .chroot: return try Self.check(ChrootConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .sshKeys: return try Self.check(SSHKeysConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .rootFS: return try Self.check(RootFSConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .misc: return try Self.check(MiscConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .time: return try Self.check(TimeConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .sssd: return try Self.check(SSSDConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
+            case .nis: return try Self.check(NISConfig.self, json, what) { c throws(QlustarError) in try c.validate() }
             }
         }
     }
 
     private static func check<T: Codable>(
-        _ type: T.Type, _ json: [UInt8], _ what: String, _ validate: (T) throws(ServiceError) -> Void
-    ) throws(ServiceError) -> [UInt8] {
-        guard json.count <= 256 * 1024 else { throw ServiceError(.invalidArgument, "\(what): larger than 256 KiB") }
+        _ type: T.Type, _ json: [UInt8], _ what: String, _ validate: (T) throws(QlustarError) -> Void
+    ) throws(QlustarError) -> [UInt8] {
+        guard json.count <= 256 * 1024 else { throw QlustarError(.invalidArgument, "\(what): larger than 256 KiB") }
         let value: T
         do { value = try JSONDecoder().decode(T.self, from: Data(json)) } catch {
-            throw ServiceError(.invalidArgument, "\(what): \(describe(error))")
+            throw QlustarError(.invalidArgument, "\(what): \(describe(error))")
         }
-        do { try validate(value) } catch { throw ServiceError(.invalidArgument, "\(what): \(error.message)") }
+        do { try validate(value) } catch { throw QlustarError(.invalidArgument, "\(what): \(error.message)") }
         return canonicalJSON(value)
     }
 

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The sssd config class: LDAP or Active Directory domains the node resolves users and groups
 /// from and authenticates against, with access filters; written as `/etc/sssd/sssd.conf`
@@ -25,7 +25,7 @@ public struct SSSDConfig: Codable, Sendable, Equatable {
     /// Create home directories at first login (pam_mkhomedir).
     public var createHomes: Bool?
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !domains.isEmpty else { throw FieldCheck.fail("sssd", "needs at least one domain") }
         for (i, d) in domains.enumerated() {
             let what = "domains[\(i)]"
@@ -69,7 +69,7 @@ public struct NISConfig: Codable, Sendable, Equatable {
     public var domain: String
     public var servers: [String]
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         _ = try FieldCheck.name(domain, "NIS domain")
         guard !servers.isEmpty, servers.count <= 8 else { throw FieldCheck.fail("nis.servers", "give 1–8 servers") }
         for s in servers { _ = try FieldCheck.line(s, "nis.servers", limit: 253, allowSpaces: false) }

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The network config class: the node's interfaces (Ethernet, bonds, VLANs, IPoIB), written as
 /// `/etc/network/interfaces.d/qluman` on Debian/Ubuntu nodes or `ifcfg-*` files on RHEL nodes.
@@ -36,7 +36,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         "balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb",
     ]
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !interfaces.isEmpty else { throw FieldCheck.fail("network", "needs at least one interface") }
         var names = Set<String>()
         for (i, interface) in interfaces.enumerated() {

@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The Network FS mounts config class: systemd `.mount` (and optionally `.automount`) units,
 /// named by systemd's path escaping and enabled for `remote-fs.target`.
@@ -17,7 +17,7 @@ public struct NetworkFSConfig: Codable, Sendable, Equatable {
 
     public var mounts: [Mount]
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !mounts.isEmpty else { throw FieldCheck.fail("network-fs", "needs at least one mount") }
         var paths = Set<String>()
         for (i, m) in mounts.enumerated() {

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// Everything qlumand tells one node at configure time: who it is and the config of every class
 /// assigned to it (its own assignment, else its group's). Root FS Customization trees travel
@@ -52,7 +52,7 @@ public struct NodeOptions: Codable, Sendable, Equatable {
 
     /// Sets the config `name` of `cls` from its stored (canonical) body.
     /// - Throws: `.invalidArgument` when the body does not decode (a registry written by a newer version).
-    public mutating func add(_ cls: ConfigClass, name: String, body: [UInt8]) throws(ServiceError) {
+    public mutating func add(_ cls: ConfigClass, name: String, body: [UInt8]) throws(QlustarError) {
         sources[cls.rawValue, default: []].append(name)
         switch cls {
         case .network: network = try Self.decode(body, cls, name)
@@ -70,9 +70,9 @@ public struct NodeOptions: Codable, Sendable, Equatable {
         }
     }
 
-    private static func decode<T: Decodable>(_ body: [UInt8], _ cls: ConfigClass, _ name: String) throws(ServiceError) -> T {
+    private static func decode<T: Decodable>(_ body: [UInt8], _ cls: ConfigClass, _ name: String) throws(QlustarError) -> T {
         do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch {
-            throw ServiceError(.invalidArgument, "\(cls.rawValue) config \(name): \(ConfigClass.describe(error))")
+            throw QlustarError(.invalidArgument, "\(cls.rawValue) config \(name): \(ConfigClass.describe(error))")
         }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// The SSH authorized_keys config class: public keys allowed to log in to the node as root.
 public struct SSHKeysConfig: Codable, Sendable, Equatable {
@@ -12,7 +12,7 @@ public struct SSHKeysConfig: Codable, Sendable, Equatable {
 
     /// Each key is one line `TYPE BASE64 [COMMENT]` whose blob really is a key of that type (the
     /// blob starts with the type name, length-prefixed, as OpenSSH encodes it).
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !keys.isEmpty else { throw FieldCheck.fail("ssh-keys", "needs at least one key") }
         for (i, key) in keys.enumerated() {
             let what = "keys[\(i)]"

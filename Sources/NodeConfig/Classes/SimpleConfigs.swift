@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// The disk configuration config class: which local disks a node initialises and mounts,
 /// written to `/etc/qlustar/options.d/disk-config` (`DiskConfig.Disk.line`) and carried out by
@@ -34,7 +34,7 @@ public struct DiskConfig: Codable, Sendable, Equatable {
         /// `DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS` (`-` for none).
         public var line: String { "\(device) \(action.rawValue) \(fsType.rawValue) \(mountpoint ?? "-") \(options ?? "-")" }
 
-        func validate(_ what: String) throws(ServiceError) {
+        func validate(_ what: String) throws(QlustarError) {
             let device = try FieldCheck.absolutePath(self.device, what + ".device")
             guard device.hasPrefix("/dev/"), device.count > 5 else { throw FieldCheck.fail(what + ".device", "\(device) is not below /dev") }
             if fsType == .swap {
@@ -51,7 +51,7 @@ public struct DiskConfig: Codable, Sendable, Equatable {
 
     public init(disks: [Disk]) { self.disks = disks }
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !disks.isEmpty else { throw FieldCheck.fail("disk", "needs at least one disk") }
         for (i, d) in disks.enumerated() { try d.validate("disks[\(i)]") }
         guard Set(disks.map(\.device)).count == disks.count else { throw FieldCheck.fail("disk", "a device is listed twice") }
@@ -64,14 +64,14 @@ public struct DiskConfig: Codable, Sendable, Equatable {
 
     /// Reads a `disk-config` file back (on the node), checking every line.
     /// - Throws: `.invalidArgument` naming the line.
-    public static func parse(_ text: String) throws(ServiceError) -> DiskConfig {
+    public static func parse(_ text: String) throws(QlustarError) -> DiskConfig {
         var disks: [Disk] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
             let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard f.count == 5, let action = Action(rawValue: f[1]), let fs = FileSystem(rawValue: f[2]) else {
-                throw ServiceError(.invalidArgument, "disk-config line \(n + 1): expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
+                throw QlustarError(.invalidArgument, "disk-config line \(n + 1): expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
             }
             let disk = Disk(device: f[0], action: action, fsType: fs, mountpoint: f[3] == "-" ? nil : f[3], options: f[4] == "-" ? nil : f[4])
             try disk.validate("disk-config line \(n + 1)")
@@ -91,7 +91,7 @@ public struct OpenSMConfig: Codable, Sendable, Equatable {
     /// Port GUIDs to bind (0x…); all ports when absent.
     public var ports: [String]?
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         if let p = priority, !(0...15).contains(p) { throw FieldCheck.fail("opensm.priority", "must be 0–15") }
         for g in ports ?? [] {
             guard g.hasPrefix("0x"), (3...18).contains(g.count), UInt64(g.dropFirst(2), radix: 16) != nil else {
@@ -108,7 +108,7 @@ public struct IPMIConfig: Codable, Sendable, Equatable {
     /// The LAN channel (default 1).
     public var channel: Int?
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         _ = try FieldCheck.network(network, "ipmi.network")
         if let g = gateway { _ = try FieldCheck.ipv4(g, "ipmi.gateway") }
         if let c = channel, !(1...15).contains(c) { throw FieldCheck.fail("ipmi.channel", "must be 1–15") }
@@ -119,7 +119,7 @@ public struct IPMIConfig: Codable, Sendable, Equatable {
 public struct ChrootConfig: Codable, Sendable, Equatable {
     public var chroot: String
 
-    func validate() throws(ServiceError) { _ = try FieldCheck.name(chroot, "chroot name") }
+    func validate() throws(QlustarError) { _ = try FieldCheck.name(chroot, "chroot name") }
 }
 
 /// The Root FS Customization config class: the tree below
@@ -127,7 +127,7 @@ public struct ChrootConfig: Codable, Sendable, Equatable {
 public struct RootFSConfig: Codable, Sendable, Equatable {
     public var description: String?
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         if let d = description { _ = try FieldCheck.line(d, "root-fs.description") }
     }
 }
@@ -139,7 +139,7 @@ public struct MiscConfig: Codable, Sendable, Equatable {
     /// Only users with a running slurm job on the node may log in by ssh (pam).
     public var sshSlurmOnly: Bool?
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         if let r = mailRelay { _ = try FieldCheck.line(r, "misc.mailRelay", limit: 253, allowSpaces: false) }
     }
 }

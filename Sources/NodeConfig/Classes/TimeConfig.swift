@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The time synchronisation config class: the NTP servers (the head nodes) the node's time
 /// daemon follows after boot — chrony or systemd-timesyncd, whichever the image has. At
@@ -8,7 +8,7 @@ public struct TimeConfig: Codable, Sendable, Equatable {
 
     public init(servers: [String]) { self.servers = servers }
 
-    func validate() throws(ServiceError) {
+    func validate() throws(QlustarError) {
         guard !servers.isEmpty, servers.count <= 8 else { throw FieldCheck.fail("time.servers", "give 1–8 servers") }
         for s in servers {
             let name = try FieldCheck.line(s, "time.servers", limit: 253, allowSpaces: false)

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import Transport
 
 /// `qluman-execd --configure`: one run of the pre-systemd configuration of a node. Connects to
@@ -61,7 +61,7 @@ public struct ConfigureRun {
     /// - Throws: `.unreachable` when qlumand cannot be reached in time, `.refused` when it
     ///   refuses this node, `.integrity` for an archive that does not match its digest,
     ///   `.invalidArgument`/`.io` when the plan cannot be written.
-    public func run() throws(ServiceError) -> Report {
+    public func run() throws(QlustarError) -> Report {
         let started = MonotonicClock.nanoseconds()
         var family = OSFamily.debian
         if let chosen = settings.osFamily { family = chosen } else { family = try OSFamily.detect(root: settings.root) }
@@ -75,11 +75,11 @@ public struct ConfigureRun {
         var offset = payload.startIndex
         for reference in options.rootFS {
             guard reference.size >= 0, payload.endIndex - offset >= reference.size else {
-                throw ServiceError(.integrity, "Root FS Customization \(reference.name): archive truncated")
+                throw QlustarError(.integrity, "Root FS Customization \(reference.name): archive truncated")
             }
             let archive = RootFSArchive(name: reference.name, bytes: Array(payload[offset..<(offset + reference.size)]))
             guard archive.sha256 == reference.sha256 else {
-                throw ServiceError(.integrity, "Root FS Customization \(reference.name): SHA-256 does not match; nothing written")
+                throw QlustarError(.integrity, "Root FS Customization \(reference.name): SHA-256 does not match; nothing written")
             }
             trees.append(archive)
             offset += reference.size
@@ -132,14 +132,14 @@ public struct ConfigureRun {
     }
 
     /// Asks qlumand, retrying while it cannot be reached (not when it refuses).
-    private func fetch(_ request: ConfigureRequest) throws(ServiceError) -> (ConfigureReply, ArraySlice<UInt8>) {
+    private func fetch(_ request: ConfigureRequest) throws(QlustarError) -> (ConfigureReply, ArraySlice<UInt8>) {
         let tls: ControlTLS
         do { tls = try ControlTLS.client(ca: settings.ca, host: settings.serverHost) } catch {
-            throw ServiceError(.configuration, error.message)
+            throw QlustarError(.configuration, error.message)
         }
         let body: ControlRequest
         do { body = try ControlRequest(op: QlumanOperation.configure, arguments: request) } catch {
-            throw ServiceError(.invalidArgument, "cannot encode the request: \(error)")
+            throw QlustarError(.invalidArgument, "cannot encode the request: \(error)")
         }
         let deadline = MonotonicClock.nanoseconds() + UInt64(settings.serverTimeout * 1e9)
         var delay = 0.25
@@ -157,7 +157,7 @@ public struct ConfigureRun {
                 switch error.code {
                 case .connection, .timedOut, .busy:
                     guard MonotonicClock.nanoseconds() < deadline else {
-                        throw ServiceError(
+                        throw QlustarError(
                             .unreachable, "cannot reach qlumand at \(settings.serverHost):\(settings.serverPort): \(error.message)")
                     }
                     log.debug("qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
@@ -165,9 +165,9 @@ public struct ConfigureRun {
                     delay = min(delay * 2, 2)
                     continue
                 case .tls:
-                    throw ServiceError(.refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
+                    throw QlustarError(.refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
                 default:
-                    throw ServiceError(.refused, "qlumand refused this node: \(error.message)")
+                    throw QlustarError(.refused, "qlumand refused this node: \(error.message)")
                 }
             }
         }

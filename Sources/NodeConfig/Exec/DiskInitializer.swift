@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 
 /// `qluman-execd --init-disks`: the local disks of `/etc/qlustar/options.d/disk-config`,
 /// initialised and mounted before the init.d scripts run (boot step 5). Only the devices the

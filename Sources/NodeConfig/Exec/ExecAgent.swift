@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 import NIOConcurrencyHelpers
 import Transport
 

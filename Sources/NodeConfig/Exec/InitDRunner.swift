@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 
 /// `qluman-execd --run-initd`: runs the executables in `/lib/qlustar/init.d` (placed there by
 /// Root FS Customizations) in alphanumeric (byte) order, each with a time limit. Each script's

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 import Foundation
-import ImageService
+import Platform
 
 /// One SNTP exchange (RFC 4330) with a head node before anything that needs a correct clock
 /// (TLS certificates have validity dates): the offset of this node's clock, and, when it is off
@@ -48,12 +48,12 @@ public struct TimeSync {
 
     /// Queries the server (and steps the clock when it is far off).
     /// - Throws: `.unreachable` when no valid answer comes within the timeout.
-    public func run() throws(ServiceError) -> Result {
+    public func run() throws(QlustarError) -> Result {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else {
-            throw ServiceError(.invalidArgument, "time: \(server) is not an IPv4 address")
+            throw QlustarError(.invalidArgument, "time: \(server) is not an IPv4 address")
         }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw FileSystem.error("time: cannot open a socket for", server) }
@@ -77,12 +77,12 @@ public struct TimeSync {
             let t4 = Self.now()
             guard n >= 0 else {
                 if errno == EINTR, Date() < deadline { continue }
-                throw ServiceError(.unreachable, "time: no answer from \(server):\(port) within \(timeout) s (\(String(cString: strerror(errno))))")
+                throw QlustarError(.unreachable, "time: no answer from \(server):\(port) within \(timeout) s (\(String(cString: strerror(errno))))")
             }
             // A valid server answer to this request: mode 4, not a kiss-o'-death, our timestamp echoed.
             guard n >= 48, reply[0] & 0x07 == 4, reply[1] != 0, Array(reply[24..<32]) == transmit else {
                 if Date() < deadline { continue }
-                throw ServiceError(.unreachable, "time: no valid answer from \(server)")
+                throw QlustarError(.unreachable, "time: no valid answer from \(server)")
             }
             let t2 = Self.timestamp(reply, at: 32)
             let t3 = Self.timestamp(reply, at: 40)

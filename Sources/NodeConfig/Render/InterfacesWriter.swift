@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// The address each configured interface gets on one node: `boot` is the registered address,
 /// a network gets the node's host number in it.
@@ -6,7 +6,7 @@ struct NetworkAddresses {
     /// "A.B.C.D/P" per interface with a static address.
     private(set) var byInterface: [String: String] = [:]
 
-    init(_ network: NetworkConfig, node: NodeOptions.Identity) throws(ServiceError) {
+    init(_ network: NetworkConfig, node: NodeOptions.Identity) throws(QlustarError) {
         let host = try FieldCheck.ipv4(node.ip, "node address")
         for interface in network.interfaces {
             switch interface.address {

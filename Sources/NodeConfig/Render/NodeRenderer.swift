@@ -1,4 +1,4 @@
-import ImageService
+import Platform
 
 /// Turns a node's options into the files configure writes (`FilePlan`). The one place that
 /// decides what a node gets: `qluman preview` and `qluman-execd --configure` both call it.
@@ -9,7 +9,7 @@ public enum NodeRenderer {
     /// Customization trees in `trees` (in the order of `options.rootFS`).
     /// - Throws: `.invalidArgument` when a value cannot be applied to this node (a host number
     ///   that does not fit a network), or a tree entry that would leave its tree.
-    public static func plan(_ options: NodeOptions, facts: NodeFacts, trees: [RootFSArchive]) throws(ServiceError) -> FilePlan {
+    public static func plan(_ options: NodeOptions, facts: NodeFacts, trees: [RootFSArchive]) throws(QlustarError) -> FilePlan {
         var plan = FilePlan()
         let family = facts.osFamily
         let node = options.node
@@ -170,7 +170,7 @@ public enum NodeRenderer {
             o.set("QLUMAN_ROOT_FS", options.rootFS.map(\.name).joined(separator: " "))
             plan.file(optionsDirectory + "/root-fs", o.text, origin: source(.rootFS))
             guard trees.count == options.rootFS.count else {
-                throw ServiceError(.invalidArgument, "\(options.rootFS.count) Root FS Customizations announced, \(trees.count) received")
+                throw QlustarError(.invalidArgument, "\(options.rootFS.count) Root FS Customizations announced, \(trees.count) received")
             }
             for tree in trees { plan.entries += try tree.entries(origin: "root-fs \(tree.name)") }
         }

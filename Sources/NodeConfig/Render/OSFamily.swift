@@ -1,5 +1,5 @@
 import Foundation
-import ImageService
+import Platform
 
 /// Which network configuration style a node's OS uses, from its `/etc/os-release`.
 public enum OSFamily: String, Codable, Sendable, CaseIterable {
@@ -28,7 +28,7 @@ public enum OSFamily: String, Codable, Sendable, CaseIterable {
 
     /// The family of the OS installed below `root` (its `/etc/os-release`, else `/usr/lib/os-release`).
     /// - Throws: `.configuration` when neither file names a known family.
-    public static func detect(root: Root) throws(ServiceError) -> OSFamily {
+    public static func detect(root: Root) throws(QlustarError) -> OSFamily {
         for path in ["/etc/os-release", "/usr/lib/os-release"] {
             if let bytes = try? FileSystem.readFile(root.path(path), limit: 65_536),
                 let family = OSFamily(osRelease: String(decoding: bytes, as: UTF8.self))
@@ -36,7 +36,7 @@ public enum OSFamily: String, Codable, Sendable, CaseIterable {
                 return family
             }
         }
-        throw ServiceError(
+        throw QlustarError(
             .configuration, "cannot tell the OS family from \(root.path("/etc/os-release")) (need ID or ID_LIKE debian/ubuntu or rhel/centos/fedora)")
     }
 }

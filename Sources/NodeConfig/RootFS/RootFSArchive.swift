@@ -1,7 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import ImageService
+import Platform
 import ImageTools
 import Transport
 
@@ -26,7 +26,7 @@ public struct RootFSArchive: Sendable, Equatable {
 
     /// Archives the tree `source` (through a temporary file in `scratch`).
     /// - Throws: `.io` naming what cannot be read.
-    public static func pack(name: String, tree source: String, scratch: String) throws(ServiceError) -> RootFSArchive {
+    public static func pack(name: String, tree source: String, scratch: String) throws(QlustarError) -> RootFSArchive {
         try FileSystem.makeDirectories(scratch)
         // Unique per pack: two nodes' first configures may pack the same tree at once.
         let path = scratch + "/root-fs-\(name).\(getpid()).\(UInt64.random(in: 0...UInt64.max)).cpio.gz"
@@ -42,7 +42,7 @@ public struct RootFSArchive: Sendable, Equatable {
     /// - Throws: `.integrity` for a corrupt archive; `.invalidArgument` for an entry whose name is
     ///   absolute or has `..`, a device or other special file, or one that sits below a symbolic
     ///   link of the same tree (a link pointing out, then written through).
-    public func entries(origin: String) throws(ServiceError) -> [FilePlan.Entry] {
+    public func entries(origin: String) throws(QlustarError) -> [FilePlan.Entry] {
         let raw = try CPIOReader.entries(try GzipReader.inflate(bytes, limit: Self.maxUnpackedSize))
         var links = Set<String>()
         var out: [FilePlan.Entry] = []
@@ -73,7 +73,7 @@ public struct RootFSArchive: Sendable, Equatable {
         return out
     }
 
-    private func refused(_ what: String) -> ServiceError {
-        ServiceError(.invalidArgument, "Root FS Customization \(name): \(what); nothing of it is written")
+    private func refused(_ what: String) -> QlustarError {
+        QlustarError(.invalidArgument, "Root FS Customization \(name): \(what); nothing of it is written")
     }
 }

@@ -4,7 +4,7 @@
 import ArgumentParser
 import Capture
 import Foundation
-import ImageService
+import Platform
 
 /// Set by SIGINT/SIGTERM: a live capture stops, writes its file and prints what it saw.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
@@ -51,7 +51,7 @@ struct QLMcastCapture: ParsableCommand {
             source = try interface.map { try PcapSource.live($0) } ?? PcapSource.file(read!)
             try source.filter(filter)
             if let write { try source.save(to: write) }
-        } catch let error as ServiceError {
+        } catch let error as QlustarError {
             FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
             throw ExitCode(error.code == .invalidArgument ? 1 : 2)
         }

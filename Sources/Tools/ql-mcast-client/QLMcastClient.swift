@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageService
+import Platform
 import Transport
 
 #if canImport(Glibc)
@@ -127,13 +128,13 @@ struct QLMcastClient: ParsableCommand {
                     report.size, report.seconds, report.transferSeconds,
                     Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9), report.path))
             if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
-        } catch let error as ServiceError {
+        } catch let error as QlustarError {
             log.error(error.message)
             throw ExitCode(Self.exitStatus(error.code))
         }
     }
 
-    static func exitStatus(_ code: ServiceError.Code) -> Int32 {
+    static func exitStatus(_ code: QlustarError.Code) -> Int32 {
         switch code {
         case .invalidArgument, .configuration: 1
         case .notFound, .refused: 2

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageService
+import Platform
 import Logging
 import NodeRegistry
 import ServiceLifecycle
@@ -110,10 +111,10 @@ struct Serve: AsyncParsableCommand {
         var admission: RegistryAdmission?
         if let path = c.registryPath {
             guard FileManager.default.fileExists(atPath: path) else {
-                throw ServiceError(.configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
+                throw QlustarError(.configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
             }
             do { admission = RegistryAdmission(registry: try Registry(path: path)) } catch {
-                throw ServiceError(.configuration, "registry \(path): \(error.message)")
+                throw QlustarError(.configuration, "registry \(path): \(error.message)")
             }
         }
         let server = try ImageServer(configuration: c, log: log, admission: admission)

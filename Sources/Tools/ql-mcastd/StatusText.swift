@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import Transport
 
 /// How `ql-mcastd status` prints a server's state.

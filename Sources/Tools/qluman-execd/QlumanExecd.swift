@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import ImageService
+import Platform
 import NodeConfig
 
 @main
@@ -81,7 +82,7 @@ struct QlumanExecd: ParsableCommand {
             do {
                 let report = try ConfigureRun(settings: try configureSettings(root: root), log: log).run()
                 print("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))")
-            } catch let error as ServiceError {
+            } catch let error as QlustarError {
                 log.error("configure: \(error.message)")
                 throw ExitCode(Self.exitCode(error.code))
             }
@@ -111,11 +112,11 @@ struct QlumanExecd: ParsableCommand {
         // ql.server= names ql-mcastd (HOST[:PORT]): qlumand runs on the same head node, on its own port.
         let imageServer = Self.kernelParameter("ql.server").map { String($0.split(separator: ":").first ?? "") }
         guard let address = server ?? Self.kernelParameter("qluman.server") ?? imageServer, !address.isEmpty else {
-            throw ServiceError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
+            throw QlustarError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
         }
         let (host, port) = try DaemonConfiguration.hostPort(address, defaultPort: QlumanDefaults.port)
         let macs = mac.isEmpty ? Self.localMACs() : mac
-        guard !macs.isEmpty else { throw ServiceError(.configuration, "no network interface with a MAC address found") }
+        guard !macs.isEmpty else { throw QlustarError(.configuration, "no network interface with a MAC address found") }
         let tokenPath = tokenFile ?? root.path(QlumanDefaults.tokenFile)
         var token: String?
         if tokenFile != nil || FileSystem.isRegularFile(tokenPath) {
@@ -131,7 +132,7 @@ struct QlumanExecd: ParsableCommand {
         return settings
     }
 
-    static func exitCode(_ code: ServiceError.Code) -> Int32 {
+    static func exitCode(_ code: QlustarError.Code) -> Int32 {
         switch code {
         case .invalidArgument, .configuration: 1
         case .refused, .notFound: 2

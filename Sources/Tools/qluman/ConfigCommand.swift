@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import ImageService
+import Platform
 import NodeConfig
 import NodeRegistry
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ImageService
+import Platform
 import Logging
 import NodeConfig
 import QlumanServer

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import ImageService
+import Platform
 import ImageTools
 
 @main
@@ -73,7 +73,7 @@ struct QlustarImageEdit: ParsableCommand {
             }
             let area: ImageEditor.Area = arguments.count == 2 ? .image(try ImageName(arguments[0])) : .common
             print(try editor.edit(arguments.last!, in: area, editor: command))
-        } catch let error as ServiceError {
+        } catch let error as QlustarError {
             log.error(error.message)
             throw ExitCode(error.code == .notFound ? 2 : 1)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import Transport
 import XCTest
 
@@ -69,8 +70,8 @@ final class ImageCatalogTests: XCTestCase {
         let catalog = ImageCatalog(root: root)
         XCTAssertEqual(catalog.names().map(\.value), ["a", "b"])
         XCTAssertThrowsError(try catalog.snapshot(ImageName("missing"))) { error in
-            XCTAssertEqual((error as? ServiceError)?.code, .notFound)
-            XCTAssertEqual((error as? ServiceError)?.message, "no image 'missing' (expected the file \(root.images)/missing.img)")
+            XCTAssertEqual((error as? QlustarError)?.code, .notFound)
+            XCTAssertEqual((error as? QlustarError)?.message, "no image 'missing' (expected the file \(root.images)/missing.img)")
         }
     }
 }

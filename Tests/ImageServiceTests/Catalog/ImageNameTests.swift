@@ -1,4 +1,5 @@
 import ImageService
+import Platform
 import XCTest
 
 final class ImageNameTests: XCTestCase {
@@ -15,7 +16,7 @@ final class ImageNameTests: XCTestCase {
         ]
         for name in bad {
             XCTAssertThrowsError(try ImageName(name), "accepted \(name.debugDescription)") { error in
-                XCTAssertEqual((error as? ServiceError)?.code, .invalidArgument)
+                XCTAssertEqual((error as? QlustarError)?.code, .invalidArgument)
             }
         }
     }
@@ -23,7 +24,7 @@ final class ImageNameTests: XCTestCase {
     func testErrorQuotesControlCharactersVisibly() {
         XCTAssertThrowsError(try ImageName("bad\nname")) { error in
             XCTAssertEqual(
-                (error as? ServiceError)?.message,
+                (error as? QlustarError)?.message,
                 "image name 'bad\\u{a}name' may only contain letters, digits, '.', '_', '+' and '-'")
         }
     }

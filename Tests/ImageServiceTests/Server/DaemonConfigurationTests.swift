@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import XCTest
 
 final class DaemonConfigurationTests: XCTestCase {
@@ -51,7 +52,7 @@ final class DaemonConfigurationTests: XCTestCase {
             let path = try file("# ok\n" + line + "\n")
             var c = DaemonConfiguration()
             XCTAssertThrowsError(try c.apply(file: path)) { error in
-                let message = (error as? ServiceError)?.message ?? ""
+                let message = (error as? QlustarError)?.message ?? ""
                 XCTAssertTrue(message.hasPrefix(path + expected), "\(message) does not start with \(path + expected)")
             }
         }
@@ -60,7 +61,7 @@ final class DaemonConfigurationTests: XCTestCase {
     func testInterfaceCannotBeGuessed() {
         XCTAssertThrowsError(try DaemonConfiguration().validate()) { error in
             XCTAssertEqual(
-                (error as? ServiceError)?.message,
+                (error as? QlustarError)?.message,
                 "no --interface: give the address of the head node's interface to the compute nodes")
         }
     }

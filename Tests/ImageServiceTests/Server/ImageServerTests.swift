@@ -3,6 +3,7 @@
 #endif
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import Transport

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
@@ -88,7 +89,7 @@ final class ArchiveTests: XCTestCase {
         }
         try cpio.addFile("init", data: [1])
         XCTAssertThrowsError(try cpio.addFile("init", data: [2])) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "cpio entry 'init' added twice")
+            XCTAssertEqual((error as? QlustarError)?.message, "cpio entry 'init' added twice")
         }
     }
 
@@ -107,7 +108,7 @@ final class ArchiveTests: XCTestCase {
         XCTAssertTrue(listing.contains("drwxrwxrwt 0/0 3 2023-11-14 22:13 R/var/empty"), listing)
         XCTAssertEqual(try sh("unsquashfs -cat \(dir)/one.img etc/hostname"), "node\n")
         XCTAssertThrowsError(try builder.build(tree: dir + "/missing", target: dir + "/three.img")) { error in
-            XCTAssertTrue((error as? ServiceError)?.message.hasPrefix("cannot pack \(dir)/missing with mksquashfs: /usr/bin/mksquashfs exited 1:") ?? false, "\(error)")
+            XCTAssertTrue((error as? QlustarError)?.message.hasPrefix("cannot pack \(dir)/missing with mksquashfs: /usr/bin/mksquashfs exited 1:") ?? false, "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/three.img"))
     }

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 @testable import ImageTools
 import LabSupport
 import LabTestSupport
@@ -205,7 +206,7 @@ final class ImageBuilderTests: XCTestCase {
         definition.initrdCompression = "lz4"
         try definition.store(root, name)
         XCTAssertThrowsError(try builder().build(name)) { error in
-            XCTAssertTrue((error as? ServiceError)?.message.hasSuffix("initrdCompression 'lz4' is not gzip or zstd") ?? false, "\(error)")
+            XCTAssertTrue((error as? QlustarError)?.message.hasSuffix("initrdCompression 'lz4' is not gzip or zstd") ?? false, "\(error)")
         }
     }
 
@@ -231,15 +232,15 @@ final class ImageBuilderTests: XCTestCase {
         try standardSetup()
         let b = try builder()
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "image 'gpu' is not defined (expected \(dir)/etc/qlustar/images/gpu/image.json)")
+            XCTAssertEqual((error as? QlustarError)?.message, "image 'gpu' is not defined (expected \(dir)/etc/qlustar/images/gpu/image.json)")
         }
         try ImageDefinition(modules: ["cuda"]).store(root, ImageName("gpu"))
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "module 'cuda' is not installed in \(modules) (installed: none)")
+            XCTAssertEqual((error as? QlustarError)?.message, "module 'cuda' is not installed in \(modules) (installed: none)")
         }
         try sh("echo '{\"modules\": [\"slurm\"], \"compression\": \"lz4x\"}' > \(dir)/etc/qlustar/images/gpu/image.json")
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "\(dir)/etc/qlustar/images/gpu/image.json: compression 'lz4x' is not zstd, gzip or xz")
+            XCTAssertEqual((error as? QlustarError)?.message, "\(dir)/etc/qlustar/images/gpu/image.json: compression 'lz4x' is not zstd, gzip or xz")
         }
         // Nothing half-built was published.
         XCTAssertFalse(FileManager.default.fileExists(atPath: images + "/gpu.img"))
@@ -276,7 +277,7 @@ final class ImageBuilderTests: XCTestCase {
         definition.initrdFiles = ["../escape": dir + "/boot/e1000.ko"]
         try definition.store(root, ImageName("compute"))
         XCTAssertThrowsError(try b.build(ImageName("compute"))) { error in
-            XCTAssertTrue((error as? ServiceError)?.message.hasSuffix("initrd file '../escape' must be a relative path without '..'") ?? false, "\(error)")
+            XCTAssertTrue((error as? QlustarError)?.message.hasSuffix("initrd file '../escape' must be a relative path without '..'") ?? false, "\(error)")
         }
     }
 }

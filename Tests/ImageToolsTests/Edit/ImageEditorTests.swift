@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
@@ -29,7 +30,7 @@ final class ImageEditorTests: XCTestCase {
         let own = try e.edit("/etc/fstab", in: .image(ImageName("compute")), editor: "printf 'tmpfs /tmp tmpfs\\n' >>")
         XCTAssertEqual(own, dir + "/etc/qlustar/images/compute/copy/etc/fstab")
         XCTAssertThrowsError(try e.edit("/etc/fstab", in: .image(ImageName("nosuch")), editor: "true")) { error in
-            XCTAssertEqual((error as? ServiceError)?.code, .notFound)
+            XCTAssertEqual((error as? QlustarError)?.code, .notFound)
         }
         // The copy file goes into the next build.
         try images.builder().build(ImageName("compute"))
@@ -40,7 +41,7 @@ final class ImageEditorTests: XCTestCase {
     func testAFailingEditorLeavesNothingHalfWritten() throws {
         let e = editor()
         XCTAssertThrowsError(try e.edit("/etc/new", in: .common, editor: "printf 'partial' >> \"$1\"; false;")) { error in
-            XCTAssertTrue((error as? ServiceError)?.message.contains("exited 1") ?? false, "\(error)")
+            XCTAssertTrue((error as? QlustarError)?.message.contains("exited 1") ?? false, "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/etc/qlustar/images/common/copy/etc/new"))
         let kept = try e.edit("/etc/kept", in: .common, editor: "printf 'v1\\n' >>")
@@ -56,7 +57,7 @@ final class ImageEditorTests: XCTestCase {
         try FileManager.default.createSymbolicLink(atPath: dir + "/etc/qlustar/images/common/copy/escape", withDestinationPath: "/etc")
         for bad in ["../../../etc/passwd", "/a/../../b", "", "/", "/escape/passwd", "/./x"] {
             XCTAssertThrowsError(try e.edit(bad, in: .common, editor: "true"), bad) { error in
-                XCTAssertEqual((error as? ServiceError)?.code, .invalidArgument, bad)
+                XCTAssertEqual((error as? QlustarError)?.code, .invalidArgument, bad)
             }
         }
         XCTAssertThrowsError(try e.edit("/x", in: .rootFS("../etc"), editor: "true"))
@@ -69,7 +70,7 @@ final class ImageEditorTests: XCTestCase {
         XCTAssertEqual(try e.delete("/lib/qlustar/init.d/10-tune", rootFS: "custom"), path)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         XCTAssertThrowsError(try e.delete("/lib/qlustar/init.d/10-tune", rootFS: "custom")) { error in
-            XCTAssertEqual((error as? ServiceError)?.message, "\(path) does not exist")
+            XCTAssertEqual((error as? QlustarError)?.message, "\(path) does not exist")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
@@ -64,8 +65,8 @@ final class RootFSTests: XCTestCase {
         for entries in cases {
             let archive = try handmade(entries, in: f.dir)
             XCTAssertThrowsError(try archive.entries(origin: "t"), "\(entries.map(\.name))") { error in
-                XCTAssertEqual((error as! ServiceError).code, .invalidArgument)
-                XCTAssertTrue((error as! ServiceError).message.contains("nothing of it is written"))
+                XCTAssertEqual((error as! QlustarError).code, .invalidArgument)
+                XCTAssertTrue((error as! QlustarError).message.contains("nothing of it is written"))
             }
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: outside))
@@ -100,12 +101,12 @@ final class RootFSTests: XCTestCase {
         let good = try handmade([("a", 0o100644, "hello")], in: f.dir)
         for bytes in [Array(good.bytes.prefix(good.bytes.count / 2)), [0x1f, 0x8b, 0, 1, 2, 3], Array("plain text".utf8)] {
             XCTAssertThrowsError(try RootFSArchive(name: "x", bytes: bytes).entries(origin: "t")) { error in
-                XCTAssertEqual((error as! ServiceError).code, .integrity, "\(error)")
+                XCTAssertEqual((error as! QlustarError).code, .integrity, "\(error)")
             }
         }
         for garbage in ["070701ZZZZ", "070701" + String(repeating: "0", count: 104) + "FFFFFFFF"] {
             XCTAssertThrowsError(try CPIOReader.entries(Array(garbage.utf8))) { error in
-                XCTAssertTrue((error as! ServiceError).message.hasPrefix("cpio archive is corrupt"), "\(error)")
+                XCTAssertTrue((error as! QlustarError).message.hasPrefix("cpio archive is corrupt"), "\(error)")
             }
         }
     }

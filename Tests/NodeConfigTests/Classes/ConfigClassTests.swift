@@ -1,4 +1,5 @@
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
@@ -56,7 +57,7 @@ final class ConfigClassTests: XCTestCase {
 
     func testUnknownClassListsTheClasses() {
         XCTAssertThrowsError(try ConfigClass(parsing: "nfs")) { error in
-            XCTAssertTrue((error as! ServiceError).message.contains("network-fs"))
+            XCTAssertTrue((error as! QlustarError).message.contains("network-fs"))
         }
     }
 
@@ -90,7 +91,7 @@ final class RegistryConfigTests: XCTestCase {
         XCTAssertEqual(try f.registry.options(for: try f.registry.node("beo-01")).openSM?.priority, 5)
         XCTAssertEqual(try f.registry.config(.openSM, "off").assignedTo, [])
         XCTAssertThrowsError(try f.registry.removeConfig(.sshKeys, "a")) { error in
-            XCTAssertTrue((error as! ServiceError).message.contains("assigned to group compute"))
+            XCTAssertTrue((error as! QlustarError).message.contains("assigned to group compute"))
         }
         try f.registry.removeNode("beo-02")
         XCTAssertEqual(try f.registry.config(.openSM, "on").assignedTo, [])

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
@@ -75,10 +76,10 @@ final class DiskInitializerTests: XCTestCase {
 
     func testADiskConfigFileWithMistakesNamesTheLine() {
         XCTAssertThrowsError(try DiskConfig.parse("/dev/sdb format ext4 /scratch -\n/dev/sdc format btrfs /x -\n")) { error in
-            XCTAssertEqual((error as! ServiceError).message, "disk-config line 2: expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
+            XCTAssertEqual((error as! QlustarError).message, "disk-config line 2: expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
         }
         XCTAssertThrowsError(try DiskConfig.parse("/etc/shadow format ext4 /x -\n")) { error in
-            XCTAssertTrue((error as! ServiceError).message.contains("is not below /dev"))
+            XCTAssertTrue((error as! QlustarError).message.contains("is not below /dev"))
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
@@ -49,8 +50,8 @@ final class TimeSyncTests: XCTestCase {
         silent.port = port &+ 1
         silent.timeout = 1
         XCTAssertThrowsError(try silent.run()) { error in
-            XCTAssertEqual((error as! ServiceError).code, .unreachable)
-            XCTAssertTrue((error as! ServiceError).message.hasPrefix("time: no answer from 127.0.0.1:\(port &+ 1)"), "\(error)")
+            XCTAssertEqual((error as! QlustarError).code, .unreachable)
+            XCTAssertTrue((error as! QlustarError).message.hasPrefix("time: no answer from 127.0.0.1:\(port &+ 1)"), "\(error)")
         }
     }
 }

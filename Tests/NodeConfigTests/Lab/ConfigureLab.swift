@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig

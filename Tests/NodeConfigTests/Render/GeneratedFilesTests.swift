@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
@@ -122,7 +123,7 @@ final class GeneratedFilesTests: XCTestCase {
         let node = try f.registry.addNode(name: "beo-99", macs: ["52:54:00:00:00:99"], ip: "198.18.0.99/24", image: nil, group: nil)
         try f.registry.assign(.ipmi, "small", to: .node("beo-99"))
         XCTAssertThrowsError(try NodeRenderer.plan(try f.registry.options(for: node), facts: .assumed, trees: [])) { error in
-            XCTAssertEqual((error as! ServiceError).message, "node beo-99: host number 99 of its boot address does not fit network 10.2.0.0/28")
+            XCTAssertEqual((error as! QlustarError).message, "node beo-99: host number 99 of its boot address does not fit network 10.2.0.0/28")
         }
     }
 }

@@ -1,6 +1,7 @@
-/// A failure of the image service or its client, with a stable code and a message that names
-/// the thing (image, path, server) and what to do.
-public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+/// A failure in any of the Qlustar tools (image service, registry, node configuration, image
+/// tooling, capture), with a stable code and a message that names the thing (image, path,
+/// server, node) and what to do.
+public struct QlustarError: Error, Sendable, Equatable, CustomStringConvertible {
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }

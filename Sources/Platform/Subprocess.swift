@@ -7,8 +7,8 @@ package enum Subprocess {
     /// - Parameter code: The error code for a failure (the caller's domain: `.io`, `.union`…).
     @discardableResult
     package static func run(
-        _ program: String, _ arguments: [String], step: String, code: ServiceError.Code = .io
-    ) throws(ServiceError) -> String {
+        _ program: String, _ arguments: [String], step: String, code: QlustarError.Code = .io
+    ) throws(QlustarError) -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments
@@ -17,7 +17,7 @@ package enum Subprocess {
         process.standardOutput = output
         process.standardError = errors
         do { try process.run() } catch {
-            throw ServiceError(code, "cannot \(step): cannot run \(program): \(error.localizedDescription)")
+            throw QlustarError(code, "cannot \(step): cannot run \(program): \(error.localizedDescription)")
         }
         // Read both pipes before waiting: a full pipe would block the child. stderr on a thread.
         let errorOutput = ErrorOutput()
@@ -31,7 +31,7 @@ package enum Subprocess {
         stderrDone.wait()
         guard process.terminationStatus == 0 else {
             let text = String(decoding: errorOutput.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw ServiceError(code, "cannot \(step): \(program) exited \(process.terminationStatus): \(text.suffix(500))")
+            throw QlustarError(code, "cannot \(step): \(program) exited \(process.terminationStatus): \(text.suffix(500))")
         }
         return String(decoding: outData, as: UTF8.self)
     }

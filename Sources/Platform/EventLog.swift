@@ -25,7 +25,7 @@ public final class EventLog: Sendable {
         self.verbose = verbose
         var opened: Int32 = -1
         var reason = ""
-        do throws(ServiceError) {
+        do throws(QlustarError) {
             try FileSystem.makeDirectories(root.logs)
             opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
             if opened < 0 { reason = String(cString: strerror(errno)) }

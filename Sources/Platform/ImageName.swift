@@ -6,22 +6,22 @@
 public struct ImageName: Sendable, Hashable, Codable, CustomStringConvertible {
     public let value: String
 
-    public init(_ text: String) throws(ServiceError) {
+    public init(_ text: String) throws(QlustarError) {
         let bytes = Array(text.utf8)
         guard (1...64).contains(bytes.count) else {
-            throw ServiceError(.invalidArgument, "image name must be 1–64 characters (got \(bytes.count))")
+            throw QlustarError(.invalidArgument, "image name must be 1–64 characters (got \(bytes.count))")
         }
         for c in bytes {
             let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == 0x2E || c == 0x5F || c == 0x2B || c == 0x2D
             guard ok else {
-                throw ServiceError(
+                throw QlustarError(
                     .invalidArgument,
                     "image name \(ImageName.quoted(text)) may only contain letters, digits, '.', '_', '+' and '-'")
             }
         }
         guard bytes[0] != 0x2E, bytes[0] != 0x2D else {
-            throw ServiceError(.invalidArgument, "image name \(ImageName.quoted(text)) must not start with '.' or '-'")
+            throw QlustarError(.invalidArgument, "image name \(ImageName.quoted(text)) must not start with '.' or '-'")
         }
         value = text
     }

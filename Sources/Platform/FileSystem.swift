@@ -13,14 +13,14 @@ public struct FileIdentity: Sendable, Hashable, Codable {
 }
 
 /// The file-system calls of the image service, in one place: each returns a value or throws a
-/// `ServiceError` naming the path and errno's text.
+/// `QlustarError` naming the path and errno's text.
 package enum FileSystem {
-    package static func error(_ what: String, _ path: String, _ code: Int32 = errno) -> ServiceError {
-        ServiceError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
+    package static func error(_ what: String, _ path: String, _ code: Int32 = errno) -> QlustarError {
+        QlustarError(.io, "\(what) \(path): \(String(cString: strerror(code)))")
     }
 
     /// The identity of the file at `path`, or nil when it does not exist.
-    package static func identity(of path: String) throws(ServiceError) -> FileIdentity? {
+    package static func identity(of path: String) throws(QlustarError) -> FileIdentity? {
         var st = stat()
         guard stat(path, &st) == 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
@@ -30,7 +30,7 @@ package enum FileSystem {
     }
 
     /// The identity of an open file (what was actually opened, not what the name points to now).
-    package static func identity(descriptor fd: Int32, path: String) throws(ServiceError) -> FileIdentity {
+    package static func identity(descriptor fd: Int32, path: String) throws(QlustarError) -> FileIdentity {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw error("cannot stat", path) }
         return identity(st)
@@ -54,19 +54,19 @@ package enum FileSystem {
     }
 
     /// Creates `path` and its missing parents with `mode`.
-    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(ServiceError) {
+    package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(QlustarError) {
         var prefix = ""
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
             if mkdir(prefix, mode) != 0, errno != EEXIST { throw error("cannot create directory", prefix) }
         }
-        guard isDirectory(path.isEmpty ? "/" : path) else { throw ServiceError(.io, "\(path) exists and is not a directory") }
+        guard isDirectory(path.isEmpty ? "/" : path) else { throw QlustarError(.io, "\(path) exists and is not a directory") }
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it (unique to this call),
     /// then `commit` (fsync, rename, fsync of the directory). Readers see the old content or the
     /// new, never a part, also after a crash.
-    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(ServiceError) {
+    package static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(QlustarError) {
         let temporary = path + ".tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw error("cannot create", temporary) }
@@ -98,13 +98,13 @@ package enum FileSystem {
 
     /// Renames `from` to `to` and syncs the directory that holds `to`, so the new name survives
     /// a crash (a rename alone may be lost with the directory's unwritten block).
-    package static func rename(_ from: String, to: String) throws(ServiceError) {
+    package static func rename(_ from: String, to: String) throws(QlustarError) {
         guard Glibc.rename(from, to) == 0 else { throw error("cannot rename to \(to):", from) }
         try syncDirectory(of: to)
     }
 
     /// Syncs the directory holding `path` (its entries: a rename or a new file in it).
-    package static func syncDirectory(of path: String) throws(ServiceError) {
+    package static func syncDirectory(of path: String) throws(QlustarError) {
         let slash = path.lastIndex(of: "/")
         let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -117,7 +117,7 @@ package enum FileSystem {
     /// bytes, renames it to `path` and syncs the directory — the one routine for every file a
     /// reader may take as complete (images, initrds, kernels, provisioning files).
     /// On failure the temporary file is removed.
-    package static func publish(_ temporary: String, to path: String) throws(ServiceError) {
+    package static func publish(_ temporary: String, to path: String) throws(QlustarError) {
         let fd = open(temporary, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let failure = error("cannot open", temporary)
@@ -131,7 +131,7 @@ package enum FileSystem {
 
     /// Ends a file written under a temporary name: syncs and closes `fd`, then renames
     /// `temporary` to `path`; on any failure the temporary file is removed.
-    package static func commit(_ fd: Int32, _ temporary: String, to path: String) throws(ServiceError) {
+    package static func commit(_ fd: Int32, _ temporary: String, to path: String) throws(QlustarError) {
         let synced = fsync(fd) == 0
         close(fd)
         guard synced else {
@@ -145,7 +145,7 @@ package enum FileSystem {
     }
 
     /// The first `count` bytes of `path` (fewer when the file is shorter).
-    package static func readPrefix(_ path: String, count: Int) throws(ServiceError) -> [UInt8] {
+    package static func readPrefix(_ path: String, count: Int) throws(QlustarError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw error("cannot open", path) }
         defer { close(fd) }
@@ -161,7 +161,7 @@ package enum FileSystem {
         return Array(out[0..<filled])
     }
 
-    package static func readFile(_ path: String, limit: Int) throws(ServiceError) -> [UInt8] {
+    package static func readFile(_ path: String, limit: Int) throws(QlustarError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw error("cannot open", path) }
         defer { close(fd) }
@@ -173,7 +173,7 @@ package enum FileSystem {
             guard n >= 0 else { throw error("cannot read", path) }
             if n == 0 { return out }
             out += chunk[0..<n]
-            guard out.count <= limit else { throw ServiceError(.io, "\(path) is larger than \(limit) bytes") }
+            guard out.count <= limit else { throw QlustarError(.io, "\(path) is larger than \(limit) bytes") }
         }
     }
 }
