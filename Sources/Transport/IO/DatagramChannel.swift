@@ -1,8 +1,9 @@
 import CQLSys
 
 /// What a session needs from the network: batched sends, single control sends, non-blocking
-/// receive and a bounded wait. `MulticastSocket` is the real one; `LoopbackHub` connects
-/// sessions in one process for deterministic tests of the protocol logic.
+/// receive and a bounded wait. `MulticastSocket` is the real one; the tests' in-memory wire
+/// (`SteppedSessionTests`) joins a sender and a receiver in one process, stepped on a clock of
+/// their own, for deterministic tests of the protocol logic.
 public protocol DatagramChannel: AnyObject {
     func send(_ batch: OutgoingBatch) throws(TransportError)
     func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError)

@@ -150,12 +150,10 @@ public final class Receiver {
         }
         switch state {
         case .complete(let d):
-            // Tell the sender (twice: one may be lost) so it can end without waiting.
-            try sendStatus(now: MonotonicClock.nanoseconds())
-            try sendStatus(now: MonotonicClock.nanoseconds())
+            try reportEnd(now: MonotonicClock.nanoseconds())
             return d
         case .failed(let e):
-            try? sendStatus(now: MonotonicClock.nanoseconds())
+            try? reportEnd(now: MonotonicClock.nanoseconds())
             throw e
         default: preconditionFailure("unreachable")
         }
@@ -473,6 +471,14 @@ public final class Receiver {
             if s.state == .dropped, s.receiverID == configuration.receiverID, droppedAt == 0 { droppedAt = now }
         // Other receivers' progress reports need no action here.
         }
+    }
+
+    /// Tells the sender how this receiver ended (complete twice: one may be lost; failed once),
+    /// so it can end without waiting. `run()` calls it; a test stepping `tick` calls it itself.
+    public func reportEnd(now: UInt64) throws(TransportError) {
+        guard isFinished else { return }
+        try sendStatus(now: now)
+        if case .complete = state { try sendStatus(now: now) }
     }
 
     // MARK: - Timers

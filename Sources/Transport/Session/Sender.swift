@@ -78,7 +78,10 @@ public final class Sender {
     var sequence: UInt32 = 0
     var startedAt: UInt64 = 0
     var lastFinishCheck: UInt64 = 0
-    let epoch = MonotonicClock.nanoseconds()
+    /// The clock the session runs on (monotonic nanoseconds): `MonotonicClock` unless a test steps it.
+    let clock: () -> UInt64
+    /// Header timestamps count microseconds from here.
+    let epoch: UInt64
     var tokens = 0.0
     var lastRefill: UInt64 = 0
     var lastAnnounce: UInt64 = 0
@@ -107,10 +110,14 @@ public final class Sender {
     ///   - object: The object's bytes (typically a read-only file mapping); must outlive the sender.
     ///   - digest: SHA-256 of the object, announced to receivers.
     ///   - channel: The group's socket.
+    ///   - clock: Monotonic nanoseconds; tests pass their own and step the sender with `turn(now:)`.
     public init(
         object: UnsafeRawBufferPointer, digest: SHA256Digest, channel: DatagramChannel,
-        configuration: SenderConfiguration, mailbox: SenderMailbox = SenderMailbox()
+        configuration: SenderConfiguration, mailbox: SenderMailbox = SenderMailbox(),
+        clock: @escaping () -> UInt64 = MonotonicClock.nanoseconds
     ) throws(TransportError) {
+        self.clock = clock
+        epoch = clock()
         layout = try configuration.validate(objectSize: UInt64(object.count))
         self.mailbox = mailbox
         rateLimit = configuration.rate
@@ -166,49 +173,77 @@ public final class Sender {
         tailPad.deallocate()
     }
 
-    /// Runs the session to its end.
+    /// What one `turn(now:)` did, and what the caller should do next.
+    public enum Turn: Equatable, Sendable {
+        /// Datagrams went out: turn again at once.
+        case sent(Int)
+        /// Nothing to send before this many nanoseconds pass (or a control datagram arrives).
+        case wait(UInt64)
+        /// The session is over (every receiver done, lingered out, or aborted): call `finish(now:)`.
+        case finished
+    }
+
+    /// Runs the session to its end on the sender's clock, waiting on the channel between turns.
     /// - Returns: The final report (counters and per-receiver outcome).
     /// - Throws: Socket errors only; receivers that fail are reported, not thrown.
     @discardableResult
     public func run() throws(TransportError) -> SenderReport {
-        let start = MonotonicClock.nanoseconds()
-        startedAt = start
-        lastRefill = start
-        windowStart = start
-        for _ in 0..<3 { try sendAnnounce(now: start) }
+        try begin(now: clock())
         while true {
-            let now = MonotonicClock.nanoseconds()
-            applyCommands(now: now)
-            if abortReason != nil { break }
-            try drainControl(now: now)
-            if now &- lastAnnounce >= configuration.announceIntervalNanos { try sendAnnounce(now: now) }
-            adapt(now: now)
-            if passDone {
-                if now &- lastFin >= configuration.finIntervalNanos { try sendFin(now: now, final: false) }
-                // Walks the receiver table: every 10 ms is soon enough to stop.
-                if now - lastFinishCheck >= 10_000_000 {
-                    lastFinishCheck = now
-                    if shouldFinish(now: now) { break }
-                }
+            switch try turn(now: clock()) {
+            case .sent: continue
+            case .wait(let nanos): _ = try channel.waitReadable(timeoutNanos: nanos)
+            case .finished: return try finish(now: clock())
             }
-            let budget = refillTokens(now: now)
-            if budget > 0 {
-                let sent = try fillAndSend(maxDatagrams: budget, now: now)
-                if sealer?.exhausted == true {
-                    abortReason = "2^32 datagrams sealed under one key: the next would repeat a nonce"
-                    break
-                }
-                if sent > 0 { continue }
-            }
-            // Nothing to send now: wait for control traffic or the next token.
-            let wait: UInt64 = budget > 0 || currentRate.isUnpaced ? 2_000_000 : tokenWaitNanos()
-            _ = try channel.waitReadable(timeoutNanos: max(20_000, wait))
         }
-        for _ in 0..<3 { try sendFin(now: MonotonicClock.nanoseconds(), final: true) }
-        onProgress?(progress(now: MonotonicClock.nanoseconds()))
+    }
+
+    /// Starts the session at `now`: the first ANNOUNCEs. `run()` calls it; tests step a sender
+    /// with `begin`, `turn` and `finish` on a clock of their own.
+    public func begin(now: UInt64) throws(TransportError) {
+        startedAt = now
+        lastRefill = now
+        windowStart = now
+        for _ in 0..<3 { try sendAnnounce(now: now) }
+    }
+
+    /// One step of the session at `now`: the mailbox, control traffic, ANNOUNCE/FIN timers, rate
+    /// adaptation, the end check, and one batch of what the rate allows.
+    public func turn(now: UInt64) throws(TransportError) -> Turn {
+        applyCommands(now: now)
+        if abortReason != nil { return .finished }
+        try drainControl(now: now)
+        if now &- lastAnnounce >= configuration.announceIntervalNanos { try sendAnnounce(now: now) }
+        adapt(now: now)
+        if passDone {
+            if now &- lastFin >= configuration.finIntervalNanos { try sendFin(now: now, final: false) }
+            // Walks the receiver table: every 10 ms is soon enough to stop.
+            if now &- lastFinishCheck >= 10_000_000 {
+                lastFinishCheck = now
+                if shouldFinish(now: now) { return .finished }
+            }
+        }
+        let budget = refillTokens(now: now)
+        if budget > 0 {
+            let sent = try fillAndSend(maxDatagrams: budget, now: now)
+            if sealer?.exhausted == true {
+                abortReason = "2^32 datagrams sealed under one key: the next would repeat a nonce"
+                return .finished
+            }
+            if sent > 0 { return .sent(sent) }
+        }
+        // Nothing to send now: wait for control traffic or the next token.
+        let wait: UInt64 = budget > 0 || currentRate.isUnpaced ? 2_000_000 : tokenWaitNanos()
+        return .wait(max(20_000, wait))
+    }
+
+    /// Ends the session at `now`: the final FINs, the last progress report, the report.
+    public func finish(now: UInt64) throws(TransportError) -> SenderReport {
+        for _ in 0..<3 { try sendFin(now: now, final: true) }
+        onProgress?(progress(now: now))
         return SenderReport(
-            counters: counters, receivers: receivers, seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
-            passSeconds: Double(max(passEndedAt, start) - start) / 1e9, finalRate: currentRate,
+            counters: counters, receivers: receivers, seconds: Double(now &- startedAt) / 1e9,
+            passSeconds: Double(max(passEndedAt, startedAt) - startedAt) / 1e9, finalRate: currentRate,
             proactiveRatio: proactiveRatio, abortReason: abortReason)
     }
 
@@ -310,7 +345,7 @@ public final class Sender {
     }
 
     func timestampMicros() -> UInt32 {
-        UInt32(truncatingIfNeeded: (MonotonicClock.nanoseconds() - epoch) / 1_000)
+        UInt32(truncatingIfNeeded: (clock() &- epoch) / 1_000)
     }
 
     /// Pointer to source symbol `j` of block `b` for parity computation (padded tail if short).

@@ -1,0 +1,11 @@
+/// Defaults shared by qlumand, qluman-execd and qluman.
+public enum QlumanDefaults {
+    /// qlumand's control port (ql-mcastd has 7799).
+    public static let port = 7800
+    /// The cluster CA on a node (in the initrd and the image).
+    public static let ca = "/etc/qlustar/ssl/ca.crt"
+    /// A node's enrollment token, when it has one.
+    public static let tokenFile = "/etc/qlustar/execd.token"
+    /// qlumand's administration socket on the head node (root only).
+    public static let adminSocket = "/run/qlustar/qlumand.sock"
+}
