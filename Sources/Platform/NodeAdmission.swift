@@ -26,19 +26,25 @@ public enum AdmissionVerdict: Sendable, Equatable {
 public enum NeighbourTable {
     /// The MAC address (lower case, colon-separated) of the complete entry for `address`, or nil.
     public static func mac(of address: String, table path: String = "/proc/net/arp") -> String? {
-        // A few hundred lines of ≈ 80 bytes per node: read whole, bounded.
+        // ≈ 80 bytes a neighbour: read in 64 KiB steps, at most 4 MiB (50,000 neighbours).
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 1 << 20)
-        var n = 0
-        while n < bytes.count {
-            let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + n, $0.count - n) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while bytes.count < 4 << 20 {
+            let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if r < 0, errno == EINTR { continue }
             guard r > 0 else { break }
-            n += r
+            bytes += chunk[0..<r]
         }
-        return mac(of: address, inTable: String(decoding: bytes[0..<n], as: UTF8.self))
+        return mac(of: address, inTable: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// `address` as the neighbour table writes it: an IPv4-mapped IPv6 peer (a server listening
+    /// on `::`) is the IPv4 address.
+    public static func plainIPv4(_ address: String) -> String {
+        address.lowercased().hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
     }
 
     /// The same, from the text of a table:

@@ -178,15 +178,16 @@ public final class QlumanServer: Sendable {
     /// no neighbour entry: it is trusted and identified by the MACs it reports.
     /// - Throws: `.refused` (counted by reason, logged without the token) or `.internalError`.
     private func identify(_ reportedMACs: [String], _ token: String?, _ peer: ControlPeer) throws(ControlFailure) -> Node {
+        let address = NeighbourTable.plainIPv4(peer.host)
         let observed: String?
-        if NeighbourTable.isLocal(peer.host) {
+        if NeighbourTable.isLocal(address) {
             let macs = reportedMACs.compactMap { try? NodeFields.mac($0) }
-            let registered = (try? registry.node(ip: peer.host))??.macs ?? []
+            let registered = (try? registry.node(ip: address))??.macs ?? []
             observed = macs.first(where: registered.contains) ?? macs.first
         } else {
-            observed = NeighbourTable.mac(of: peer.host, table: settings.neighbourTable)
+            observed = NeighbourTable.mac(of: address, table: settings.neighbourTable)
         }
-        switch RegistryAdmission(registry: registry).admit(address: peer.host, mac: observed, token: token) {
+        switch RegistryAdmission(registry: registry).admit(address: address, mac: observed, token: token) {
         case .admitted(let name):
             do { return try registry.node(name) } catch { throw failed("registry: \(error.message)") }
         case .refused(let reason, let message):

@@ -36,6 +36,11 @@ final class AdmissionTests: XCTestCase {
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.14", inTable: Self.table), "unreadable flags")
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.11", inTable: ""))
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.11", table: "/nonexistent/arp"))
+        XCTAssertEqual(NeighbourTable.plainIPv4("::ffff:198.18.0.11"), "198.18.0.11")
+        XCTAssertEqual(NeighbourTable.plainIPv4("198.18.0.11"), "198.18.0.11")
+        XCTAssertEqual(NeighbourTable.plainIPv4("fd51::1"), "fd51::1")
+        // A real table of this host reads (whatever it holds) without trouble.
+        _ = NeighbourTable.mac(of: "198.18.0.11")
         XCTAssertTrue(NeighbourTable.isLocal("127.0.0.1"))
         XCTAssertTrue(NeighbourTable.isLocal("127.3.2.1"))
         XCTAssertFalse(NeighbourTable.isLocal("198.51.100.77"))

@@ -28,20 +28,21 @@ final class AdmissionGate: Sendable {
 
     /// The node `peer` is, or the `not-registered` failure to answer with.
     func check(_ peer: ControlPeer, token: String?, count: (String) -> Void) throws(ControlFailure) -> String? {
-        if NeighbourTable.isLocal(peer.host) { return nil }
-        let mac = NeighbourTable.mac(of: peer.host, table: table)
-        switch admission.admit(address: peer.host, mac: mac, token: token) {
+        let address = NeighbourTable.plainIPv4(peer.host)
+        if NeighbourTable.isLocal(address) { return nil }
+        let mac = NeighbourTable.mac(of: address, table: table)
+        switch admission.admit(address: address, mac: mac, token: token) {
         case .admitted(let node): return node
         case .refused(let reason, let message):
             count(reason)
             let now = MonotonicClock.nanoseconds()
             let shouldLog = lastLogged.withLockedValue { seen -> Bool in
-                if let last = seen[peer.host], now &- last < 60_000_000_000 { return false }
+                if let last = seen[address], now &- last < 60_000_000_000 { return false }
                 if seen.count >= 4_096 { seen = seen.filter { now &- $0.value < 60_000_000_000 } }
-                seen[peer.host] = now
+                seen[address] = now
                 return true
             }
-            if shouldLog { log.warning("refused \(peer.host) (\(reason)): \(message); further refusals of it within a minute are only counted") }
+            if shouldLog { log.warning("refused \(address) (\(reason)): \(message); further refusals of it within a minute are only counted") }
             throw ControlFailure(.notRegistered, "\(message) — ql-mcastd serves registered nodes only")
         }
     }
