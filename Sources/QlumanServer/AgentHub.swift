@@ -216,16 +216,23 @@ final class AgentHub: Sendable {
             s.agents.keys.sorted().map { node in
                 let a = s.agents[node]!
                 return NodeMonitor(
-                    node: node, connected: Self.connected(a), secondsSinceSeen: Double(now - a.lastSeen) / 1e9, report: a.report)
+                    node: node, connected: Self.connected(a), secondsSinceSeen: Double(now.subtractingClamped(a.lastSeen)) / 1e9,
+                    report: a.report)
             }
         }
     }
 
     private static func connected(_ agent: Agent) -> Bool {
-        agent.waiting != nil || Double(MonotonicClock.nanoseconds() - agent.lastSeen) / 1e9 < agent.interval + 10
+        agent.waiting != nil || Double(MonotonicClock.nanoseconds().subtractingClamped(agent.lastSeen)) / 1e9 < agent.interval + 10
     }
 
     private static func reply(_ command: AgentCommand?) -> ControlReply {
         .json(canonicalJSON(AgentWaitReply(command: command)))
     }
+}
+
+extension UInt64 {
+    /// `self − other`, 0 when `other` is later: `now` read before the lock and a `lastSeen` set by
+    /// another thread just after must not trap.
+    func subtractingClamped(_ other: UInt64) -> UInt64 { self > other ? self - other : 0 }
 }
