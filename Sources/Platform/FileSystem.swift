@@ -130,18 +130,52 @@ package enum FileSystem {
     package static func remove(_ path: String) { unlink(path) }
 
     /// Ends a file written under a temporary name: syncs and closes `fd`, then renames
-    /// `temporary` to `path`; on any failure the temporary file is removed.
+    /// `temporary` to `path` and syncs the directory; on any failure the temporary file is removed.
     package static func commit(_ fd: Int32, _ temporary: String, to path: String) throws(QlustarError) {
+        let slash = path.lastIndex(of: "/")
+        let parent = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let dir = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else {
+            let failure = error("cannot open the directory of", path)
+            close(fd)
+            unlink(temporary)
+            throw failure
+        }
+        defer { close(dir) }
+        try commit(fd, renaming: temporary, to: name, in: dir, shownAs: path)
+    }
+
+    /// The one publish routine, for every file a reader may take as complete: syncs and closes
+    /// `fd` (the temporary file's), renames `temporary` (relative to `fromDirectory`, the working
+    /// directory by default) to `name` in the directory `dir`, and syncs that directory, so the
+    /// new name survives a crash. On any failure the temporary file is removed. `path` is how
+    /// errors name the file.
+    package static func commit(
+        _ fd: Int32, renaming temporary: String, at fromDirectory: Int32 = AT_FDCWD, to name: String, in dir: Int32,
+        shownAs path: String
+    ) throws(QlustarError) {
         let synced = fsync(fd) == 0
+        let code = errno
         close(fd)
         guard synced else {
-            unlink(temporary)
-            throw error("cannot sync", temporary)
+            unlinkat(fromDirectory, temporary, 0)
+            throw error("cannot sync", path, code)
         }
-        do { try rename(temporary, to: path) } catch {
-            unlink(temporary)
-            throw error
+        guard renameat(fromDirectory, temporary, dir, name) == 0 else {
+            let failure = error("cannot rename into place", path)
+            unlinkat(fromDirectory, temporary, 0)
+            throw failure
         }
+        try syncDirectory(dir, shownAs: path)
+    }
+
+    /// Syncs the directory `dir` (an `O_PATH` descriptor too: it is reopened for reading).
+    package static func syncDirectory(_ dir: Int32, shownAs path: String) throws(QlustarError) {
+        let readable = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard readable >= 0 else { throw error("cannot open the directory of", path) }
+        defer { close(readable) }
+        guard fsync(readable) == 0 else { throw error("cannot sync the directory of", path) }
     }
 
     /// The first `count` bytes of `path` (fewer when the file is shorter).

@@ -93,14 +93,14 @@ final class RootedTree {
         if ok, fchown(fd, uid, gid) != 0 {
             if canChown { ok = false } else { chowned = false }
         }
-        ok = ok && fchmod(fd, mode_t(mode)) == 0 && fsync(fd) == 0
-        let code = errno
-        close(fd)
-        guard ok, renameat(dir, temporary, dir, name) == 0 else {
-            let error = failure("cannot write", path, ok ? errno : code)
+        ok = ok && fchmod(fd, mode_t(mode)) == 0
+        guard ok else {
+            let error = failure("cannot write", path)
+            close(fd)
             unlinkat(dir, temporary, 0)
             throw error
         }
+        try FileSystem.commit(fd, renaming: temporary, at: dir, to: name, in: dir, shownAs: (root == "/" ? "" : root) + path)
         return chowned
     }
 
@@ -170,6 +170,7 @@ final class RootedTree {
             unlinkat(dir, temporary, 0)
             throw error
         }
+        try FileSystem.syncDirectory(dir, shownAs: (root == "/" ? "" : root) + path)
         return chowned
     }
 
