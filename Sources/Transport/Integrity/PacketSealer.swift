@@ -43,11 +43,20 @@ public final class PacketSealer {
         }
         self.salt = salt
         let key = Array(PacketSealer.derive(master, label: "ql-mcast seal v1", salt).prefix(PacketSealer.keySize))
-        guard let e = EVP_CIPHER_CTX_new(), let d = EVP_CIPHER_CTX_new() else { fatalError("EVP_CIPHER_CTX_new: out of memory") }
+        guard let e = EVP_CIPHER_CTX_new() else { throw TransportError(.invalidArgument, "EVP_CIPHER_CTX_new: out of memory") }
+        guard let d = EVP_CIPHER_CTX_new() else {
+            EVP_CIPHER_CTX_free(e)
+            throw TransportError(.invalidArgument, "EVP_CIPHER_CTX_new: out of memory")
+        }
+        // Set up before the contexts are ours: a throw here must not reach deinit.
+        guard EVP_EncryptInit_ex(e, EVP_aes_128_gcm(), nil, key, nil) == 1,
+            EVP_DecryptInit_ex(d, EVP_aes_128_gcm(), nil, key, nil) == 1
+        else {
+            EVP_CIPHER_CTX_free(e)
+            EVP_CIPHER_CTX_free(d)
+            throw TransportError(.invalidArgument, "AES-128-GCM is not available in this libcrypto (OpenSSL configuration?)")
+        }
         (encrypt, decrypt) = (e, d)
-        guard EVP_EncryptInit_ex(encrypt, EVP_aes_128_gcm(), nil, key, nil) == 1,
-            EVP_DecryptInit_ex(decrypt, EVP_aes_128_gcm(), nil, key, nil) == 1
-        else { fatalError("AES-128-GCM is not available in this libcrypto") }
     }
 
     deinit {
