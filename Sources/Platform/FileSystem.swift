@@ -117,10 +117,17 @@ package enum FileSystem {
     /// bytes, renames it to `path` and syncs the directory — the one routine for every file a
     /// reader may take as complete (images, initrds, kernels, provisioning files).
     /// On failure the temporary file is removed.
-    package static func publish(_ temporary: String, to path: String) throws(QlustarError) {
+    /// With `mode`, the file gets it first (a tool's output has the umask's).
+    package static func publish(_ temporary: String, to path: String, mode: mode_t? = nil) throws(QlustarError) {
         let fd = open(temporary, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let failure = error("cannot open", temporary)
+            unlink(temporary)
+            throw failure
+        }
+        if let mode, fchmod(fd, mode) != 0 {
+            let failure = error("cannot set the mode of", temporary)
+            close(fd)
             unlink(temporary)
             throw failure
         }

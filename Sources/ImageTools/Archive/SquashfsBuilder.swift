@@ -38,7 +38,7 @@ public struct SquashfsBuilder: Sendable {
         return args
     }
 
-    /// Packs the directory `tree` into `target`.
+    /// Packs the directory `tree` into `target` (mode 0600).
     /// - Throws: `.io` with mksquashfs's own message when it fails.
     public func build(tree: String, target: String) throws(QlustarError) {
         let temporary = target + ".tmp.\(getpid())"
@@ -49,6 +49,8 @@ public struct SquashfsBuilder: Sendable {
             FileSystem.remove(temporary)
             throw error
         }
-        try FileSystem.publish(temporary, to: target)
+        // A node's root holds secrets (the root password hash in /etc/shadow, host keys): only
+        // root (ql-mcastd) reads the image file.
+        try FileSystem.publish(temporary, to: target, mode: 0o600)
     }
 }

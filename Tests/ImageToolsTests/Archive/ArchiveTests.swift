@@ -102,6 +102,9 @@ final class ArchiveTests: XCTestCase {
         builder.processors = 1
         try builder.build(tree: dir + "/tree", target: dir + "/two.img")
         XCTAssertEqual(try Lab.sha256(dir + "/one.img"), try Lab.sha256(dir + "/two.img"))
+        // The image holds the node's secrets: readable by root alone.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/one.img")
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o600)
         let listing = Self.squeeze(try sh("unsquashfs -lln -d R \(dir)/one.img"))
         XCTAssertTrue(listing.contains("-rw------- 1000/100 7 2023-11-14 22:13 R/etc/qlustar/key"), listing)
         XCTAssertTrue(listing.contains("lrwxrwxrwx 0/0 7 2023-11-14 22:13 R/bin/init-link -> ../init"), listing)
