@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Who the head node serves: the registered nodes, recognised by what the kernel saw on the wire
 /// (the neighbour table's MAC for the source address), not by what a host says about itself.
 ///
@@ -26,18 +22,8 @@ public enum AdmissionVerdict: Sendable, Equatable {
 public enum NeighbourTable {
     /// The MAC address (lower case, colon-separated) of the complete entry for `address`, or nil.
     public static func mac(of address: String, table path: String = "/proc/net/arp") -> String? {
-        // ≈ 80 bytes a neighbour: read in 64 KiB steps, at most 4 MiB (50,000 neighbours).
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while bytes.count < 4 << 20 {
-            let r = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if r < 0, errno == EINTR { continue }
-            guard r > 0 else { break }
-            bytes += chunk[0..<r]
-        }
+        // ≈ 80 bytes a neighbour: 4 MiB is 50,000 of them.
+        guard let bytes = try? FileSystem.readFile(path, limit: 4 << 20) else { return nil }
         return mac(of: address, inTable: String(decoding: bytes, as: UTF8.self))
     }
 
