@@ -44,11 +44,12 @@ let package = Package(
         .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .systemLibrary(name: "CPcap", path: "Sources/CPcap", providers: [.apt(["libpcap-dev"])]),
 
-        // The floor under everything but the engine: the error type, the --root prefix, files
-        // (one atomic publish), logs, programs run, image names, admission. Imports nothing of ours.
+        // The foundation floor, under everything: the POSIX fence, the error type, the --root
+        // prefix, files (one atomic publish), SHA-256, the clock, logs, programs run, image names,
+        // admission. Imports nothing of ours but the C shims.
         .target(
             name: "Platform",
-            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            dependencies: ["CQLSys", "CCrypto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Sources/Platform"
         ),
 
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
-                "CQLFEC", "CQLSys", "CCrypto", "CNuma",
+                "Platform", "CQLFEC", "CQLSys", "CCrypto", "CNuma",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -89,7 +90,7 @@ let package = Package(
         .target(
             name: "NodeConfig",
             dependencies: ["Platform", 
-                "ImageTools", "Transport", "CQLSys", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "ImageTools", "Transport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/NodeConfig"),
 
@@ -124,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "ql-mcast",
             dependencies: [
-                "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Platform", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/Tools/ql-mcast"
@@ -206,10 +207,11 @@ let package = Package(
 
         // What the multi-host tests share (imports XCTest: only test targets depend on it).
         .target(name: "LabTestSupport", dependencies: ["LabSupport"], path: "Tests/LabTestSupport"),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"], path: "Tests/PlatformTests"),
         .testTarget(
             name: "TransportTests",
             dependencies: [
-                "Transport", "CQLFEC", "LabSupport", "LabTestSupport",
+                "Platform", "Transport", "CQLFEC", "LabSupport", "LabTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

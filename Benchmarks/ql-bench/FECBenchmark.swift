@@ -2,6 +2,7 @@ import ArgumentParser
 import CISAL
 import CQLFEC
 import Transport
+import Platform
 
 /// `ql-bench fec`: encode and decode throughput of our codec against Intel ISA-L in the same run.
 ///

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Transport
+import Platform
 
 /// `ql-bench probe-send`: the raw ceiling of a lab — datagrams of a fixed size blasted to a
 /// group with no protocol at all (sendmmsg batches, optionally UDP GSO super-datagrams).

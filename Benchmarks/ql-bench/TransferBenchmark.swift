@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabSupport
 import Transport
+import Platform
 
 /// `ql-bench transfer`: one file from h0 to N receivers on the lab, with this engine, the raw
 /// ceilings of the lab (plain sendmmsg datagrams; UDP GSO → GRO) and udpcast, alternating runs

@@ -96,8 +96,8 @@ public final class PcapSource {
     /// - Throws: `.integrity` for a corrupt or truncated file (libpcap's reason).
     public func next(_ body: (Packet) -> Void) throws(QlustarError) -> Bool {
         if selectable >= 0 {
-            var fds = pollfd(fd: selectable, events: Int16(POLLIN), revents: 0)
-            if poll(&fds, 1, 100) == 0 { return true }
+            // Nothing within 100 ms: report the timeout (a failed poll falls through to libpcap's read).
+            if (try? Posix.poll(selectable, Int16(POLLIN), timeoutMillis: 100)) == false { return true }
         }
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?

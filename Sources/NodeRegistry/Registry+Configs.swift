@@ -2,7 +2,6 @@ import Foundation
 import GRDB
 import Platform
 import NodeConfig
-import Transport
 
 /// A stored config of a class.
 public struct StoredConfig: Codable, Sendable, Equatable {

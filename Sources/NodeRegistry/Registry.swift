@@ -32,19 +32,19 @@ public final class Registry: Sendable {
         // Two tools opening a new registry at once must not both run a migration: the migrator
         // checks what is applied and applies the rest in separate transactions, so the whole
         // upgrade runs under an exclusive lock on a file beside the database.
-        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { throw FileSystem.error("cannot open the lock", path + ".lock") }
-        defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
-        defer { flock(lock, LOCK_UN) }
+        let lock = try FileSystem.at("cannot open the lock", path + ".lock") { () throws(SystemCallError) in
+            try Posix.open(path + ".lock", O_RDWR | O_CREAT, 0o600)
+        }
+        defer { Posix.close(lock) }
+        try FileSystem.at("cannot lock", path + ".lock") { () throws(SystemCallError) in try Posix.flock(lock, LOCK_EX) }
+        defer { try? Posix.flock(lock, LOCK_UN) }
         do {
             // The registry holds enrollment tokens and BMC credentials: only its owner reads it,
             // from the moment it exists (the WAL and shared-memory files SQLite makes beside it
             // take the database's mode).
-            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            if fd >= 0 {
-                _ = fchmod(fd, 0o600)
-                close(fd)
+            if let fd = try? Posix.open(path, O_RDWR | O_CREAT, 0o600) {
+                try? Posix.fchmod(fd, 0o600)
+                Posix.close(fd)
             }
             queue = try DatabaseQueue(path: path, configuration: config)
             try Registry.migrator.migrate(queue)

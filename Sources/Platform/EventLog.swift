@@ -27,8 +27,7 @@ public final class EventLog: Sendable {
         var reason = ""
         do throws(QlustarError) {
             try FileSystem.makeDirectories(root.logs)
-            opened = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
-            if opened < 0 { reason = String(cString: strerror(errno)) }
+            do { opened = try Posix.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640) } catch { reason = error.text }
         } catch {
             reason = error.message
         }
@@ -36,7 +35,7 @@ public final class EventLog: Sendable {
         if opened < 0 { log(.warning, "cannot open the log file \(path) (\(reason)); logging to standard error only") }
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit { if fd >= 0 { Posix.close(fd) } }
 
     public func log(_ level: Level, _ message: String) {
         if level == .debug && !verbose { return }
@@ -44,8 +43,9 @@ public final class EventLog: Sendable {
         lock.withLock {
             let bytes = Array(line.utf8)
             bytes.withUnsafeBytes { b in
-                if fd >= 0 { _ = write(fd, b.baseAddress!, b.count) }
-                if echo { _ = write(2, b.baseAddress!, b.count) }
+                // A full disk or a closed terminal must not stop the tool: the line is dropped.
+                if fd >= 0 { try? Posix.writeAll(fd, b) }
+                if echo { try? Posix.writeAll(2, b) }
             }
         }
     }

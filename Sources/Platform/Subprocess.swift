@@ -38,7 +38,7 @@ package enum Subprocess {
 
     /// The first executable of `candidates`, else the last one's base name (found on PATH).
     package static func locate(_ candidates: [String]) -> String {
-        candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? (candidates.last.map { ($0 as NSString).lastPathComponent } ?? "")
+        candidates.first { FileSystem.isExecutableFile($0) } ?? (candidates.last.map { ($0 as NSString).lastPathComponent } ?? "")
     }
 }
 

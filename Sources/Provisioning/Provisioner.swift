@@ -77,7 +77,7 @@ public struct Provisioner {
         }
         for (hostid, target) in links { try link(pxelinuxConfig + "/" + hostid, to: target) }
         var removed: [String] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: pxelinuxConfig)) ?? [] where Self.isHostid(entry) && links[entry] == nil {
+        for entry in (try? FileSystem.list(pxelinuxConfig)) ?? [] where Self.isHostid(entry) && links[entry] == nil {
             FileSystem.remove(pxelinuxConfig + "/" + entry)
             removed.append(entry)
         }
@@ -164,12 +164,12 @@ public struct Provisioner {
 
     /// Makes `path` a symbolic link to `target`, replacing what is there in one rename.
     func link(_ path: String, to target: String) throws(QlustarError) {
-        if let current = try? FileManager.default.destinationOfSymbolicLink(atPath: path), current == target { return }
+        if let current = try? FileSystem.linkTarget(path), current == target { return }
         let temporary = path + ".tmp.\(getpid())"
-        unlink(temporary)
-        guard symlink(target, temporary) == 0 else { throw FileSystem.error("cannot create the link", temporary) }
+        FileSystem.remove(temporary)
+        try FileSystem.makeSymlink(temporary, to: target)
         do { try FileSystem.rename(temporary, to: path) } catch {
-            unlink(temporary)
+            FileSystem.remove(temporary)
             throw error
         }
     }
@@ -179,6 +179,6 @@ public struct Provisioner {
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1
         else { return false }
-        return kill(pid, SIGHUP) == 0
+        return (try? Posix.kill(pid, SIGHUP)) != nil
     }
 }

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfig
 import Transport
+import Platform
 
 /// The nodes' execd agents as qlumand sees them: each agent long-polls (`agent-wait`, carrying
 /// its monitoring report) and gets the next command queued for it; jobs collect the output the

@@ -67,14 +67,10 @@ final class RootFSCache: Sendable {
         var pending = [""]
         while let relative = pending.popLast() {
             let dir = relative.isEmpty ? tree : tree + "/" + relative
-            let children: [String]
-            do { children = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
-                throw QlustarError(.io, "cannot list \(dir): \(error.localizedDescription)")
-            }
+            let children = try FileSystem.list(dir)
             for child in children.sorted() {
                 let name = relative.isEmpty ? child : relative + "/" + child
-                var st = stat()
-                guard lstat(tree + "/" + name, &st) == 0 else { throw FileSystem.error("cannot stat", tree + "/" + name) }
+                let st = try FileSystem.status(tree + "/" + name, followingLinks: false)
                 let line = "\(name)\u{0}\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)\n"
                 Array(line.utf8).withUnsafeBytes { hash.update($0) }
                 if st.st_mode & S_IFMT == S_IFDIR { pending.append(name) }

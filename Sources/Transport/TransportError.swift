@@ -1,3 +1,5 @@
+import Platform
+
 /// An error of the engine: a stable code for programs and a message for the administrator
 /// that names the thing concerned (object, block, path, address) and what to do.
 public struct TransportError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -26,6 +28,11 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         self.code = code
         self.message = message
         self.errno = errno
+    }
+
+    /// A failed system call of the engine (`.systemCall`, with its errno).
+    public init(_ failure: SystemCallError) {
+        self.init(.systemCall, failure.description, errno: failure.errno)
     }
 
     public var description: String { message }

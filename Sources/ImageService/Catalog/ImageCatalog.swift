@@ -53,7 +53,7 @@ public final class ImageCatalog: Sendable {
 
     /// The names of the images present now, sorted.
     public func names() -> [ImageName] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: root.images)) ?? []
+        let entries = (try? FileSystem.list(root.images)) ?? []
         return entries.compactMap { entry -> ImageName? in
             guard entry.hasSuffix(".img"), FileSystem.isRegularFile(root.images + "/" + entry) else { return nil }
             return try? ImageName(String(entry.dropLast(4)))

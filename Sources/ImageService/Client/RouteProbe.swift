@@ -11,26 +11,19 @@ enum RouteProbe {
         guard let target = IPv4Address(host) ?? resolve(host) else {
             throw QlustarError(.invalidArgument, "cannot resolve the server '\(host)' to an IPv4 address; give --interface")
         }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw QlustarError(.io, "socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         var to = sockaddr_in()
         to.sin_family = sa_family_t(AF_INET)
         to.sin_port = UInt16(9).bigEndian
         to.sin_addr.s_addr = target.value.bigEndian
+        let fd: Int32
+        do { fd = try Posix.udpSocket() } catch { throw QlustarError(.io, error.description) }
+        defer { Posix.close(fd) }
         // A UDP connect sends nothing: it only asks the routing table for a source address.
-        let connected = withUnsafePointer(to: &to) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        do { try Posix.connect(fd, to) } catch {
+            throw QlustarError(.unreachable, "no route to the server \(host): \(error.text)")
         }
-        guard connected == 0 else {
-            throw QlustarError(.unreachable, "no route to the server \(host): \(String(cString: strerror(errno)))")
-        }
-        var local = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        guard ok == 0 else { throw QlustarError(.io, "getsockname: \(String(cString: strerror(errno)))") }
+        let local: sockaddr_in
+        do { local = try Posix.localAddress(fd) } catch { throw QlustarError(.io, error.description) }
         return IPv4Address(UInt32(bigEndian: local.sin_addr.s_addr))
     }
 

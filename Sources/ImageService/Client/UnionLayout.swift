@@ -55,10 +55,10 @@ public struct UnionLayout: Sendable {
                 step: "mount the union root")
         } else {
             let fresh = union + "/.image.new"
-            try? FileManager.default.removeItem(atPath: fresh)
+            try? FileSystem.removeTree(fresh)
             try run(
                 Self.unsquashfs, ["-no-progress", "-quiet", "-f", "-d", fresh, imageFile], step: "unpack the image")
-            try? FileManager.default.removeItem(atPath: image)
+            try? FileSystem.removeTree(image)
             do { try FileSystem.rename(fresh, to: image) } catch { throw QlustarError(.union, error.message) }
         }
         log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved\(mount ? "; merged in \(root)" : ""))")
@@ -68,12 +68,9 @@ public struct UnionLayout: Sendable {
 
     /// A squashfs starts with "hsqs": anything else gets a clear error, not a tool's confusion.
     private func checkSquashfs(_ path: String) throws(QlustarError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw QlustarError(.union, "cannot open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var magic = [UInt8](repeating: 0, count: 4)
-        let n = magic.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4) }
-        guard n == 4, magic == Array("hsqs".utf8) else {
+        let magic: [UInt8]
+        do { magic = try FileSystem.readPrefix(path, count: 4) } catch { throw QlustarError(.union, error.message) }
+        guard magic == Array("hsqs".utf8) else {
             throw QlustarError(.union, "\(path) is not a squashfs image; cannot lay out the union root")
         }
     }

@@ -68,7 +68,7 @@ public struct DaemonConfiguration: Sendable {
         case let path?: return path
         case nil:
             let path = root.path("/var/lib/qlustar/qluman.db")
-            return FileManager.default.fileExists(atPath: path) ? path : nil
+            return FileSystem.exists(path) ? path : nil
         }
     }
     var registryDescription: String { registryPath ?? "none" }

@@ -41,8 +41,8 @@ public final class CPIOWriter {
     /// Adds a regular file with the content of `source` (links followed), owned by root, with
     /// the source's permission bits.
     public func addFile(_ name: String, contentsOf source: String) throws(QlustarError) {
-        var st = stat()
-        guard stat(source, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { throw FileSystem.error("cannot read", source) }
+        let st = try FileSystem.status(source)
+        guard st.st_mode & S_IFMT == S_IFREG else { throw QlustarError(.io, "\(source) is not a regular file") }
         try entry(name, mode: S_IFREG | (st.st_mode & 0o7777), uid: 0, gid: 0, nlink: 1, size: Int(st.st_size))
         try copyContent(of: source, size: Int(st.st_size))
         try pad(Int(st.st_size))
@@ -65,15 +65,11 @@ public final class CPIOWriter {
     /// archive's root), in byte order, with the owners and modes found on disk.
     /// - Throws: `.io` naming the path that cannot be read, or an unsupported file type.
     public func addTree(_ source: String, prefix: String = "") throws(QlustarError) {
-        let children: [String]
-        do { children = try FileManager.default.contentsOfDirectory(atPath: source) } catch {
-            throw QlustarError(.io, "cannot list \(source): \(error.localizedDescription)")
-        }
+        let children = try FileSystem.list(source)
         for child in children.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
             let path = source + "/" + child
             let name = prefix.isEmpty ? child : prefix + "/" + child
-            var st = stat()
-            guard lstat(path, &st) == 0 else { throw FileSystem.error("cannot stat", path) }
+            let st = try FileSystem.status(path, followingLinks: false)
             let perm = st.st_mode & 0o7777
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
@@ -84,12 +80,7 @@ public final class CPIOWriter {
                 try copyContent(of: path, size: Int(st.st_size))
                 try pad(Int(st.st_size))
             case S_IFLNK:
-                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = readlink(path, &target, target.count - 1)
-                guard n >= 0 else { throw FileSystem.error("cannot read the link", path) }
-                try addSymlink(
-                    name, target: String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), uid: st.st_uid,
-                    gid: st.st_gid)
+                try addSymlink(name, target: try FileSystem.linkTarget(path), uid: st.st_uid, gid: st.st_gid)
             case S_IFCHR:
                 try entry(
                     name, mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, nlink: 1, size: 0,
@@ -144,20 +135,14 @@ public final class CPIOWriter {
     }
 
     private func copyContent(of path: String, size: Int) throws(QlustarError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileSystem.error("cannot open", path) }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let fd = try FileSystem.openForReading(path)
+        defer { Posix.close(fd) }
         var done = 0
         while done < size {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, min($0.count, size - done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw QlustarError(.io, "\(path) changed size while being archived") }
-            let result = buffer.withUnsafeBytes { b in
-                Result { () throws(QlustarError) in try out.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
-            }
-            try result.get()
-            done += n
+            let chunk = try FileSystem.read(fd, upTo: min(1 << 20, size - done), path: path)
+            guard !chunk.isEmpty else { throw QlustarError(.io, "\(path) changed size while being archived") }
+            try out.write(chunk)
+            done += chunk.count
         }
     }
 }

@@ -21,11 +21,9 @@ public final class GzipWriter: CompressedFileWriter {
     public init(path: String, level: Int32 = 6, mode: mode_t = 0o644) throws(QlustarError) {
         self.path = path
         temporary = path + ".tmp.\(getpid())"
-        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw FileSystem.error("cannot create", temporary) }
+        fd = try FileSystem.create(temporary, mode: mode)
         guard qlz_gzip_init(&stream, level) == Z_OK else {
-            close(fd)
-            unlink(temporary)
+            FileSystem.discard(fd, temporary)
             throw QlustarError(.io, "zlib: cannot start a gzip stream for \(path)")
         }
     }
@@ -33,8 +31,7 @@ public final class GzipWriter: CompressedFileWriter {
     deinit {
         if !finished {
             deflateEnd(&stream)
-            close(fd)
-            unlink(temporary)
+            FileSystem.discard(fd, temporary)
         }
     }
 

@@ -26,10 +26,9 @@ public final class ZstdWriter: CompressedFileWriter {
         temporary = path + ".tmp.\(getpid())"
         guard let context = ZSTD_createCCtx() else { throw QlustarError(.io, "zstd: cannot start a stream for \(path)") }
         self.context = context
-        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else {
+        do { fd = try FileSystem.create(temporary, mode: mode) } catch {
             ZSTD_freeCCtx(context)
-            throw FileSystem.error("cannot create", temporary)
+            throw error
         }
         ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
         ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
@@ -40,8 +39,7 @@ public final class ZstdWriter: CompressedFileWriter {
     deinit {
         ZSTD_freeCCtx(context)
         if !finished {
-            close(fd)
-            unlink(temporary)
+            FileSystem.discard(fd, temporary)
         }
     }
 

@@ -76,7 +76,7 @@ public final class ImageBuilder {
         log.info("building image '\(image)' from \(layers.map { "\($0.name) \($0.manifest.version)" }.joined(separator: ", "))")
         try FileSystem.makeDirectories(images)
         let work = root.path("/var/cache/qlustar/image-build/\(image.value).stage.\(getpid())")
-        try? FileManager.default.removeItem(atPath: work)
+        try? FileSystem.removeTree(work)
         try FileSystem.makeDirectories(work)
         // rm is several times faster than FileManager on a tree of links.
         defer { _ = try? Subprocess.run("/bin/rm", ["-rf", "--", work], step: "remove the stage") }
@@ -227,7 +227,7 @@ public final class ImageBuilder {
     }
 
     private func seenVersions(_ name: String) -> [ModuleVersion] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: moduleState + "/" + name)) ?? []
+        let entries = (try? FileSystem.list(moduleState + "/" + name)) ?? []
         return entries.filter { $0.hasSuffix(".files") }.map { ModuleVersion(String($0.dropLast(6))) }.sorted()
     }
 
@@ -264,9 +264,9 @@ public final class ImageBuilder {
         let stamp = dir + ".from"
         let expected = Array("\(module.manifestDigest) \(identity.map { "\($0.inode) \($0.size) \($0.modifiedNanos)" } ?? "")".utf8)
         if FileSystem.isDirectory(dir), (try? FileSystem.readFile(stamp, limit: 4_096)) == expected { return dir }
-        try? FileManager.default.removeItem(atPath: dir)
+        try? FileSystem.removeTree(dir)
         let scratch = dir + ".new.\(getpid())"
-        try? FileManager.default.removeItem(atPath: scratch)
+        try? FileSystem.removeTree(scratch)
         try FileSystem.makeDirectories(scratch)
         do {
             try Subprocess.run(
@@ -274,7 +274,7 @@ public final class ImageBuilder {
                 step: "unpack module \(module.name)")
             try FileSystem.rename(scratch, to: dir)
         } catch {
-            try? FileManager.default.removeItem(atPath: scratch)
+            try? FileSystem.removeTree(scratch)
             throw error
         }
         try FileSystem.writeAtomically(stamp, expected)
@@ -342,10 +342,9 @@ public final class ImageBuilder {
             if !found { out = "root:\(hash):0:0:99999:7:::\n" + out }
             // A new file in its place (the staged one may be a module's, hard-linked), with the
             // module's owner, group and mode.
-            var st = stat()
-            guard stat(shadow, &st) == 0 else { throw FileSystem.error("cannot stat", shadow) }
+            let st = try FileSystem.status(shadow)
             try FileSystem.writeAtomically(shadow, Array(out.utf8), mode: st.st_mode & 0o7777)
-            guard chown(shadow, st.st_uid, st.st_gid) == 0 else { throw FileSystem.error("cannot set the owner of", shadow) }
+            try FileSystem.setOwner(shadow, uid: st.st_uid, gid: st.st_gid)
         } else {
             try FileSystem.writeAtomically(shadow, Array("root:\(hash):0:0:99999:7:::\n".utf8), mode: 0o600)
         }
@@ -403,7 +402,7 @@ public final class ImageBuilder {
         let dir = root.path("/var/cache/qlustar/image-build/stripped")
         let target = dir + "/" + (try hash(source))
         if FileSystem.isRegularFile(target) { return target }
-        guard let strip = ["/usr/bin/strip", "/bin/strip"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let strip = ["/usr/bin/strip", "/bin/strip"].first(where: { FileSystem.isExecutableFile($0) }) else {
             log.warning("no strip (binutils): \(source) goes into the initrd unstripped")
             return source
         }
@@ -412,7 +411,7 @@ public final class ImageBuilder {
         do {
             try Subprocess.run(strip, ["--strip-unneeded", "-o", temporary, "--", source], step: "strip \(source) for the initrd")
         } catch {
-            unlink(temporary)
+            FileSystem.remove(temporary)
             log.warning("\(error.message): it goes into the initrd unstripped")
             return source
         }

@@ -76,7 +76,7 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
     /// Images with a definition, sorted.
     public static func defined(_ root: Root) -> [ImageName] {
         let dir = root.path("/etc/qlustar/images")
-        return ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter {
+        return ((try? FileSystem.list(dir)) ?? []).filter {
             $0 != "common" && FileSystem.isRegularFile(dir + "/" + $0 + "/image.json")
         }.compactMap { try? ImageName($0) }.sorted { $0.value < $1.value }
     }

@@ -21,15 +21,11 @@ public struct TreeListing: Sendable, Equatable {
     }
 
     private mutating func walk(_ dir: String, prefix: String) throws(QlustarError) {
-        let children: [String]
-        do { children = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
-            throw QlustarError(.io, "cannot list \(dir): \(error.localizedDescription)")
-        }
+        let children = try FileSystem.list(dir)
         for child in children {
             let path = dir + "/" + child
             let name = prefix.isEmpty ? child : prefix + "/" + child
-            var st = stat()
-            guard lstat(path, &st) == 0 else { throw FileSystem.error("cannot stat", path) }
+            let st = try FileSystem.status(path, followingLinks: false)
             let mode = String(st.st_mode & 0o7777, radix: 8)
             let owner = "\(st.st_uid):\(st.st_gid)"
             switch st.st_mode & S_IFMT {
@@ -39,9 +35,7 @@ public struct TreeListing: Sendable, Equatable {
             case S_IFREG:
                 entries[name] = "f \(mode) \(owner) \(st.st_size) \(try TreeListing.hashFile(path))"
             case S_IFLNK:
-                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = readlink(path, &target, target.count - 1)
-                entries[name] = "l \(mode) \(owner) 0 \(String(decoding: target[0..<max(0, n)].map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+                entries[name] = "l \(mode) \(owner) 0 \(try FileSystem.linkTarget(path))"
             default:
                 entries[name] = "o \(String(st.st_mode, radix: 8)) \(owner) 0 -"
             }

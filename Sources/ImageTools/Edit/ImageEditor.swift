@@ -55,7 +55,7 @@ public struct ImageEditor {
         var probe = base
         for part in parts {
             probe += "/" + part
-            guard FileManager.default.fileExists(atPath: probe) || (try? FileManager.default.destinationOfSymbolicLink(atPath: probe)) != nil
+            guard FileSystem.exists(probe) || (try? FileSystem.linkTarget(probe)) != nil
             else { break }
             let real = URL(fileURLWithPath: probe).resolvingSymlinksInPath().path
             guard real == realBase || real.hasPrefix(realBase + "/") else {
@@ -95,12 +95,12 @@ public struct ImageEditor {
     public func delete(_ path: String, rootFS name: String) throws(QlustarError) -> String {
         let base = try directory(.rootFS(name))
         let target = try resolve(path, in: base)
-        guard FileManager.default.fileExists(atPath: target) || (try? FileManager.default.destinationOfSymbolicLink(atPath: target)) != nil
+        guard FileSystem.exists(target) || (try? FileSystem.linkTarget(target)) != nil
         else { throw QlustarError(.notFound, "\(target) does not exist") }
-        guard !FileSystem.isDirectory(target) || (try? FileManager.default.destinationOfSymbolicLink(atPath: target)) != nil else {
+        guard !FileSystem.isDirectory(target) || (try? FileSystem.linkTarget(target)) != nil else {
             throw QlustarError(.invalidArgument, "\(target) is a directory; remove directories from a shell")
         }
-        guard unlink(target) == 0 else { throw FileSystem.error("cannot delete", target) }
+        try FileSystem.delete(target)
         log.info("deleted \(target)")
         return target
     }
@@ -109,7 +109,7 @@ public struct ImageEditor {
         let env = ProcessInfo.processInfo.environment
         if let v = env["VISUAL"], !v.isEmpty { return v }
         if let e = env["EDITOR"], !e.isEmpty { return e }
-        return FileManager.default.isExecutableFile(atPath: "/usr/bin/sensible-editor") ? "/usr/bin/sensible-editor" : "vi"
+        return FileSystem.isExecutableFile("/usr/bin/sensible-editor") ? "/usr/bin/sensible-editor" : "vi"
     }
 
     // MARK: - Editing built images
@@ -126,9 +126,9 @@ public struct ImageEditor {
             throw QlustarError(.notFound, "image '\(image)' has no \(part) at \(published) (build it first)")
         }
         let work = root.path("/var/cache/qlustar/image-edit/\(image.value).\(part.rawValue).\(getpid())")
-        try? FileManager.default.removeItem(atPath: work)
+        try? FileSystem.removeTree(work)
         try FileSystem.makeDirectories(work)
-        defer { try? FileManager.default.removeItem(atPath: work) }
+        defer { try? FileSystem.removeTree(work) }
         // An initrd is edited in the format it was built in.
         let compression = part == .initrd ? try InitrdCompression.detect(published) : nil
         switch part {

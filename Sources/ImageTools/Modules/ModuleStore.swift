@@ -11,14 +11,14 @@ public struct ModuleStore: Sendable {
 
     /// Installed versions of module `name`, oldest first.
     public func versions(of name: String) -> [ModuleVersion] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + name)) ?? []
+        let entries = (try? FileSystem.list(directory + "/" + name)) ?? []
         return entries.filter { FileSystem.isRegularFile(directory + "/" + name + "/" + $0 + "/module.json") }
             .map(ModuleVersion.init).sorted()
     }
 
     /// Every installed module name.
     public func names() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !versions(of: $0).isEmpty }.sorted()
+        ((try? FileSystem.list(directory)) ?? []).filter { !versions(of: $0).isEmpty }.sorted()
     }
 
     /// Module `name` at `version`, or its newest installed version.

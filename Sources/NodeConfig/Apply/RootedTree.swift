@@ -1,7 +1,6 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import CQLSys
 import Platform
 
 /// A directory tree written as if it were `/`: every path is resolved with `openat2`
@@ -10,7 +9,8 @@ import Platform
 /// is ever written outside it. Files are written to a temporary name, synced and renamed; owner,
 /// group and mode are set explicitly on the new file before the rename.
 ///
-/// The file-system calls of configure live here, each failing with an error naming the path.
+/// The file operations of configure, on the POSIX fence (`Posix`), each failing with an error
+/// naming the path inside the tree.
 final class RootedTree {
     let root: String
     private let rootFD: Int32
@@ -23,13 +23,14 @@ final class RootedTree {
     init(root: String) throws(QlustarError) {
         try FileSystem.makeDirectories(root)
         self.root = root
-        rootFD = open(root, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard rootFD >= 0 else { throw FileSystem.error("cannot open", root) }
+        rootFD = try FileSystem.at("cannot open", root) { () throws(SystemCallError) in
+            try Posix.open(root, Posix.pathOnly | O_DIRECTORY)
+        }
     }
 
     deinit {
-        directories.values.forEach { close($0) }
-        close(rootFD)
+        directories.values.forEach { Posix.close($0) }
+        Posix.close(rootFD)
     }
 
     /// A descriptor (O_PATH, owned by the cache) of the directory `path`, creating missing
@@ -44,32 +45,34 @@ final class RootedTree {
     /// Forgets resolved directories at and below `path` (something new was placed there).
     private func invalidate(_ path: String) {
         for (key, fd) in directories where key == path || key.hasPrefix(path + "/") {
-            close(fd)
+            Posix.close(fd)
             directories[key] = nil
         }
     }
 
+    /// Opens the directory `path` inside the tree, creating what is missing component by component.
     private func resolve(_ path: String) throws(QlustarError) -> Int32 {
         var current = "/"
         var fd = try openInRoot(current)
         for part in path.split(separator: "/") {
             let next = current == "/" ? "/" + part : current + "/" + part
-            let child = qlsys_open_in_root(rootFD, next, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
-            if child < 0 && errno == ENOENT {
-                guard mkdirat(fd, String(part), 0o755) == 0 || errno == EEXIST else {
-                    defer { close(fd) }
-                    throw failure("cannot create directory", next)
-                }
-            } else if child >= 0 {
-                close(fd)
+            do {
+                let child = try Posix.openInRoot(rootFD, next, Posix.pathOnly | O_DIRECTORY)
+                Posix.close(fd)
                 fd = child
                 current = next
                 continue
-            } else {
-                defer { close(fd) }
-                throw failure("cannot open directory", next)
+            } catch where error.errno == ENOENT {
+                do { try Posix.mkdirat(fd, String(part), 0o755) } catch where error.errno == EEXIST {
+                } catch {
+                    Posix.close(fd)
+                    throw failure("cannot create directory", next, error)
+                }
+            } catch {
+                Posix.close(fd)
+                throw failure("cannot open directory", next, error)
             }
-            close(fd)
+            Posix.close(fd)
             fd = try openInRoot(next)
             current = next
         }
@@ -77,54 +80,47 @@ final class RootedTree {
     }
 
     private func openInRoot(_ path: String) throws(QlustarError) -> Int32 {
-        let fd = qlsys_open_in_root(rootFD, path, QLSYS_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
-        guard fd >= 0 else { throw failure("cannot open directory", path) }
-        return fd
+        do { return try Posix.openInRoot(rootFD, path, Posix.pathOnly | O_DIRECTORY) } catch {
+            throw failure("cannot open directory", path, error)
+        }
     }
 
     /// Writes `bytes` to `path` atomically with the given owner and mode.
     func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(QlustarError) -> Bool {
         let (dir, name) = try parent(path)
         let temporary = ".\(name).qluman.\(getpid())"
-        let fd = openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot create", path) }
-        var ok = FileSystem.writeAll(fd, bytes)
+        let fd: Int32
+        do { fd = try Posix.openat(dir, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600) } catch {
+            throw failure("cannot create", path, error)
+        }
         var chowned = true
-        if ok, fchown(fd, uid, gid) != 0 {
-            if canChown { ok = false } else { chowned = false }
+        do {
+            try bytes.withUnsafeBytes { b in Result { () throws(SystemCallError) in try Posix.writeAll(fd, b) } }.get()
+            do { try Posix.fchown(fd, uid, gid) } catch where !canChown { chowned = false }
+            try Posix.fchmod(fd, mode_t(mode))
+        } catch {
+            Posix.close(fd)
+            try? Posix.unlinkat(dir, temporary)
+            throw failure("cannot write", path, error)
         }
-        ok = ok && fchmod(fd, mode_t(mode)) == 0
-        guard ok else {
-            let error = failure("cannot write", path)
-            close(fd)
-            unlinkat(dir, temporary, 0)
-            throw error
-        }
-        try FileSystem.commit(fd, renaming: temporary, at: dir, to: name, in: dir, shownAs: (root == "/" ? "" : root) + path)
+        try FileSystem.commit(fd, renaming: temporary, at: dir, to: name, in: dir, shownAs: shown(path))
         return chowned
     }
 
     /// The content, mode and owner of the file `path` (resolved inside the tree), nil when it
     /// does not exist.
     func readFile(_ path: String, limit: Int = 1 << 20) throws(QlustarError) -> (bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)? {
-        let fd = qlsys_open_in_root(rootFD, path, O_RDONLY | O_CLOEXEC, 0)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw failure("cannot open", path)
+        let fd: Int32
+        do { fd = try Posix.openInRoot(rootFD, path, O_RDONLY) } catch where error.errno == ENOENT {
+            return nil
+        } catch { throw failure("cannot open", path, error) }
+        defer { Posix.close(fd) }
+        let st = try FileSystem.at("cannot stat", shown(path)) { () throws(SystemCallError) in try Posix.fstat(fd) }
+        guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else {
+            throw QlustarError(.io, "\(shown(path)) is not a regular file of at most \(limit) bytes")
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else {
-            throw QlustarError(.io, "\(root == "/" ? "" : root)\(path) is not a regular file of at most \(limit) bytes")
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var got = 0
-        while got < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw failure("cannot read", path) }
-            got += n
-        }
+        let bytes = try FileSystem.read(fd, upTo: Int(st.st_size), path: shown(path))
+        guard bytes.count == Int(st.st_size) else { throw QlustarError(.io, "\(shown(path)) shrank while it was read") }
         return (bytes, UInt32(st.st_mode & 0o7777), st.st_uid, st.st_gid)
     }
 
@@ -134,19 +130,17 @@ final class RootedTree {
         if path == "/" { return true }
         let (dir, name) = try parent(path)
         invalidate(path)
-        if mkdirat(dir, name, 0o700) != 0 {
-            guard errno == EEXIST else { throw failure("cannot create directory", path) }
-            var st = stat()
-            guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("cannot stat", path) }
+        do { try Posix.mkdirat(dir, name, 0o700) } catch where error.errno == EEXIST {
+            let st: stat
+            do { st = try Posix.fstatat(dir, name, AT_SYMLINK_NOFOLLOW) } catch { throw failure("cannot stat", path, error) }
             if st.st_mode & S_IFMT == S_IFLNK { return true }
             guard st.st_mode & S_IFMT == S_IFDIR else { throw QlustarError(.io, "\(root)\(path) exists and is not a directory") }
-        }
+        } catch { throw failure("cannot create directory", path, error) }
         var chowned = true
-        if fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
-            if canChown { throw failure("cannot set the owner of", path) }
-            chowned = false
+        do { try Posix.fchownat(dir, name, uid, gid) } catch where !canChown { chowned = false } catch {
+            throw failure("cannot set the owner of", path, error)
         }
-        guard fchmodat(dir, name, mode_t(mode), 0) == 0 else { throw failure("cannot set the mode of", path) }
+        do { try Posix.fchmodat(dir, name, mode_t(mode)) } catch { throw failure("cannot set the mode of", path, error) }
         return chowned
     }
 
@@ -155,22 +149,18 @@ final class RootedTree {
         let (dir, name) = try parent(path)
         invalidate(path)
         let temporary = ".\(name).qluman.\(getpid())"
-        unlinkat(dir, temporary, 0)
-        guard symlinkat(target, dir, temporary) == 0 else { throw failure("cannot create the link", path) }
+        try? Posix.unlinkat(dir, temporary)
+        do { try Posix.symlinkat(target, dir, temporary) } catch { throw failure("cannot create the link", path, error) }
         var chowned = true
-        if fchownat(dir, temporary, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 {
-            if canChown {
-                unlinkat(dir, temporary, 0)
-                throw failure("cannot set the owner of", path)
-            }
-            chowned = false
+        do { try Posix.fchownat(dir, temporary, uid, gid) } catch where !canChown { chowned = false } catch {
+            try? Posix.unlinkat(dir, temporary)
+            throw failure("cannot set the owner of", path, error)
         }
-        guard renameat(dir, temporary, dir, name) == 0 else {
-            let error = failure("cannot place the link", path)
-            unlinkat(dir, temporary, 0)
-            throw error
+        do { try Posix.renameat(dir, temporary, dir, name) } catch {
+            try? Posix.unlinkat(dir, temporary)
+            throw failure("cannot place the link", path, error)
         }
-        try FileSystem.syncDirectory(dir, shownAs: (root == "/" ? "" : root) + path)
+        try FileSystem.syncDirectory(dir, shownAs: shown(path))
         return chowned
     }
 
@@ -182,7 +172,10 @@ final class RootedTree {
         return (try directory("/" + parts.joined(separator: "/")), name)
     }
 
-    private func failure(_ what: String, _ path: String, _ code: Int32 = errno) -> QlustarError {
-        QlustarError(.io, "\(what) \(root == "/" ? "" : root)\(path): \(String(cString: strerror(code)))")
+    /// `path` as the administrator finds it: below the tree's root.
+    private func shown(_ path: String) -> String { (root == "/" ? "" : root) + path }
+
+    private func failure(_ what: String, _ path: String, _ error: SystemCallError) -> QlustarError {
+        FileSystem.error(what, shown(path), error.errno)
     }
 }

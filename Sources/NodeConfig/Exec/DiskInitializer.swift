@@ -31,8 +31,7 @@ public struct DiskInitializer {
     public func run(_ config: DiskConfig) -> [Step] {
         var steps: [Step] = []
         for disk in config.disks {
-            var st = stat()
-            guard stat(disk.device, &st) == 0, st.st_mode & S_IFMT == S_IFBLK else {
+            guard let st = try? FileSystem.status(disk.device), st.st_mode & S_IFMT == S_IFBLK else {
                 steps.append(note(disk, "absent", "\(disk.device) is not present (or not a block device): skipped"))
                 continue
             }

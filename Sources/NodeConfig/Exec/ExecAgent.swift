@@ -140,8 +140,8 @@ public final class ExecAgent {
             if eof && !process.isRunning { break }
             if !timedOut, Date() > deadline {
                 timedOut = true
-                kill(-process.processIdentifier, SIGKILL)
-                kill(process.processIdentifier, SIGKILL)
+                try? Posix.kill(-process.processIdentifier, SIGKILL)
+                try? Posix.kill(process.processIdentifier, SIGKILL)
             }
         }
         if timedOut { return (nil, "timed out after \(Int(command.timeoutSeconds)) s") }

@@ -31,7 +31,7 @@ public struct InitDRunner {
     /// Runs them all; returns one result per entry of the directory (none when it is missing).
     public func run() -> [Result] {
         let dir = root.path(Self.directory)
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
+        guard let names = try? FileSystem.list(dir) else {
             log.info("no \(dir): no init.d scripts to run")
             return []
         }
@@ -40,7 +40,7 @@ public struct InitDRunner {
         var results: [Result] = []
         for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) where !name.hasPrefix(".") {
             let path = dir + "/" + name
-            guard FileSystem.isRegularFile(path), access(path, X_OK) == 0 else {
+            guard FileSystem.isExecutableFile(path) else {
                 log.warning("init.d: \(name) skipped (not an executable file)")
                 results.append(Result(script: name, status: nil, outcome: "skipped", seconds: 0))
                 continue
@@ -78,8 +78,8 @@ public struct InitDRunner {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while process.isRunning, Date() < deadline { usleep(5_000) }
         if process.isRunning {
-            kill(-process.processIdentifier, SIGKILL)
-            kill(process.processIdentifier, SIGKILL)
+            try? Posix.kill(-process.processIdentifier, SIGKILL)
+            try? Posix.kill(process.processIdentifier, SIGKILL)
             while process.isRunning { usleep(5_000) }
             let seconds = Date().timeIntervalSince(started)
             log.error("init.d: \(name) killed after \(Int(timeoutSeconds)) s (output: \(output))")

@@ -55,29 +55,38 @@ public struct TimeSync {
         guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else {
             throw QlustarError(.invalidArgument, "time: \(server) is not an IPv4 address")
         }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw FileSystem.error("time: cannot open a socket for", server) }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let fd = try FileSystem.at("time: cannot open a socket for", server) { () throws(SystemCallError) in try Posix.udpSocket() }
+        defer { Posix.close(fd) }
+        let wait = min(max(timeout, 0.001), 3_600)
+        let tv = timeval(tv_sec: Int(wait), tv_usec: Int((wait - Double(Int(wait))) * 1e6))
+        try FileSystem.at("time: cannot set the receive timeout for", server) { () throws(SystemCallError) in
+            try Posix.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, tv, "setsockopt(SO_RCVTIMEO)")
         }
-        guard connected == 0 else { throw FileSystem.error("time: cannot reach", "\(server):\(port)") }
+        try FileSystem.at("time: cannot reach", "\(server):\(port)") { () throws(SystemCallError) in try Posix.connect(fd, address) }
         var request = [UInt8](repeating: 0, count: 48)
         request[0] = 0x23  // LI 0, version 4, mode 3 (client)
         let t1 = Self.now()
         let transmit = Self.encode(t1)
         request.replaceSubrange(40..<48, with: transmit)
-        guard send(fd, request, request.count, 0) == request.count else { throw FileSystem.error("time: cannot send to", server) }
+        let sent = try FileSystem.at("time: cannot send to", server) { () throws(SystemCallError) in
+            try request.withUnsafeBytes { b in Swift.Result { () throws(SystemCallError) in try Posix.send(fd, b) } }.get()
+        }
+        guard sent == request.count else { throw QlustarError(.io, "time: cannot send to \(server): short send") }
         var reply = [UInt8](repeating: 0, count: 68)
-        let deadline = Date().addingTimeInterval(timeout)
+        let deadline = Date().addingTimeInterval(wait)
         while true {
-            let n = recv(fd, &reply, reply.count, 0)
+            let received: Int?
+            do {
+                received = try reply.withUnsafeMutableBytes { b in
+                    Swift.Result { () throws(SystemCallError) in try Posix.receive(fd, into: b) }
+                }.get()
+            } catch {
+                throw QlustarError(.unreachable, "time: no answer from \(server):\(port) (\(error.text))")
+            }
             let t4 = Self.now()
-            guard n >= 0 else {
-                if errno == EINTR, Date() < deadline { continue }
-                throw QlustarError(.unreachable, "time: no answer from \(server):\(port) within \(timeout) s (\(String(cString: strerror(errno))))")
+            guard let n = received else {
+                if Date() < deadline { continue }
+                throw QlustarError(.unreachable, "time: no answer from \(server):\(port) within \(wait) s")
             }
             // A valid server answer to this request: mode 4, not a kiss-o'-death, our timestamp echoed.
             guard n >= 48, reply[0] & 0x07 == 4, reply[1] != 0, Array(reply[24..<32]) == transmit else {
@@ -93,8 +102,8 @@ public struct TimeSync {
                 var ts = timespec()
                 clock_gettime(CLOCK_REALTIME, &ts)
                 let target = Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 + offset
-                var set = timespec(tv_sec: Int(target), tv_nsec: Int((target - Double(Int(target))) * 1e9))
-                stepped = clock_settime(CLOCK_REALTIME, &set) == 0
+                let set = timespec(tv_sec: Int(target), tv_nsec: Int((target - Double(Int(target))) * 1e9))
+                stepped = (try? Posix.setWallClock(set)) != nil
             }
             return Result(offset: offset, delay: delay, stratum: Int(reply[1]), stepped: stepped)
         }

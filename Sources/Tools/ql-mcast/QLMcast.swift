@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
 import Transport
+import Platform
 
 @main
 struct QLMcast: ParsableCommand {
@@ -219,7 +220,7 @@ struct ReceiveCommand: ParsableCommand {
                 messages: socket.messagesReceived, socketDatagrams: socket.datagramsReceived))
         if let failure {
             file = nil
-            try? FileManager.default.removeItem(atPath: path)
+            try? FileSystem.removeTree(path)
             throw ExitMessage("ql-mcast receive: \(failure.message)")
         }
         FileHandle.standardError.write(

@@ -110,7 +110,7 @@ struct Serve: AsyncParsableCommand {
         let log = EventLog(root: c.root, name: "ql-mcastd")
         var admission: RegistryAdmission?
         if let path = c.registryPath {
-            guard FileManager.default.fileExists(atPath: path) else {
+            guard FileSystem.exists(path) else {
                 throw QlustarError(.configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
             }
             do { admission = RegistryAdmission(registry: try Registry(path: path)) } catch {

@@ -155,7 +155,7 @@ struct QlumanExecd: ParsableCommand {
     /// The MACs of this host's NICs (loopback and all-zero addresses left out).
     static func localMACs() -> [String] {
         let base = "/sys/class/net"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        let names = (try? FileSystem.list(base)) ?? []
         return names.sorted().compactMap { name in
             guard let text = try? String(contentsOfFile: "\(base)/\(name)/address", encoding: .utf8) else { return nil }
             let mac = text.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -105,7 +105,7 @@ public final class ControlServer: Sendable {
         let server = try bind(path, options: options, handler: handler) {
             try $0.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
         }
-        guard chmod(path, 0o600) == 0 else {
+        guard (try? Posix.chmod(path, 0o600)) != nil else {
             server.stop()
             throw ControlFailure(.connection, "cannot restrict \(path) to its owner")
         }
@@ -403,6 +403,7 @@ final class ControlServerHandler: ChannelInboundHandler {
 }
 
 import Foundation
+import Platform
 
 extension JSONEncoder {
     static var control: JSONEncoder {

@@ -231,8 +231,7 @@ public final class MulticastSocket {
             sendCalls += 1
             if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
             // Socket buffer full: wait for room (bounded), then retry.
-            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&p, 1, 10)
+            try SystemCalls.waitWritable(fd, timeoutMillis: 10)
         }
     }
 
@@ -240,8 +239,7 @@ public final class MulticastSocket {
     public func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError) {
         for _ in 0..<100 {
             if try SystemCalls.sendto(fd, bytes, destination) { return }
-            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            _ = poll(&p, 1, 10)
+            try SystemCalls.waitWritable(fd, timeoutMillis: 10)
         }
         throw TransportError(.systemCall, "sendto \(endpoint): socket buffer stayed full for 1 s")
     }

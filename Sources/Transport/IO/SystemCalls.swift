@@ -1,37 +1,24 @@
 import CQLSys
+import Platform
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Every system call of the engine, in one place (after swift-nio's `System.swift`).
-///
-/// Each wrapper retries `EINTR`, reports `EAGAIN`/`EWOULDBLOCK` as `nil` where the caller polls,
-/// and throws a `TransportError(.systemCall)` carrying errno and the call's name otherwise.
-/// Programmer errors (`EBADF`, `EFAULT`) trap: they mean a bug, not a condition to handle.
+/// The engine's system calls: sockets, batches, mappings, memfds — thin wrappers on the
+/// project's POSIX fence (`Posix.check`: `EINTR` retried, `EAGAIN`/`EWOULDBLOCK` as `nil` where
+/// the caller polls, `EBADF`/`EFAULT` trap as bugs), throwing `TransportError(.systemCall)` with
+/// errno and the call's name.
 enum SystemCalls {
     @inline(__always)
     static func check<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(TransportError) -> T? {
-        while true {
-            let r = body()
-            if r >= 0 { return r }
-            let e = errno
-            switch e {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return nil
-            case EBADF, EFAULT: preconditionFailure("\(name): \(String(cString: strerror(e))) — a bug in ql-mcast")
-            default: throw TransportError(.systemCall, "\(name): \(String(cString: strerror(e)))", errno: e)
-            }
-        }
+        do { return try Posix.check(name, body) } catch { throw TransportError(error) }
     }
 
     /// Like `check`, for calls where EAGAIN is itself an error.
     @inline(__always)
     static func must<T: BinaryInteger>(_ name: StaticString, _ body: () -> T) throws(TransportError) -> T {
-        guard let r = try check(name, body) else {
-            throw TransportError(.systemCall, "\(name): resource temporarily unavailable", errno: EAGAIN)
-        }
-        return r
+        do { return try Posix.must(name, body) } catch { throw TransportError(error) }
     }
 
     static func udpSocket() throws(TransportError) -> Int32 {
@@ -83,6 +70,11 @@ enum SystemCalls {
     static func waitReadable(_ fd: Int32, timeoutNanos: UInt64) throws(TransportError) -> Bool {
         let r = try check("ppoll") { qlsys_wait_readable(fd, timeoutNanos) } ?? 0
         return r > 0
+    }
+
+    /// Waits (at most `timeoutMillis`) until `fd` has room to send.
+    static func waitWritable(_ fd: Int32, timeoutMillis: Int32) throws(TransportError) {
+        do { _ = try Posix.poll(fd, Int16(POLLOUT), timeoutMillis: timeoutMillis) } catch { throw TransportError(error) }
     }
 
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }

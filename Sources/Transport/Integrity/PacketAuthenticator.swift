@@ -1,4 +1,5 @@
 import CCrypto
+import Platform
 
 /// Per-datagram authentication: HMAC-SHA256 over header and payload with the session key,
 /// truncated to 16 bytes and appended to the datagram (`PacketFlags.authenticated`).

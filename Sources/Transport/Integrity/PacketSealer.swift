@@ -1,4 +1,5 @@
 import CCrypto
+import Platform
 
 /// Confidential symbols: DATA and PARITY payloads sealed with AES-128-GCM (`PacketFlags.sealed`),
 /// the 32-byte header as additional data, the 16-byte GCM tag after the ciphertext.

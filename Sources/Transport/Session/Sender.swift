@@ -1,3 +1,4 @@
+import Platform
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,3 +1,4 @@
+import Platform
 /// ANNOUNCE body: what a receiver needs to take part, repeated by the sender.
 ///
 /// ```

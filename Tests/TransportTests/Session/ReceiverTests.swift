@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Transport
+import Platform
 
 final class ReceiverTests: XCTestCase {
     let ms: UInt64 = 1_000_000

@@ -1,6 +1,7 @@
 import Foundation
 
 @testable import Transport
+import Platform
 
 /// An object with every datagram a sender would put on the wire for it (sources, all parity,
 /// announce, FIN), built with the engine's own codec, for feeding receivers directly.

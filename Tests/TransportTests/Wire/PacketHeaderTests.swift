@@ -1,6 +1,7 @@
 import XCTest
 
 @testable import Transport
+import Platform
 
 final class PacketHeaderTests: XCTestCase {
     let sample = PacketHeader(
