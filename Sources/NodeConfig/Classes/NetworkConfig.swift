@@ -36,7 +36,7 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         "balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb",
     ]
 
-    func validate() throws(QlustarError) {
+    public func validate() throws(QlustarError) {
         guard !interfaces.isEmpty else { throw FieldCheck.fail("network", "needs at least one interface") }
         var names = Set<String>()
         for (i, interface) in interfaces.enumerated() {
@@ -76,5 +76,36 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
         }
         for n in nameservers ?? [] { _ = try FieldCheck.ipv4(n, "nameservers") }
         for d in searchDomains ?? [] { _ = try FieldCheck.line(d, "searchDomains", limit: 253, allowSpaces: false) }
+    }
+}
+
+extension ConfigClass {
+    public static let network = ConfigClass(declaring: "network")
+}
+
+extension NetworkConfig: NodeConfigClass {
+    public static var kind: ConfigClass { .network }
+    public static var optionsKey: String? { "network" }
+    public static var example: String {
+        #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"192.168.52.1"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16"}]}"#
+    }
+
+    /// `interfaces.d/qluman` on Debian and Ubuntu, an `ifcfg-*` file per interface on RHEL.
+    /// - Throws: `.invalidArgument` when the node's host number does not fit a network.
+    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext)
+        throws(QlustarError)
+    {
+        guard let network = configs.last?.config else { return }
+        let source = context.source(kind)
+        let addresses = try NetworkAddresses(network, node: context.node)
+        switch context.facts.osFamily {
+        case .debian:
+            plan.file(
+                "/etc/network/interfaces.d/qluman", context.header(source) + InterfacesWriter.debian(network, addresses), origin: source)
+        case .redhat:
+            for (name, text) in InterfacesWriter.redhat(network, addresses) {
+                plan.file("/etc/sysconfig/network-scripts/ifcfg-\(name)", context.header(source) + text, origin: source)
+            }
+        }
     }
 }

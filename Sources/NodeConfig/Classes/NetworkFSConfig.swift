@@ -17,7 +17,7 @@ public struct NetworkFSConfig: Codable, Sendable, Equatable {
 
     public var mounts: [Mount]
 
-    func validate() throws(QlustarError) {
+    public func validate() throws(QlustarError) {
         guard !mounts.isEmpty else { throw FieldCheck.fail("network-fs", "needs at least one mount") }
         var paths = Set<String>()
         for (i, m) in mounts.enumerated() {
@@ -30,6 +30,45 @@ public struct NetworkFSConfig: Codable, Sendable, Equatable {
                 (1...32).contains(m.type.utf8.count)
             else { throw FieldCheck.fail(what + ".type", "\(ImageName.quoted(m.type)) is not a file system type like nfs") }
             if let o = m.options { _ = try FieldCheck.line(o, what + ".options", limit: 1024, allowSpaces: false) }
+        }
+    }
+}
+
+extension ConfigClass {
+    public static let networkFS = ConfigClass(declaring: "network-fs")
+}
+
+extension NetworkFSConfig: NodeConfigClass {
+    public static var kind: ConfigClass { .networkFS }
+    public static var optionsKey: String? { "networkFS" }
+    public static var allowsSeveral: Bool { true }
+    public static var example: String {
+        #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true}]}"#
+    }
+
+    /// A `.mount` unit per mount (and an `.automount` where asked), enabled for remote-fs.target.
+    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+        for named in configs {
+            for mount in named.config.mounts {
+                let origin = "network-fs \(named.name)"
+                let unit = SystemdUnitName.escape(path: mount.path)
+                let description = "Description=QluMan network file system \(mount.path) (\(named.name))\n"
+                var text = context.header(origin) + "[Unit]\n" + description
+                text += "After=network-online.target\nWants=network-online.target\n\n"
+                text += "[Mount]\nWhat=\(mount.source)\nWhere=\(mount.path)\nType=\(mount.type)\n"
+                if let o = mount.options { text += "Options=\(o)\n" }
+                let automount = mount.automount ?? false
+                if !automount { text += "\n[Install]\nWantedBy=remote-fs.target\n" }
+                plan.file("/etc/systemd/system/\(unit).mount", text, origin: origin)
+                let enabled = automount ? "\(unit).automount" : "\(unit).mount"
+                if automount {
+                    plan.file(
+                        "/etc/systemd/system/\(unit).automount",
+                        context.header(origin) + "[Unit]\n" + description + "\n[Automount]\nWhere=\(mount.path)\nTimeoutIdleSec=600\n\n"
+                            + "[Install]\nWantedBy=remote-fs.target\n", origin: origin)
+                }
+                plan.symlink("/etc/systemd/system/remote-fs.target.wants/\(enabled)", to: "/etc/systemd/system/\(enabled)", origin: origin)
+            }
         }
     }
 }

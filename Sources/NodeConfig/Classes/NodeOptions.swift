@@ -4,7 +4,7 @@ import Platform
 /// Everything qlumand tells one node at configure time: who it is and the config of every class
 /// assigned to it (its own assignment, else its group's). Root FS Customization trees travel
 /// beside it as archives (`RootFSArchive`), listed in `rootFS`.
-public struct NodeOptions: Codable, Sendable, Equatable {
+public struct NodeOptions: Sendable {
     public struct Identity: Codable, Sendable, Equatable {
         public var name: String
         public var ip: String
@@ -30,50 +30,89 @@ public struct NodeOptions: Codable, Sendable, Equatable {
         public var name: String
         public var size: Int
         public var sha256: String
+
+        public init(name: String, size: Int, sha256: String) {
+            self.name = name
+            self.size = size
+            self.sha256 = sha256
+        }
+    }
+
+    /// A config body of any class, with its config name.
+    public struct NamedBody: Sendable {
+        public var name: String
+        public var body: any NodeConfigClass
     }
 
     public var node: Identity
     /// The config name per class, for the comments in generated files.
     public var sources: [String: [String]] = [:]
-    public var network: NetworkConfig?
-    public var disk: DiskConfig?
-    public var networkFS: [Named<NetworkFSConfig>] = []
-    public var openSM: OpenSMConfig?
-    public var ipmi: IPMIConfig?
-    public var chroot: ChrootConfig?
-    public var sshKeys: [Named<SSHKeysConfig>] = []
+    /// The bodies per class (one, or several where the class allows), in assignment order.
+    public internal(set) var bodies: [ConfigClass: [NamedBody]] = [:]
+    /// The Root FS Customizations the server sends with these options, as archives.
     public var rootFS: [RootFSReference] = []
-    public var misc: MiscConfig?
-    public var time: TimeConfig?
-    public var sssd: SSSDConfig?
-    public var nis: NISConfig?
 
     public init(node: Identity) { self.node = node }
+
+    /// The configs of class `type` the node has, by name.
+    public func configs<C: NodeConfigClass>(_ type: C.Type) -> [Named<C>] { C.named(in: self) }
+
+    /// The config of class `type` the node has (the last assigned), nil when it has none.
+    public func config<C: NodeConfigClass>(_ type: C.Type) -> C? { C.named(in: self).last?.config }
 
     /// Sets the config `name` of `cls` from its stored (canonical) body.
     /// - Throws: `.invalidArgument` when the body does not decode (a registry written by a newer version).
     public mutating func add(_ cls: ConfigClass, name: String, body: [UInt8]) throws(QlustarError) {
         sources[cls.rawValue, default: []].append(name)
-        switch cls {
-        case .network: network = try Self.decode(body, cls, name)
-        case .disk: disk = try Self.decode(body, cls, name)
-        case .networkFS: networkFS.append(Named(name: name, config: try Self.decode(body, cls, name)))
-        case .openSM: openSM = try Self.decode(body, cls, name)
-        case .ipmi: ipmi = try Self.decode(body, cls, name)
-        case .chroot: chroot = try Self.decode(body, cls, name)
-        case .sshKeys: sshKeys.append(Named(name: name, config: try Self.decode(body, cls, name)))
-        case .rootFS: break  // the tree travels as an archive; the server adds the reference
-        case .misc: misc = try Self.decode(body, cls, name)
-        case .time: time = try Self.decode(body, cls, name)
-        case .sssd: sssd = try Self.decode(body, cls, name)
-        case .nis: nis = try Self.decode(body, cls, name)
-        }
-    }
-
-    private static func decode<T: Decodable>(_ body: [UInt8], _ cls: ConfigClass, _ name: String) throws(QlustarError) -> T {
-        do { return try JSONDecoder().decode(T.self, from: Data(body)) } catch {
-            throw QlustarError(.invalidArgument, "\(cls.rawValue) config \(name): \(ConfigClass.describe(error))")
-        }
+        let type = cls.body
+        // A class whose bodies stay on the head node (Root FS trees travel as archives; the
+        // server adds the references).
+        guard type.optionsKey != nil else { return }
+        let value = try type.decode(body, what: "\(cls.rawValue) config \(name)")
+        let named = NamedBody(name: name, body: value)
+        if type.allowsSeveral { bodies[cls, default: []].append(named) } else { bodies[cls] = [named] }
     }
 }
 
+// The wire format between qlumand and execd (also the execd of images built by older versions):
+// `node`, `sources`, `rootFS`, and each class under its `optionsKey` — a single body, or a list
+// of `{name, config}` for classes that allow several (always present, maybe empty).
+extension NodeOptions: Codable {
+    public struct Key: CodingKey {
+        public let stringValue: String
+        public init(_ name: String) { stringValue = name }
+        public init?(stringValue: String) { self.stringValue = stringValue }
+        public var intValue: Int? { nil }
+        public init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        node = try c.decode(Identity.self, forKey: Key("node"))
+        sources = try c.decode([String: [String]].self, forKey: Key("sources"))
+        rootFS = try c.decode([RootFSReference].self, forKey: Key("rootFS"))
+        for type in ConfigClass.all {
+            let named = try type.decode(c, sources: sources)
+            if !named.isEmpty { bodies[type.kind] = named }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(node, forKey: Key("node"))
+        try c.encode(sources, forKey: Key("sources"))
+        try c.encode(rootFS, forKey: Key("rootFS"))
+        for type in ConfigClass.all { try type.encode(self, into: &c) }
+    }
+}
+
+extension NodeOptions: Equatable {
+    /// Equal when they say the same: identity, sources, Root FS references and every body
+    /// (compared in canonical form).
+    public static func == (a: NodeOptions, b: NodeOptions) -> Bool {
+        func canonical(_ o: NodeOptions) -> [ConfigClass: [String]] {
+            o.bodies.mapValues { $0.map { "\($0.name)=" + String(decoding: canonicalJSON($0.body), as: UTF8.self) } }
+        }
+        return a.node == b.node && a.sources == b.sources && a.rootFS == b.rootFS && canonical(a) == canonical(b)
+    }
+}

@@ -12,7 +12,7 @@ public struct SSHKeysConfig: Codable, Sendable, Equatable {
 
     /// Each key is one line `TYPE BASE64 [COMMENT]` whose blob really is a key of that type (the
     /// blob starts with the type name, length-prefixed, as OpenSSH encodes it).
-    func validate() throws(QlustarError) {
+    public func validate() throws(QlustarError) {
         guard !keys.isEmpty else { throw FieldCheck.fail("ssh-keys", "needs at least one key") }
         for (i, key) in keys.enumerated() {
             let what = "keys[\(i)]"
@@ -26,5 +26,26 @@ public struct SSHKeysConfig: Codable, Sendable, Equatable {
                 Array(blob.prefix(4)) == [0, 0, 0, UInt8(type.count)], Array(blob.dropFirst(4).prefix(type.count)) == type
             else { throw FieldCheck.fail(what, "the key data is not a valid \(fields[0]) public key") }
         }
+    }
+}
+
+extension ConfigClass {
+    public static let sshKeys = ConfigClass(declaring: "ssh-keys")
+}
+
+extension SSHKeysConfig: NodeConfigClass {
+    public static var kind: ConfigClass { .sshKeys }
+    public static var optionsKey: String? { "sshKeys" }
+    public static var allowsSeveral: Bool { true }
+    public static var example: String { #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA… admin@head"]}"# }
+
+    /// `/root/.ssh/authorized_keys` (0600, in a 0700 directory) with the keys of every config.
+    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+        guard !configs.isEmpty else { return }
+        let origin = context.source(kind)
+        plan.directory("/root/.ssh", mode: 0o700, origin: origin)
+        var text = context.header(origin)
+        for named in configs { text += named.config.keys.map { $0 + "\n" }.joined() }
+        plan.file("/root/.ssh/authorized_keys", text, mode: 0o600, origin: origin)
     }
 }

@@ -82,13 +82,13 @@ final class RegistryConfigTests: XCTestCase {
         try f.config(.sshKeys, "b", #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq b"]}"#, to: .group("compute"))
         let one = try f.registry.options(for: try f.registry.node("beo-01"))
         let two = try f.registry.options(for: try f.registry.node("beo-02"))
-        XCTAssertEqual(one.openSM?.enabled, false)
-        XCTAssertEqual(two.openSM?.enabled, true)
-        XCTAssertEqual(one.sshKeys.map(\.name), ["a", "b"])
+        XCTAssertEqual(one.config(OpenSMConfig.self)?.enabled, false)
+        XCTAssertEqual(two.config(OpenSMConfig.self)?.enabled, true)
+        XCTAssertEqual(one.configs(SSHKeysConfig.self).map(\.name), ["a", "b"])
         XCTAssertEqual(two.node.name, "beo-02")
         // Single-valued: assigning another replaces; several-valued: both stay.
         try f.config(.openSM, "prio", #"{"enabled":true,"priority":5}"#, to: .group("compute"))
-        XCTAssertEqual(try f.registry.options(for: try f.registry.node("beo-01")).openSM?.priority, 5)
+        XCTAssertEqual(try f.registry.options(for: try f.registry.node("beo-01")).config(OpenSMConfig.self)?.priority, 5)
         XCTAssertEqual(try f.registry.config(.openSM, "off").assignedTo, [])
         XCTAssertThrowsError(try f.registry.removeConfig(.sshKeys, "a")) { error in
             XCTAssertTrue((error as! QlustarError).message.contains("assigned to group compute"))

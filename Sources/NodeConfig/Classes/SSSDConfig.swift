@@ -25,7 +25,7 @@ public struct SSSDConfig: Codable, Sendable, Equatable {
     /// Create home directories at first login (pam_mkhomedir).
     public var createHomes: Bool?
 
-    func validate() throws(QlustarError) {
+    public func validate() throws(QlustarError) {
         guard !domains.isEmpty else { throw FieldCheck.fail("sssd", "needs at least one domain") }
         for (i, d) in domains.enumerated() {
             let what = "domains[\(i)]"
@@ -63,15 +63,25 @@ public struct SSSDConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// The NIS config class (optional): the domain and its servers; `nis` added to the nsswitch
-/// entries. Nodes without it get nothing of NIS.
-public struct NISConfig: Codable, Sendable, Equatable {
-    public var domain: String
-    public var servers: [String]
+extension ConfigClass {
+    public static let sssd = ConfigClass(declaring: "sssd")
+}
 
-    func validate() throws(QlustarError) {
-        _ = try FieldCheck.name(domain, "NIS domain")
-        guard !servers.isEmpty, servers.count <= 8 else { throw FieldCheck.fail("nis.servers", "give 1–8 servers") }
-        for s in servers { _ = try FieldCheck.line(s, "nis.servers", limit: 253, allowSpaces: false) }
+extension SSSDConfig: NodeConfigClass {
+    public static var kind: ConfigClass { .sssd }
+    public static var optionsKey: String? { "sssd" }
+    public static var example: String {
+        #"{"domains":[{"name":"example","provider":"ldap","uris":["ldaps://ldap.example.com"],"searchBase":"dc=example,dc=com","accessFilter":"(memberOf=cn=hpc,ou=groups,dc=example,dc=com)"}],"createHomes":true}"#
+    }
+
+    /// `/etc/sssd/sssd.conf` (0600), pam_mkhomedir when asked, and `sss` for nsswitch.conf.
+    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+        guard let sssd = configs.last?.config else { return }
+        let source = context.source(kind)
+        plan.file("/etc/sssd/sssd.conf", context.header(source) + PamRules.sssdConf(sssd), mode: 0o600, origin: source)
+        if sssd.createHomes == true {
+            plan.edit("/etc/pam.d/common-session", key: PamRules.mkhomedirKey, line: PamRules.mkhomedirLine, origin: source)
+        }
+        context.nameServices.append((service: "sss", origin: source, netgroup: false))
     }
 }
