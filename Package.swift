@@ -1,6 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// swift-log: every tool and library logs through `Logger` (Platform's `QlustarLogHandler`).
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
 /// Vector kernels are worthless unoptimised: the C targets are always built with -O2, also in debug.
 let optimisedC: [CSetting] = [.unsafeFlags(["-O2", "-fno-strict-aliasing"])]
 
@@ -49,7 +52,10 @@ let package = Package(
         // admission. Imports nothing of ours but the C shims.
         .target(
             name: "Platform",
-            dependencies: ["CQLSys", "CCrypto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            dependencies: [
+                "CQLSys", "CCrypto", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Sources/Platform"
         ),
 
@@ -72,7 +78,7 @@ let package = Package(
         // Image streaming on the engine: ql-mcastd's catalog and sessions, ql-mcast-client's fetch.
         .target(
             name: "ImageService",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -83,13 +89,13 @@ let package = Package(
         ),
 
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
-        .target(name: "ImageTools", dependencies: ["Platform", "Transport", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
+        .target(name: "ImageTools", dependencies: ["Platform", logging, "Transport", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
 
         // Node configuration: config classes, the files they become (preview = execd), writing them
         // confined to a root, Root FS Customization archives, execd's configure and init.d runs.
         .target(
             name: "NodeConfig",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "ImageTools", "Transport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/NodeConfig"),
@@ -104,7 +110,7 @@ let package = Package(
         // qlumand: the registry served to the nodes' execd over TLS.
         .target(
             name: "QlumanServer",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "NodeRegistry", "NodeConfig", "ImageService", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -113,7 +119,7 @@ let package = Package(
         ),
 
         // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
-        .target(name: "Provisioning", dependencies: ["Platform", "NodeRegistry"], path: "Sources/Provisioning"),
+        .target(name: "Provisioning", dependencies: ["Platform", logging, "NodeRegistry"], path: "Sources/Provisioning"),
 
         // Packet capture diagnostics: libpcap in, sessions decoded and counted.
         .target(name: "Capture", dependencies: ["Platform", "CPcap", "Transport"], path: "Sources/Capture"),
@@ -133,7 +139,7 @@ let package = Package(
 
         .executableTarget(
             name: "ql-mcastd",
-            dependencies: ["Platform", 
+            dependencies: ["Platform",
                 "ImageService", "NodeRegistry", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -143,7 +149,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ql-mcast-client",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ql-mcast-client"
@@ -151,12 +157,12 @@ let package = Package(
 
         .executableTarget(
             name: "qlustar-image",
-            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image"
         ),
         .executableTarget(
             name: "qluman",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -164,7 +170,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "qlumand",
-            dependencies: ["Platform", 
+            dependencies: ["Platform",
                 "QlumanServer", "NodeConfig", "ImageService", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -180,24 +186,24 @@ let package = Package(
         ),
         .executableTarget(
             name: "qluman-execd",
-            dependencies: ["Platform", "NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", logging, "NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qluman-execd"
         ),
         .executableTarget(
             name: "qlustar-image-edit",
-            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image-edit"
         ),
         .executableTarget(
             name: "qlustar-image-reconfigure",
-            dependencies: ["Platform", "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/qlustar-image-reconfigure"
         ),
 
         // Benchmarks.
         .executableTarget(
             name: "ql-bench",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport", "NodeConfig", "NodeRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -207,7 +213,10 @@ let package = Package(
 
         // What the multi-host tests share (imports XCTest: only test targets depend on it).
         .target(name: "LabTestSupport", dependencies: ["LabSupport"], path: "Tests/LabTestSupport"),
-        .testTarget(name: "PlatformTests", dependencies: ["Platform"], path: "Tests/PlatformTests"),
+        .testTarget(
+            name: "PlatformTests",
+            dependencies: ["Platform", "LabTestSupport", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/PlatformTests"),
         .testTarget(
             name: "TransportTests",
             dependencies: [
@@ -220,12 +229,12 @@ let package = Package(
         ),
         .testTarget(
             name: "NodeRegistryTests",
-            dependencies: ["Platform", "NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: ["Platform", logging, "NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/NodeRegistryTests"
         ),
         .testTarget(
             name: "NodeConfigTests",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "NodeConfig", "NodeRegistry", "QlumanServer", "Provisioning", "ImageService", "ImageTools", "Transport", "LabSupport",
                 "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -235,12 +244,12 @@ let package = Package(
             name: "CaptureTests", dependencies: ["Platform", "Capture", "Transport", "LabSupport", "LabTestSupport"], path: "Tests/CaptureTests"),
         .testTarget(
             name: "ImageToolsTests",
-            dependencies: ["Platform", "ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: ["Platform", logging, "ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
             path: "Tests/ImageToolsTests"
         ),
         .testTarget(
             name: "ImageServiceTests",
-            dependencies: ["Platform", 
+            dependencies: ["Platform", logging,
                 "ImageService", "Transport", "LabSupport", "LabTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -8,6 +8,7 @@ import LabSupport
 import NIOConcurrencyHelpers
 import NodeConfig
 import NodeRegistry
+import Logging
 
 /// `ql-bench configure`: N concurrent one-shot configure runs against one qlumand, each node
 /// with a realistic option set and a Root FS Customization of F files; against the bare cost of
@@ -199,7 +200,7 @@ struct ConfigureWorker: ParsableCommand {
     @Option var count: Int
 
     func run() throws {
-        let log = EventLog(root: Root(roots), name: "qluman-execd", echo: false)
+        let log = Logger(root: Root(roots), name: "qluman-execd", echo: false)
         let results = NIOLockedValueBox<(seconds: [Double], failures: [String])>(([], []))
         let group = DispatchGroup()
         let start = DispatchSemaphore(value: 0)

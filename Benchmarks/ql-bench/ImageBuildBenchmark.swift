@@ -3,6 +3,7 @@ import Foundation
 import Platform
 import ImageTools
 import LabSupport
+import Logging
 
 /// `ql-bench image-build`: building an image from modules (layering, copy files, changelogs,
 /// squashfs; the initrd unchanged) vs a bare `mksquashfs` of the same final tree, alternating;
@@ -67,7 +68,7 @@ struct ImageBuildBenchmark: ParsableCommand {
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
         let verbose = ProcessInfo.processInfo.environment["QL_BENCH_VERBOSE"] != nil
         let builder = ImageBuilder(
-            root: root, log: EventLog(root: root, name: "qlustar-image", echo: verbose, verbose: verbose), clientBinary: client)
+            root: root, log: Logger(root: root, name: "qlustar-image", echo: verbose, verbose: verbose), clientBinary: client)
         let warm = try builder.build(image)
         FileHandle.standardError.write(Data("warm-up build (module listings, initrd): \(fmt(warm.seconds)) s\n".utf8))
         let published = work + "/var/lib/qlustar/images/bench.img"

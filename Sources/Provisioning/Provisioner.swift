@@ -4,6 +4,7 @@
 import Foundation
 import Platform
 import NodeRegistry
+import Logging
 
 /// Turns the node registry into what boots the nodes (boot reference, steps 1–3 and "TFTP Boot
 /// Server"): the dnsmasq configuration (DHCP for registered MACs only, TFTP), the TFTP tree, and
@@ -15,13 +16,13 @@ import NodeRegistry
 /// longer configured are removed last.
 public struct Provisioner {
     public let root: Root
-    let log: EventLog
+    let log: Logger
     /// Where the pxelinux loader is (Debian's pxelinux package).
     public var pxelinux = "/usr/lib/PXELINUX/pxelinux.0"
     /// The syslinux modules pxelinux 6 loads (`ldlinux.c32`).
     public var syslinuxModules = "/usr/lib/syslinux/modules/bios"
 
-    public init(root: Root, log: EventLog) {
+    public init(root: Root, log: Logger) {
         self.root = root
         self.log = log
     }
@@ -89,8 +90,7 @@ public struct Provisioner {
         try FileSystem.writeAtomically(dnsmasqConfig, Array(dnsmasqText(networks: networks).utf8))
         let reloaded = signalDnsmasq()
         log.info(
-            "provisioned \(nodes.count) nodes: \(links.count) custom boot links, \(removed.count) removed, networks \(networks.joined(separator: " "))"
-                + (reloaded ? ", dnsmasq reloaded" : ""))
+            "provisioned \(nodes.count) nodes: \(links.count) custom boot links, \(removed.count) removed, networks \(networks.joined(separator: " "))\(reloaded ? ", dnsmasq reloaded" : "")")
         return Report(nodes: nodes.count, hostidLinks: links, removedLinks: removed.sorted(), networks: networks, reloaded: reloaded)
     }
 

@@ -1,6 +1,7 @@
 import Platform
 import NodeConfig
 import NodeRegistry
+import Logging
 
 /// What a node gets, from the registry and the Root FS Customization trees: used by qlumand to
 /// answer a node and by `qluman preview` — one code path, so a preview is what the node gets.
@@ -8,7 +9,7 @@ public final class NodeConfigSource: Sendable {
     public let registry: Registry
     let rootFS: RootFSCache
 
-    public init(root: Root, registry: Registry, log: EventLog) {
+    public init(root: Root, registry: Registry, log: Logger) {
         self.registry = registry
         rootFS = RootFSCache(root: root, log: log)
     }

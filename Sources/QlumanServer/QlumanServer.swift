@@ -6,6 +6,7 @@ import NIOCore
 import NodeConfig
 import NodeRegistry
 import Transport
+import Logging
 
 /// qlumand: serves each node its configuration from the registry, over TLS only.
 ///
@@ -39,13 +40,13 @@ public final class QlumanServer: Sendable {
     public let settings: Settings
     public let source: NodeConfigSource
     public var registry: Registry { source.registry }
-    let log: EventLog
+    let log: Logger
     private let control = NIOLockedValueBox<ControlServer?>(nil)
     private let admin = NIOLockedValueBox<ControlServer?>(nil)
     let agents = AgentHub()
     private let counters = NIOLockedValueBox(QlumandStatus())
 
-    public init(settings: Settings, log: EventLog) throws(QlustarError) {
+    public init(settings: Settings, log: Logger) throws(QlustarError) {
         self.settings = settings
         self.log = log
         source = NodeConfigSource(root: settings.root, registry: try Registry(root: settings.root), log: log)
@@ -88,8 +89,7 @@ public final class QlumanServer: Sendable {
         self.admin.withLockedValue { $0 = admin }
         let nodes = (try? registry.nodes().count) ?? 0
         log.info(
-            "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), "
-                + "registry \(registry.path) with \(nodes) nodes")
+            "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), registry \(registry.path) with \(nodes) nodes")
     }
 
     public func stop() {
@@ -155,7 +155,8 @@ public final class QlumanServer: Sendable {
                 do { node = try registry.node(exec.node) } catch { throw ControlFailure(.notFound, error.message) }
                 guard exec.kind == .configure || !exec.argv.isEmpty else { throw ControlFailure(.malformedRequest, "no command given") }
                 let job = try agents.submit(node: node.name, kind: exec.kind, argv: exec.argv, timeout: exec.timeoutSeconds)
-                log.info("job \(job) on \(node.name): " + (exec.kind == .configure ? "reconfigure" : "run \(exec.argv.joined(separator: " "))"))
+                let what = exec.kind == .configure ? "reconfigure" : "run \(exec.argv.joined(separator: " "))"
+                log.info("job \(job) on \(node.name): \(what)")
                 return loop.makeSucceededFuture(.json(canonicalJSON(ExecStarted(job: job))))
             case QlumanOperation.execPoll:
                 let poll = try request.arguments(ExecPollRequest.self)
@@ -202,10 +203,9 @@ public final class QlumanServer: Sendable {
             let payload = trees.flatMap(\.bytes)
             try? registry.recordConfigure(node.name, facts: request.facts)
             counters.withLockedValue { $0.configured += 1 }
-            log.info(
-                "configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): "
-                    + (options.sources.keys.sorted().joined(separator: " ").nonEmpty ?? "no config classes")
-                    + (payload.isEmpty ? "" : ", \(payload.count) bytes of Root FS Customization"))
+            let classes = options.sources.keys.sorted().joined(separator: " ").nonEmpty ?? "no config classes"
+            let customization = payload.isEmpty ? "" : ", \(payload.count) bytes of Root FS Customization"
+            log.info("configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): \(classes)\(customization)")
             return .bytes(json: canonicalJSON(ConfigureReply(options: options)), payload: payload)
         } catch {
             throw failed("node \(node.name): \(error.message)")

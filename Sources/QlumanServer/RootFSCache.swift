@@ -6,6 +6,7 @@ import Platform
 import NIOConcurrencyHelpers
 import NodeConfig
 import Transport
+import Logging
 
 /// The Root FS Customization archives qlumand hands out, built once per version of a tree.
 ///
@@ -24,11 +25,11 @@ final class RootFSCache: Sendable {
     }
 
     private let root: Root
-    private let log: EventLog
+    private let log: Logger
     private let cache = NIOLockedValueBox<[String: Entry]>([:])
     private let built = NIOLockedValueBox<UInt64>(0)
 
-    init(root: Root, log: EventLog) {
+    init(root: Root, log: Logger) {
         self.root = root
         self.log = log
     }

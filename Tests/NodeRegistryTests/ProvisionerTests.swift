@@ -5,6 +5,7 @@ import LabSupport
 import NodeRegistry
 import Provisioning
 import XCTest
+import Logging
 
 /// `qluman provision` output, checked with the real tools: `gethostip -x` for Hostids,
 /// `dnsmasq --test` for the configuration.
@@ -15,7 +16,7 @@ final class ProvisionerTests: XCTestCase {
     override func setUp() { dir = NSTemporaryDirectory() + "provision-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
-    func provisioner() -> Provisioner { Provisioner(root: root, log: EventLog(root: root, name: "qluman", echo: false)) }
+    func provisioner() -> Provisioner { Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false)) }
 
     func testHostidIsWhatGethostipPrints() throws {
         var addresses = ["192.168.52.11", "10.0.0.1", "172.16.254.3", "198.18.0.10", "1.2.3.4", "255.255.255.254"]

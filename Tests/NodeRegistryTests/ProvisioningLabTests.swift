@@ -6,6 +6,7 @@ import LabTestSupport
 import NodeRegistry
 import Provisioning
 import XCTest
+import Logging
 
 /// The generated configuration served by the real dnsmasq on the head node (h0) of the test
 /// hosts: a registered host gets its address by DHCP (dhclient) and its pxelinux configuration
@@ -55,7 +56,7 @@ final class ProvisioningLabTests: XCTestCase {
         _ = try registry.addNode(name: "n1", macs: [try mac(lab, 1)], ip: "198.18.0.111", image: "compute", group: nil)
         _ = try registry.setNode("n1", bootConfig: .some("custom"))
         _ = try registry.addNode(name: "n2", macs: [try mac(lab, 2)], ip: "198.18.0.112", image: "compute", group: nil)
-        let provisioner = Provisioner(root: root, log: EventLog(root: root, name: "qluman", echo: false))
+        let provisioner = Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false))
         _ = try provisioner.provision(registry)
         try FileManager.default.createDirectory(atPath: root.path("/run/qlustar"), withIntermediateDirectories: true)
         _ = try lab.start(

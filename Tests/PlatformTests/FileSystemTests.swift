@@ -7,15 +7,7 @@ import XCTest
 #endif
 
 /// The POSIX fence and the file operations on it, on a real temporary directory.
-final class FileSystemTests: XCTestCase {
-    var dir = ""
-
-    override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "fs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileSystem.makeDirectories(dir)
-    }
-
-    override func tearDownWithError() throws { try FileSystem.removeTree(dir) }
+final class FileSystemTests: ScratchTestCase {
 
     func testFailedCallCarriesItsNameAndErrno() {
         XCTAssertThrowsError(try Posix.open(dir + "/absent", O_RDONLY)) { error in

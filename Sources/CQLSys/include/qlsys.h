@@ -63,6 +63,20 @@ size_t qlsys_gro_control_space(void);
 /// were "/" (absolute symlinks and ".." cannot leave it). Returns a descriptor or -1 with errno.
 int qlsys_open_in_root(int root_fd, const char *path, int flags, unsigned int mode);
 
+/// pipe2(fds, O_CLOEXEC) (behind _GNU_SOURCE in glibc's headers).
+int qlsys_pipe_cloexec(int fds[2]);
+
+/// Starts a program with posix_spawn (vfork-fast, no run loop, no threads). `argv` and `envp`
+/// are NULL-terminated; `path` with a '/' is run as it is, else searched on this process' PATH.
+/// Standard descriptors: a descriptor >= 0 is duplicated onto 0/1/2, QLSYS_SPAWN_NULL opens
+/// /dev/null, QLSYS_SPAWN_INHERIT keeps ours; no other descriptor is passed on. In `dir` when not NULL; in a process group of its
+/// own when `new_group`; every signal at its default and none blocked (whatever this process
+/// ignores or blocks). Returns 0 and sets *pid, or an errno value (exec failures included).
+#define QLSYS_SPAWN_NULL (-1)
+#define QLSYS_SPAWN_INHERIT (-2)
+int qlsys_spawn(int *pid, const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
+                const char *dir, int new_group);
+
 #ifdef __cplusplus
 }
 #endif

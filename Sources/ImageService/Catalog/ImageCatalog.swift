@@ -2,6 +2,7 @@ import Foundation
 import Platform
 import NIOConcurrencyHelpers
 import Transport
+import Logging
 
 /// The images ql-mcastd serves: `<root>/var/lib/qlustar/images/NAME.img`.
 ///
@@ -15,12 +16,12 @@ public final class ImageCatalog: Sendable {
     public let root: Root
     public let symbolSize: Int
     public let sourceSymbols: Int
-    private let log: EventLog?
+    private let log: Logger?
     private let table = NIOLockedValueBox<[ImageName: ImageSnapshot]>([:])
     /// Bytes hashed to build manifests (a manifest served from the cache hashes nothing).
     public let hashedBytes = NIOLockedValueBox<UInt64>(0)
 
-    public init(root: Root, symbolSize: Int = 1_440, sourceSymbols: Int = 128, log: EventLog? = nil) {
+    public init(root: Root, symbolSize: Int = 1_440, sourceSymbols: Int = 128, log: Logger? = nil) {
         self.root = root
         self.symbolSize = symbolSize
         self.sourceSymbols = sourceSymbols

@@ -4,6 +4,7 @@
 import Foundation
 import Platform
 import Transport
+import Logging
 
 /// How ql-mcast-client fetches an image.
 public struct ClientOptions: Sendable {
@@ -71,11 +72,11 @@ public struct ClientReport: Sendable, Codable {
 /// left where it would be used.
 public final class ImageClient {
     public let options: ClientOptions
-    let log: EventLog
+    let log: Logger
     /// Show progress (a bar on a terminal, lines in the log otherwise).
     public var showProgress = true
 
-    public init(options: ClientOptions, log: EventLog) {
+    public init(options: ClientOptions, log: Logger) {
         self.options = options
         self.log = log
     }
@@ -180,8 +181,7 @@ public final class ImageClient {
         var missing: [Range<UInt64>] = ticket.objectSize > 0 ? [0..<ticket.objectSize] : []
         if ticket.mode == .multicast {
             log.info(
-                "image '\(name)': session \(ticket.sessionID) on \(ticket.group ?? "?"):\(ticket.port ?? 0)"
-                    + "\(ticket.lateJoin ? " (joining late)" : ""), \(ticket.objectSize) bytes, starts in \(ticket.startsInMillis) ms")
+                "image '\(name)': session \(ticket.sessionID) on \(ticket.group ?? "?"):\(ticket.port ?? 0)\(ticket.lateJoin ? " (joining late)" : ""), \(ticket.objectSize) bytes, starts in \(ticket.startsInMillis) ms")
             let outcome = receiveMulticast(ticket, layout: layout, into: file)
             report.receiver = outcome.counters
             switch outcome.result {
@@ -290,9 +290,8 @@ public final class ImageClient {
         do throws(TransportError) {
             let digest = try receiver.run()
             meter.update(ticket.objectSize, via: "multicast")
-            log.info(
-                "multicast: \(receiver.counters.dataSymbols) data, \(receiver.counters.repairSymbols) repair symbols, "
-                    + "\(receiver.counters.blocksDecoded) blocks decoded, \(receiver.counters.naksSent) NAKs")
+            let c = receiver.counters
+            log.info("multicast: \(c.dataSymbols) data, \(c.repairSymbols) repair symbols, \(c.blocksDecoded) blocks decoded, \(c.naksSent) NAKs")
             return MulticastOutcome(result: .success(digest), counters: receiver.counters)
         } catch {
             let announced = receiver.announce != nil

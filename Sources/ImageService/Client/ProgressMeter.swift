@@ -4,6 +4,7 @@
 import Foundation
 import Platform
 import Transport
+import Logging
 
 /// Progress of a long transfer: on a terminal a bar with rate and ETA, redrawn at most ten
 /// times a second; otherwise (logs, the serial console of a booting node) one line per 10 %.
@@ -11,14 +12,14 @@ public final class ProgressMeter {
     private let total: UInt64
     private let label: String
     private let terminal: Bool
-    private let log: EventLog?
+    private let log: Logger?
     private let started = MonotonicClock.nanoseconds()
     private var lastDraw: UInt64 = 0
     private var lastDecile = -1
     private var drawn = false
     public var enabled = true
 
-    public init(total: UInt64, label: String, log: EventLog?, terminal: Bool = isatty(2) != 0) {
+    public init(total: UInt64, label: String, log: Logger?, terminal: Bool = isatty(2) != 0) {
         self.total = total
         self.label = label
         self.log = log
@@ -47,7 +48,7 @@ public final class ProgressMeter {
             let decile = Int(fraction * 10)
             guard decile > lastDecile else { return }
             lastDecile = decile
-            log?.info(String(format: "%@: %d%% (%.1f MB/s, %@)", label, decile * 10, rate / 1e6, via))
+            log?.info("\(String(format: "%@: %d%% (%.1f MB/s, %@)", label, decile * 10, rate / 1e6, via))")
         }
     }
 

@@ -3,6 +3,7 @@
 #endif
 import Foundation
 import Platform
+import Logging
 
 /// The union root of step 4 of the boot: under `DIR/union`, `image` (the squashfs image,
 /// unpacked or mounted), `rw` (runtime changes: a tmpfs when mounting) and `chroot` (reserved,
@@ -31,7 +32,7 @@ public struct UnionLayout: Sendable {
 
     /// Lays out the union for the verified image file `imageFile`.
     /// - Throws: `.union` naming the step and the tool's own message.
-    public func build(from imageFile: String, log: EventLog) throws(QlustarError) {
+    public func build(from imageFile: String, log: Logger) throws(QlustarError) {
         try checkSquashfs(imageFile)
         do {
             try FileSystem.makeDirectories(union)

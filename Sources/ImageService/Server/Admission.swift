@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import Platform
 import Transport
+import Logging
 
 extension NeighbourTable {
     /// Whether `address` is this host's own (loopback, or an address of one of its interfaces):
@@ -16,11 +17,11 @@ extension NeighbourTable {
 /// so a stranger knocking all day writes one line a minute).
 final class AdmissionGate: Sendable {
     let admission: NodeAdmission
-    private let log: EventLog
+    private let log: Logger
     private let lastLogged = NIOLockedValueBox<[String: UInt64]>([:])
     private let table: String
 
-    init(admission: NodeAdmission, log: EventLog, table: String = "/proc/net/arp") {
+    init(admission: NodeAdmission, log: Logger, table: String = "/proc/net/arp") {
         self.admission = admission
         self.log = log
         self.table = table

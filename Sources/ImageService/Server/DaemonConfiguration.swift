@@ -1,4 +1,5 @@
 import Transport
+import Logging
 import Platform
 
 /// Everything ql-mcastd runs with. Every field is a command-line flag and a key of the
@@ -74,6 +75,8 @@ public struct DaemonConfiguration: Sendable {
     var registryDescription: String { registryPath ?? "none" }
     /// Finished sessions stay visible in `status` this long.
     public var keepFinishedSeconds = 60.0
+    /// The log's level (`log-level`); nil: `QL_LOG_LEVEL`, else info.
+    public var logLevel: Logger.Level?
 
     public init() {}
 
@@ -81,7 +84,7 @@ public struct DaemonConfiguration: Sendable {
     public static let keys = [
         "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
         "max-connections", "max-connections-per-host", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "encrypt", "loopback",
-        "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key", "registry",
+        "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key", "registry", "log-level",
     ]
 
     /// Sets `key` (a flag name without dashes) from `text`.
@@ -146,6 +149,8 @@ public struct DaemonConfiguration: Sendable {
         case "tls-key": tlsKey = text.isEmpty ? nil : text
         case "registry": registry = text.isEmpty || text == "auto" ? nil : text
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
+        case "log-level":
+            do { logLevel = try Logger.level(parsing: text) } catch { throw bad("trace, debug, info, notice, warning, error or critical") }
         case "simulate-loss":
             do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }
         default:

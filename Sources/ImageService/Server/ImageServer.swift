@@ -3,6 +3,7 @@ import Platform
 import NIOConcurrencyHelpers
 import NIOCore
 import Transport
+import Logging
 
 /// ql-mcastd: the image catalog, the session conductor and the control port, put together.
 ///
@@ -13,14 +14,14 @@ public final class ImageServer: Sendable {
     public let configuration: DaemonConfiguration
     public let catalog: ImageCatalog
     public let sessions: SessionManager
-    public let log: EventLog
+    public let log: Logger
     private let control = NIOLockedValueBox<ControlServer?>(nil)
     private let metrics = NIOLockedValueBox<MetricsServer?>(nil)
     /// The registry's gate (nil: every host is served, the bare daemon of a small lab).
     private let gate: AdmissionGate?
 
     /// - Parameter admission: Who may have images and keys (from the node registry); nil serves anyone.
-    public init(configuration: DaemonConfiguration, log: EventLog, admission: NodeAdmission? = nil) throws(QlustarError) {
+    public init(configuration: DaemonConfiguration, log: Logger, admission: NodeAdmission? = nil) throws(QlustarError) {
         self.configuration = configuration
         self.log = log
         gate = admission.map { AdmissionGate(admission: $0, log: log, table: configuration.neighbourTable) }
@@ -48,9 +49,8 @@ public final class ImageServer: Sendable {
         var options = ControlServer.Options()
         options.tls = try configuration.controlTLS()
         if options.tls == nil, configuration.sessionKeys {
-            log.warning(
-                "\(configuration.encryptsSessions ? "encrypt" : "authenticate") = yes without TLS: session keys travel in the clear "
-                    + "(set tls-certificate and tls-key)")
+            let setting = configuration.encryptsSessions ? "encrypt" : "authenticate"
+            log.warning("\(setting) = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
         }
         options.maxConnections = configuration.maxConnections
         options.maxConnectionsPerHost = configuration.maxConnectionsPerHost
@@ -77,11 +77,12 @@ public final class ImageServer: Sendable {
                 throw error
             }
         }
-        log.info(
+        let sealing = configuration.encryptsSessions ? "encrypted (AES-128-GCM)" : configuration.authenticate ? "tagged (HMAC)" : "in the clear"
+        let started =
             "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
-                + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
-                + "rate \(configuration.rate), \(options.tls == nil ? "plain TCP" : "TLS"), sessions "
-                + (configuration.encryptsSessions ? "encrypted (AES-128-GCM)" : configuration.authenticate ? "tagged (HMAC)" : "in the clear"))
+            + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
+            + "rate \(configuration.rate), \(options.tls == nil ? "plain TCP" : "TLS"), sessions \(sealing)"
+        log.info("\(started)")
     }
 
     /// SIGHUP: rescan the image directory (new images appear, removed ones go, changed ones
@@ -156,7 +157,7 @@ public final class ImageServer: Sendable {
 
 extension FileSystem {
     /// Creates `path` if missing; a failure is logged (the caller reports what it cannot find).
-    static func ensureDirectory(_ path: String, log: EventLog) {
-        do throws(QlustarError) { try makeDirectories(path) } catch { log.warning(error.message) }
+    static func ensureDirectory(_ path: String, log: Logger) {
+        do throws(QlustarError) { try makeDirectories(path) } catch { log.warning("\(error.message)") }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Platform
 import NIOConcurrencyHelpers
 import Transport
+import Logging
 
 /// The conductor of ql-mcastd: owns the sessions, hands out tickets, starts sessions when their
 /// window closes, shares the rate cap, and reaps finished sessions.
@@ -21,12 +22,12 @@ public final class SessionManager: Sendable {
 
     public let configuration: DaemonConfiguration
     public let catalog: ImageCatalog
-    let log: EventLog
+    let log: Logger
     let startedAt = MonotonicClock.nanoseconds()
     private let state: NIOLockedValueBox<State>
     private let conductorStop = NIOLockedValueBox(false)
 
-    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: EventLog) throws(QlustarError) {
+    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: Logger) throws(QlustarError) {
         try configuration.validate()
         self.configuration = configuration
         self.catalog = catalog

@@ -4,6 +4,7 @@
 import Foundation
 import Platform
 import Transport
+import Logging
 
 /// Builds node OS images from modules and publishes them where ql-mcastd serves them
 /// (docs/IMAGES.md, "Building").
@@ -22,7 +23,7 @@ public final class ImageBuilder {
 
     public let root: Root
     public let modules: ModuleStore
-    let log: EventLog
+    let log: Logger
     /// The ql-mcast-client binary the initrd carries.
     public var clientBinary: String
     /// The time every file of the image and initrd gets (`SOURCE_DATE_EPOCH`, else 0).
@@ -31,7 +32,7 @@ public final class ImageBuilder {
     /// hard links. Both give the same image.
     public var useOverlay = true
 
-    public init(root: Root, log: EventLog, clientBinary: String) {
+    public init(root: Root, log: Logger, clientBinary: String) {
         self.root = root
         self.log = log
         self.clientBinary = clientBinary

@@ -27,7 +27,7 @@ public enum InitQlustarScript {
             [ -d /sys/class ] || mount -t sysfs sysfs /sys
             [ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev
             mkdir -p /run && mount -t tmpfs -o mode=0755 tmpfs /run
-            # execd runs programs with Foundation's Process, which needs 127.0.0.1 (see /init).
+            # Loopback, as every system has it (services talk to 127.0.0.1).
             ip link set lo up 2>/dev/null
         }
         cmdline="$(cat "${QL_CMDLINE:-/proc/cmdline}")"

@@ -42,8 +42,8 @@ public enum InitScript {
             mount -t proc proc "$R/proc"
             mount -t sysfs sysfs "$R/sys"
             mount -t devtmpfs devtmpfs "$R/dev" 2>/dev/null
-            # Loopback first: Foundation's Process (the client's mount, execd's scripts) wakes
-            # its run loop through UDP sockets on 127.0.0.1 and hangs without them.
+            # Loopback first, as every system has it (our tools no longer need it: they start
+            # programs with posix_spawn, not Foundation's Process, which hung without it).
             ip link set lo up
         }
         cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"

@@ -3,15 +3,16 @@
 #endif
 import Foundation
 import Platform
+import Logging
 
 /// What `qlustar-image-edit` does (boot reference, "Static node OS image customization" and
 /// "Dynamic node OS image customization"): edit copy files and Root FS Customization files with
 /// the administrator's editor, and edit a built initrd or squashfs in a shell.
 public struct ImageEditor {
     public let root: Root
-    let log: EventLog
+    let log: Logger
 
-    public init(root: Root, log: EventLog) {
+    public init(root: Root, log: Logger) {
         self.root = root
         self.log = log
     }
@@ -178,17 +179,13 @@ extension ImageEditor {
 /// Runs a shell command, attached to the terminal when interactive.
 enum Shell {
     static func run(_ script: String, arguments: [String], directory: String?, interactive: Bool) throws(QlustarError) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script, "sh"] + arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        if !interactive {
-            process.standardInput = FileHandle.nullDevice
+        // In our process group (the terminal's), so Ctrl-C and job control reach the shell.
+        let process = try Subprocess(
+            "/bin/sh", ["-c", script, "sh"] + arguments, directory: directory, input: interactive, output: .inherit,
+            errors: .inherit, newProcessGroup: false)
+        switch process.wait() {
+        case .exited(let status): return status
+        case .signalled(let signal): return 128 + signal
         }
-        do { try process.run() } catch {
-            throw QlustarError(.io, "cannot run /bin/sh: \(error.localizedDescription)")
-        }
-        process.waitUntilExit()
-        return process.terminationStatus
     }
 }

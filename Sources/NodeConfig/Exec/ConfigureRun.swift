@@ -4,6 +4,7 @@
 import Foundation
 import Platform
 import Transport
+import Logging
 
 /// `qluman-execd --configure`: one run of the pre-systemd configuration of a node. Connects to
 /// qlumand over TLS (only a server certificate signed by the cluster CA is accepted), identifies
@@ -50,9 +51,9 @@ public struct ConfigureRun {
     }
 
     public let settings: Settings
-    let log: EventLog
+    let log: Logger
 
-    public init(settings: Settings, log: EventLog) {
+    public init(settings: Settings, log: Logger) {
         self.settings = settings
         self.log = log
     }
@@ -102,15 +103,15 @@ public struct ConfigureRun {
                 log.info("\(action.description): done")
                 run += 1
             } catch {
-                log.error(error.message)
+                log.error("\(error.message)")
                 failed += 1
             }
         }
         let classes = options.sources.keys.sorted()
         let seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
+        let classList = classes.isEmpty ? "none" : classes.joined(separator: " ")
         log.info(
-            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes "
-                + (classes.isEmpty ? "none" : classes.joined(separator: " ")) + String(format: ", %.2f s", seconds))
+            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes \(classList)\(String(format: ", %.2f s", seconds))")
         return Report(
             node: options.node.name, files: outcome.written, ownersNotSet: outcome.ownersNotSet, classes: classes,
             actionsRun: run, actionsSkipped: skipped, actionsFailed: failed, seconds: seconds)
@@ -123,9 +124,9 @@ public struct ConfigureRun {
         sync.mayStep = settings.stepClock
         do {
             let r = try sync.run()
-            log.info(
-                String(format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost, r.stratum, r.delay * 1_000)
-                    + (r.stepped ? "; clock stepped" : "; not stepped"))
+            let measured = String(
+                format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost, r.stratum, r.delay * 1_000)
+            log.info("\(measured)\(r.stepped ? "; clock stepped" : "; not stepped")")
         } catch {
             log.warning("\(error.message); the clock stays as it is")
         }

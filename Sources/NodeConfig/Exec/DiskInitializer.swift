@@ -3,6 +3,7 @@
 #endif
 import Foundation
 import Platform
+import Logging
 
 /// `qluman-execd --init-disks`: the local disks of `/etc/qlustar/options.d/disk-config`,
 /// initialised and mounted before the init.d scripts run (boot step 5). Only the devices the
@@ -19,9 +20,9 @@ public struct DiskInitializer {
 
     public let root: Root
     public var dryRun = false
-    let log: EventLog
+    let log: Logger
 
-    public init(root: Root, log: EventLog) {
+    public init(root: Root, log: Logger) {
         self.root = root
         self.log = log
     }
@@ -100,8 +101,8 @@ public struct DiskInitializer {
     }
 
     private func note(_ disk: DiskConfig.Disk, _ action: String, _ detail: String) -> Step {
-        let level: EventLog.Level = action == "refused" ? .error : .info
-        log.log(level, "disks: \(detail)")
+        let level: Logger.Level = action == "refused" ? .error : .info
+        log.log(level: level, "disks: \(detail)")
         return Step(device: disk.device, action: action, detail: detail)
     }
 }

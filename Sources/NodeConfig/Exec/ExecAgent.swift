@@ -5,6 +5,7 @@ import Foundation
 import Platform
 import NIOConcurrencyHelpers
 import Transport
+import Logging
 
 /// `qluman-execd --daemon`: the node's agent. It connects out to qlumand over TLS (only a
 /// certificate signed by the cluster CA for the configured address is accepted), identifies the
@@ -23,10 +24,10 @@ public final class ExecAgent {
     }
 
     public let settings: Settings
-    let log: EventLog
+    let log: Logger
     private var credentials: NodeCredentials { .init(macs: settings.configure.macs, token: settings.configure.token) }
 
-    public init(settings: Settings, log: EventLog) {
+    public init(settings: Settings, log: Logger) {
         self.settings = settings
         self.log = log
     }
@@ -100,53 +101,40 @@ public final class ExecAgent {
             try send(client, command.job, Array("\(command.argv[0]): not found\n".utf8))
             return (nil, "not found")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(command.argv.dropFirst())
-        process.currentDirectoryURL = URL(fileURLWithPath: settings.configure.root.prefix)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            try send(client, command.job, Array("cannot start \(program): \(error.localizedDescription)\n".utf8))
+        let process: Subprocess
+        do {
+            process = try Subprocess(
+                program, Array(command.argv.dropFirst()), directory: settings.configure.root.prefix, output: .pipe, errors: .sameAsOutput)
+        } catch {
+            try send(client, command.job, Array("cannot start \(program): \(error.message)\n".utf8))
             return (nil, "failed to start")
         }
-        let collected = NIOLockedValueBox((data: [UInt8](), eof: false))
-        let reader = pipe.fileHandleForReading
-        Thread {
-            while true {
-                let chunk = reader.availableData
-                collected.withLockedValue {
-                    if chunk.isEmpty { $0.eof = true } else { $0.data += chunk }
-                }
-                if chunk.isEmpty { return }
-            }
-        }.start()
         let deadline = Date().addingTimeInterval(command.timeoutSeconds > 0 ? command.timeoutSeconds : 3_600)
         var timedOut = false
         var lastSent = Date()
+        var eof = false
         while true {
             usleep(100_000)
-            let (data, eof) = collected.withLockedValue { c in
-                defer { c.data.removeAll(keepingCapacity: true) }
-                return (c.data, c.eof)
+            var data: [UInt8] = []
+            if !eof {
+                if let chunk = process.readAvailable() { data = chunk } else { eof = true }
             }
             // A silent command still sends (nothing) every 10 s, so the connection never looks idle.
             if !data.isEmpty || Date().timeIntervalSince(lastSent) > 10 {
                 try send(client, command.job, data)
                 lastSent = Date()
             }
-            if eof && !process.isRunning { break }
+            if eof, process.poll() != nil { break }
             if !timedOut, Date() > deadline {
                 timedOut = true
-                try? Posix.kill(-process.processIdentifier, SIGKILL)
-                try? Posix.kill(process.processIdentifier, SIGKILL)
+                process.kill()
             }
         }
         if timedOut { return (nil, "timed out after \(Int(command.timeoutSeconds)) s") }
-        if process.terminationReason == .uncaughtSignal { return (nil, "killed by signal \(process.terminationStatus)") }
-        return (process.terminationStatus, process.terminationStatus == 0 ? "ok" : "exit \(process.terminationStatus)")
+        switch process.wait() {
+        case .signalled(let signal): return (nil, "killed by signal \(signal)")
+        case .exited(let status): return (status, status == 0 ? "ok" : "exit \(status)")
+        }
     }
 
     private func send(_ client: ControlClient, _ job: UInt64, _ data: [UInt8]) throws(ControlFailure) {

@@ -3,6 +3,7 @@
 #endif
 import Foundation
 import Platform
+import Logging
 
 /// `qluman-execd --run-initd`: runs the executables in `/lib/qlustar/init.d` (placed there by
 /// Root FS Customizations) in alphanumeric (byte) order, each with a time limit. Each script's
@@ -21,9 +22,9 @@ public struct InitDRunner {
 
     public let root: Root
     public var timeoutSeconds = 600.0
-    let log: EventLog
+    let log: Logger
 
-    public init(root: Root, log: EventLog) {
+    public init(root: Root, log: Logger) {
         self.root = root
         self.log = log
     }
@@ -48,52 +49,41 @@ public struct InitDRunner {
             results.append(runOne(name, path: path, output: logDir + "/" + name + ".log"))
         }
         let failed = results.filter { $0.outcome != "ok" && $0.outcome != "skipped" }
-        log.info("init.d: \(results.count) scripts, \(failed.count) failed" + (failed.isEmpty ? "" : ": " + failed.map(\.script).joined(separator: ", ")))
+        let failures = failed.isEmpty ? "" : ": " + failed.map(\.script).joined(separator: ", ")
+        log.info("init.d: \(results.count) scripts, \(failed.count) failed\(failures)")
         return results
     }
 
     private func runOne(_ name: String, path: String, output: String) -> Result {
         let started = Date()
         log.info("init.d: running \(name)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.currentDirectoryURL = URL(fileURLWithPath: root.prefix)
-        var environment = ProcessInfo.processInfo.environment
-        environment[Root.environmentVariable] = root.prefix
-        process.environment = environment
-        guard FileManager.default.createFile(atPath: output, contents: nil), let handle = FileHandle(forWritingAtPath: output) else {
-            log.error("init.d: \(name): cannot open its log \(output)")
+        let process: Subprocess
+        do {
+            process = try Subprocess(
+                path, [], adding: [Root.environmentVariable: root.prefix], directory: root.prefix, output: .file(output),
+                errors: .sameAsOutput)
+        } catch {
+            log.error("init.d: \(name) cannot start: \(error.message)")
             return Result(script: name, status: nil, outcome: "failed to start", seconds: 0)
         }
-        defer { try? handle.close() }
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch {
-            log.error("init.d: \(name) cannot start: \(error.localizedDescription)")
-            return Result(script: name, status: nil, outcome: "failed to start", seconds: 0)
-        }
-        // Polled: the script runs in its own process group, and a child it leaves behind must
-        // not hold up the wait (Foundation's termination handler can lag until it exits).
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while process.isRunning, Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            try? Posix.kill(-process.processIdentifier, SIGKILL)
-            try? Posix.kill(process.processIdentifier, SIGKILL)
-            while process.isRunning { usleep(5_000) }
+        // The script runs in its own process group; a child it leaves behind holds up nothing:
+        // only the script's own end is waited for.
+        guard let end = process.wait(seconds: timeoutSeconds) else {
+            process.kill()
+            _ = process.wait()
             let seconds = Date().timeIntervalSince(started)
             log.error("init.d: \(name) killed after \(Int(timeoutSeconds)) s (output: \(output))")
             return Result(script: name, status: nil, outcome: "timed out", seconds: seconds)
         }
         let seconds = Date().timeIntervalSince(started)
-        let status = process.terminationStatus
-        let killed = process.terminationReason == .uncaughtSignal
-        let outcome = killed ? "killed by signal \(status)" : (status == 0 ? "ok" : "exit \(status)")
+        let outcome = end.description
+        var status: Int32?
+        if case .exited(let s) = end { status = s }
         if outcome == "ok" {
-            log.info(String(format: "init.d: %@ ok (%.2f s)", name, seconds))
+            log.info("\(String(format: "init.d: %@ ok (%.2f s)", name, seconds))")
         } else {
             log.error("init.d: \(name) failed: \(outcome) (output: \(output))")
         }
-        return Result(script: name, status: killed ? nil : status, outcome: outcome, seconds: seconds)
+        return Result(script: name, status: status, outcome: outcome, seconds: seconds)
     }
 }

@@ -296,6 +296,81 @@ public enum Posix {
 
     // MARK: - Processes
 
+    /// Where a child's standard descriptor comes from (`spawn`).
+    public enum Standard: Sendable, Equatable {
+        /// This process' own.
+        case inherit
+        /// /dev/null.
+        case null
+        /// A descriptor of ours (a pipe end, an open file).
+        case descriptor(Int32)
+
+        var raw: Int32 {
+            switch self {
+            case .inherit: return QLSYS_SPAWN_INHERIT
+            case .null: return QLSYS_SPAWN_NULL
+            case .descriptor(let fd): return fd
+            }
+        }
+    }
+
+    /// posix_spawn(3): starts `program` (searched on PATH without a `/`) with `arguments` (the
+    /// program's name first is added here) and `environment` (`NAME=value`), signals at their
+    /// defaults, in `directory` and a process group of its own when asked.
+    /// - Returns: The child's pid.
+    public static func spawn(
+        _ program: String, _ arguments: [String], environment: [String], directory: String?,
+        input: Standard, output: Standard, error: Standard, newProcessGroup: Bool
+    ) throws(SystemCallError) -> pid_t {
+        func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+        let argv = cStrings([program] + arguments)
+        let envp = cStrings(environment)
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: Int32 = 0
+        let rc = directory.withOptionalCString { dir in
+            qlsys_spawn(&pid, program, argv, envp, input.raw, output.raw, error.raw, dir, newProcessGroup ? 1 : 0)
+        }
+        guard rc == 0 else { throw SystemCallError("posix_spawn \(program)", errno: rc) }
+        return pid
+    }
+
+    /// How a child ended.
+    public enum Termination: Sendable, Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signalled(Int32)
+
+        public var succeeded: Bool { self == .exited(0) }
+        public var description: String {
+            switch self {
+            case .exited(let status): return status == 0 ? "ok" : "exit \(status)"
+            case .signalled(let signal): return "killed by signal \(signal)"
+            }
+        }
+    }
+
+    /// waitpid(2) for `pid`: its end, or nil while it runs when `block` is false.
+    public static func wait(_ pid: pid_t, block: Bool = true) throws(SystemCallError) -> Termination? {
+        var status: Int32 = 0
+        let r = try must("waitpid") { waitpid(pid, &status, block ? 0 : WNOHANG) }
+        guard r == pid else { return nil }
+        // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import (macros).
+        let signal = status & 0x7f
+        return signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+    }
+
+    /// pipe2(2) with `O_CLOEXEC`: (read end, write end).
+    public static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        _ = try must("pipe2") { qlsys_pipe_cloexec(&fds) }
+        return (fds[0], fds[1])
+    }
+
+    /// Makes reads and writes on `fd` return `EAGAIN` instead of waiting.
+    public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
+        let flags = try must("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+        _ = try must("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+
     /// kill(2). `ESRCH` (no such process) is an error like any other; callers decide.
     public static func kill(_ pid: pid_t, _ signal: Int32) throws(SystemCallError) {
         _ = try must("kill") { Glibc.kill(pid, signal) }
@@ -305,3 +380,13 @@ public enum Posix {
 // The calls whose names the fence's own methods (and the types `stat`, `flock`) shadow inside `Posix`.
 private func systemStat(_ path: String, _ st: inout stat) -> Int32 { stat(path, &st) }
 private func systemFlock(_ fd: Int32, _ operation: Int32) -> Int32 { flock(fd, operation) }
+
+extension Optional where Wrapped == String {
+    /// `body` with a C string, or with nil.
+    fileprivate func withOptionalCString<R>(_ body: (UnsafePointer<CChar>?) -> R) -> R {
+        switch self {
+        case .some(let s): return s.withCString { body($0) }
+        case .none: return body(nil)
+        }
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import ImageService
 import Platform
 import Transport
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -98,7 +99,7 @@ struct QLMcastClient: ParsableCommand {
 
     func run() throws {
         let rootPath = Root(root)
-        let log = EventLog(root: rootPath, name: "ql-mcast-client")
+        let log = Logger(root: rootPath, name: "ql-mcast-client")
         let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
         var options = ClientOptions(serverHost: host, image: image, output: output)
         options.serverPort = port
@@ -122,14 +123,14 @@ struct QLMcastClient: ParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try encoder.encode(report).write(to: URL(fileURLWithPath: reportJson))
             }
-            log.info(
-                String(
-                    format: "'%@': %llu bytes in %.2f s (%.2f s after the grouping window, %.1f MB/s) via %@", image,
-                    report.size, report.seconds, report.transferSeconds,
-                    Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9), report.path))
+            let fetched = String(
+                format: "'%@': %llu bytes in %.2f s (%.2f s after the grouping window, %.1f MB/s) via %@", image,
+                report.size, report.seconds, report.transferSeconds,
+                Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9), report.path)
+            log.info("\(fetched)")
             if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
         } catch let error as QlustarError {
-            log.error(error.message)
+            log.error("\(error.message)")
             throw ExitCode(Self.exitStatus(error.code))
         }
     }

@@ -24,7 +24,7 @@ struct QLMcastd: AsyncParsableCommand {
               ql-mcastd status --server 127.0.0.1                  sessions, members, progress
 
             Signals: SIGTERM/SIGINT let running sessions finish (--shutdown-grace), then abort them;
-            SIGHUP re-reads the image directory. Log: <root>/var/log/qlustar/ql-mcastd.log.
+            SIGHUP re-reads the image directory and reopens the log. Log: <root>/var/log/qlustar/ql-mcastd.log.
             """,
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self
@@ -85,6 +85,8 @@ struct Serve: AsyncParsableCommand {
     var registry: String?
     @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
     var simulateLoss: String?
+    @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
+    var logLevel: String?
 
     func configuration() throws -> DaemonConfiguration {
         var c = DaemonConfiguration()
@@ -97,7 +99,7 @@ struct Serve: AsyncParsableCommand {
             ("block-symbols", blockSymbols), ("parity", parity), ("authenticate", authenticate),
             ("encrypt", encrypt), ("loopback", loopback),
             ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
-            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey), ("registry", registry),
+            ("tls-certificate", tlsCertificate), ("tls-key", tlsKey), ("registry", registry), ("log-level", logLevel),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         try c.validate()
@@ -107,7 +109,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         // A configuration error is one line naming the key (and file line), exit status 1.
         let c = try configuration()
-        let log = EventLog(root: c.root, name: "ql-mcastd")
+        let log = Logger(root: c.root, name: "ql-mcastd", level: c.logLevel)
         var admission: RegistryAdmission?
         if let path = c.registryPath {
             guard FileSystem.exists(path) else {
@@ -119,21 +121,26 @@ struct Serve: AsyncParsableCommand {
         }
         let server = try ImageServer(configuration: c, log: log, admission: admission)
         try server.start()
-        var logger = Logger(label: "ql-mcastd")
-        logger.logLevel = .warning
+        // The service group's own lines (start, shutdown) only when something goes wrong.
+        var logger = log
+        logger.logLevel = max(.warning, log.logLevel)
         let group = ServiceGroup(
             services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
 
-/// The daemon as a service: reloads on SIGHUP until graceful shutdown, then stops the server.
+/// The daemon as a service: on SIGHUP re-reads the image directory and reopens the log (after
+/// logrotate moved it) until graceful shutdown, then stops the server.
 struct DaemonService: Service {
     let server: ImageServer
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        for await _ in hangups.cancelOnGracefulShutdown() { server.reload() }
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            LogFile.reopenAll()
+            server.reload()
+        }
         // Blocking by design: the sessions get their grace period, then the process ends.
         server.stop()
     }

@@ -6,6 +6,7 @@ import Foundation
 import ImageService
 import Platform
 import NodeConfig
+import Logging
 
 @main
 struct QlumanExecd: ParsableCommand {
@@ -59,6 +60,8 @@ struct QlumanExecd: ParsableCommand {
     @Flag(help: "Do not check (and step) the clock against the server's NTP before configuring.") var noTimeSync = false
     @Option(help: "Seconds an init.d script may run before it is killed.") var scriptTimeout = 600.0
     @Flag(help: "Verbose log (as with the kernel parameter debug).") var debug = false
+    @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
+    var logLevel: String?
 
     func validate() throws {
         guard configure || runInitd || daemon || initDisks else {
@@ -68,11 +71,14 @@ struct QlumanExecd: ParsableCommand {
         guard !daemon || !(configure || runInitd || initDisks) else { throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)") }
         guard reportInterval >= 1 else { throw ValidationError("--report-interval must be at least 1 s") }
         if let osFamily, OSFamily(rawValue: osFamily) == nil { throw ValidationError("--os-family must be debian or redhat") }
+        if let logLevel { do { _ = try Logger.level(parsing: logLevel) } catch { throw ValidationError(error.message) } }
     }
 
     func run() throws {
         let root = Root(root)
-        let log = EventLog(root: root, name: "qluman-execd", verbose: debug || Self.kernelParameter("debug") != nil)
+        let log = Logger(
+            root: root, name: "qluman-execd", verbose: debug || Self.kernelParameter("debug") != nil,
+            level: logLevel.flatMap { try? Logger.level(parsing: $0) })
         if daemon {
             var settings = ExecAgent.Settings(configure: try configureSettings(root: root))
             settings.interval = reportInterval

@@ -5,6 +5,7 @@ import NodeConfig
 import NodeRegistry
 import QlumanServer
 import Transport
+import Logging
 
 struct Preview: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,7 +40,7 @@ struct Preview: ParsableCommand {
             facts.timeDaemon = t
         }
         let family = facts.osFamily
-        let source = NodeConfigSource(root: root, registry: registry, log: EventLog(root: root, name: "qluman", echo: false))
+        let source = NodeConfigSource(root: root, registry: registry, log: Logger(root: root, name: "qluman", echo: false))
         let plan = try source.plan(node, facts: facts)
         if let dir {
             let outcome = try plan.write(below: dir)

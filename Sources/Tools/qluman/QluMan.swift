@@ -3,6 +3,7 @@ import Foundation
 import Platform
 import NodeRegistry
 import Provisioning
+import Logging
 
 @main
 struct QluMan: ParsableCommand {
@@ -220,7 +221,7 @@ struct Provision: ParsableCommand {
     @OptionGroup var common: Common
     func run() throws {
         let root = Root(common.root)
-        let report = try Provisioner(root: root, log: EventLog(root: root, name: "qluman", echo: false)).provision(common.registry())
+        let report = try Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false)).provision(common.registry())
         try common.print(report) {
             "provisioned \(report.nodes) nodes, \(report.hostidLinks.count) custom boot links"
                 + (report.removedLinks.isEmpty ? "" : ", removed \(report.removedLinks.joined(separator: " "))")

@@ -26,7 +26,8 @@ struct Qlumand: AsyncParsableCommand {
               qlumand --listen 192.168.52.1                          serve (port \(QlumanDefaults.port))
               qlumand status --server 192.168.52.1 --ca /etc/qlustar/ssl/ca.crt
 
-            Signals: SIGTERM/SIGINT stop. Log: <root>/var/log/qlustar/qlumand.log.
+            Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log (logrotate).
+            Log: <root>/var/log/qlustar/qlumand.log.
             """,
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self
@@ -43,6 +44,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The certificate's private key (PEM; default <root>/etc/qlustar/ssl/qlumand.key).") var tlsKey: String?
     @Option(help: "Most open connections (booting nodes at once).") var maxConnections = 2_048
     @Option(help: "Seconds before a silent connection is closed.") var idleTimeout = 30.0
+    @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
+    var logLevel: String?
 
     func run() async throws {
         let root = Root(root)
@@ -54,22 +57,25 @@ struct Serve: AsyncParsableCommand {
         settings.listenPort = port
         settings.maxConnections = maxConnections
         settings.idleTimeoutSeconds = idleTimeout
-        let log = EventLog(root: root, name: "qlumand")
+        let log = Logger(root: root, name: "qlumand", level: try logLevel.map { try Logger.level(parsing: $0) })
         let server = try QlumanServer(settings: settings, log: log)
         try server.start()
-        var logger = Logger(label: "qlumand")
-        logger.logLevel = .warning
+        // The service group's own lines (start, shutdown) only when something goes wrong.
+        var logger = log
+        logger.logLevel = max(.warning, log.logLevel)
         let group = ServiceGroup(services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
 
-/// qlumand as a service: runs until graceful shutdown, then stops listening.
+/// qlumand as a service: reopens its log on SIGHUP (after logrotate moved it) until graceful
+/// shutdown, then stops listening.
 struct DaemonService: Service {
     let server: QlumanServer
 
     func run() async throws {
-        try? await gracefulShutdown()
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() { LogFile.reopenAll() }
         server.stop()
     }
 }

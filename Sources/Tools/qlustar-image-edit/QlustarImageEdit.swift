@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Platform
 import ImageTools
+import Logging
 
 @main
 struct QlustarImageEdit: ParsableCommand {
@@ -54,7 +55,7 @@ struct QlustarImageEdit: ParsableCommand {
 
     func run() throws {
         let rootPath = Root(root)
-        let log = EventLog(root: rootPath, name: "qlustar-image-edit")
+        let log = Logger(root: rootPath, name: "qlustar-image-edit")
         let editor = ImageEditor(root: rootPath, log: log)
         do {
             if let name = initrd ?? squashfs {
@@ -74,7 +75,7 @@ struct QlustarImageEdit: ParsableCommand {
             let area: ImageEditor.Area = arguments.count == 2 ? .image(try ImageName(arguments[0])) : .common
             print(try editor.edit(arguments.last!, in: area, editor: command))
         } catch let error as QlustarError {
-            log.error(error.message)
+            log.error("\(error.message)")
             throw ExitCode(error.code == .notFound ? 2 : 1)
         }
     }

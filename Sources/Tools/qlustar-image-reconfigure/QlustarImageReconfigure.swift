@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Platform
 import ImageTools
+import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -60,7 +61,7 @@ struct QlustarImageReconfigure: ParsableCommand {
         try definition.store(rootPath, name)
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("ql-mcast-client").path
-        let builder = ImageBuilder(root: rootPath, log: EventLog(root: rootPath, name: "qlustar-image"), clientBinary: client ?? beside)
+        let builder = ImageBuilder(root: rootPath, log: Logger(root: rootPath, name: "qlustar-image"), clientBinary: client ?? beside)
         let result = try builder.build(name, force: true)
         print("\(name): rebuilt from its modules (sha256 \(result.record.sha256)); root password: \(definition.rootPasswordHash == nil ? "the head node's" : "set")")
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Platform
 import ImageTools
+import Logging
 
 @main
 struct QlustarImage: ParsableCommand {
@@ -33,7 +34,7 @@ struct CommonOptions: ParsableArguments {
     var rootPath: Root { Root(root) }
 
     func builder() -> ImageBuilder {
-        let log = EventLog(root: rootPath, name: "qlustar-image")
+        let log = Logger(root: rootPath, name: "qlustar-image")
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("ql-mcast-client").path
         return ImageBuilder(root: rootPath, log: log, clientBinary: client ?? beside)

@@ -8,6 +8,7 @@ import LabSupport
 import LabTestSupport
 import Transport
 import XCTest
+import Logging
 
 /// ql-mcastd's control plane in process, on 127.0.0.1: tickets, grouping, limits, fetch, and
 /// everything a bad client can send. The window is long, so no session starts and nothing is
@@ -38,7 +39,7 @@ final class ImageServerTests: XCTestCase {
             let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ name.count) }
             try Data(bytes).write(to: URL(fileURLWithPath: c.root.images + "/\(name).img"))
         }
-        let s = try ImageServer(configuration: c, log: EventLog(root: c.root, name: "ql-mcastd", echo: false))
+        let s = try ImageServer(configuration: c, log: Logger(root: c.root, name: "ql-mcastd", echo: false))
         try s.start()
         server = s
         return s
@@ -202,7 +203,7 @@ final class ImageServerTests: XCTestCase {
         options.serverPort = s.port
         options.unicastOnly = true
         options.fetchChunk = 300_000  // several fetches, the last one short
-        let client = ImageClient(options: options, log: EventLog(root: Root(dir + "/node"), name: "ql-mcast-client", echo: false))
+        let client = ImageClient(options: options, log: Logger(root: Root(dir + "/node"), name: "ql-mcast-client", echo: false))
         client.showProgress = false
         let report = try client.run()
         XCTAssertEqual(report.path, "unicast")

@@ -5,6 +5,7 @@ import Platform
 import LabSupport
 import LabTestSupport
 import XCTest
+import Logging
 
 /// Images built from modules and copy files, checked with unsquashfs, cpio and zcat; the initrd
 /// carries the release ql-mcast-client (as CI builds it).
@@ -192,7 +193,7 @@ final class ImageBuilderTests: XCTestCase {
         try builder().build(name, force: true)
         XCTAssertEqual(try Lab.sha256(initrd), first, "reproducible")
         // qlustar-image-edit -i keeps the format.
-        let editor = ImageEditor(root: root, log: EventLog(root: root, name: "qlustar-image-edit", echo: false))
+        let editor = ImageEditor(root: root, log: Logger(root: root, name: "qlustar-image-edit", echo: false))
         XCTAssertTrue(try editor.editBuilt(name, .initrd, command: "echo fix > added"))
         XCTAssertEqual(try InitrdCompression.detect(initrd), .zstd)
         XCTAssertEqual(try sh("zstd -dcq \(initrd) | cpio -i --quiet --to-stdout added"), "fix\n")

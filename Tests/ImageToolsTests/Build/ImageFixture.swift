@@ -5,6 +5,7 @@ import ImageTools
 import LabSupport
 import LabTestSupport
 import XCTest
+import Logging
 
 /// A root prefix with modules, copy files and an image definition, for the image tooling tests.
 /// Builds set file owners, so it needs root (as CI runs); elsewhere the tests skip, saying why.
@@ -40,7 +41,7 @@ final class ImageFixture {
 
     func builder() throws -> ImageBuilder {
         ImageBuilder(
-            root: root, log: EventLog(root: root, name: "qlustar-image", echo: false),
+            root: root, log: Logger(root: root, name: "qlustar-image", echo: false),
             clientBinary: try LabHarness.releaseBinary("ql-mcast-client").path)
     }
 

@@ -5,6 +5,7 @@ import ImageTools
 import LabSupport
 import LabTestSupport
 import XCTest
+import Logging
 
 /// qlustar-image-edit and qlustar-image-reconfigure: copy and Root FS files, temporary edits of
 /// built images, root password.
@@ -16,7 +17,7 @@ final class ImageEditorTests: XCTestCase {
     override func setUpWithError() throws { images = try ImageFixture() }
     override func tearDown() { images?.remove() }
 
-    func editor() -> ImageEditor { ImageEditor(root: root, log: EventLog(root: root, name: "qlustar-image-edit", echo: false)) }
+    func editor() -> ImageEditor { ImageEditor(root: root, log: Logger(root: root, name: "qlustar-image-edit", echo: false)) }
 
     func read(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
 

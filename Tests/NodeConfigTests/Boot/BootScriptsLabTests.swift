@@ -8,6 +8,7 @@ import NodeConfig
 import NodeRegistry
 import Provisioning
 import XCTest
+import Logging
 
 /// The initrd's /init and the image's /sbin/init.qlustar, run on the test hosts under a node
 /// root with the real programs — dnsmasq and busybox udhcpc, ql-mcastd and ql-mcast-client with
@@ -41,7 +42,7 @@ final class BootScriptsLabTests: XCTestCase {
     }
 
     private func startDHCP(_ l: LabHarness, _ registry: Registry, _ root: Root) throws {
-        let provisioner = Provisioner(root: root, log: EventLog(root: root, name: "qluman", echo: false))
+        let provisioner = Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false))
         _ = try provisioner.provision(registry)
         try FileManager.default.createDirectory(atPath: root.path("/run/qlustar"), withIntermediateDirectories: true)
         _ = try l.start(

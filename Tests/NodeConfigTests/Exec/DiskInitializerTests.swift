@@ -5,6 +5,7 @@ import LabSupport
 import LabTestSupport
 import NodeConfig
 import XCTest
+import Logging
 
 /// Local disks on loop devices this test makes: only the disks the configuration names are
 /// touched; dry-run touches none.
@@ -35,7 +36,7 @@ final class DiskInitializerTests: XCTestCase {
         let other = try loop(f, "other")
         let otherBefore = try Lab.sha256(other)
         let root = Root(f.dir + "/node")
-        let log = EventLog(root: root, name: "qluman-execd", echo: false)
+        let log = Logger(root: root, name: "qluman-execd", echo: false)
         let config = try DiskConfig.parse(
             "# DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS\n\(scratch) format ext4 /scratch noatime\n/dev/qlustar-absent keep xfs /data -\n")
 

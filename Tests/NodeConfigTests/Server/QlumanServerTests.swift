@@ -7,6 +7,7 @@ import NodeConfig
 import QlumanServer
 import Transport
 import XCTest
+import Logging
 
 /// qlumand in process on loopback, with a real cluster CA: what a stranger or a broken client
 /// sends is answered with an error and counted; the server keeps serving.
@@ -28,7 +29,7 @@ final class QlumanServerTests: XCTestCase {
         var settings = QlumanServer.Settings(root: f.root, certificate: ssl + "/qlumand.crt", key: ssl + "/qlumand.key")
         settings.listenHost = "127.0.0.1"
         settings.listenPort = 0
-        let s = try QlumanServer(settings: settings, log: EventLog(root: f.root, name: "qlumand", echo: false))
+        let s = try QlumanServer(settings: settings, log: Logger(root: f.root, name: "qlumand", echo: false))
         try s.start()
         server = s
         return (s, f, try ControlTLS.client(ca: ssl + "/ca.crt", host: "127.0.0.1"))
