@@ -137,12 +137,22 @@ public final class CPIOWriter {
     private func copyContent(of path: String, size: Int) throws(QlustarError) {
         let fd = try FileSystem.openForReading(path)
         defer { Posix.close(fd) }
+        // One buffer for the whole file: an initrd's binaries are tens of MB.
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
         var done = 0
         while done < size {
-            let chunk = try FileSystem.read(fd, upTo: min(1 << 20, size - done), path: path)
-            guard !chunk.isEmpty else { throw QlustarError(.io, "\(path) changed size while being archived") }
-            try out.write(chunk)
-            done += chunk.count
+            let want = min(buffer.count, size - done)
+            let n = try FileSystem.at("cannot read", path) { () throws(SystemCallError) in
+                try buffer.withUnsafeMutableBytes { b in
+                    Result { () throws(SystemCallError) in try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[..<want])) }
+                }.get()
+            }
+            guard n > 0 else { throw QlustarError(.io, "\(path) changed size while being archived") }
+            let result = buffer.withUnsafeBytes { b in
+                Result { () throws(QlustarError) in try out.write(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
+            }
+            try result.get()
+            done += n
         }
     }
 }

@@ -56,7 +56,7 @@ public struct ImageEditor {
         var probe = base
         for part in parts {
             probe += "/" + part
-            guard FileSystem.exists(probe) || (try? FileSystem.linkTarget(probe)) != nil
+            guard FileSystem.exists(probe, followingLinks: false)
             else { break }
             let real = URL(fileURLWithPath: probe).resolvingSymlinksInPath().path
             guard real == realBase || real.hasPrefix(realBase + "/") else {
@@ -96,7 +96,7 @@ public struct ImageEditor {
     public func delete(_ path: String, rootFS name: String) throws(QlustarError) -> String {
         let base = try directory(.rootFS(name))
         let target = try resolve(path, in: base)
-        guard FileSystem.exists(target) || (try? FileSystem.linkTarget(target)) != nil
+        guard FileSystem.exists(target, followingLinks: false)
         else { throw QlustarError(.notFound, "\(target) does not exist") }
         guard !FileSystem.isDirectory(target) || (try? FileSystem.linkTarget(target)) != nil else {
             throw QlustarError(.invalidArgument, "\(target) is a directory; remove directories from a shell")

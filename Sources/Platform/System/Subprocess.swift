@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
 
 /// A program the tools run: started with `posix_spawn` (through the fence), waited with
 /// `waitpid`, its pipes read with `poll` — no run loop, no threads, nothing that needs a
@@ -43,7 +44,7 @@ package final class Subprocess {
     ) throws(QlustarError) {
         self.program = program
         ownGroup = newProcessGroup
-        var env = environment ?? Subprocess.currentEnvironment()
+        var env = environment ?? ProcessInfo.processInfo.environment
         for (k, v) in adding { env[k] = v }
         // What the child gets, and what we close once it has it.
         var childEnds: [Int32] = []
@@ -90,18 +91,6 @@ package final class Subprocess {
             kill()
             _ = wait()
         }
-    }
-
-    /// This process' environment.
-    package static func currentEnvironment() -> [String: String] {
-        var env: [String: String] = [:]
-        var p = environ
-        while let entry = p.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") { env[String(text[..<eq])] = String(text[text.index(after: eq)...]) }
-            p += 1
-        }
-        return env
     }
 
     /// The child's end, nil while it runs.
@@ -186,7 +175,7 @@ package final class Subprocess {
         do { child = try Subprocess(program, arguments) } catch { throw QlustarError(code, "cannot \(step): \(error.message)") }
         let (out, err, end) = child.collect()
         guard end.succeeded else {
-            let text = String(decoding: err, as: UTF8.self).trimmingCharacters(in: " \n\t")
+            let text = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             let how: String
             switch end {
             case .exited(let status): how = "exited \(status)"
@@ -200,14 +189,5 @@ package final class Subprocess {
     /// The first executable of `candidates`, else the last one's base name (found on PATH).
     package static func locate(_ candidates: [String]) -> String {
         candidates.first { FileSystem.isExecutableFile($0) } ?? (candidates.last.map { String($0.split(separator: "/").last ?? "") } ?? "")
-    }
-}
-
-extension String {
-    /// Without the leading and trailing characters of `set`.
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        guard let start = firstIndex(where: { !chars.contains($0) }), let end = lastIndex(where: { !chars.contains($0) }) else { return "" }
-        return String(self[start...end])
     }
 }
