@@ -7,21 +7,12 @@ extension Sender {
     }
 
     func handleControl(_ datagram: UnsafeRawBufferPointer, now: UInt64) {
-        let h: PacketHeader
-        switch PacketHeader.decode(datagram) {
-        case .failure(let r):
-            counters.drops.count(r)
-            return
-        case .success(let v): h = v
+        let admitted: DatagramGate.Admitted
+        switch gate.admit(datagram) {
+        case .failure(let r): return counters.drops.count(r)
+        case .success(let a): admitted = a
         }
-        guard h.sessionID == configuration.sessionID else { return counters.drops.count(.foreignSession) }
-        guard h.objectID == configuration.objectID else { return counters.drops.count(.foreignObject) }
-        if let auth = authenticator {
-            guard h.flags.contains(.authenticated), auth.verify(datagram) else {
-                return counters.drops.count(.authenticationFailed)
-            }
-        }
-        let body = UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))])
+        let (h, body) = (admitted.header, admitted.payload)
         switch h.type {
         case .nak: handleNak(body, now: now)
         case .status: handleStatus(body, now: now)

@@ -46,6 +46,8 @@ public final class Sender {
     let channel: DatagramChannel
     /// Tags control datagrams (and symbols, unless sealed).
     let authenticator: PacketAuthenticator?
+    /// Admits NAKs and STATUS (the receiver's gate: header, session, tag).
+    let gate: DatagramGate
     /// Seals DATA and PARITY when the session is encrypted.
     let sealer: PacketSealer?
     var loss: LossModel
@@ -134,6 +136,9 @@ public final class Sender {
             sealer = nil
             authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
         }
+        gate = DatagramGate(
+            sessionID: configuration.sessionID, objectID: configuration.objectID, authenticator: authenticator,
+            sealedSymbols: false)
         loss = configuration.loss
         // Adaptive sending starts at the initial rate and doubles until receivers push back.
         currentRate =

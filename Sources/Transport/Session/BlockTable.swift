@@ -1,0 +1,120 @@
+/// A set of symbol indices of one block (0..<256: Reed–Solomon's whole range), as four words.
+struct SymbolSet {
+    private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
+
+    @inline(__always)
+    func contains(_ j: Int) -> Bool {
+        let bit = UInt64(1) << UInt64(j & 63)
+        switch j >> 6 {
+        case 0: return w0 & bit != 0
+        case 1: return w1 & bit != 0
+        case 2: return w2 & bit != 0
+        default: return w3 & bit != 0
+        }
+    }
+
+    @inline(__always)
+    mutating func insert(_ j: Int) {
+        let bit = UInt64(1) << UInt64(j & 63)
+        switch j >> 6 {
+        case 0: w0 |= bit
+        case 1: w1 |= bit
+        case 2: w2 |= bit
+        default: w3 |= bit
+        }
+    }
+}
+
+/// What the receiver holds of one block.
+struct BlockState {
+    /// Symbols held, source and parity: the block decodes when this reaches its `k`.
+    var have: UInt16 = 0
+    var sources: UInt16 = 0
+    var sourceSet = SymbolSet()
+    var paritySet = SymbolSet()
+    /// First of the block's parity slots in the `ParityStore` (-1: none).
+    var parityHead: Int32 = -1
+    var complete = false
+}
+
+/// Where one block stands in the NAK exchange.
+struct RepairState {
+    /// Queued in the NAK schedule, since `scheduledAt`.
+    var pending = false
+    var scheduledAt: UInt64 = 0
+    var rounds: UInt16 = 0
+    /// The most symbols another receiver's NAK asked for, and when it was overheard.
+    var heardNeed: UInt16 = 0
+    var heardAt: UInt64 = 0
+    var repairSeenAt: UInt64 = 0
+    var nakSentAt: UInt64 = 0
+    /// Our NAKs in a row that saw no repair at all.
+    var unanswered: UInt8 = 0
+    /// Our last NAK round for the block was suppressed by an overheard NAK.
+    var suppressed = false
+}
+
+/// The receiver's per-block state: what it holds of each block, and how far the pass, the
+/// completion and the in-order hash have got.
+struct BlockTable {
+    var blocks: [BlockState] = []
+    var repair: [RepairState] = []
+    var completed = 0
+    /// Blocks before this one have had their turn in the pass.
+    var ended = 0
+    /// Blocks before this one are in the SHA-256.
+    var hashed = 0
+
+    init() {}
+
+    init(count: Int) {
+        blocks = .init(repeating: BlockState(), count: count)
+        repair = .init(repeating: RepairState(), count: count)
+    }
+
+    var count: Int { blocks.count }
+    var allComplete: Bool { completed == blocks.count }
+
+    /// The runs of incomplete blocks, in order, as closed ranges of block numbers.
+    func incompleteRuns() -> [ClosedRange<Int>] {
+        var runs: [ClosedRange<Int>] = []
+        for b in blocks.indices where !blocks[b].complete {
+            if let last = runs.last, last.upperBound == b - 1 {
+                runs[runs.count - 1] = last.lowerBound...b
+            } else {
+                runs.append(b...b)
+            }
+        }
+        return runs
+    }
+}
+
+/// Blocks waiting for their next NAK decision, in (roughly) due order: appended with their due
+/// time, taken from the head once due.
+struct NakSchedule {
+    private var blocks: [Int32] = []
+    private var due: [UInt64] = []
+    private var head = 0
+
+    mutating func reserve(_ n: Int) {
+        blocks.reserveCapacity(n)
+        due.reserveCapacity(n)
+    }
+
+    mutating func append(_ b: Int, due time: UInt64) {
+        if head > 4_096 && head * 2 > blocks.count {
+            blocks.removeFirst(head)
+            due.removeFirst(head)
+            head = 0
+        }
+        blocks.append(Int32(b))
+        due.append(time)
+    }
+
+    /// The next block whose time has come, taken off the schedule.
+    mutating func next(dueBy now: UInt64) -> Int? {
+        guard head < blocks.count, due[head] <= now else { return nil }
+        head += 1
+        return Int(blocks[head - 1])
+    }
+}
