@@ -78,7 +78,8 @@ let package = Package(
         // Image streaming on the engine: ql-mcastd's catalog and sessions, ql-mcast-client's fetch.
         .target(
             name: "ImageService",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -89,13 +90,16 @@ let package = Package(
         ),
 
         // Image tooling: archives (gzip, newc cpio) and reproducible squashfs, for images built from modules.
-        .target(name: "ImageTools", dependencies: ["Platform", logging, "Transport", "CZlib", "CZstd", "CCrypt"], path: "Sources/ImageTools"),
+        .target(
+            name: "ImageTools", dependencies: ["Platform", logging, "Transport", "CZlib", "CZstd", "CCrypt"],
+            path: "Sources/ImageTools"),
 
         // Node configuration: config classes, the files they become (preview = execd), writing them
         // confined to a root, Root FS Customization archives, execd's configure and init.d runs.
         .target(
             name: "NodeConfig",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "ImageTools", "Transport", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/NodeConfig"),
@@ -110,7 +114,8 @@ let package = Package(
         // qlumand: the registry served to the nodes' execd over TLS.
         .target(
             name: "QlumanServer",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "NodeRegistry", "NodeConfig", "ImageService", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -119,7 +124,8 @@ let package = Package(
         ),
 
         // Provisioning: registry → dnsmasq, TFTP tree, pxelinux.cfg.
-        .target(name: "Provisioning", dependencies: ["Platform", logging, "NodeRegistry"], path: "Sources/Provisioning"),
+        .target(
+            name: "Provisioning", dependencies: ["Platform", logging, "NodeRegistry"], path: "Sources/Provisioning"),
 
         // Packet capture diagnostics: libpcap in, sessions decoded and counted.
         .target(name: "Capture", dependencies: ["Platform", "CPcap", "Transport"], path: "Sources/Capture"),
@@ -139,8 +145,10 @@ let package = Package(
 
         .executableTarget(
             name: "ql-mcastd",
-            dependencies: ["Platform",
-                "ImageService", "NodeRegistry", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: [
+                "Platform",
+                "ImageService", "NodeRegistry", "Transport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -149,7 +157,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "ql-mcast-client",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/ql-mcast-client"
@@ -157,12 +166,15 @@ let package = Package(
 
         .executableTarget(
             name: "qlustar-image",
-            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/Tools/qlustar-image"
         ),
         .executableTarget(
             name: "qluman",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -170,7 +182,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "qlumand",
-            dependencies: ["Platform",
+            dependencies: [
+                "Platform",
                 "QlumanServer", "NodeConfig", "ImageService", "Transport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -186,25 +199,34 @@ let package = Package(
         ),
         .executableTarget(
             name: "qluman-execd",
-            dependencies: ["Platform", logging, "NodeConfig", "ImageService", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Platform", logging, "NodeConfig", "ImageService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/Tools/qluman-execd"
         ),
         .executableTarget(
             name: "qlustar-image-edit",
-            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/Tools/qlustar-image-edit"
         ),
         .executableTarget(
             name: "qlustar-image-reconfigure",
-            dependencies: ["Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Sources/Tools/qlustar-image-reconfigure"
         ),
 
         // Benchmarks.
         .executableTarget(
             name: "ql-bench",
-            dependencies: ["Platform", logging,
-                "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport", "NodeConfig", "NodeRegistry",
+            dependencies: [
+                "Platform", logging,
+                "Transport", "ImageService", "ImageTools", "CISAL", "CQLFEC", "LabSupport", "NodeConfig",
+                "NodeRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
@@ -229,19 +251,25 @@ let package = Package(
         ),
         .testTarget(
             name: "NodeRegistryTests",
-            dependencies: ["Platform", logging, "NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport"],
+            dependencies: [
+                "Platform", logging, "NodeRegistry", "Provisioning", "ImageService", "LabSupport", "LabTestSupport",
+            ],
             path: "Tests/NodeRegistryTests"
         ),
         .testTarget(
             name: "NodeConfigTests",
-            dependencies: ["Platform", logging,
-                "NodeConfig", "NodeRegistry", "QlumanServer", "Provisioning", "ImageService", "ImageTools", "Transport", "LabSupport",
-                "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            dependencies: [
+                "Platform", logging,
+                "NodeConfig", "NodeRegistry", "QlumanServer", "Provisioning", "ImageService", "ImageTools", "Transport",
+                "LabSupport",
+                "LabTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Tests/NodeConfigTests"
         ),
         .testTarget(
-            name: "CaptureTests", dependencies: ["Platform", "Capture", "Transport", "LabSupport", "LabTestSupport"], path: "Tests/CaptureTests"),
+            name: "CaptureTests", dependencies: ["Platform", "Capture", "Transport", "LabSupport", "LabTestSupport"],
+            path: "Tests/CaptureTests"),
         .testTarget(
             name: "ImageToolsTests",
             dependencies: ["Platform", logging, "ImageTools", "ImageService", "LabSupport", "LabTestSupport"],
@@ -249,7 +277,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageServiceTests",
-            dependencies: ["Platform", logging,
+            dependencies: [
+                "Platform", logging,
                 "ImageService", "Transport", "LabSupport", "LabTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

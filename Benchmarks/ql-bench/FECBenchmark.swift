@@ -1,8 +1,8 @@
 import ArgumentParser
 import CISAL
 import CQLFEC
-import Transport
 import Platform
+import Transport
 
 /// `ql-bench fec`: encode and decode throughput of our codec against Intel ISA-L in the same run.
 ///

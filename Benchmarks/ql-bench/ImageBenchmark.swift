@@ -7,7 +7,8 @@ import LabSupport
 struct ImageBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
-        abstract: "Image delivery time to N nodes: multicast session vs unicast fallback only (ql-mcastd on the test hosts).",
+        abstract:
+            "Image delivery time to N nodes: multicast session vs unicast fallback only (ql-mcastd on the test hosts).",
         discussion: """
             ql-mcastd runs on h0 with the image; for each node count and mode, N clients on h1…hN ask
             for it at once. Multicast: one session (its grouping window is not counted: time runs
@@ -30,14 +31,17 @@ struct ImageBenchmark: ParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ (1...16).contains($0) }) else {
             throw ValidationError("--receivers: node counts 1…16, comma separated")
         }
-        guard modes.allSatisfy({ ["multicast", "unicast"].contains($0) }) else { throw ValidationError("--modes: multicast, unicast") }
+        guard modes.allSatisfy({ ["multicast", "unicast"].contains($0) }) else {
+            throw ValidationError("--modes: multicast, unicast")
+        }
     }
 
     func run() throws {
         let root = Benchmarks.repositoryRoot()
         try Lab.run(root.appendingPathComponent("scripts/setup").path, [])
         let bin = root.appendingPathComponent(".build/release")
-        for tool in ["ql-mcastd", "ql-mcast-client"] where !FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent(tool).path) {
+        for tool in ["ql-mcastd", "ql-mcast-client"]
+        where !FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent(tool).path) {
             throw ValidationError("build it first: swift build -c release --product \(tool)")
         }
         let work = URL(fileURLWithPath: "/dev/shm/ql-bench-image-\(getpid())")
@@ -52,12 +56,19 @@ struct ImageBenchmark: ParsableCommand {
         let server = lab.address(0)
         let daemon = try lab.start(
             on: 0,
-            [bin.appendingPathComponent("ql-mcastd").path, "--root", head, "--interface", server, "--listen", server, "--window", "1"],
+            [
+                bin.appendingPathComponent("ql-mcastd").path, "--root", head, "--interface", server, "--listen", server,
+                "--window", "1",
+            ],
             timeout: 7_200, log: work.appendingPathComponent("daemon.log").path)
         defer { daemon.terminate() }
         var ready = false
         for _ in 0..<100 where !ready {
-            ready = (try? lab.exec(on: 0, [bin.appendingPathComponent("ql-mcastd").path, "status", "--server", server, "--timeout", "1"])) != nil
+            ready =
+                (try? lab.exec(
+                    on: 0,
+                    [bin.appendingPathComponent("ql-mcastd").path, "status", "--server", server, "--timeout", "1"]))
+                != nil
             if !ready { usleep(200_000) }
         }
         guard ready else { throw LabError("ql-mcastd did not start") }
@@ -95,9 +106,13 @@ struct ImageBenchmark: ParsableCommand {
                 ])
             }
         }
-        report.notes.append("time: from the session's start (multicast) or the clients' start (unicast) to the last node verified; median of reps")
-        report.notes.append("head node sent: bytes leaving h0's interface (headers included) during the run, over the image size")
-        report.notes.append("every copy verified by its client's SHA-256; multicast runs checked to have taken the multicast path")
+        report.notes.append(
+            "time: from the session's start (multicast) or the clients' start (unicast) to the last node verified; median of reps"
+        )
+        report.notes.append(
+            "head node sent: bytes leaving h0's interface (headers included) during the run, over the image size")
+        report.notes.append(
+            "every copy verified by its client's SHA-256; multicast runs checked to have taken the multicast path")
         report.printTable()
         try report.write(json: json)
     }
@@ -105,7 +120,9 @@ struct ImageBenchmark: ParsableCommand {
     /// Bytes h0's interface has sent so far.
     func transmitted(_ lab: Lab) throws -> Int {
         let text = try lab.exec(on: 0, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"])
-        guard let v = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw LabError("tx_bytes: '\(text)'") }
+        guard let v = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw LabError("tx_bytes: '\(text)'")
+        }
         return v
     }
 
@@ -119,7 +136,8 @@ struct ImageBenchmark: ParsableCommand {
                 try lab.start(
                     on: i,
                     [
-                        bin.appendingPathComponent("ql-mcast-client").path, "--server", server, "--image", "bench", "--output",
+                        bin.appendingPathComponent("ql-mcast-client").path, "--server", server, "--image", "bench",
+                        "--output",
                         out + "/bench.img", "--root", out, "--quiet", "--report-json", out + ".json",
                     ] + (mode == "unicast" ? ["--unicast"] : []), timeout: 900, log: out + ".log"))
         }
@@ -131,7 +149,8 @@ struct ImageBenchmark: ParsableCommand {
             guard status == 0, let data = FileManager.default.contents(atPath: reportPath),
                 let r = try JSONSerialization.jsonObject(with: data) as? [String: Any]
             else {
-                let log = (try? String(contentsOfFile: work.appendingPathComponent("n\(i).log").path, encoding: .utf8)) ?? ""
+                let log =
+                    (try? String(contentsOfFile: work.appendingPathComponent("n\(i).log").path, encoding: .utf8)) ?? ""
                 throw LabError("node \(i) (\(mode), \(nodes) nodes) failed with status \(status): \(log)")
             }
             let path = r["path"] as? String ?? ""

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import Platform
 import ImageTools
 import LabSupport
 import Logging
+import Platform
 
 /// `ql-bench image-build`: building an image from modules (layering, copy files, changelogs,
 /// squashfs; the initrd unchanged) vs a bare `mksquashfs` of the same final tree, alternating;
@@ -37,13 +37,18 @@ struct ImageBuildBenchmark: ParsableCommand {
             throw ValidationError("build it first: swift build -c release --product ql-mcast-client")
         }
         let work = "/dev/shm/ql-bench-build-\(getpid())"
-        defer { if ProcessInfo.processInfo.environment["QL_BENCH_KEEP"] == nil { try? FileManager.default.removeItem(atPath: work) } }
+        defer {
+            if ProcessInfo.processInfo.environment["QL_BENCH_KEEP"] == nil {
+                try? FileManager.default.removeItem(atPath: work)
+            }
+        }
         let root = Root(work)
         let modules = work + "/var/lib/qlustar/image-modules"
         // Real files of this machine, like a node OS: core 60 % from /opt/swift/usr/lib,
         // slurm (a tar archive) 20 % from /usr/share, ofed 20 % from /usr/bin.
         for (name, share, tar, source) in [
-            ("core", 60, false, "/opt/swift/usr/lib"), ("slurm", 20, true, "/usr/share"), ("ofed", 20, false, "/usr/bin"),
+            ("core", 60, false, "/opt/swift/usr/lib"), ("slurm", 20, true, "/usr/share"),
+            ("ofed", 20, false, "/usr/bin"),
         ] {
             let cap = (size * share / 100) << 20
             let base = "\(modules)/\(name)/1.0"
@@ -68,7 +73,8 @@ struct ImageBuildBenchmark: ParsableCommand {
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
         let verbose = ProcessInfo.processInfo.environment["QL_BENCH_VERBOSE"] != nil
         let builder = ImageBuilder(
-            root: root, log: Logger(root: root, name: "qlustar-image", echo: verbose, verbose: verbose), clientBinary: client)
+            root: root, log: Logger(root: root, name: "qlustar-image", echo: verbose, verbose: verbose),
+            clientBinary: client)
         let warm = try builder.build(image)
         FileHandle.standardError.write(Data("warm-up build (module listings, initrd): \(fmt(warm.seconds)) s\n".utf8))
         let published = work + "/var/lib/qlustar/images/bench.img"
@@ -93,24 +99,36 @@ struct ImageBuildBenchmark: ParsableCommand {
             try squashfs.build(tree: tree, target: work + "/bare.img")
             bare.append(Date().timeIntervalSince(t0))
             // Same content: the listings of both images agree file by file.
-            let ours = try Lab.run("/usr/bin/unsquashfs", ["-lln", "-d", "R", published]).split(separator: "\n").filter { !$0.hasPrefix("d") }
-            let theirs = try Lab.run("/usr/bin/unsquashfs", ["-lln", "-d", "R", work + "/bare.img"]).split(separator: "\n").filter { !$0.hasPrefix("d") }
+            let ours = try Lab.run("/usr/bin/unsquashfs", ["-lln", "-d", "R", published]).split(separator: "\n").filter
+            { !$0.hasPrefix("d") }
+            let theirs = try Lab.run("/usr/bin/unsquashfs", ["-lln", "-d", "R", work + "/bare.img"]).split(
+                separator: "\n"
+            ).filter { !$0.hasPrefix("d") }
             guard ours == theirs else { throw LabError("the image from modules and the bare one hold different files") }
             let again = try builder.build(image)
             guard !again.rebuilt else { throw LabError("an unchanged image was rebuilt") }
             unchanged.append(again.seconds)
             FileHandle.standardError.write(
-                Data("rep \(rep + 1): from modules \(fmt(r.seconds)) s, bare mksquashfs \(fmt(bare.last!)) s, unchanged \(fmt(again.seconds, 3)) s\n".utf8))
+                Data(
+                    "rep \(rep + 1): from modules \(fmt(r.seconds)) s, bare mksquashfs \(fmt(bare.last!)) s, unchanged \(fmt(again.seconds, 3)) s\n"
+                        .utf8))
         }
         var report = Report(
             benchmark: "image-build \(Int(treeBytes / 1e6)) MB tree (3 modules), zstd-3, \(reps) reps",
             columns: ["what", "seconds", "ratio to bare mksquashfs"])
         let base = median(bare)
-        report.rows.append(["qlustar-image build from modules", fmt(median(fromModules)), fmt(median(fromModules) / base)])
+        report.rows.append([
+            "qlustar-image build from modules", fmt(median(fromModules)), fmt(median(fromModules) / base),
+        ])
         report.rows.append(["mksquashfs of the same final tree", fmt(base), "1.00"])
-        report.rows.append(["unchanged rebuild (nothing to do)", fmt(median(unchanged), 3), fmt(median(unchanged) / base, 3)])
-        report.notes.append("from modules: inputs checked, layers stacked (overlayfs; tar modules unpacked once per version), root password, changelogs, mksquashfs, SHA-256 of the result, manifest; the initrd is kept (its inputs did not change)")
-        report.notes.append("every rep checks that both images list the same files with the same owners, modes and sizes")
+        report.rows.append([
+            "unchanged rebuild (nothing to do)", fmt(median(unchanged), 3), fmt(median(unchanged) / base, 3),
+        ])
+        report.notes.append(
+            "from modules: inputs checked, layers stacked (overlayfs; tar modules unpacked once per version), root password, changelogs, mksquashfs, SHA-256 of the result, manifest; the initrd is kept (its inputs did not change)"
+        )
+        report.notes.append(
+            "every rep checks that both images list the same files with the same owners, modes and sizes")
         report.printTable()
         try report.write(json: json)
     }

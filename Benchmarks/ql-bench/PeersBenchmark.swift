@@ -33,10 +33,17 @@ struct PeersBenchmark: ParsableCommand {
     func run() throws {
         let counts = receivers.split(separator: ",").compactMap { Int($0) }
         let losses = loss.split(separator: ",").compactMap { Double($0) }
-        guard let maxN = counts.max(), !losses.isEmpty else { throw ValidationError("--receivers and --loss need values") }
+        guard let maxN = counts.max(), !losses.isEmpty else {
+            throw ValidationError("--receivers and --loss need values")
+        }
         let root = Benchmarks.repositoryRoot()
         try Lab.run(root.appendingPathComponent("scripts/setup").path, [])
-        try Lab.run("/bin/sh", ["-c", "command -v uftp >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uftp >/dev/null"])
+        try Lab.run(
+            "/bin/sh",
+            [
+                "-c",
+                "command -v uftp >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq uftp >/dev/null",
+            ])
         let bin = root.appendingPathComponent(".build/release")
         let work = URL(fileURLWithPath: "/dev/shm/ql-bench-peers-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
@@ -50,7 +57,10 @@ struct PeersBenchmark: ParsableCommand {
         var points: [Point] = []
         var report = Report(
             benchmark: "peers: \(size) MiB, \(reps) alternating reps per point, MTU 1500",
-            columns: ["receivers", "loss %", "system", "goodput MB/s", "sender CPU s/GiB", "receiver CPU s/GiB", "byte-exact", "ql-mcast ÷ this"])
+            columns: [
+                "receivers", "loss %", "system", "goodput MB/s", "sender CPU s/GiB", "receiver CPU s/GiB", "byte-exact",
+                "ql-mcast ÷ this",
+            ])
         for n in counts {
             for pct in losses {
                 let runner = TransferRunner(
@@ -61,26 +71,36 @@ struct PeersBenchmark: ParsableCommand {
                     for system in systems where !(pct > 0 && system.hasPrefix("raw")) {
                         let r = try runner.run(system: system, rep: rep)
                         results[system, default: []].append(r)
-                        FileHandle.standardError.write(Data("N=\(n) loss \(pct)% rep \(rep + 1) \(system): \(fmt(r.goodput, 1)) MB/s\(r.verified ? "" : " NOT VERIFIED")\n".utf8))
+                        FileHandle.standardError.write(
+                            Data(
+                                "N=\(n) loss \(pct)% rep \(rep + 1) \(system): \(fmt(r.goodput, 1)) MB/s\(r.verified ? "" : " NOT VERIFIED")\n"
+                                    .utf8))
                     }
                 }
                 let ours = results["ql-mcast"].map { median($0.map(\.goodput)) }
                 for system in systems {
                     guard let rs = results[system] else {
-                        report.rows.append(["\(n)", fmt(pct, 0), system, "n/a", "", "", "", "n/a (no repair: loss is not comparable)"])
+                        report.rows.append([
+                            "\(n)", fmt(pct, 0), system, "n/a", "", "", "", "n/a (no repair: loss is not comparable)",
+                        ])
                         continue
                     }
                     let g = median(rs.map(\.goodput))
                     points.append(Point(system: system, receivers: n, loss: pct, goodput: g))
                     report.rows.append([
-                        "\(n)", fmt(pct, 0), system, fmt(g, 1), fmt(median(rs.map(\.senderCPU))), fmt(median(rs.map(\.receiverCPU))),
-                        system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)", ours.map { fmt($0 / g) } ?? "n/a",
+                        "\(n)", fmt(pct, 0), system, fmt(g, 1), fmt(median(rs.map(\.senderCPU))),
+                        fmt(median(rs.map(\.receiverCPU))),
+                        system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)",
+                        ours.map { fmt($0 / g) } ?? "n/a",
                     ])
                 }
             }
         }
-        report.notes.append("goodput: file size / (receiver done − sender start), median over receivers, then over reps; uftp: until the sender ends (all receivers complete)")
-        report.notes.append("loss: engine model for ql-mcast; nftables per datagram on each receiving host for udpcast and uftp")
+        report.notes.append(
+            "goodput: file size / (receiver done − sender start), median over receivers, then over reps; uftp: until the sender ends (all receivers complete)"
+        )
+        report.notes.append(
+            "loss: engine model for ql-mcast; nftables per datagram on each receiving host for udpcast and uftp")
         report.printTable()
         try report.write(json: json)
         if let plot { try SVGPlot.write(points, receivers: counts, losses: losses, to: plot) }
@@ -100,21 +120,28 @@ enum SVGPlot {
     static let colours = ["ql-mcast": "#d62728", "udpcast": "#1f77b4", "uftp": "#2ca02c", "raw-gso-gro": "#7f7f7f"]
 
     static func write(_ points: [Point], receivers: [Int], losses: [Double], to path: String) throws {
-        let width = 900.0, height = 420.0
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        let width = 900.0
+        let height = 420.0
+        var svg =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
         let top = points.map(\.goodput).max() ?? 1
         let lowLoss = losses.min() ?? 0
         let mostN = receivers.max() ?? 1
         svg += panel(
-            x0: 60, title: "goodput vs receivers (loss \(fmt(lowLoss, 0)) %)", xs: receivers.map(Double.init), xLabel: "receivers",
-            series: points.filter { $0.loss == lowLoss }.map { ($0.system, Double($0.receivers), $0.goodput) }, top: top, height: height)
+            x0: 60, title: "goodput vs receivers (loss \(fmt(lowLoss, 0)) %)", xs: receivers.map(Double.init),
+            xLabel: "receivers",
+            series: points.filter { $0.loss == lowLoss }.map { ($0.system, Double($0.receivers), $0.goodput) },
+            top: top, height: height)
         svg += panel(
             x0: 510, title: "goodput vs loss (\(mostN) receivers)", xs: losses, xLabel: "loss %",
-            series: points.filter { $0.receivers == mostN }.map { ($0.system, $0.loss, $0.goodput) }, top: top, height: height)
+            series: points.filter { $0.receivers == mostN }.map { ($0.system, $0.loss, $0.goodput) }, top: top,
+            height: height)
         var y = 40.0
-        for (system, colour) in colours.sorted(by: { $0.key < $1.key }) where points.contains(where: { $0.system == system }) {
-            svg += "<rect x=\"800\" y=\"\(y - 9)\" width=\"12\" height=\"12\" fill=\"\(colour)\"/><text x=\"816\" y=\"\(y + 1)\">\(system)</text>\n"
+        for (system, colour) in colours.sorted(by: { $0.key < $1.key })
+        where points.contains(where: { $0.system == system }) {
+            svg +=
+                "<rect x=\"800\" y=\"\(y - 9)\" width=\"12\" height=\"12\" fill=\"\(colour)\"/><text x=\"816\" y=\"\(y + 1)\">\(system)</text>\n"
             y += 18
         }
         svg += "</svg>\n"
@@ -122,10 +149,14 @@ enum SVGPlot {
     }
 
     private static func panel(
-        x0: Double, title: String, xs: [Double], xLabel: String, series: [(String, Double, Double)], top: Double, height: Double
+        x0: Double, title: String, xs: [Double], xLabel: String, series: [(String, Double, Double)], top: Double,
+        height: Double
     ) -> String {
-        let w = 330.0, h = height - 110, y0 = 50.0
-        let lo = xs.min() ?? 0, hi = max(xs.max() ?? 1, lo + 1)
+        let w = 330.0
+        let h = height - 110
+        let y0 = 50.0
+        let lo = xs.min() ?? 0
+        let hi = max(xs.max() ?? 1, lo + 1)
         func px(_ x: Double) -> Double { x0 + (xs.count == 1 ? w / 2 : (x - lo) / (hi - lo) * w) }
         func py(_ v: Double) -> Double { y0 + h - v / (top * 1.1) * h }
         var out = "<text x=\"\(x0)\" y=\"30\" font-weight=\"bold\">\(title)</text>\n"
@@ -135,13 +166,16 @@ enum SVGPlot {
         out += "<text x=\"\(x0 + w / 2 - 20)\" y=\"\(y0 + h + 34)\">\(xLabel)</text>\n"
         for i in 0...4 {
             let v = top * 1.1 * Double(i) / 4
-            out += "<text x=\"\(x0 - 50)\" y=\"\(py(v) + 4)\">\(fmt(v, 0))</text><line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + w)\" y2=\"\(py(v))\" stroke=\"#ddd\"/>\n"
+            out +=
+                "<text x=\"\(x0 - 50)\" y=\"\(py(v) + 4)\">\(fmt(v, 0))</text><line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + w)\" y2=\"\(py(v))\" stroke=\"#ddd\"/>\n"
         }
         out += "<text x=\"\(x0 - 55)\" y=\"\(y0 - 8)\">MB/s</text>\n"
         for system in Set(series.map(\.0)).sorted() {
             let pts = series.filter { $0.0 == system }.sorted { $0.1 < $1.1 }
             let colour = colours[system] ?? "black"
-            out += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\"" + pts.map { "\(px($0.1)),\(py($0.2))" }.joined(separator: " ") + "\"/>\n"
+            out +=
+                "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\""
+                + pts.map { "\(px($0.1)),\(py($0.2))" }.joined(separator: " ") + "\"/>\n"
             for p in pts { out += "<circle cx=\"\(px(p.1))\" cy=\"\(py(p.2))\" r=\"3\" fill=\"\(colour)\"/>\n" }
         }
         return out

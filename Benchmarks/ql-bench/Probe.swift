@@ -1,13 +1,14 @@
 import ArgumentParser
 import Foundation
-import Transport
 import Platform
+import Transport
 
 /// `ql-bench probe-send`: the raw ceiling of a lab — datagrams of a fixed size blasted to a
 /// group with no protocol at all (sendmmsg batches, optionally UDP GSO super-datagrams).
 struct ProbeSend: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "probe-send", abstract: "Blast raw datagrams to a group (raw ceiling probe).", shouldDisplay: false)
+        commandName: "probe-send", abstract: "Blast raw datagrams to a group (raw ceiling probe).", shouldDisplay: false
+    )
 
     @Option var group: String
     @Option var interface: String
@@ -41,7 +42,8 @@ struct ProbeSend: ParsableCommand {
 /// prints `bytes seconds` (first to last datagram).
 struct ProbeReceive: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "probe-recv", abstract: "Count raw datagrams from a group (raw ceiling probe).", shouldDisplay: false)
+        commandName: "probe-recv", abstract: "Count raw datagrams from a group (raw ceiling probe).",
+        shouldDisplay: false)
 
     @Option var group: String
     @Option var interface: String

@@ -6,7 +6,8 @@ struct QLBench: ParsableCommand {
         commandName: "ql-bench",
         abstract: "Benchmarks of the ql-mcast engine against reference implementations and peers.",
         subcommands: [
-            FECBenchmark.self, TransferBenchmark.self, PeersBenchmark.self, ImageBenchmark.self, ImageBuildBenchmark.self, ConfigureBenchmark.self,
+            FECBenchmark.self, TransferBenchmark.self, PeersBenchmark.self, ImageBenchmark.self,
+            ImageBuildBenchmark.self, ConfigureBenchmark.self,
             ConfigureWorker.self, ProbeSend.self, ProbeReceive.self,
         ]
     )

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import LabSupport
-import Transport
 import Platform
+import Transport
 
 /// `ql-bench transfer`: one file from h0 to N receivers on the lab, with this engine, the raw
 /// ceilings of the lab (plain sendmmsg datagrams; UDP GSO → GRO) and udpcast, alternating runs
@@ -69,7 +69,9 @@ struct TransferBenchmark: ParsableCommand {
             peerLoss: nft ? nil : (loss > 0 ? loss : nil), senderArgs: senderArgs)
 
         var results: [String: [RunResult]] = [:]
-        let systems = encrypt && !self.systems.contains("ql-mcast-encrypted") ? self.systems + ["ql-mcast-encrypted"] : self.systems
+        let systems =
+            encrypt && !self.systems.contains("ql-mcast-encrypted")
+            ? self.systems + ["ql-mcast-encrypted"] : self.systems
         for rep in 0..<reps {
             for system in systems {
                 let r = try runner.run(system: system, rep: rep)
@@ -93,16 +95,23 @@ struct TransferBenchmark: ParsableCommand {
             report.rows.append([
                 system, fmt(g, 1), fmt(median(rs.map(\.wireRatio)), 3), fmt(median(rs.map(\.senderCPU))),
                 fmt(median(rs.map(\.receiverCPU))), rs[0].copies.map { fmt($0, 3) } ?? "n/a",
-                system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)", ours.map { fmt($0 / g) } ?? "n/a",
+                system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)",
+                ours.map { fmt($0 / g) } ?? "n/a",
             ])
         }
-        report.notes.append("goodput: file size / (receiver done − sender start), median over receivers, then over reps")
-        report.notes.append("wire/payload: bytes leaving the sender's interface (with IP/UDP/Ethernet headers) / file size")
+        report.notes.append(
+            "goodput: file size / (receiver done − sender start), median over receivers, then over reps")
+        report.notes.append(
+            "wire/payload: bytes leaving the sender's interface (with IP/UDP/Ethernet headers) / file size")
         if loss > 0 {
             report.notes.append("raw probes have no repair: their goodput counts what arrived")
-            if !nft { report.notes.append("loss: engine model for ql-mcast; nftables (per packet on the veth) for the others") }
+            if !nft {
+                report.notes.append("loss: engine model for ql-mcast; nftables (per packet on the veth) for the others")
+            }
         }
-        if systems.contains("ql-mcast-encrypted"), let plain = results["ql-mcast"], let sealed = results["ql-mcast-encrypted"] {
+        if systems.contains("ql-mcast-encrypted"), let plain = results["ql-mcast"],
+            let sealed = results["ql-mcast-encrypted"]
+        {
             let floor = SealingCost.measure(symbolSize: (mtu == 9000 ? 8_932 : 1_472) - 32 - 16)
             report.notes.append(
                 "encryption adds (median encrypted − median plain): sender "
@@ -148,7 +157,8 @@ enum SealingCost {
             seals.append(Double(MonotonicClock.nanoseconds() - t) / 1e9)
             t = MonotonicClock.nanoseconds()
             var opened = 0
-            for _ in 0..<count where opener.open(UnsafeRawBufferPointer(start: datagram, count: length), into: plain) != nil {
+            for _ in 0..<count
+            where opener.open(UnsafeRawBufferPointer(start: datagram, count: length), into: plain) != nil {
                 opened += 1
             }
             opens.append(opened == count ? Double(MonotonicClock.nanoseconds() - t) / 1e9 : .nan)
@@ -186,7 +196,9 @@ struct TransferRunner {
     var group: String { "239.255.9.1:32000" }
 
     func txBytes() throws -> Int {
-        Int(try lab.exec(on: 0, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        Int(
+            try lab.exec(on: 0, ["cat", "/sys/class/net/eth0/statistics/tx_bytes"]).trimmingCharacters(
+                in: .whitespacesAndNewlines)) ?? 0
     }
 
     /// `/usr/bin/time` wrapper writing "user sys" to a file.
@@ -209,11 +221,15 @@ struct TransferRunner {
             for i in 1...receivers { try lab.lab(["loss", "\(i)", "\(pct)"]) }
         }
         defer {
-            if peerLoss != nil, !system.hasPrefix("ql-mcast") { for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) } }
+            if peerLoss != nil, !system.hasPrefix("ql-mcast") {
+                for i in 1...receivers { _ = try? lab.lab(["clear", "\(i)"]) }
+            }
         }
         let raw = system.hasPrefix("raw")
         // A fresh session key per run (`--encrypt` draws a fresh salt per send anyway).
-        let sealing = system == "ql-mcast-encrypted" ? ["--auth-key", PacketAuthenticator.hex(PacketAuthenticator.randomKey()), "--encrypt"] : []
+        let sealing =
+            system == "ql-mcast-encrypted"
+            ? ["--auth-key", PacketAuthenticator.hex(PacketAuthenticator.randomKey()), "--encrypt"] : []
         let probeBytes = bytes / symbol * datagram
         let qlMcast = bin.appendingPathComponent("ql-mcast").path
         let qlBench = bin.appendingPathComponent("ql-bench").path
@@ -236,7 +252,10 @@ struct TransferRunner {
             case "uftp":
                 // uftpd at its fastest documented settings (LIMITS.md); a daemon: stopped when the sender is done.
                 try FileManager.default.createDirectory(atPath: p("in\(i)"), withIntermediateDirectories: true)
-                return ["uftpd", "-d", "-I", "eth0", "-M", "239.255.9.4", "-B", "4194304", "-c", "20971520", "-D", p("in\(i)"), "-L", p("uftpd\(i).log")]
+                return [
+                    "uftpd", "-d", "-I", "eth0", "-M", "239.255.9.4", "-B", "4194304", "-c", "20971520", "-D",
+                    p("in\(i)"), "-L", p("uftpd\(i).log"),
+                ]
             default: throw ValidationError("unknown system \(system)")
             }
         }
@@ -244,8 +263,10 @@ struct TransferRunner {
             switch system {
             case "ql-mcast", "ql-mcast-encrypted":
                 [
-                    qlMcast, "send", file, "--group", group, "--interface", lab.address(0), "--receivers", "\(receivers)",
-                    "--symbol-size", "\(symbol - (sealing.isEmpty ? 0 : PacketHeader.tagSize))", "--stats-json", p("tx.json"),
+                    qlMcast, "send", file, "--group", group, "--interface", lab.address(0), "--receivers",
+                    "\(receivers)",
+                    "--symbol-size", "\(symbol - (sealing.isEmpty ? 0 : PacketHeader.tagSize))", "--stats-json",
+                    p("tx.json"),
                 ] + senderArgs + sealing
             case "raw-sendmmsg", "raw-gso-gro":
                 [
@@ -254,7 +275,8 @@ struct TransferRunner {
                 ] + (system == "raw-gso-gro" ? ["--gso"] : [])
             case "uftp":
                 [
-                    "uftp", "-I", "eth0", "-M", "239.255.9.4", "-P", "239.255.9.5", "-R", "-1", "-B", "4194304", "-Y", "none",
+                    "uftp", "-I", "eth0", "-M", "239.255.9.4", "-P", "239.255.9.5", "-R", "-1", "-B", "4194304", "-Y",
+                    "none",
                     "-L", p("uftp.log"),
                 ] + (mtu == 9000 ? ["-b", "8800"] : []) + [file]
             default:
@@ -282,8 +304,12 @@ struct TransferRunner {
         if system == "uftp" {
             // uftpd is stopped, so `time` cannot report it: read its CPU time from /proc first.
             for i in 1...receivers {
-                if let pid = Int32((try? Lab.run("/usr/bin/pgrep", ["-n", "-f", "uftpd .*-D \(p("in\(i)"))"]))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") {
-                    try? "\(ConfigureBenchmark.cpuSeconds(pid)) 0\n".write(toFile: p("cpu\(i)"), atomically: true, encoding: .utf8)
+                if let pid = Int32(
+                    (try? Lab.run("/usr/bin/pgrep", ["-n", "-f", "uftpd .*-D \(p("in\(i)"))"]))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "")
+                {
+                    try? "\(ConfigureBenchmark.cpuSeconds(pid)) 0\n".write(
+                        toFile: p("cpu\(i)"), atomically: true, encoding: .utf8)
                 }
             }
             rx.forEach { $0.terminate() }
@@ -298,7 +324,8 @@ struct TransferRunner {
             let seconds = (done[i - 1] ?? Date()).timeIntervalSince(t0)
             if raw {
                 // The probe reports bytes and first-to-last seconds itself.
-                let parts = ((try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? "").split(separator: " ")
+                let parts = ((try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? "").split(
+                    separator: " ")
                 let got = Double(parts.first ?? "0") ?? 0
                 let secs = Double(parts.dropFirst().first?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
                 goodputs.append(secs > 0 ? got / Double(datagram) * Double(symbol) / secs / 1e6 : 0)
@@ -307,7 +334,8 @@ struct TransferRunner {
                 let ok = (try? Lab.sha256(output)) == sha
                 if !ok {
                     let log = (try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? ""
-                    FileHandle.standardError.write("\(system) receiver \(i) failed: \(log.suffix(400))\n".data(using: .utf8)!)
+                    FileHandle.standardError.write(
+                        "\(system) receiver \(i) failed: \(log.suffix(400))\n".data(using: .utf8)!)
                 }
                 verified = verified && ok
                 goodputs.append(ok ? Double(bytes) / seconds / 1e6 : 0)

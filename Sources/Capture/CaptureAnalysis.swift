@@ -44,7 +44,9 @@ public struct CaptureAnalysis: Codable, Sendable {
         public var fecOverhead: Double { data == 0 ? 0 : Double(parity) / Double(data) }
         /// NAK entries for a block some receiver had already NAKed, per entry: what suppression
         /// (receivers holding back their NAK after overhearing one) did not prevent. 0 is perfect.
-        public var nakRedundancy: Double { nakEntries == 0 ? 0 : Double(nakEntries - distinctNakedBlocks) / Double(nakEntries) }
+        public var nakRedundancy: Double {
+            nakEntries == 0 ? 0 : Double(nakEntries - distinctNakedBlocks) / Double(nakEntries)
+        }
     }
 
     public var packets = 0
@@ -117,11 +119,15 @@ public final class CaptureAnalyzer {
             analysis.malformed["too-many-sessions", default: 0] += 1
             return
         }
-        var s = sessions[id] ?? CaptureAnalysis.Session(
-            sessionID: id, objectID: header.objectID, sender: "", group: Frame.address(frame.destination) + ":\(frame.destinationPort)",
-            firstSeconds: seconds)
+        var s =
+            sessions[id]
+            ?? CaptureAnalysis.Session(
+                sessionID: id, objectID: header.objectID, sender: "",
+                group: Frame.address(frame.destination) + ":\(frame.destinationPort)",
+                firstSeconds: seconds)
         s.lastSeconds = seconds
-        let body = UnsafeRawBufferPointer(rebasing: payload[PacketHeader.size..<min(payload.count, PacketHeader.size + Int(header.payloadLength))])
+        let body = UnsafeRawBufferPointer(
+            rebasing: payload[PacketHeader.size..<min(payload.count, PacketHeader.size + Int(header.payloadLength))])
         let from = Frame.address(frame.source)
         switch header.type {
         case .data, .parity:

@@ -44,7 +44,9 @@ public struct Frame {
         let headerLength = Int(bytes[offset] & 0x0F) * 4
         let totalLength = Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
         let fragment = (UInt16(bytes[offset + 6]) << 8 | UInt16(bytes[offset + 7])) & 0x3FFF
-        guard headerLength >= 20, bytes[offset + 9] == 17, fragment == 0, totalLength >= headerLength + 8 else { return nil }
+        guard headerLength >= 20, bytes[offset + 9] == 17, fragment == 0, totalLength >= headerLength + 8 else {
+            return nil
+        }
         func u32(_ at: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(bytes[at + $1]) } }
         let udp = offset + headerLength
         guard bytes.count >= udp + 8 else { return nil }
@@ -56,7 +58,8 @@ public struct Frame {
         let end = bytes.count
         return Frame(
             source: u32(offset + 12), destination: u32(offset + 16),
-            sourcePort: UInt16(bytes[udp]) << 8 | UInt16(bytes[udp + 1]), destinationPort: UInt16(bytes[udp + 2]) << 8 | UInt16(bytes[udp + 3]),
+            sourcePort: UInt16(bytes[udp]) << 8 | UInt16(bytes[udp + 1]),
+            destinationPort: UInt16(bytes[udp + 2]) << 8 | UInt16(bytes[udp + 3]),
             payload: UnsafeRawBufferPointer(rebasing: bytes[(udp + 8)..<max(end, udp + 8)]))
     }
 

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import CPcap
 import Foundation
 import Platform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Packets from a live interface or a pcap/pcapng file (libpcap), optionally filtered (BPF),
 /// optionally saved to a standard pcap file as they are read.
@@ -117,7 +118,8 @@ public final class PcapSource {
             if let dumper { pcap_dump_flush(dumper) }
             return false
         default:
-            throw QlustarError(.integrity, "\(description): \(String(cString: pcap_geterr(handle))) (truncated or corrupt capture?)")
+            throw QlustarError(
+                .integrity, "\(description): \(String(cString: pcap_geterr(handle))) (truncated or corrupt capture?)")
         }
     }
 

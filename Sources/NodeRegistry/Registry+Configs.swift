@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
-import Platform
 import NodeConfig
+import Platform
 
 /// A stored config of a class.
 public struct StoredConfig: Codable, Sendable, Equatable {
@@ -85,10 +85,13 @@ extension Registry {
         let stored = try config(cls, name)
         try write { db throws(QlustarError) in
             let users = try self.fetchStrings(
-                db, "SELECT target_kind || ' ' || target FROM config_assignment WHERE class = ? AND config = ? ORDER BY 1",
+                db,
+                "SELECT target_kind || ' ' || target FROM config_assignment WHERE class = ? AND config = ? ORDER BY 1",
                 [cls.rawValue, stored.name])
             guard users.isEmpty else {
-                throw QlustarError(.invalidArgument, "\(cls.rawValue) config \(name) is assigned to \(users.joined(separator: ", ")); unassign it first")
+                throw QlustarError(
+                    .invalidArgument,
+                    "\(cls.rawValue) config \(name) is assigned to \(users.joined(separator: ", ")); unassign it first")
             }
             try self.execute(db, "DELETE FROM config WHERE class = ? AND name = ?", [cls.rawValue, stored.name])
         }
@@ -114,10 +117,14 @@ extension Registry {
     public func unassign(_ cls: ConfigClass, _ name: String, from target: ConfigTarget) throws(QlustarError) {
         try write { db throws(QlustarError) in
             let n = try self.fetchString(
-                db, "SELECT config FROM config_assignment WHERE class = ? AND config = ? AND target_kind = ? AND target = ?",
+                db,
+                "SELECT config FROM config_assignment WHERE class = ? AND config = ? AND target_kind = ? AND target = ?",
                 [cls.rawValue, name, target.kind, target.name])
             guard n != nil else {
-                throw QlustarError(.notFound, "\(cls.rawValue) config \(NodeFields.quoted(name)) is not assigned to \(target.kind) \(target.name)")
+                throw QlustarError(
+                    .notFound,
+                    "\(cls.rawValue) config \(NodeFields.quoted(name)) is not assigned to \(target.kind) \(target.name)"
+                )
             }
             try self.execute(
                 db, "DELETE FROM config_assignment WHERE class = ? AND config = ? AND target_kind = ? AND target = ?",
@@ -170,7 +177,9 @@ extension Registry {
 
     /// The node registered with address `ip`, if any.
     public func node(ip: String) throws(QlustarError) -> Node? {
-        let name = try read { db throws(QlustarError) in try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [ip]) }
+        let name = try read { db throws(QlustarError) in
+            try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [ip])
+        }
         return try name.map { n throws(QlustarError) in try node(n) }
     }
 
@@ -183,7 +192,8 @@ extension Registry {
             throw QlustarError(.invalidArgument, "an enrollment token must be 16–256 bytes")
         }
         try write { db throws(QlustarError) in
-            try self.execute(db, "UPDATE node SET token_sha256 = ? WHERE name = ?", [token.map(Self.digest), current.name])
+            try self.execute(
+                db, "UPDATE node SET token_sha256 = ? WHERE name = ?", [token.map(Self.digest), current.name])
         }
     }
 
@@ -212,7 +222,8 @@ extension Registry {
         let now = ISO8601DateFormatter().string(from: Date())
         try write { db throws(QlustarError) in
             try self.execute(
-                db, "INSERT OR REPLACE INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?)",
+                db,
+                "INSERT OR REPLACE INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?)",
                 [name, facts.osFamily.rawValue, facts.timeDaemon.rawValue, now])
         }
     }
@@ -221,10 +232,14 @@ extension Registry {
     public func lastFacts(_ name: String) throws(QlustarError) -> NodeFacts? {
         try read { db throws(QlustarError) in
             do {
-                guard let row = try Row.fetchOne(db, sql: "SELECT os_family, time_daemon FROM node_report WHERE node = ?", arguments: [name.lowercased()]),
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT os_family, time_daemon FROM node_report WHERE node = ?",
+                        arguments: [name.lowercased()]),
                     let family = OSFamily(rawValue: row["os_family"])
                 else { return nil }
-                let daemon = (row["time_daemon"] as String?).flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
+                let daemon =
+                    (row["time_daemon"] as String?).flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
                 return NodeFacts(osFamily: family, timeDaemon: daemon)
             } catch { throw QlustarError(.io, "node registry: \(error)") }
         }

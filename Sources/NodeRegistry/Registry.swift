@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Foundation
 import GRDB
 import Platform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The node registry of qlumand: an SQLite database in `<root>/var/lib/qlustar/qluman.db`,
 /// created and upgraded by numbered migrations.
@@ -36,7 +37,8 @@ public final class Registry: Sendable {
             try Posix.open(path + ".lock", O_RDWR | O_CREAT, 0o600)
         }
         defer { Posix.close(lock) }
-        try FileSystem.at("cannot lock", path + ".lock") { () throws(SystemCallError) in try Posix.flock(lock, LOCK_EX) }
+        try FileSystem.at("cannot lock", path + ".lock") { () throws(SystemCallError) in try Posix.flock(lock, LOCK_EX)
+        }
         defer { try? Posix.flock(lock, LOCK_UN) }
         do {
             // The registry holds enrollment tokens and BMC credentials: only its owner reads it,
@@ -121,7 +123,9 @@ public final class Registry: Sendable {
     /// Registers a node.
     /// - Throws: `.invalidArgument` for a malformed value, a name, MAC or IP already registered
     ///   (naming the node that has it), or an unknown group.
-    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(QlustarError) -> Node {
+    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(QlustarError)
+        -> Node
+    {
         let name = try NodeFields.hostname(name)
         guard !macs.isEmpty else { throw QlustarError(.invalidArgument, "node \(name) needs at least one --mac") }
         let macs = try macs.map { m throws(QlustarError) in try NodeFields.mac(m) }
@@ -144,7 +148,9 @@ public final class Registry: Sendable {
             if let group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) == nil {
                 throw QlustarError(.invalidArgument, "no group \(group) (qluman group add \(group))")
             }
-            try self.execute(db, "INSERT INTO node (name, ip, prefix, image, group_name) VALUES (?, ?, ?, ?, ?)", [name, address, prefix, image, group])
+            try self.execute(
+                db, "INSERT INTO node (name, ip, prefix, image, group_name) VALUES (?, ?, ?, ?, ?)",
+                [name, address, prefix, image, group])
             for mac in macs { try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, name]) }
         }
         return try node(name)
@@ -170,16 +176,23 @@ public final class Registry: Sendable {
     ) throws(QlustarError) -> Node {
         let current = try node(name)
         let ipv4 = try ip.map { i throws(QlustarError) in try NodeFields.ipv4(i) }
-        let image = try image.map { i throws(QlustarError) -> String? in try i.map { v throws(QlustarError) in try ImageName(v).value } }
-        let group = try group.map { g throws(QlustarError) -> String? in try g.map { v throws(QlustarError) in try NodeFields.group(v) } }
+        let image = try image.map { i throws(QlustarError) -> String? in
+            try i.map { v throws(QlustarError) in try ImageName(v).value }
+        }
+        let group = try group.map { g throws(QlustarError) -> String? in
+            try g.map { v throws(QlustarError) in try NodeFields.group(v) }
+        }
         let add = try addMACs.map { m throws(QlustarError) in try NodeFields.mac(m) }
         let remove = try removeMACs.map { m throws(QlustarError) in try NodeFields.mac(m) }
         try write { db throws(QlustarError) in
             if let (address, prefix) = ipv4 {
-                if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ? AND name != ?", [address, current.name]) {
+                if let owner = try self.fetchString(
+                    db, "SELECT name FROM node WHERE ip = ? AND name != ?", [address, current.name])
+                {
                     throw QlustarError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
                 }
-                try self.execute(db, "UPDATE node SET ip = ?, prefix = ? WHERE name = ?", [address, prefix, current.name])
+                try self.execute(
+                    db, "UPDATE node SET ip = ?, prefix = ? WHERE name = ?", [address, prefix, current.name])
             }
             if let image { try self.execute(db, "UPDATE node SET image = ? WHERE name = ?", [image, current.name]) }
             if let group {
@@ -189,13 +202,18 @@ public final class Registry: Sendable {
                 try self.execute(db, "UPDATE node SET group_name = ? WHERE name = ?", [group, current.name])
             }
             if let bootConfig {
-                if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
-                    throw QlustarError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+                if let b = bootConfig,
+                    try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil
+                {
+                    throw QlustarError(
+                        .invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
                 }
                 try self.execute(db, "UPDATE node SET boot_config = ? WHERE name = ?", [bootConfig, current.name])
             }
             for mac in remove {
-                guard current.macs.contains(mac) else { throw QlustarError(.invalidArgument, "node \(current.name) has no MAC \(mac)") }
+                guard current.macs.contains(mac) else {
+                    throw QlustarError(.invalidArgument, "node \(current.name) has no MAC \(mac)")
+                }
                 try self.execute(db, "DELETE FROM node_mac WHERE mac = ?", [mac])
             }
             for mac in add {
@@ -215,7 +233,8 @@ public final class Registry: Sendable {
     public func removeNode(_ name: String) throws(QlustarError) {
         let current = try node(name)
         try write { db throws(QlustarError) in
-            try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'node' AND target = ?", [current.name])
+            try self.execute(
+                db, "DELETE FROM config_assignment WHERE target_kind = 'node' AND target = ?", [current.name])
             try self.execute(db, "DELETE FROM node WHERE name = ?", [current.name])
         }
     }
@@ -233,7 +252,8 @@ public final class Registry: Sendable {
     }
 
     public func groups() throws(QlustarError) -> [String] {
-        try read { db throws(QlustarError) in try self.fetchStrings(db, "SELECT name FROM node_group ORDER BY name", []) }
+        try read { db throws(QlustarError) in try self.fetchStrings(db, "SELECT name FROM node_group ORDER BY name", [])
+        }
     }
 
     public func removeGroup(_ name: String) throws(QlustarError) {
@@ -243,7 +263,8 @@ public final class Registry: Sendable {
             }
             let members = try self.fetchStrings(db, "SELECT name FROM node WHERE group_name = ? ORDER BY name", [name])
             guard members.isEmpty else {
-                throw QlustarError(.invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
+                throw QlustarError(
+                    .invalidArgument, "group \(name) still has nodes: \(members.joined(separator: ", "))")
             }
             try self.execute(db, "DELETE FROM config_assignment WHERE target_kind = 'group' AND target = ?", [name])
             try self.execute(db, "DELETE FROM node_group WHERE name = ?", [name])
@@ -259,8 +280,12 @@ public final class Registry: Sendable {
         let name = try NodeFields.group(config.name)
         for (what, path) in [("kernel", config.kernel), ("initrd", config.initrd)] {
             let parts = path.split(separator: "/")
-            guard !path.isEmpty, !path.hasPrefix("/"), !parts.contains(".."), !path.contains(where: { $0.isWhitespace || $0.isNewline }) else {
-                throw QlustarError(.invalidArgument, "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
+            guard !path.isEmpty, !path.hasPrefix("/"), !parts.contains(".."),
+                !path.contains(where: { $0.isWhitespace || $0.isNewline })
+            else {
+                throw QlustarError(
+                    .invalidArgument,
+                    "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
             }
         }
         guard !config.append.contains(where: \.isNewline) else {
@@ -276,9 +301,10 @@ public final class Registry: Sendable {
     public func bootConfigs() throws(QlustarError) -> [BootConfig] {
         try read { db throws(QlustarError) in
             do {
-                return try Row.fetchAll(db, sql: "SELECT name, kernel, initrd, append FROM boot_config ORDER BY name").map {
-                    BootConfig(name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"])
-                }
+                return try Row.fetchAll(db, sql: "SELECT name, kernel, initrd, append FROM boot_config ORDER BY name")
+                    .map {
+                        BootConfig(name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"])
+                    }
             } catch { throw QlustarError(.io, "node registry: \(error)") }
         }
     }
@@ -286,10 +312,12 @@ public final class Registry: Sendable {
     public func removeBootConfig(_ name: String) throws(QlustarError) {
         try write { db throws(QlustarError) in
             let users = try self.fetchStrings(
-                db, "SELECT name FROM node WHERE boot_config = ? UNION SELECT name FROM node_group WHERE boot_config = ? ORDER BY 1",
+                db,
+                "SELECT name FROM node WHERE boot_config = ? UNION SELECT name FROM node_group WHERE boot_config = ? ORDER BY 1",
                 [name, name])
             guard users.isEmpty else {
-                throw QlustarError(.invalidArgument, "boot configuration \(name) is used by \(users.joined(separator: ", "))")
+                throw QlustarError(
+                    .invalidArgument, "boot configuration \(name) is used by \(users.joined(separator: ", "))")
             }
             guard try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [name]) != nil else {
                 throw QlustarError(.notFound, "no boot configuration \(NodeFields.quoted(name))")
@@ -305,7 +333,8 @@ public final class Registry: Sendable {
                 throw QlustarError(.notFound, "no group \(NodeFields.quoted(group))")
             }
             if let b = bootConfig, try self.fetchString(db, "SELECT name FROM boot_config WHERE name = ?", [b]) == nil {
-                throw QlustarError(.invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
+                throw QlustarError(
+                    .invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
             }
             try self.execute(db, "UPDATE node_group SET boot_config = ? WHERE name = ?", [bootConfig, group])
         }
@@ -328,10 +357,11 @@ public final class Registry: Sendable {
         }
     }
 
-
     // MARK: - Database access (errors as QlustarError)
 
-    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> [Node] {
+    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError)
+        -> [Node]
+    {
         try read { db throws(QlustarError) in
             let rows: [Row]
             do {
@@ -345,8 +375,10 @@ public final class Registry: Sendable {
             } catch { throw QlustarError(.io, "node registry: \(error)") }
             return rows.map { row in
                 Node(
-                    name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [], ip: row["ip"],
-                    prefix: row["prefix"], image: row["image"], group: row["group_name"], bootConfig: row["boot_config"])
+                    name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [],
+                    ip: row["ip"],
+                    prefix: row["prefix"], image: row["image"], group: row["group_name"], bootConfig: row["boot_config"]
+                )
             }
         }
     }
@@ -377,13 +409,17 @@ public final class Registry: Sendable {
         }
     }
 
-    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> String? {
+    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError)
+        -> String?
+    {
         do { return try String.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
             throw QlustarError(.io, "node registry: \(error)")
         }
     }
 
-    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) -> [String] {
+    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?])
+        throws(QlustarError) -> [String]
+    {
         do { return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
             throw QlustarError(.io, "node registry: \(error)")
         }

@@ -16,16 +16,21 @@ public struct RegistryAdmission: NodeAdmission {
             guard let mac else {
                 return .refused(
                     reason: "mac-mismatch",
-                    message: "the neighbour table has no MAC for \(address) (node \(node.name)): it cannot be recognised")
+                    message:
+                        "the neighbour table has no MAC for \(address) (node \(node.name)): it cannot be recognised")
             }
             guard node.macs.contains(mac) else {
                 return .refused(
                     reason: "mac-mismatch",
-                    message: "\(address) is registered to node \(node.name), but it speaks from MAC \(mac), not one of the node's")
+                    message:
+                        "\(address) is registered to node \(node.name), but it speaks from MAC \(mac), not one of the node's"
+                )
             }
             guard try registry.tokenMatches(node.name, token: token) else {
                 return .refused(
-                    reason: "token", message: "node \(node.name) (\(address)) presented \(token == nil ? "no" : "a wrong") enrollment token")
+                    reason: "token",
+                    message:
+                        "node \(node.name) (\(address)) presented \(token == nil ? "no" : "a wrong") enrollment token")
             }
             return .admitted(node: node.name)
         } catch {

@@ -12,7 +12,8 @@ public struct ImageName: Sendable, Hashable, Codable, CustomStringConvertible {
             throw QlustarError(.invalidArgument, "image name must be 1–64 characters (got \(bytes.count))")
         }
         for c in bytes {
-            let ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+            let ok =
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == 0x2E || c == 0x5F || c == 0x2B || c == 0x2D
             guard ok else {
                 throw QlustarError(
@@ -32,7 +33,9 @@ public struct ImageName: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// `text` printable for a message, whatever it contains (control characters escaped, cut).
     package static func quoted(_ text: String) -> String {
-        let shown = text.unicodeScalars.prefix(80).map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
+        let shown = text.unicodeScalars.prefix(80).map {
+            $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+        }
         return "'" + shown.joined() + (text.unicodeScalars.count > 80 ? "…" : "") + "'"
     }
 }

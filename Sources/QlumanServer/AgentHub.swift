@@ -2,8 +2,8 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfig
-import Transport
 import Platform
+import Transport
 
 /// The nodes' execd agents as qlumand sees them: each agent long-polls (`agent-wait`, carrying
 /// its monitoring report) and gets the next command queued for it; jobs collect the output the
@@ -59,7 +59,9 @@ final class AgentHub: Sendable {
         let seconds = min(max(seconds, 1), 300)
         let timer = loop.scheduleTask(in: .milliseconds(Int64(seconds * 1_000))) { [self] in
             let expired = state.withLockedValue { s -> EventLoopPromise<ControlReply>? in
-                guard let w = s.agents[node]?.waiting, w.promise.futureResult === promise.futureResult else { return nil }
+                guard let w = s.agents[node]?.waiting, w.promise.futureResult === promise.futureResult else {
+                    return nil
+                }
                 s.agents[node]?.waiting = nil
                 return w.promise
             }
@@ -119,20 +121,21 @@ final class AgentHub: Sendable {
     /// Applies `change` to a job of `node` (a node may only report on its own jobs) and returns
     /// the wake-up of its pollers, to run outside the lock.
     private func update(node: String, job: UInt64, _ change: (inout Job) -> Void) throws(ControlFailure) -> () -> Void {
-        let result: Result<[(Int, EventLoopPromise<ControlReply>, Scheduled<Void>)], ControlFailure> = state.withLockedValue { s in
-            guard var j = s.jobs[job], j.node == node, !j.done else {
-                return .failure(ControlFailure(.notFound, "no running job \(job) for node \(node)"))
+        let result: Result<[(Int, EventLoopPromise<ControlReply>, Scheduled<Void>)], ControlFailure> =
+            state.withLockedValue { s in
+                guard var j = s.jobs[job], j.node == node, !j.done else {
+                    return .failure(ControlFailure(.notFound, "no running job \(job) for node \(node)"))
+                }
+                change(&j)
+                let pollers = j.pollers
+                j.pollers = []
+                if j.done {
+                    s.finished.append(job)
+                    if s.finished.count > Self.keptJobs { s.jobs[s.finished.removeFirst()] = nil }
+                }
+                s.jobs[job] = j
+                return .success(pollers)
             }
-            change(&j)
-            let pollers = j.pollers
-            j.pollers = []
-            if j.done {
-                s.finished.append(job)
-                if s.finished.count > Self.keptJobs { s.jobs[s.finished.removeFirst()] = nil }
-            }
-            s.jobs[job] = j
-            return .success(pollers)
-        }
         let pollers = try result.get()
         return { [self] in
             for (offset, promise, timer) in pollers {
@@ -146,10 +149,13 @@ final class AgentHub: Sendable {
 
     /// Queues a command for `node`'s agent.
     /// - Throws: `.notFound` when the node's agent is not connected.
-    func submit(node: String, kind: AgentCommand.Kind, argv: [String], timeout: Double) throws(ControlFailure) -> UInt64 {
+    func submit(node: String, kind: AgentCommand.Kind, argv: [String], timeout: Double) throws(ControlFailure) -> UInt64
+    {
         let found: Result<(AgentCommand, Waiting?), ControlFailure> = state.withLockedValue { s in
             guard var agent = s.agents[node], Self.connected(agent) else {
-                return .failure(ControlFailure(.notFound, "node \(node)'s qluman-execd is not connected (is it running in daemon mode?)"))
+                return .failure(
+                    ControlFailure(
+                        .notFound, "node \(node)'s qluman-execd is not connected (is it running in daemon mode?)"))
             }
             let job = s.nextJob
             s.nextJob += 1
@@ -174,7 +180,11 @@ final class AgentHub: Sendable {
         let promise = loop.makePromise(of: ControlReply.self)
         let timer = loop.scheduleTask(in: .seconds(1)) { [self] in
             let mine = state.withLockedValue { s -> Bool in
-                guard let index = s.jobs[job]?.pollers.firstIndex(where: { $0.promise.futureResult === promise.futureResult }) else {
+                guard
+                    let index = s.jobs[job]?.pollers.firstIndex(where: {
+                        $0.promise.futureResult === promise.futureResult
+                    })
+                else {
                     return false
                 }
                 s.jobs[job]?.pollers.remove(at: index)
@@ -203,9 +213,13 @@ final class AgentHub: Sendable {
 
     private func pollReply(_ job: UInt64, _ offset: Int) -> ControlReply {
         let reply = state.withLockedValue { s -> ExecPollReply in
-            guard let j = s.jobs[job] else { return ExecPollReply(data: Data(), offset: offset, done: true, status: nil, outcome: "lost") }
+            guard let j = s.jobs[job] else {
+                return ExecPollReply(data: Data(), offset: offset, done: true, status: nil, outcome: "lost")
+            }
             let start = min(max(offset, 0), j.output.count)
-            return ExecPollReply(data: Data(j.output[start...]), offset: j.output.count, done: j.done, status: j.status, outcome: j.outcome)
+            return ExecPollReply(
+                data: Data(j.output[start...]), offset: j.output.count, done: j.done, status: j.status,
+                outcome: j.outcome)
         }
         return .json(canonicalJSON(reply))
     }
@@ -217,14 +231,16 @@ final class AgentHub: Sendable {
             s.agents.keys.sorted().map { node in
                 let a = s.agents[node]!
                 return NodeMonitor(
-                    node: node, connected: Self.connected(a), secondsSinceSeen: Double(now.subtractingClamped(a.lastSeen)) / 1e9,
+                    node: node, connected: Self.connected(a),
+                    secondsSinceSeen: Double(now.subtractingClamped(a.lastSeen)) / 1e9,
                     report: a.report)
             }
         }
     }
 
     private static func connected(_ agent: Agent) -> Bool {
-        agent.waiting != nil || Double(MonotonicClock.nanoseconds().subtractingClamped(agent.lastSeen)) / 1e9 < agent.interval + 10
+        agent.waiting != nil
+            || Double(MonotonicClock.nanoseconds().subtractingClamped(agent.lastSeen)) / 1e9 < agent.interval + 10
     }
 
     private static func reply(_ command: AgentCommand?) -> ControlReply {

@@ -1,7 +1,7 @@
-import Platform
+import Logging
 import NodeConfig
 import NodeRegistry
-import Logging
+import Platform
 
 /// What a node gets, from the registry and the Root FS Customization trees: used by qlumand to
 /// answer a node and by `qluman preview` — one code path, so a preview is what the node gets.

@@ -1,12 +1,12 @@
 import Foundation
 import ImageService
-import Platform
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfig
 import NodeRegistry
+import Platform
 import Transport
-import Logging
 
 /// qlumand: serves each node its configuration from the registry, over TLS only.
 ///
@@ -89,7 +89,8 @@ public final class QlumanServer: Sendable {
         self.admin.withLockedValue { $0 = admin }
         let nodes = (try? registry.nodes().count) ?? 0
         log.info(
-            "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), registry \(registry.path) with \(nodes) nodes")
+            "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), registry \(registry.path) with \(nodes) nodes"
+        )
     }
 
     public func stop() {
@@ -153,8 +154,11 @@ public final class QlumanServer: Sendable {
                 let exec = try request.arguments(ExecRequest.self)
                 let node: Node
                 do { node = try registry.node(exec.node) } catch { throw ControlFailure(.notFound, error.message) }
-                guard exec.kind == .configure || !exec.argv.isEmpty else { throw ControlFailure(.malformedRequest, "no command given") }
-                let job = try agents.submit(node: node.name, kind: exec.kind, argv: exec.argv, timeout: exec.timeoutSeconds)
+                guard exec.kind == .configure || !exec.argv.isEmpty else {
+                    throw ControlFailure(.malformedRequest, "no command given")
+                }
+                let job = try agents.submit(
+                    node: node.name, kind: exec.kind, argv: exec.argv, timeout: exec.timeoutSeconds)
                 let what = exec.kind == .configure ? "reconfigure" : "run \(exec.argv.joined(separator: " "))"
                 log.info("job \(job) on \(node.name): \(what)")
                 return loop.makeSucceededFuture(.json(canonicalJSON(ExecStarted(job: job))))
@@ -166,7 +170,8 @@ public final class QlumanServer: Sendable {
             case QlumanOperation.status:
                 return loop.makeSucceededFuture(.json(canonicalJSON(status())))
             default:
-                throw ControlFailure(.unknownOperation, "qlumand has no administration operation '\(request.op.prefix(64))'")
+                throw ControlFailure(
+                    .unknownOperation, "qlumand has no administration operation '\(request.op.prefix(64))'")
             }
         } catch {
             return loop.makeFailedFuture(error)
@@ -178,7 +183,9 @@ public final class QlumanServer: Sendable {
     /// token when it has one. A peer on the head node itself (loopback, one of its addresses) has
     /// no neighbour entry: it is trusted and identified by the MACs it reports.
     /// - Throws: `.refused` (counted by reason, logged without the token) or `.internalError`.
-    private func identify(_ reportedMACs: [String], _ token: String?, _ peer: ControlPeer) throws(ControlFailure) -> Node {
+    private func identify(_ reportedMACs: [String], _ token: String?, _ peer: ControlPeer) throws(ControlFailure)
+        -> Node
+    {
         let address = NeighbourTable.plainIPv4(peer.host)
         let observed: String?
         if NeighbourTable.isLocal(address) {
@@ -205,7 +212,9 @@ public final class QlumanServer: Sendable {
             counters.withLockedValue { $0.configured += 1 }
             let classes = options.sources.keys.sorted().joined(separator: " ").nonEmpty ?? "no config classes"
             let customization = payload.isEmpty ? "" : ", \(payload.count) bytes of Root FS Customization"
-            log.info("configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): \(classes)\(customization)")
+            log.info(
+                "configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): \(classes)\(customization)"
+            )
             return .bytes(json: canonicalJSON(ConfigureReply(options: options)), payload: payload)
         } catch {
             throw failed("node \(node.name): \(error.message)")

@@ -1,12 +1,13 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NodeConfig
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import NIOConcurrencyHelpers
-import NodeConfig
-import Transport
-import Logging
 
 /// The Root FS Customization archives qlumand hands out, built once per version of a tree.
 ///
@@ -58,7 +59,9 @@ final class RootFSCache: Sendable {
         _ = try archive.entries(origin: "root-fs \(name)")
         cache.withLockedValue { $0[name] = Entry(version: version, checked: now, archive: archive) }
         built.withLockedValue { $0 += 1 }
-        log.info("Root FS Customization \(name): archive rebuilt (\(archive.bytes.count) bytes, sha256 \(archive.sha256.prefix(16)))")
+        log.info(
+            "Root FS Customization \(name): archive rebuilt (\(archive.bytes.count) bytes, sha256 \(archive.sha256.prefix(16)))"
+        )
         return archive
     }
 
@@ -72,7 +75,8 @@ final class RootFSCache: Sendable {
             for child in children.sorted() {
                 let name = relative.isEmpty ? child : relative + "/" + child
                 let st = try FileSystem.status(tree + "/" + name, followingLinks: false)
-                let line = "\(name)\u{0}\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)\n"
+                let line =
+                    "\(name)\u{0}\(st.st_mode) \(st.st_uid) \(st.st_gid) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec) \(st.st_ino)\n"
                 Array(line.utf8).withUnsafeBytes { hash.update($0) }
                 if st.st_mode & S_IFMT == S_IFDIR { pending.append(name) }
             }

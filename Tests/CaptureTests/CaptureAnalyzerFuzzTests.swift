@@ -12,7 +12,10 @@ final class CaptureAnalyzerFuzzTests: XCTestCase {
         var f = [UInt8](repeating: 0, count: 14)
         f[12] = 0x08
         let total = 20 + 8 + payload.count
-        f += [0x45, 0, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 11, 239, 255, 1, 1]
+        f += [
+            0x45, 0, UInt8(total >> 8 & 0xFF), UInt8(total & 0xFF), 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 11, 239, 255,
+            1, 1,
+        ]
         let udp = 8 + payload.count
         f += [0x75, 0x30, 0x75, 0x30, UInt8(udp >> 8 & 0xFF), UInt8(udp & 0xFF), 0, 0]
         return f + payload
@@ -35,7 +38,8 @@ final class CaptureAnalyzerFuzzTests: XCTestCase {
             var buf = [UInt8](repeating: 0, count: 2_048)
             let entries = (0..<300).map { NakEntry(block: UInt32($0 * 7_919), needed: 3) }
             let n = buf.withUnsafeMutableBytes {
-                NakBody(receiverID: 1, echoTimestamp: 0, entries: entries).encode(to: $0.baseAddress!, capacity: $0.count)
+                NakBody(receiverID: 1, echoTimestamp: 0, entries: entries).encode(
+                    to: $0.baseAddress!, capacity: $0.count)
             }
             nakBody = Array(buf[0..<n])
         }
@@ -44,19 +48,23 @@ final class CaptureAnalyzerFuzzTests: XCTestCase {
             let session = rng.next() % 3 == 0 ? UInt32(truncatingIfNeeded: rng.next()) : 7
             var payload: [UInt8]
             switch rng.next() % 4 {
-            case 0: payload = datagram(.data, session: session, body: [UInt8](repeating: 1, count: Int(rng.next() % 1_400)))
+            case 0:
+                payload = datagram(.data, session: session, body: [UInt8](repeating: 1, count: Int(rng.next() % 1_400)))
             case 1: payload = datagram(.nak, session: session, body: nakBody)
             case 2:
                 // Two datagrams behind one UDP header (GSO), the second's length a lie.
-                payload = datagram(.parity, session: session, body: [1, 2, 3]) + datagram(.data, session: session, body: [9])
+                payload =
+                    datagram(.parity, session: session, body: [1, 2, 3]) + datagram(.data, session: session, body: [9])
                 payload[PacketHeader.size + 3 + 22] = 0xFF
             default: payload = (0..<Int(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             }
             var bytes = frame(payload)
-            if rng.next() % 5 == 0 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }  // cut anywhere
+            // Cut anywhere.
+            if rng.next() % 5 == 0 { bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1)))) }
             let seconds = rng.next() % 4 == 0 ? stamps[Int(rng.next() % UInt64(stamps.count))] : Double(i) / 1_000
             bytes.withUnsafeBytes { raw in
-                analyzer.add(PcapSource.Packet(seconds: seconds, wireLength: raw.count, bytes: raw), linkType: Frame.ethernet)
+                analyzer.add(
+                    PcapSource.Packet(seconds: seconds, wireLength: raw.count, bytes: raw), linkType: Frame.ethernet)
             }
         }
         let a = analyzer.result

@@ -30,14 +30,20 @@ final class CaptureLabTests: XCTestCase {
         let receivers = try [1, 2].map { i in
             try l.start(
                 on: i,
-                [l.binary.path, "receive", "--group", group, "--interface", l.address(i), "--output", l.path("out\(i)"), "--session-id", session]
+                [
+                    l.binary.path, "receive", "--group", group, "--interface", l.address(i), "--output",
+                    l.path("out\(i)"), "--session-id", session,
+                ]
                     + (i == 1 ? ["--loss", "random:0.05@1"] : []), timeout: 60, log: "rx\(i).log")
         }
         usleep(300_000)
         let sender = try l.start(
             on: 0,
-            [l.binary.path, "send", object.path, "--group", group, "--interface", l.address(0), "--session-id", session, "--receivers", "2",
-             "--rate", "400m", "--stats-json", l.path("tx.json")], timeout: 60, log: "tx.log")
+            [
+                l.binary.path, "send", object.path, "--group", group, "--interface", l.address(0), "--session-id",
+                session, "--receivers", "2",
+                "--rate", "400m", "--stats-json", l.path("tx.json"),
+            ], timeout: 60, log: "tx.log")
         XCTAssertEqual(l.wait(sender, seconds: 60), 0, l.log("tx.log"))
         for (i, r) in receivers.enumerated() { XCTAssertEqual(l.wait(r, seconds: 30), 0, l.log("rx\(i + 1).log")) }
         // Stopped as an administrator stops it (Ctrl-C): it writes its file and prints what it saw.
@@ -60,7 +66,8 @@ final class CaptureLabTests: XCTestCase {
         XCTAssertEqual(s["fins"] as? Int, tx["fins"] as? Int)
         XCTAssertGreaterThan(s["naks"] as? Int ?? 0, 0, "5 % loss at h1 makes it NAK")
         // The lossy receiver is seen by its NAKs, with a loss estimate near what was injected.
-        let lossy = try XCTUnwrap((s["receivers"] as! [[String: Any]]).first { $0["address"] as? String == l.address(1) })
+        let lossy = try XCTUnwrap(
+            (s["receivers"] as! [[String: Any]]).first { $0["address"] as? String == l.address(1) })
         let estimate = lossy["lossEstimate"] as! Double
         XCTAssertGreaterThan(estimate, 0.02, "\(lossy)")
         XCTAssertLessThan(estimate, 0.10, "\(lossy)")
@@ -70,7 +77,8 @@ final class CaptureLabTests: XCTestCase {
         // and reading it back gives the same sessions and counts as the live capture.
         let tshark = try InstalledTool.path("tshark", "tshark")
         // (Lab.run merges standard error, where tshark warns about running as root: count frame numbers only.)
-        let listed = try Lab.run(tshark, ["-r", pcap, "-T", "fields", "-e", "frame.number"]).split(separator: "\n").filter { Int($0) != nil }.count
+        let listed = try Lab.run(tshark, ["-r", pcap, "-T", "fields", "-e", "frame.number"]).split(separator: "\n")
+            .filter { Int($0) != nil }.count
         let reread = try ReleaseTool.run("ql-mcast-capture", ["--read", pcap, "--json"], environment: [:])
         XCTAssertEqual(reread.status, 0, reread.stderr)
         let again = try JSONSerialization.jsonObject(with: Data(reread.stdout.utf8)) as! [String: Any]
@@ -86,7 +94,8 @@ final class CaptureLabTests: XCTestCase {
         let lua = LabHarness.repositoryRoot.appendingPathComponent("contrib/wireshark/ql-mcast.lua").path
         let types = try Lab.run(tshark, ["-X", "lua_script:" + lua, "-r", pcap, "-T", "fields", "-e", "qlmc.type"])
             .split(separator: "\n").filter { $0.first?.isNumber == true }.flatMap { $0.split(separator: ",") }
-        let datagrams = ["data", "parity", "naks", "announces", "fins", "statusReports"].map { s[$0] as? Int ?? 0 }.reduce(0, +)
+        let datagrams = ["data", "parity", "naks", "announces", "fins", "statusReports"].map { s[$0] as? Int ?? 0 }
+            .reduce(0, +)
         XCTAssertEqual(types.count, datagrams)
         XCTAssertEqual(types.filter { $0 == "3" }.count, s["naks"] as? Int)
         let verbose = try Lab.run(tshark, ["-X", "lua_script:" + lua, "-r", pcap, "-V"])

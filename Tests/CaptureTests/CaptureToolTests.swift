@@ -13,16 +13,20 @@ final class CaptureToolTests: XCTestCase {
         XCTAssertTrue(follow.stderr.hasPrefix("Error: --follow needs --interface\n"), follow.stderr)
         let missing = try ReleaseTool.run("ql-mcast-capture", ["--read", "/nonexistent.pcap"], environment: [:])
         XCTAssertEqual(missing.status, 2)
-        XCTAssertEqual(missing.stderr, "Error: cannot read the capture /nonexistent.pcap: /nonexistent.pcap: No such file or directory\n")
+        XCTAssertEqual(
+            missing.stderr,
+            "Error: cannot read the capture /nonexistent.pcap: /nonexistent.pcap: No such file or directory\n")
         try Requirements.root("live capture needs root")
-        let filter = try ReleaseTool.run("ql-mcast-capture", ["--interface", "lo", "--filter", "udp and nonsense"], environment: [:])
+        let filter = try ReleaseTool.run(
+            "ql-mcast-capture", ["--interface", "lo", "--filter", "udp and nonsense"], environment: [:])
         XCTAssertEqual(filter.status, 1)
         XCTAssertTrue(filter.stderr.hasPrefix("Error: filter 'udp and nonsense': "), filter.stderr)
     }
 
     func testFollowRedrawsTheSummaryEverySecond() throws {
         try Requirements.root("live capture needs root")
-        let r = try ReleaseTool.run("ql-mcast-capture", ["--interface", "lo", "--follow", "--duration", "2.5"], environment: [:])
+        let r = try ReleaseTool.run(
+            "ql-mcast-capture", ["--interface", "lo", "--follow", "--duration", "2.5"], environment: [:])
         XCTAssertEqual(r.status, 0, r.stderr)
         // Each redraw clears the screen and prints the summary; the final summary follows.
         let redraws = r.stdout.components(separatedBy: "\u{1B}[H\u{1B}[2J").count - 1

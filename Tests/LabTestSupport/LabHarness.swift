@@ -17,21 +17,26 @@ public final class LabHarness {
         try Requirements.root("multi-host tests need root to create network namespaces")
         binary = try Self.releaseBinary("ql-mcast")
         // RAM-backed scratch, like a diskless node's image area.
-        work = URL(fileURLWithPath: "/dev/shm").appendingPathComponent("qlt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        work = URL(fileURLWithPath: "/dev/shm").appendingPathComponent(
+            "qlt-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         lab = try Lab(prefix: prefix, root: Self.repositoryRoot, hosts: hosts, mtu: mtu)
     }
 
-    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
         .deletingLastPathComponent()
 
     /// A release tool the multi-process tests drive (from QL_MCAST_BIN, else .build/release).
     /// - Throws: when it is not built, naming the command that builds it.
     public static func releaseBinary(_ name: String) throws -> URL {
-        let dir = ProcessInfo.processInfo.environment["QL_MCAST_BIN"] ?? repositoryRoot.appendingPathComponent(".build/release").path
+        let dir =
+            ProcessInfo.processInfo.environment["QL_MCAST_BIN"]
+            ?? repositoryRoot.appendingPathComponent(".build/release").path
         let binary = URL(fileURLWithPath: dir).appendingPathComponent(name)
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw LabError("\(binary.path) missing: build it with `swift build -c release --product \(name)` (scripts/test does)")
+            throw LabError(
+                "\(binary.path) missing: build it with `swift build -c release --product \(name)` (scripts/test does)")
         }
         return binary
     }

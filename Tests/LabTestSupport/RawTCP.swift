@@ -1,7 +1,8 @@
+import LabSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import LabSupport
 
 /// A plain TCP socket for sending what a well-behaved client never would.
 public enum RawTCP {
@@ -31,7 +32,9 @@ public enum RawTCP {
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else {
             close(fd)

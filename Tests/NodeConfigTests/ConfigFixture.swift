@@ -1,10 +1,10 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
 import NodeRegistry
+import Platform
 import XCTest
 
 /// A head-node root in a temporary directory with a registry, for the configuration tests.
@@ -24,7 +24,9 @@ final class ConfigFixture {
 
     /// Stores a config and assigns it to `target`.
     @discardableResult
-    func config(_ cls: ConfigClass, _ name: String, _ json: String, to target: ConfigTarget? = nil) throws -> StoredConfig {
+    func config(_ cls: ConfigClass, _ name: String, _ json: String, to target: ConfigTarget? = nil) throws
+        -> StoredConfig
+    {
         let stored = try registry.putConfig(cls, name: name, json: Array(json.utf8))
         if let target { try registry.assign(cls, name, to: target) }
         return stored
@@ -46,7 +48,10 @@ final class ConfigFixture {
                 .network, "compute-net",
                 #"{"interfaces":[{"name":"eth0","address":"boot","gateway":"198.18.0.1"},{"name":"eth1","address":"manual"},{"name":"eth2","address":"manual"},{"name":"bond0","type":"bond","slaves":["eth1","eth2"],"bondMode":"802.3ad","address":"10.3.0.0/16","mtu":9000},{"name":"eth3.100","type":"vlan","vlan":100,"parent":"eth3","address":"10.4.0.0/16"},{"name":"ib0","type":"ipoib","address":"10.1.0.0/16","connectedMode":true,"mtu":65520}],"nameservers":["198.18.0.1"],"searchDomains":["cluster.local"]}"#
             ),
-            (.disk, "scratch", #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"xfs","mountpoint":"/scratch"},{"device":"/dev/sdc","action":"keep","fsType":"swap"}]}"#),
+            (
+                .disk, "scratch",
+                #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"xfs","mountpoint":"/scratch"},{"device":"/dev/sdc","action":"keep","fsType":"swap"}]}"#
+            ),
             (
                 .networkFS, "home",
                 #"{"mounts":[{"source":"head:/srv/home","path":"/home","type":"nfs","options":"rw,hard","automount":true},{"source":"head:/srv/apps","path":"/opt/site-apps","type":"nfs4","options":"ro"}]}"#
@@ -64,7 +69,8 @@ final class ConfigFixture {
 
     /// A real ed25519 public key made by ssh-keygen.
     func sshKey() throws -> String {
-        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh-keygen"), "needs ssh-keygen (openssh-client)")
+        try Requirements.require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/ssh-keygen"), "needs ssh-keygen (openssh-client)")
         let key = dir + "/id_ed25519"
         try Lab.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "admin@head", "-f", key])
         return try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -31,7 +31,8 @@ final class AdmissionTests: XCTestCase {
     func testNeighbourTableTakesCompleteEntriesOnlyAndExactAddresses() {
         XCTAssertEqual(NeighbourTable.mac(of: "198.18.0.11", inTable: Self.table), "52:54:00:aa:00:01")
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.12", inTable: Self.table), "incomplete: no MAC known")
-        XCTAssertEqual(NeighbourTable.mac(of: "198.18.0.13", inTable: Self.table), "52:54:00:aa:00:03", "permanent entries count")
+        XCTAssertEqual(
+            NeighbourTable.mac(of: "198.18.0.13", inTable: Self.table), "52:54:00:aa:00:03", "permanent entries count")
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.1", inTable: Self.table), "no prefix match (198.18.0.11, .111)")
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.14", inTable: Self.table), "unreadable flags")
         XCTAssertNil(NeighbourTable.mac(of: "198.18.0.11", inTable: ""))
@@ -49,7 +50,8 @@ final class AdmissionTests: XCTestCase {
     func testRegistryAdmitsTheNodeAtItsAddressWithItsMACAndToken() throws {
         let r = try Registry(root: root)
         _ = try r.addNode(name: "beo-01", macs: ["52:54:00:aa:00:01"], ip: "198.18.0.11", image: nil, group: nil)
-        _ = try r.addNode(name: "beo-02", macs: ["52:54:00:aa:00:02", "52:54:00:bb:00:02"], ip: "198.18.0.12", image: nil, group: nil)
+        _ = try r.addNode(
+            name: "beo-02", macs: ["52:54:00:aa:00:02", "52:54:00:bb:00:02"], ip: "198.18.0.12", image: nil, group: nil)
         try r.setToken("beo-02", token: "enrollment-token-of-beo-02")
         let a = RegistryAdmission(registry: r)
         XCTAssertEqual(a.admit(address: "198.18.0.11", mac: "52:54:00:aa:00:01", token: nil), .admitted(node: "beo-01"))
@@ -60,14 +62,24 @@ final class AdmissionTests: XCTestCase {
             if case .refused(let r, _) = v { return r }
             return nil
         }
-        XCTAssertEqual(reason(a.admit(address: "198.18.0.99", mac: "52:54:00:aa:00:01", token: nil)), "not-registered", "a MAC from another address")
-        XCTAssertEqual(reason(a.admit(address: "198.18.0.11", mac: "52:54:00:aa:00:02", token: nil)), "mac-mismatch", "another node's MAC")
-        XCTAssertEqual(reason(a.admit(address: "198.18.0.11", mac: nil, token: nil)), "mac-mismatch", "no neighbour entry")
-        XCTAssertEqual(reason(a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: nil)), "token")
-        XCTAssertEqual(reason(a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "wrong-token-wrong-token")), "token")
         XCTAssertEqual(
-            a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "enrollment-token-of-beo-02"), .admitted(node: "beo-02"))
-        if case .refused(_, let message) = a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "wrong-token-wrong-token") {
+            reason(a.admit(address: "198.18.0.99", mac: "52:54:00:aa:00:01", token: nil)), "not-registered",
+            "a MAC from another address")
+        XCTAssertEqual(
+            reason(a.admit(address: "198.18.0.11", mac: "52:54:00:aa:00:02", token: nil)), "mac-mismatch",
+            "another node's MAC")
+        XCTAssertEqual(
+            reason(a.admit(address: "198.18.0.11", mac: nil, token: nil)), "mac-mismatch", "no neighbour entry")
+        XCTAssertEqual(reason(a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: nil)), "token")
+        XCTAssertEqual(
+            reason(a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "wrong-token-wrong-token")), "token"
+        )
+        XCTAssertEqual(
+            a.admit(address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "enrollment-token-of-beo-02"),
+            .admitted(node: "beo-02"))
+        if case .refused(_, let message) = a.admit(
+            address: "198.18.0.12", mac: "52:54:00:bb:00:02", token: "wrong-token-wrong-token")
+        {
             XCTAssertFalse(message.contains("wrong-token"), "the refusal never repeats a token: \(message)")
         }
     }

@@ -1,11 +1,11 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
+import Logging
 import NodeRegistry
+import Platform
 import Provisioning
 import XCTest
-import Logging
 
 /// `qluman provision` output, checked with the real tools: `gethostip -x` for Hostids,
 /// `dnsmasq --test` for the configuration.
@@ -13,7 +13,9 @@ final class ProvisionerTests: XCTestCase {
     var dir = ""
     var root: Root { Root(dir) }
 
-    override func setUp() { dir = NSTemporaryDirectory() + "provision-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "provision-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     func provisioner() -> Provisioner { Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false)) }
@@ -21,7 +23,9 @@ final class ProvisionerTests: XCTestCase {
     func testHostidIsWhatGethostipPrints() throws {
         var addresses = ["192.168.52.11", "10.0.0.1", "172.16.254.3", "198.18.0.10", "1.2.3.4", "255.255.255.254"]
         var rng = SystemRandomNumberGenerator()
-        for _ in 0..<40 { addresses.append((0..<4).map { _ in String(Int.random(in: 0...255, using: &rng)) }.joined(separator: ".")) }
+        for _ in 0..<40 {
+            addresses.append((0..<4).map { _ in String(Int.random(in: 0...255, using: &rng)) }.joined(separator: "."))
+        }
         let expected = try Lab.run("/usr/bin/gethostip", ["-x"] + addresses).split(separator: "\n").map(String.init)
         XCTAssertEqual(addresses.map(Provisioner.hostid), expected)
     }
@@ -29,10 +33,19 @@ final class ProvisionerTests: XCTestCase {
     func testProvisionWritesTheTreeDefaultAndHostidLinksAndDnsmasqAcceptsIt() throws {
         let r = try Registry(root: root)
         try r.addGroup("compute")
-        try r.putBootConfig(BootConfig(name: "compute", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd", append: "ql.server=192.168.52.1 ql.image=compute"))
-        try r.putBootConfig(BootConfig(name: "debug", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd", append: "ql.server=192.168.52.1 ql.image=compute early-shell debug"))
-        _ = try r.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "192.168.52.11", image: "compute", group: "compute")
-        _ = try r.addNode(name: "beo-02", macs: ["52:54:00:00:00:02", "52:54:00:00:01:02"], ip: "192.168.52.12", image: "compute", group: nil)
+        try r.putBootConfig(
+            BootConfig(
+                name: "compute", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.server=192.168.52.1 ql.image=compute"))
+        try r.putBootConfig(
+            BootConfig(
+                name: "debug", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.server=192.168.52.1 ql.image=compute early-shell debug"))
+        _ = try r.addNode(
+            name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "192.168.52.11", image: "compute", group: "compute")
+        _ = try r.addNode(
+            name: "beo-02", macs: ["52:54:00:00:00:02", "52:54:00:00:01:02"], ip: "192.168.52.12", image: "compute",
+            group: nil)
         _ = try r.addNode(name: "beo-03", macs: ["52:54:00:00:00:03"], ip: "10.9.0.3/16", image: nil, group: "compute")
         try r.setGroupBootConfig("compute", "compute")
         _ = try r.setNode("beo-03", bootConfig: .some("debug"))
@@ -41,14 +54,21 @@ final class ProvisionerTests: XCTestCase {
         XCTAssertEqual(report.hostidLinks, ["C0A8340B": "configs/compute", "0A090003": "configs/debug"])
         XCTAssertEqual(report.networks, ["10.9.0.0/16", "192.168.52.0/24"])
         let fm = FileManager.default
-        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.0"), "/usr/lib/PXELINUX/pxelinux.0")
-        XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.cfg"), dir + "/etc/qlustar/pxelinux.cfg")
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.0"), "/usr/lib/PXELINUX/pxelinux.0")
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.cfg"), dir + "/etc/qlustar/pxelinux.cfg")
         XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/qlustar"), dir + "/var/lib/qlustar")
         // What pxelinux reads through the TFTP root for beo-01 (its group's), beo-02 (default).
-        XCTAssertTrue(try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/C0A8340B", encoding: .utf8).contains("APPEND console=ttyS0,115200 ql.server=192.168.52.1 ql.image=compute\n"))
-        XCTAssertTrue(try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/0A090003", encoding: .utf8).contains("early-shell debug"))
+        XCTAssertTrue(
+            try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/C0A8340B", encoding: .utf8).contains(
+                "APPEND console=ttyS0,115200 ql.server=192.168.52.1 ql.image=compute\n"))
+        XCTAssertTrue(
+            try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/0A090003", encoding: .utf8).contains(
+                "early-shell debug"))
         XCTAssertFalse(fm.fileExists(atPath: p.pxelinuxConfig + "/C0A8340C"))
-        XCTAssertTrue(try String(contentsOfFile: p.pxelinuxConfig + "/default", encoding: .utf8).contains("LOCALBOOT 0"))
+        XCTAssertTrue(
+            try String(contentsOfFile: p.pxelinuxConfig + "/default", encoding: .utf8).contains("LOCALBOOT 0"))
         XCTAssertEqual(
             try String(contentsOfFile: p.dhcpHosts, encoding: .utf8),
             "# generated by qluman provision: registered nodes only\n52:54:00:00:00:01,192.168.52.11,beo-01\n"
@@ -63,19 +83,26 @@ final class ProvisionerTests: XCTestCase {
 
         // beo-01 back to default, a default defined: its link goes, default boots the image.
         _ = try r.setNode("beo-01", group: .some(nil))
-        try r.putBootConfig(BootConfig(name: "default", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd", append: "ql.server=192.168.52.1 ql.image=compute"))
+        try r.putBootConfig(
+            BootConfig(
+                name: "default", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.server=192.168.52.1 ql.image=compute"))
         let second = try p.provision(r)
         XCTAssertEqual(second.removedLinks, ["C0A8340B"])
         XCTAssertFalse(fm.fileExists(atPath: p.pxelinuxConfig + "/C0A8340B"))
-        XCTAssertTrue(try String(contentsOfFile: p.pxelinuxConfig + "/default", encoding: .utf8).contains("KERNEL qlustar/images/compute.vmlinuz"))
+        XCTAssertTrue(
+            try String(contentsOfFile: p.pxelinuxConfig + "/default", encoding: .utf8).contains(
+                "KERNEL qlustar/images/compute.vmlinuz"))
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: p.pxelinuxConfig).contains { $0.contains(".tmp.") })
     }
 
     func testBootConfigValuesThatWouldBreakPxelinuxAreRefused() throws {
         let r = try Registry(root: root)
-        XCTAssertThrowsError(try r.putBootConfig(BootConfig(name: "x", kernel: "../etc/shadow", initrd: "i", append: "")))
+        XCTAssertThrowsError(
+            try r.putBootConfig(BootConfig(name: "x", kernel: "../etc/shadow", initrd: "i", append: "")))
         XCTAssertThrowsError(try r.putBootConfig(BootConfig(name: "x", kernel: "k k", initrd: "i", append: "")))
-        XCTAssertThrowsError(try r.putBootConfig(BootConfig(name: "x", kernel: "k", initrd: "i", append: "a\nLABEL evil")))
+        XCTAssertThrowsError(
+            try r.putBootConfig(BootConfig(name: "x", kernel: "k", initrd: "i", append: "a\nLABEL evil")))
         try r.putBootConfig(BootConfig(name: "x", kernel: "k", initrd: "i", append: ""))
         _ = try r.addNode(name: "n1", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1", image: nil, group: nil)
         _ = try r.setNode("n1", bootConfig: .some("x"))

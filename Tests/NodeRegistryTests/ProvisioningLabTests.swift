@@ -1,12 +1,12 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
+import Logging
 import NodeRegistry
+import Platform
 import Provisioning
 import XCTest
-import Logging
 
 /// The generated configuration served by the real dnsmasq on the head node (h0) of the test
 /// hosts: a registered host gets its address by DHCP (dhclient) and its pxelinux configuration
@@ -21,7 +21,8 @@ final class ProvisioningLabTests: XCTestCase {
     }
 
     func mac(_ lab: LabHarness, _ host: Int) throws -> String {
-        try lab.lab.exec(on: host, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try lab.lab.exec(on: host, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     /// Runs dhclient once on `host`; returns the address it was given, nil when none came.
@@ -32,11 +33,16 @@ final class ProvisioningLabTests: XCTestCase {
         // -sf /bin/true: take the lease, configure nothing (the test host keeps its address).
         let p = try lab.start(
             on: host,
-            ["dhclient", "-1", "-d", "-v", "-cf", conf, "-sf", "/bin/true", "-lf", leaseFile, "-pf", lab.path("dh\(host).pid"), "eth0"],
+            [
+                "dhclient", "-1", "-d", "-v", "-cf", conf, "-sf", "/bin/true", "-lf", leaseFile, "-pf",
+                lab.path("dh\(host).pid"), "eth0",
+            ],
             timeout: seconds + 10, log: "dhclient\(host).log")
         let deadline = Date().addingTimeInterval(Double(seconds + 5))
         while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOfFile: leaseFile, encoding: .utf8), let line = text.split(separator: "\n").first(where: { $0.contains("fixed-address") }) {
+            if let text = try? String(contentsOfFile: leaseFile, encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.contains("fixed-address") })
+            {
                 p.terminate()
                 return line.split(separator: " ").last.map { String($0.dropLast()) }
             }
@@ -52,7 +58,9 @@ final class ProvisioningLabTests: XCTestCase {
         let root = Root(lab.path("head"))
         let registry = try Registry(root: root)
         try registry.putBootConfig(
-            BootConfig(name: "custom", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd", append: "ql.server=198.18.0.10 ql.image=compute"))
+            BootConfig(
+                name: "custom", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.server=198.18.0.10 ql.image=compute"))
         _ = try registry.addNode(name: "n1", macs: [try mac(lab, 1)], ip: "198.18.0.111", image: "compute", group: nil)
         _ = try registry.setNode("n1", bootConfig: .some("custom"))
         _ = try registry.addNode(name: "n2", macs: [try mac(lab, 2)], ip: "198.18.0.112", image: "compute", group: nil)
@@ -61,7 +69,10 @@ final class ProvisioningLabTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: root.path("/run/qlustar"), withIntermediateDirectories: true)
         _ = try lab.start(
             on: 0,
-            ["dnsmasq", "--keep-in-foreground", "--conf-file=" + provisioner.dnsmasqConfig, "--pid-file=" + provisioner.pidFile, "--log-facility=" + lab.path("dnsmasq.log")],
+            [
+                "dnsmasq", "--keep-in-foreground", "--conf-file=" + provisioner.dnsmasqConfig,
+                "--pid-file=" + provisioner.pidFile, "--log-facility=" + lab.path("dnsmasq.log"),
+            ],
             timeout: 120, log: "dnsmasq.out")
         let ready = Date().addingTimeInterval(10)
         while Date() < ready, !lab.log("dnsmasq.log").contains("TFTP root is") { usleep(100_000) }
@@ -75,8 +86,15 @@ final class ProvisioningLabTests: XCTestCase {
         // TFTP: n1 gets its custom configuration by Hostid; for n2, whose Hostid file does not
         // exist, pxelinux falls back to default.
         let n1 = lab.path("n1.cfg")
-        try lab.lab.exec(on: 1, ["tftp", "198.18.0.10", "-m", "binary", "-c", "get", "pxelinux.cfg/" + Provisioner.hostid("198.18.0.111"), n1])
-        XCTAssertTrue(try String(contentsOfFile: n1, encoding: .utf8).contains("APPEND console=ttyS0,115200 ql.server=198.18.0.10 ql.image=compute"))
+        try lab.lab.exec(
+            on: 1,
+            [
+                "tftp", "198.18.0.10", "-m", "binary", "-c", "get",
+                "pxelinux.cfg/" + Provisioner.hostid("198.18.0.111"), n1,
+            ])
+        XCTAssertTrue(
+            try String(contentsOfFile: n1, encoding: .utf8).contains(
+                "APPEND console=ttyS0,115200 ql.server=198.18.0.10 ql.image=compute"))
         let n2 = lab.path("n2.cfg")
         try lab.lab.exec(on: 2, ["tftp", "198.18.0.10", "-m", "binary", "-c", "get", "pxelinux.cfg/default", n2])
         XCTAssertTrue(try String(contentsOfFile: n2, encoding: .utf8).contains("LOCALBOOT 0"))

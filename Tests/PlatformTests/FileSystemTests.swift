@@ -33,7 +33,8 @@ final class FileSystemTests: ScratchTestCase {
     func testPublishIntoAMissingDirectoryRemovesTheTemporaryFile() throws {
         try FileSystem.writeAtomically(dir + "/t", [1, 2, 3])
         XCTAssertThrowsError(try FileSystem.publish(dir + "/t", to: dir + "/missing/x")) { error in
-            XCTAssertTrue((error as? QlustarError)?.message.hasPrefix("cannot open the directory of \(dir)/missing/x") == true)
+            XCTAssertTrue(
+                (error as? QlustarError)?.message.hasPrefix("cannot open the directory of \(dir)/missing/x") == true)
         }
         XCTAssertFalse(FileSystem.exists(dir + "/t"))
     }

@@ -12,7 +12,8 @@ import XCTest
 final class LogTests: ScratchTestCase {
 
     private func lines(_ path: String) throws -> [String] {
-        String(decoding: try FileSystem.readFile(path, limit: 1 << 20), as: UTF8.self).split(separator: "\n").map(String.init)
+        String(decoding: try FileSystem.readFile(path, limit: 1 << 20), as: UTF8.self).split(separator: "\n").map(
+            String.init)
     }
 
     func testLinesCarryTimeLevelMessageAndMetadataWithControlCharactersEscaped() throws {
@@ -27,7 +28,9 @@ final class LogTests: ScratchTestCase {
         XCTAssertEqual(got.count, 2)
         let stamp = #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#
         XCTAssertNotNil(got[0].range(of: stamp + "info configured node=beo-01$", options: .regularExpression), got[0])
-        XCTAssertTrue(got[1].hasSuffix(#"warning name from the wire: evil\x0AFORGED 2026 error node=beo-01 peer=198.18.0.9"#), got[1])
+        XCTAssertTrue(
+            got[1].hasSuffix(#"warning name from the wire: evil\x0AFORGED 2026 error node=beo-01 peer=198.18.0.9"#),
+            got[1])
     }
 
     func testLevelsFromVerboseAndFromTheCaller() throws {
@@ -36,10 +39,14 @@ final class LogTests: ScratchTestCase {
         Logger(root: root, name: "levels", echo: false, level: .error).warning("dropped at error")
         Logger(root: root, name: "levels", echo: false, level: .error).error("kept at error")
         let got = try lines(dir + "/var/log/qlustar/levels.log")
-        XCTAssertEqual(got.map { $0.split(separator: " ", maxSplits: 1).last.map(String.init) ?? "" }, ["debug debug when verbose", "error kept at error"])
+        XCTAssertEqual(
+            got.map { $0.split(separator: " ", maxSplits: 1).last.map(String.init) ?? "" },
+            ["debug debug when verbose", "error kept at error"])
         XCTAssertEqual(try Logger.level(parsing: "WARNING"), .warning)
         XCTAssertThrowsError(try Logger.level(parsing: "loud")) { error in
-            XCTAssertEqual((error as? QlustarError)?.message, "no log level 'loud'; levels: trace, debug, info, notice, warning, error, critical")
+            XCTAssertEqual(
+                (error as? QlustarError)?.message,
+                "no log level 'loud'; levels: trace, debug, info, notice, warning, error, critical")
         }
     }
 
@@ -59,13 +66,15 @@ final class LogTests: ScratchTestCase {
         let execd = try LabHarness.releaseBinary("qluman-execd").path
         let root = dir + "/node"
         try FileSystem.makeDirectories(root + "/lib/qlustar/init.d")
-        try FileSystem.writeAtomically(root + "/lib/qlustar/init.d/10-x", Array("#!/bin/sh\nexit 0\n".utf8), mode: 0o755)
+        try FileSystem.writeAtomically(
+            root + "/lib/qlustar/init.d/10-x", Array("#!/bin/sh\nexit 0\n".utf8), mode: 0o755)
         // systemd sets JOURNAL_STREAM to the device and inode of the stream standard error is.
         let stderrFile = dir + "/stderr"
         try FileSystem.writeAtomically(stderrFile, [])
         let st = try FileSystem.status(stderrFile)
         let child = try Subprocess(
-            execd, ["--run-initd", "--root", root], adding: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"], output: .null,
+            execd, ["--run-initd", "--root", root], adding: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"],
+            output: .null,
             errors: .file(stderrFile))
         XCTAssertEqual(child.wait(), .exited(0))
         let journal = try lines(stderrFile)

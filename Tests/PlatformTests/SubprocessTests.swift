@@ -14,7 +14,10 @@ final class SubprocessTests: ScratchTestCase {
     }
 
     func testAFailureNamesTheStepTheStatusAndTheProgramsMessage() {
-        XCTAssertThrowsError(try Subprocess.run("/bin/sh", ["-c", "echo partial; echo 'it broke' >&2; exit 3"], step: "break it", code: .union)) {
+        XCTAssertThrowsError(
+            try Subprocess.run(
+                "/bin/sh", ["-c", "echo partial; echo 'it broke' >&2; exit 3"], step: "break it", code: .union)
+        ) {
             error in
             XCTAssertEqual(error as? QlustarError, QlustarError(.union, "cannot break it: /bin/sh exited 3: it broke"))
         }
@@ -23,7 +26,8 @@ final class SubprocessTests: ScratchTestCase {
         }
         XCTAssertThrowsError(try Subprocess.run("/nonexistent/tool", [], step: "run a missing tool")) { error in
             XCTAssertEqual(
-                (error as? QlustarError)?.message, "cannot run a missing tool: cannot run /nonexistent/tool: No such file or directory")
+                (error as? QlustarError)?.message,
+                "cannot run a missing tool: cannot run /nonexistent/tool: No such file or directory")
         }
     }
 
@@ -37,7 +41,8 @@ final class SubprocessTests: ScratchTestCase {
 
     func testTimeoutThenKillReachesWhatTheChildStarted() throws {
         let marker = dir + "/marker"
-        let child = try Subprocess("/bin/sh", ["-c", "(sleep 2; touch \(marker)) & sleep 30"], output: .null, errors: .null)
+        let child = try Subprocess(
+            "/bin/sh", ["-c", "(sleep 2; touch \(marker)) & sleep 30"], output: .null, errors: .null)
         XCTAssertNil(child.wait(seconds: 0.2))
         child.kill()
         XCTAssertEqual(child.wait(), .signalled(SIGKILL))
@@ -47,10 +52,12 @@ final class SubprocessTests: ScratchTestCase {
 
     func testEnvironmentDirectoryAndFileOutput() throws {
         let child = try Subprocess(
-            "/bin/sh", ["-c", "echo \"$QL_TEST_VALUE $(pwd)\"; echo err >&2"], adding: ["QL_TEST_VALUE": "set"], directory: dir,
+            "/bin/sh", ["-c", "echo \"$QL_TEST_VALUE $(pwd)\"; echo err >&2"], adding: ["QL_TEST_VALUE": "set"],
+            directory: dir,
             output: .file(dir + "/log"), errors: .sameAsOutput)
         XCTAssertEqual(child.wait(), .exited(0))
-        XCTAssertEqual(String(decoding: try FileSystem.readFile(dir + "/log", limit: 100), as: UTF8.self), "set \(dir)\nerr\n")
+        XCTAssertEqual(
+            String(decoding: try FileSystem.readFile(dir + "/log", limit: 100), as: UTF8.self), "set \(dir)\nerr\n")
     }
 
     func testAChildGetsNoDescriptorButItsStandardThree() throws {
@@ -63,7 +70,8 @@ final class SubprocessTests: ScratchTestCase {
 
     func testAChildStartsWithSignalsAtTheirDefaults() throws {
         signal(SIGPIPE, SIG_IGN)  // as servers do; the child must not inherit it
-        let out = try Subprocess.run("/bin/sh", ["-c", "grep '^SigIgn' /proc/self/status"], step: "read its signal mask")
+        let out = try Subprocess.run(
+            "/bin/sh", ["-c", "grep '^SigIgn' /proc/self/status"], step: "read its signal mask")
         let ignored = try XCTUnwrap(UInt64(out.dropFirst("SigIgn:\t".count).prefix(16), radix: 16), out)
         XCTAssertEqual(ignored & (1 << (SIGPIPE - 1)), 0, "SIGPIPE is not ignored in the child: \(out)")
     }

@@ -1,8 +1,8 @@
 import Foundation
-import Platform
-import NIOConcurrencyHelpers
-import Transport
 import Logging
+import NIOConcurrencyHelpers
+import Platform
+import Transport
 
 /// The images ql-mcastd serves: `<root>/var/lib/qlustar/images/NAME.img`.
 ///
@@ -106,7 +106,8 @@ public final class ImageCatalog: Sendable {
                 name: name.value, size: id.size, sha256: digest, symbolSize: symbolSize, sourceSymbols: sourceSymbols,
                 identity: id)
             let seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
-            log?.info("image '\(name)': \(id.size) bytes, sha256 \(digest) (hashed in \(String(format: "%.2f", seconds)) s)")
+            log?.info(
+                "image '\(name)': \(id.size) bytes, sha256 \(digest) (hashed in \(String(format: "%.2f", seconds)) s)")
             storeManifest(fresh)
             manifest = fresh
         }
@@ -133,7 +134,8 @@ public final class ImageCatalog: Sendable {
             guard let data = try? encoder.encode(m) else { return }
             try FileSystem.writeAtomically(cachePath(try ImageName(m.name)), Array(data))
         } catch {
-            log?.warning("cannot cache the manifest of '\(m.name)': \(error.message) (it will be recomputed next start)")
+            log?.warning(
+                "cannot cache the manifest of '\(m.name)': \(error.message) (it will be recomputed next start)")
         }
     }
 }

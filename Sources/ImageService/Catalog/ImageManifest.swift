@@ -1,5 +1,5 @@
-import Transport
 import Platform
+import Transport
 
 /// What ql-mcastd knows of one image file: size, SHA-256 and the FEC layout it is streamed with,
 /// tied to the file version (`identity`) it was computed from.

@@ -1,5 +1,5 @@
-import Transport
 import Platform
+import Transport
 
 /// One version of an image, open and mapped: what a session streams and the unicast fallback
 /// serves. A session keeps its snapshot for its whole life, so an image replaced on disk while

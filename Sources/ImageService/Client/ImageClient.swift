@@ -1,10 +1,11 @@
+import Foundation
+import Logging
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Transport
-import Logging
 
 /// How ql-mcast-client fetches an image.
 public struct ClientOptions: Sendable {
@@ -106,7 +107,11 @@ public final class ImageClient {
     private func connect(deadline: UInt64) throws(QlustarError) -> ControlClient {
         var lastError = ""
         let tls: ControlTLS?
-        do { tls = try options.ca.map { ca throws(ControlFailure) in try ControlTLS.client(ca: ca, host: options.serverHost) } } catch {
+        do {
+            tls = try options.ca.map { ca throws(ControlFailure) in
+                try ControlTLS.client(ca: ca, host: options.serverHost)
+            }
+        } catch {
             throw QlustarError(.invalidArgument, error.message)
         }
         while true {
@@ -120,14 +125,18 @@ public final class ImageClient {
             guard MonotonicClock.nanoseconds() < deadline else {
                 throw QlustarError(
                     .unreachable,
-                    "cannot reach ql-mcastd at \(options.serverHost):\(options.serverPort) within \(Int(options.serverTimeout)) s: \(lastError)")
+                    "cannot reach ql-mcastd at \(options.serverHost):\(options.serverPort) within \(Int(options.serverTimeout)) s: \(lastError)"
+                )
             }
-            log.warning("ql-mcastd at \(options.serverHost):\(options.serverPort) not reachable (\(lastError)); retrying")
+            log.warning(
+                "ql-mcastd at \(options.serverHost):\(options.serverPort) not reachable (\(lastError)); retrying")
             usleep(1_000_000)
         }
     }
 
-    private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(QlustarError) -> ImageTicket {
+    private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(QlustarError)
+        -> ImageTicket
+    {
         let request = ImageRequest(
             image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token)
         while true {
@@ -136,12 +145,15 @@ public final class ImageClient {
             } catch {
                 switch error.code {
                 case .notFound: throw QlustarError(.notFound, error.message)
-                case .tls: throw QlustarError(.unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
+                case .tls:
+                    throw QlustarError(
+                        .unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
                 case .malformedRequest: throw QlustarError(.refused, error.message)
                 case .notRegistered: throw QlustarError(.refused, "ql-mcastd does not know this node: \(error.message)")
                 case .busy, .timedOut, .connection:
                     guard MonotonicClock.nanoseconds() < deadline else {
-                        throw QlustarError(.unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
+                        throw QlustarError(
+                            .unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
                     }
                     log.warning("ql-mcastd: \(error.message); retrying")
                     // 1–3 s, random: a hundred nodes told `busy` at once must not come back at once.
@@ -173,7 +185,8 @@ public final class ImageClient {
         defer { if !keep { FileSystem.remove(partial) } }
 
         var report = ClientReport(
-            image: name.value, sha256: ticket.sha256, size: ticket.objectSize, path: "unicast", sessionID: ticket.sessionID,
+            image: name.value, sha256: ticket.sha256, size: ticket.objectSize, path: "unicast",
+            sessionID: ticket.sessionID,
             lateJoin: ticket.lateJoin, multicastBytes: 0, unicastBytes: 0, seconds: 0)
         report.windowWaitSeconds = Double(ticket.startsInMillis) / 1_000
         var hasher = SHA256()
@@ -181,7 +194,8 @@ public final class ImageClient {
         var missing: [Range<UInt64>] = ticket.objectSize > 0 ? [0..<ticket.objectSize] : []
         if ticket.mode == .multicast {
             log.info(
-                "image '\(name)': session \(ticket.sessionID) on \(ticket.group ?? "?"):\(ticket.port ?? 0)\(ticket.lateJoin ? " (joining late)" : ""), \(ticket.objectSize) bytes, starts in \(ticket.startsInMillis) ms")
+                "image '\(name)': session \(ticket.sessionID) on \(ticket.group ?? "?"):\(ticket.port ?? 0)\(ticket.lateJoin ? " (joining late)" : ""), \(ticket.objectSize) bytes, starts in \(ticket.startsInMillis) ms"
+            )
             let outcome = receiveMulticast(ticket, layout: layout, into: file)
             report.receiver = outcome.counters
             switch outcome.result {
@@ -193,14 +207,18 @@ public final class ImageClient {
             case .failure(let error):
                 report.fallbackReason = error.message
                 if error.code == .integrity {
-                    log.warning("multicast copy of '\(name)' failed verification (\(error.message)); fetching it again over unicast")
+                    log.warning(
+                        "multicast copy of '\(name)' failed verification (\(error.message)); fetching it again over unicast"
+                    )
                 } else {
                     missing = outcome.missing ?? missing
                     if let state = outcome.hashState { (hasher, hashed) = state }
                     let need = missing.reduce(0) { $0 + $1.count }
                     report.multicastBytes = ticket.objectSize - UInt64(need)
                     report.path = report.multicastBytes > 0 ? "multicast+unicast" : "unicast"
-                    log.warning("multicast did not complete '\(name)' (\(error.message)); fetching \(need) missing bytes over unicast")
+                    log.warning(
+                        "multicast did not complete '\(name)' (\(error.message)); fetching \(need) missing bytes over unicast"
+                    )
                 }
             }
         } else {
@@ -213,7 +231,9 @@ public final class ImageClient {
             digest = finishHash(hasher, from: hashed, file: file, size: ticket.objectSize)
             if digest != ticket.sha256 {
                 // Once more, everything over unicast, hashed from scratch.
-                log.warning("'\(name)' does not verify (sha256 \(digest), expected \(ticket.sha256)); fetching it all again over unicast")
+                log.warning(
+                    "'\(name)' does not verify (sha256 \(digest), expected \(ticket.sha256)); fetching it all again over unicast"
+                )
                 report.path = "unicast"
                 report.unicastBytes += try fetch(
                     ticket.objectSize > 0 ? [0..<ticket.objectSize] : [], ticket: ticket, client: &client, into: file,
@@ -224,7 +244,8 @@ public final class ImageClient {
         guard digest == ticket.sha256 else {
             throw QlustarError(
                 .integrity,
-                "image '\(name)' failed verification: expected sha256 \(ticket.sha256), got \(digest); nothing was written to \(options.output)")
+                "image '\(name)' failed verification: expected sha256 \(ticket.sha256), got \(digest); nothing was written to \(options.output)"
+            )
         }
         do { try file.finish(size: Int(ticket.objectSize)) } catch {
             throw QlustarError(.io, "cannot finish \(partial): \(error.message)")
@@ -242,7 +263,9 @@ public final class ImageClient {
         var counters: ReceiverCounters?
     }
 
-    private func receiveMulticast(_ ticket: ImageTicket, layout: ObjectLayout, into file: MappedFile) -> MulticastOutcome {
+    private func receiveMulticast(_ ticket: ImageTicket, layout: ObjectLayout, into file: MappedFile)
+        -> MulticastOutcome
+    {
         let receiver: Receiver
         let socket: MulticastSocket
         do throws(TransportError) {
@@ -252,7 +275,9 @@ public final class ImageClient {
             let endpoint = try MulticastEndpoint(group: group, port: port)
             let interface: IPv4Address
             do throws(QlustarError) {
-                if let given = options.interface { interface = given } else {
+                if let given = options.interface {
+                    interface = given
+                } else {
                     interface = try RouteProbe.localAddress(toward: options.serverHost)
                 }
             } catch {
@@ -265,9 +290,12 @@ public final class ImageClient {
             var config = ReceiverConfiguration()
             config.sessionID = ticket.sessionID
             config.receiverID = ticket.receiverID
-            config.authenticationKey = try ticket.key.map { k throws(TransportError) in try PacketAuthenticator.key(hex: k) }
+            config.authenticationKey = try ticket.key.map { k throws(TransportError) in
+                try PacketAuthenticator.key(hex: k)
+            }
             config.encrypted = ticket.encrypted == true
-            config.loss = LossModel(options.simulateLoss.kind, seed: options.simulateLossSeed ?? UInt64(ticket.receiverID))
+            config.loss = LossModel(
+                options.simulateLoss.kind, seed: options.simulateLossSeed ?? UInt64(ticket.receiverID))
             config.joinTimeoutNanos = UInt64((Double(ticket.startsInMillis) / 1_000 + options.multicastTimeout) * 1e9)
             config.idleTimeoutNanos = UInt64(options.idleTimeout * 1e9)
             let expected = ticket.sha256
@@ -275,7 +303,9 @@ public final class ImageClient {
             receiver = try Receiver(channel: socket, configuration: config) { announce throws(TransportError) in
                 guard announce.layout == layout, announce.digest == expected else {
                     throw TransportError(
-                        .integrity, "session announces a different object than the ticket for '\(name)' (sha256 \(announce.digest))")
+                        .integrity,
+                        "session announces a different object than the ticket for '\(name)' (sha256 \(announce.digest))"
+                    )
                 }
                 return file.mutableBytes
             }
@@ -285,25 +315,31 @@ public final class ImageClient {
         let meter = ProgressMeter(total: ticket.objectSize, label: ticket.image, log: log)
         meter.enabled = showProgress
         let blockBytes = UInt64(layout.blockBytes)
-        receiver.onProgress = { done, _ in meter.update(min(ticket.objectSize, UInt64(done) * blockBytes), via: "multicast") }
+        receiver.onProgress = { done, _ in
+            meter.update(min(ticket.objectSize, UInt64(done) * blockBytes), via: "multicast")
+        }
         defer { meter.finish() }
         do throws(TransportError) {
             let digest = try receiver.run()
             meter.update(ticket.objectSize, via: "multicast")
             let c = receiver.counters
-            log.info("multicast: \(c.dataSymbols) data, \(c.repairSymbols) repair symbols, \(c.blocksDecoded) blocks decoded, \(c.naksSent) NAKs")
+            log.info(
+                "multicast: \(c.dataSymbols) data, \(c.repairSymbols) repair symbols, \(c.blocksDecoded) blocks decoded, \(c.naksSent) NAKs"
+            )
             return MulticastOutcome(result: .success(digest), counters: receiver.counters)
         } catch {
             let announced = receiver.announce != nil
             return MulticastOutcome(
                 result: .failure(error), missing: announced ? receiver.missingRanges() : nil,
-                hashState: announced && error.code != .integrity ? receiver.takeHashState() : nil, counters: receiver.counters)
+                hashState: announced && error.code != .integrity ? receiver.takeHashState() : nil,
+                counters: receiver.counters)
         }
     }
 
     /// Fetches `ranges` over the control connection into the file. Returns the bytes fetched.
     private func fetch(
-        _ ranges: [Range<UInt64>], ticket: ImageTicket, client: inout ControlClient, into file: MappedFile, deadline: UInt64
+        _ ranges: [Range<UInt64>], ticket: ImageTicket, client: inout ControlClient, into file: MappedFile,
+        deadline: UInt64
     ) throws(QlustarError) -> UInt64 {
         let total = ranges.reduce(UInt64(0)) { $0 + UInt64($1.count) }
         let meter = ProgressMeter(total: total, label: ticket.image, log: log)
@@ -323,8 +359,11 @@ public final class ImageClient {
                 } catch let failure as ControlFailure {
                     // The only version-specific refusal of `fetch`: the image was replaced meanwhile.
                     if failure.code == .notFound { throw QlustarError(.replaced, failure.message) }
-                    guard failure.code == .connection || failure.code == .timedOut, MonotonicClock.nanoseconds() < deadline else {
-                        throw QlustarError(.transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
+                    guard failure.code == .connection || failure.code == .timedOut,
+                        MonotonicClock.nanoseconds() < deadline
+                    else {
+                        throw QlustarError(
+                            .transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
                     }
                     log.warning("unicast fetch interrupted (\(failure.message)); reconnecting")
                     client = try connect(deadline: deadline)
@@ -333,7 +372,8 @@ public final class ImageClient {
                     throw QlustarError(.transfer, "unicast fetch of '\(ticket.image)': \(error)")
                 }
                 guard payload.count == length else {
-                    throw QlustarError(.transfer, "server sent \(payload.count) bytes for a \(length)-byte range of '\(ticket.image)'")
+                    throw QlustarError(
+                        .transfer, "server sent \(payload.count) bytes for a \(length)-byte range of '\(ticket.image)'")
                 }
                 payload.withUnsafeBytes { src in
                     (file.mutableBytes.baseAddress! + Int(offset)).copyMemory(from: src.baseAddress!, byteCount: length)

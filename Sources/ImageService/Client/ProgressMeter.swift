@@ -1,10 +1,11 @@
+import Foundation
+import Logging
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Transport
-import Logging
 
 /// Progress of a long transfer: on a terminal a bar with rate and ETA, redrawn at most ten
 /// times a second; otherwise (logs, the serial console of a booting node) one line per 10 %.
@@ -41,7 +42,8 @@ public final class ProgressMeter {
             let eta = rate > 0 ? Double(total - min(total, done)) / rate : 0
             let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
             let line = String(
-                format: "\r%@ [%@] %3d%% %7.1f MB/s ETA %3.0fs (%@) ", label, bar, Int(fraction * 100), rate / 1e6, eta, via)
+                format: "\r%@ [%@] %3d%% %7.1f MB/s ETA %3.0fs (%@) ", label, bar, Int(fraction * 100), rate / 1e6, eta,
+                via)
             FileHandle.standardError.write(Data(line.utf8))
             drawn = true
         } else {

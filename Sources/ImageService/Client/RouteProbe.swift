@@ -1,15 +1,17 @@
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Transport
-import Platform
 
 /// The address of the local interface that routing picks toward `host`: what a node joins
 /// the multicast group on when `--interface` is not given (the boot NIC, in the initrd).
 enum RouteProbe {
     static func localAddress(toward host: String) throws(QlustarError) -> IPv4Address {
         guard let target = IPv4Address(host) ?? resolve(host) else {
-            throw QlustarError(.invalidArgument, "cannot resolve the server '\(host)' to an IPv4 address; give --interface")
+            throw QlustarError(
+                .invalidArgument, "cannot resolve the server '\(host)' to an IPv4 address; give --interface")
         }
         var to = sockaddr_in()
         to.sin_family = sa_family_t(AF_INET)

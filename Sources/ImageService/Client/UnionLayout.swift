@@ -1,9 +1,10 @@
+import Foundation
+import Logging
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Logging
 
 /// The union root of step 4 of the boot: under `DIR/union`, `image` (the squashfs image,
 /// unpacked or mounted), `rw` (runtime changes: a tmpfs when mounting) and `chroot` (reserved,
@@ -52,7 +53,11 @@ public struct UnionLayout: Sendable {
             }
             try run(
                 "/bin/mount",
-                ["-t", "overlay", "-o", "lowerdir=\(chroot):\(image),upperdir=\(readWrite)/upper,workdir=\(readWrite)/work", "overlay", root],
+                [
+                    "-t", "overlay", "-o",
+                    "lowerdir=\(chroot):\(image),upperdir=\(readWrite)/upper,workdir=\(readWrite)/work", "overlay",
+                    root,
+                ],
                 step: "mount the union root")
         } else {
             let fresh = union + "/.image.new"
@@ -62,10 +67,14 @@ public struct UnionLayout: Sendable {
             try? FileSystem.removeTree(image)
             do { try FileSystem.rename(fresh, to: image) } catch { throw QlustarError(.union, error.message) }
         }
-        log.info("union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved\(mount ? "; merged in \(root)" : ""))")
+        log.info(
+            "union root laid out in \(union) (image \(mount ? "mounted" : "unpacked"), rw, chroot reserved\(mount ? "; merged in \(root)" : ""))"
+        )
     }
 
-    static var unsquashfs: String { Subprocess.locate(["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"]) }
+    static var unsquashfs: String {
+        Subprocess.locate(["/usr/bin/unsquashfs", "/usr/sbin/unsquashfs", "/bin/unsquashfs", "/sbin/unsquashfs"])
+    }
 
     /// A squashfs starts with "hsqs": anything else gets a clear error, not a tool's confusion.
     private func checkSquashfs(_ path: String) throws(QlustarError) {

@@ -1,5 +1,5 @@
-import Transport
 import Platform
+import Transport
 
 /// The operations ql-mcastd answers on its control port (framed JSON, see docs/PROTOCOL.md and
 /// docs/IMAGE-SERVICE.md), and their arguments and answers.
@@ -64,7 +64,9 @@ public struct ImageTicket: Codable, Sendable, Equatable {
 
     /// The layout, validated (the ticket came off the network).
     public func layout() throws(QlustarError) -> ObjectLayout {
-        do { return try ObjectLayout(objectSize: objectSize, symbolSize: symbolSize, sourceSymbols: sourceSymbols) } catch {
+        do {
+            return try ObjectLayout(objectSize: objectSize, symbolSize: symbolSize, sourceSymbols: sourceSymbols)
+        } catch {
             throw QlustarError(.transfer, "the server's layout for '\(image)' is invalid: \(error.message)")
         }
     }

@@ -1,8 +1,8 @@
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import Platform
 import Transport
-import Logging
 
 extension NeighbourTable {
     /// Whether `address` is this host's own (loopback, or an address of one of its interfaces):
@@ -43,7 +43,11 @@ final class AdmissionGate: Sendable {
                 seen[address] = now
                 return true
             }
-            if shouldLog { log.warning("refused \(address) (\(reason)): \(message); further refusals of it within a minute are only counted") }
+            if shouldLog {
+                log.warning(
+                    "refused \(address) (\(reason)): \(message); further refusals of it within a minute are only counted"
+                )
+            }
             throw ControlFailure(.notRegistered, "\(message) — ql-mcastd serves registered nodes only")
         }
     }

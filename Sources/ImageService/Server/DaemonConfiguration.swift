@@ -1,6 +1,7 @@
-import Transport
+import Foundation
 import Logging
 import Platform
+import Transport
 
 /// Everything ql-mcastd runs with. Every field is a command-line flag and a key of the
 /// configuration file (same name); flags win over the file. See docs/IMAGE-SERVICE.md.
@@ -83,7 +84,8 @@ public struct DaemonConfiguration: Sendable {
     /// The keys a configuration file may set.
     public static let keys = [
         "root", "listen", "interface", "group-pool", "port-range", "window", "rate", "max-sessions", "max-clients",
-        "max-connections", "max-connections-per-host", "idle-timeout", "symbol-size", "block-symbols", "parity", "authenticate", "encrypt", "loopback",
+        "max-connections", "max-connections-per-host", "idle-timeout", "symbol-size", "block-symbols", "parity",
+        "authenticate", "encrypt", "loopback",
         "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key", "registry", "log-level",
     ]
 
@@ -94,11 +96,15 @@ public struct DaemonConfiguration: Sendable {
             QlustarError(.configuration, "\(key) = '\(text)': expected \(expected)")
         }
         func int(_ range: ClosedRange<Int>) throws(QlustarError) -> Int {
-            guard let v = Int(text), range.contains(v) else { throw bad("a whole number in \(range.lowerBound)…\(range.upperBound)") }
+            guard let v = Int(text), range.contains(v) else {
+                throw bad("a whole number in \(range.lowerBound)…\(range.upperBound)")
+            }
             return v
         }
         func seconds(_ range: ClosedRange<Double>) throws(QlustarError) -> Double {
-            guard let v = Double(text), range.contains(v) else { throw bad("seconds in \(range.lowerBound)…\(range.upperBound)") }
+            guard let v = Double(text), range.contains(v) else {
+                throw bad("seconds in \(range.lowerBound)…\(range.upperBound)")
+            }
             return v
         }
         func bool() throws(QlustarError) -> Bool {
@@ -115,13 +121,19 @@ public struct DaemonConfiguration: Sendable {
             listenHost = h
             listenPort = p
         case "interface":
-            guard let a = IPv4Address(text), !a.isMulticast, a != .any else { throw bad("the IPv4 address of a local interface") }
+            guard let a = IPv4Address(text), !a.isMulticast, a != .any else {
+                throw bad("the IPv4 address of a local interface")
+            }
             interface = a
         case "group-pool":
-            do { _ = try GroupPool(cidr: text, ports: portRange) } catch { throw bad("a multicast CIDR like 239.255.1.0/24 (\(error.message))") }
+            do { _ = try GroupPool(cidr: text, ports: portRange) } catch {
+                throw bad("a multicast CIDR like 239.255.1.0/24 (\(error.message))")
+            }
             groupPool = text
         case "port-range":
-            do { _ = try GroupPool(cidr: groupPool, ports: text) } catch { throw bad("a port range like 30000-30999 (\(error.message))") }
+            do { _ = try GroupPool(cidr: groupPool, ports: text) } catch {
+                throw bad("a port range like 30000-30999 (\(error.message))")
+            }
             portRange = text
         case "window": windowSeconds = try seconds(0...60)
         case "rate":
@@ -134,7 +146,9 @@ public struct DaemonConfiguration: Sendable {
         case "symbol-size": symbolSize = try int(512...8_960)
         case "block-symbols": blockSymbols = try int(1...254)
         case "parity":
-            guard let v = Double(text), (0...1).contains(v) else { throw bad("a fraction of the block in 0…1, like 0.05") }
+            guard let v = Double(text), (0...1).contains(v) else {
+                throw bad("a fraction of the block in 0…1, like 0.05")
+            }
             parity = v
         case "authenticate": authenticate = try bool()
         case "encrypt": encrypt = try bool()
@@ -144,17 +158,24 @@ public struct DaemonConfiguration: Sendable {
                 metrics = nil
                 return
             }
-            do { metrics = try DaemonConfiguration.hostPort(text, defaultPort: 9_779) } catch { throw bad("ADDR[:PORT] or off") }
+            do { metrics = try DaemonConfiguration.hostPort(text, defaultPort: 9_779) } catch {
+                throw bad("ADDR[:PORT] or off")
+            }
         case "tls-certificate": tlsCertificate = text.isEmpty ? nil : text
         case "tls-key": tlsKey = text.isEmpty ? nil : text
         case "registry": registry = text.isEmpty || text == "auto" ? nil : text
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
         case "log-level":
-            do { logLevel = try Logger.level(parsing: text) } catch { throw bad("trace, debug, info, notice, warning, error or critical") }
+            do { logLevel = try Logger.level(parsing: text) } catch {
+                throw bad("trace, debug, info, notice, warning, error or critical")
+            }
         case "simulate-loss":
-            do { simulateLoss = try LossModel(parsing: text) } catch { throw bad("none, random:P or burst:P:LENGTH (\(error.message))") }
+            do { simulateLoss = try LossModel(parsing: text) } catch {
+                throw bad("none, random:P or burst:P:LENGTH (\(error.message))")
+            }
         default:
-            throw QlustarError(.configuration, "unknown key '\(key)' (known: \(DaemonConfiguration.keys.joined(separator: ", ")))")
+            throw QlustarError(
+                .configuration, "unknown key '\(key)' (known: \(DaemonConfiguration.keys.joined(separator: ", ")))")
         }
     }
 
@@ -177,14 +198,17 @@ public struct DaemonConfiguration: Sendable {
             }
             let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
             let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            do { try set(key, value) } catch { throw QlustarError(.configuration, "\(path):\(n + 1): \(error.message)") }
+            do { try set(key, value) } catch {
+                throw QlustarError(.configuration, "\(path):\(n + 1): \(error.message)")
+            }
         }
     }
 
     /// Checks what cannot be defaulted and that the pool is usable.
     public func validate() throws(QlustarError) {
         guard interface != nil else {
-            throw QlustarError(.configuration, "no --interface: give the address of the head node's interface to the compute nodes")
+            throw QlustarError(
+                .configuration, "no --interface: give the address of the head node's interface to the compute nodes")
         }
         do { _ = try GroupPool(cidr: groupPool, ports: portRange) } catch {
             throw QlustarError(.configuration, "group pool: \(error.message)")
@@ -208,11 +232,10 @@ public struct DaemonConfiguration: Sendable {
             guard !text.isEmpty else { throw QlustarError(.invalidArgument, "empty address") }
             return (text, defaultPort)
         }
-        guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon != text.startIndex else {
+        guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon != text.startIndex
+        else {
             throw QlustarError(.invalidArgument, "'\(text)' is not HOST[:PORT]")
         }
         return (String(text[..<colon]), port)
     }
 }
-
-import Foundation

@@ -1,9 +1,9 @@
 import Foundation
-import Platform
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Platform
 import Transport
-import Logging
 
 /// ql-mcastd: the image catalog, the session conductor and the control port, put together.
 ///
@@ -26,7 +26,8 @@ public final class ImageServer: Sendable {
         self.log = log
         gate = admission.map { AdmissionGate(admission: $0, log: log, table: configuration.neighbourTable) }
         catalog = ImageCatalog(
-            root: configuration.root, symbolSize: configuration.streamSymbolSize, sourceSymbols: configuration.blockSymbols,
+            root: configuration.root, symbolSize: configuration.streamSymbolSize,
+            sourceSymbols: configuration.blockSymbols,
             log: log)
         sessions = try SessionManager(configuration: configuration, catalog: catalog, log: log)
     }
@@ -44,13 +45,16 @@ public final class ImageServer: Sendable {
             gate == nil
                 ? "no node registry: every host on the network may list and fetch images and gets the session keys"
                 : "serving registered nodes only (registry: \(configuration.registryDescription))")
-        log.info("serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))")
+        log.info(
+            "serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))"
+        )
         sessions.startConductor()
         var options = ControlServer.Options()
         options.tls = try configuration.controlTLS()
         if options.tls == nil, configuration.sessionKeys {
             let setting = configuration.encryptsSessions ? "encrypt" : "authenticate"
-            log.warning("\(setting) = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
+            log.warning(
+                "\(setting) = yes without TLS: session keys travel in the clear (set tls-certificate and tls-key)")
         }
         options.maxConnections = configuration.maxConnections
         options.maxConnectionsPerHost = configuration.maxConnectionsPerHost
@@ -77,7 +81,9 @@ public final class ImageServer: Sendable {
                 throw error
             }
         }
-        let sealing = configuration.encryptsSessions ? "encrypted (AES-128-GCM)" : configuration.authenticate ? "tagged (HMAC)" : "in the clear"
+        let sealing =
+            configuration.encryptsSessions
+            ? "encrypted (AES-128-GCM)" : configuration.authenticate ? "tagged (HMAC)" : "in the clear"
         let started =
             "ql-mcastd listening on \(configuration.listenHost):\(server.port), sending from \(configuration.interface!), "
             + "groups \(configuration.groupPool) ports \(configuration.portRange), window \(configuration.windowSeconds) s, "
@@ -89,7 +95,8 @@ public final class ImageServer: Sendable {
     /// are re-hashed); running sessions keep their snapshots.
     public func reload() {
         let manifests = catalog.reload()
-        log.info("reloaded the image list: \(manifests.count) images (\(manifests.map(\.name).joined(separator: ", ")))")
+        log.info(
+            "reloaded the image list: \(manifests.count) images (\(manifests.map(\.name).joined(separator: ", ")))")
     }
 
     /// SIGTERM: finish running sessions within the grace period, abort the rest, close the port.

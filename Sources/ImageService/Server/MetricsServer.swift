@@ -1,8 +1,8 @@
 import NIOConcurrencyHelpers
-import Platform
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Platform
 
 /// A minimal HTTP endpoint for Prometheus: `GET /metrics` answers the text exposition format,
 /// anything else 404 (405 for other methods). Off unless `metrics = ADDR:PORT` is configured.
@@ -39,7 +39,9 @@ public final class MetricsServer: Sendable {
                 return channel.pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout)).flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render)) }
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(MetricsHandler(render: render))
+                    }
                 }
             }
         do {
@@ -70,13 +72,17 @@ final class MetricsHandler: ChannelInboundHandler {
             guard let h = head else { return }
             head = nil
             let (status, body): (HTTPResponseStatus, String) =
-                h.method != .GET ? (.methodNotAllowed, "only GET\n")
+                h.method != .GET
+                ? (.methodNotAllowed, "only GET\n")
                 : h.uri.split(separator: "?").first == "/metrics" ? (.ok, render()) : (.notFound, "try /metrics\n")
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: status == .ok ? "text/plain; version=0.0.4" : "text/plain")
             headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: status, headers: headers))),
+                promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
             let keepAlive = h.isKeepAlive
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
                 if !keepAlive { context.close(promise: nil) }

@@ -1,8 +1,8 @@
 import Foundation
-import Platform
-import NIOConcurrencyHelpers
-import Transport
 import Logging
+import NIOConcurrencyHelpers
+import Platform
+import Transport
 
 /// The conductor of ql-mcastd: owns the sessions, hands out tickets, starts sessions when their
 /// window closes, shares the rate cap, and reaps finished sessions.
@@ -33,7 +33,8 @@ public final class SessionManager: Sendable {
         self.catalog = catalog
         self.log = log
         do {
-            state = NIOLockedValueBox(State(pool: try GroupPool(cidr: configuration.groupPool, ports: configuration.portRange)))
+            state = NIOLockedValueBox(
+                State(pool: try GroupPool(cidr: configuration.groupPool, ports: configuration.portRange)))
         } catch {
             throw QlustarError(.configuration, "group pool: \(error.message)")
         }
@@ -61,12 +62,14 @@ public final class SessionManager: Sendable {
             count { $0.unknownImages += 1 }
             if error.code == .notFound {
                 let known = catalog.names().map(\.value).joined(separator: ", ")
-                throw ControlFailure(.notFound, "no image '\(name)' on this server (images: \(known.isEmpty ? "none" : known))")
+                throw ControlFailure(
+                    .notFound, "no image '\(name)' on this server (images: \(known.isEmpty ? "none" : known))")
             }
             throw ControlFailure(.internalError, error.message)
         }
         // The name a node gives is its claim: shown and logged, so kept to what a host name holds.
-        let host = String((request.host ?? peer.host).prefix(64).map { SessionManager.hostCharacters.contains($0) ? $0 : "?" })
+        let host = String(
+            (request.host ?? peer.host).prefix(64).map { SessionManager.hostCharacters.contains($0) ? $0 : "?" })
         let now = MonotonicClock.nanoseconds()
         let config = configuration
         let m = snapshot.manifest
@@ -74,7 +77,9 @@ public final class SessionManager: Sendable {
             mode: .unicast, image: name.value, sha256: m.sha256, objectSize: m.size, symbolSize: m.symbolSize,
             sourceSymbols: m.sourceSymbols)
         let result: Result<ImageTicket, ControlFailure> = state.withLockedValue { s in
-            guard !s.stopping else { return .failure(ControlFailure(.busy, "ql-mcastd is shutting down; retry in a few seconds")) }
+            guard !s.stopping else {
+                return .failure(ControlFailure(.busy, "ql-mcastd is shutting down; retry in a few seconds"))
+            }
             if request.unicast == true {
                 s.counters.unicastTickets += 1
                 ticket.reason = "asked for unicast"
@@ -111,7 +116,9 @@ public final class SessionManager: Sendable {
                     startAt: now + UInt64(config.windowSeconds * 1e9))
                 s.sessions[id] = created
                 session = created
-                log.info("session \(id): image '\(name)' on \(endpoint), starts in \(config.windowSeconds) s (first: \(host))")
+                log.info(
+                    "session \(id): image '\(name)' on \(endpoint), starts in \(config.windowSeconds) s (first: \(host))"
+                )
             }
             let chosen = session!
             let fromPeer = chosen.members.reduce(0) { $0 + ($1.address.hasPrefix(peer.host + ":") ? 1 : 0) }
@@ -126,7 +133,8 @@ public final class SessionManager: Sendable {
                 receiverID = UInt32.random(in: 1...UInt32.max)
             }
             let late = chosen.state == .running
-            chosen.members.append(MemberStatus(receiverID: receiverID, host: host, address: peer.address, lateJoin: late))
+            chosen.members.append(
+                MemberStatus(receiverID: receiverID, host: host, address: peer.address, lateJoin: late))
             if late {
                 chosen.mailbox.post(.expectReceiver(receiverID))
                 s.counters.lateJoins += 1
@@ -144,7 +152,9 @@ public final class SessionManager: Sendable {
             return .success(ticket)
         }
         let t = try result.get()
-        if t.mode == .unicast { log.info("unicast ticket for '\(name)' to \(host) (\(peer.address)): \(t.reason ?? "")") }
+        if t.mode == .unicast {
+            log.info("unicast ticket for '\(name)' to \(host) (\(peer.address)): \(t.reason ?? "")")
+        }
         return t
     }
 
@@ -158,18 +168,21 @@ public final class SessionManager: Sendable {
         }
         guard f.length > 0, f.length <= configuration.maxFetchBytes else {
             count { $0.badRequests += 1 }
-            throw ControlFailure(.malformedRequest, "fetch length \(f.length) is outside 1…\(configuration.maxFetchBytes)")
+            throw ControlFailure(
+                .malformedRequest, "fetch length \(f.length) is outside 1…\(configuration.maxFetchBytes)")
         }
         let held = state.withLockedValue { $0.sessions.values.map(\.snapshot) }
         guard let snapshot = catalog.snapshot(name, digest: f.sha256, among: held) else {
             count { $0.unknownImages += 1 }
             throw ControlFailure(
-                .notFound, "image '\(name)' with sha256 \(f.sha256) is not served any more (replaced?); request it again")
+                .notFound,
+                "image '\(name)' with sha256 \(f.sha256) is not served any more (replaced?); request it again")
         }
         guard f.offset <= snapshot.manifest.size, UInt64(f.length) <= snapshot.manifest.size - f.offset else {
             count { $0.badRequests += 1 }
             throw ControlFailure(
-                .malformedRequest, "range \(f.offset)+\(f.length) lies outside image '\(name)' (\(snapshot.manifest.size) bytes)")
+                .malformedRequest,
+                "range \(f.offset)+\(f.length) lies outside image '\(name)' (\(snapshot.manifest.size) bytes)")
         }
         count {
             $0.fetches += 1
@@ -228,7 +241,8 @@ public final class SessionManager: Sendable {
     func turn(now: UInt64) {
         let keep = UInt64(configuration.keepFinishedSeconds * 1e9)
         let due: [StreamSession] = state.withLockedValue { s in
-            for (id, session) in s.sessions where session.state == .finished && now - (session.finishedAt ?? now) > keep {
+            for (id, session) in s.sessions where session.state == .finished && now - (session.finishedAt ?? now) > keep
+            {
                 s.sessions[id] = nil
             }
             guard !s.stopping else { return [] }
@@ -259,7 +273,9 @@ public final class SessionManager: Sendable {
         let config = configuration
         let members = state.withLockedValue { _ in session.members.map(\.receiverID) }
         for id in members { session.mailbox.post(.expectReceiver(id)) }
-        log.info("session \(session.id): starting '\(session.snapshot.name)' to \(members.count) members on \(session.endpoint)")
+        log.info(
+            "session \(session.id): starting '\(session.snapshot.name)' to \(members.count) members on \(session.endpoint)"
+        )
         let thread = Thread { [self] in
             let outcome = stream(session, config)
             state.withLockedValue { s in
@@ -321,7 +337,9 @@ public final class SessionManager: Sendable {
         while MonotonicClock.nanoseconds() < deadline, state.withLockedValue({ !$0.senders.isEmpty }) { usleep(50_000) }
         for session in running { session.mailbox.post(.abort("ql-mcastd is shutting down")) }
         let hardDeadline = MonotonicClock.nanoseconds() + 5_000_000_000
-        while MonotonicClock.nanoseconds() < hardDeadline, state.withLockedValue({ !$0.senders.isEmpty }) { usleep(20_000) }
+        while MonotonicClock.nanoseconds() < hardDeadline, state.withLockedValue({ !$0.senders.isEmpty }) {
+            usleep(20_000)
+        }
         conductorStop.withLockedValue { $0 = true }
     }
 }

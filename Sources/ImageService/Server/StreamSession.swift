@@ -25,7 +25,8 @@ final class StreamSession: @unchecked Sendable {
     /// The share of the daemon's rate last posted to the sender.
     var rateShare: Rate?
 
-    init(id: UInt32, snapshot: ImageSnapshot, endpoint: MulticastEndpoint, key: [UInt8]?, now: UInt64, startAt: UInt64) {
+    init(id: UInt32, snapshot: ImageSnapshot, endpoint: MulticastEndpoint, key: [UInt8]?, now: UInt64, startAt: UInt64)
+    {
         self.id = id
         self.snapshot = snapshot
         self.endpoint = endpoint

@@ -1,7 +1,8 @@
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Platform
 
 /// Reads a `newc` cpio archive from memory (the format `CPIOWriter` writes). Every field is
 /// checked before it is used: a truncated or corrupt archive is an error naming the entry, never
@@ -26,13 +27,17 @@ public enum CPIOReader {
         var at = 0
         while true {
             guard at + 110 <= archive.count else { throw corrupt(at, "truncated header") }
-            guard archive[at..<(at + 6)].elementsEqual("070701".utf8) || archive[at..<(at + 6)].elementsEqual("070702".utf8) else {
+            guard
+                archive[at..<(at + 6)].elementsEqual("070701".utf8)
+                    || archive[at..<(at + 6)].elementsEqual("070702".utf8)
+            else {
                 throw corrupt(at, "not a newc cpio header")
             }
             var fields: [UInt32] = []
             for i in 0..<13 {
                 let start = at + 6 + i * 8
-                guard let value = UInt32(String(decoding: archive[start..<(start + 8)], as: UTF8.self), radix: 16) else {
+                guard let value = UInt32(String(decoding: archive[start..<(start + 8)], as: UTF8.self), radix: 16)
+                else {
                     throw corrupt(at, "header field \(i) is not hex")
                 }
                 fields.append(value)
@@ -46,9 +51,12 @@ public enum CPIOReader {
             guard !nameBytes.contains(0) else { throw corrupt(at, "name contains NUL") }
             let name = String(decoding: nameBytes, as: UTF8.self)
             let dataStart = align(nameStart + nameSize)
-            guard size >= 0, dataStart + size <= archive.count else { throw corrupt(at, "\(name): data runs past the end") }
+            guard size >= 0, dataStart + size <= archive.count else {
+                throw corrupt(at, "\(name): data runs past the end")
+            }
             if name == "TRAILER!!!" { return out }
-            out.append(Entry(name: name, mode: mode, uid: uid, gid: gid, data: Array(archive[dataStart..<(dataStart + size)])))
+            out.append(
+                Entry(name: name, mode: mode, uid: uid, gid: gid, data: Array(archive[dataStart..<(dataStart + size)])))
             at = align(dataStart + size)
         }
     }

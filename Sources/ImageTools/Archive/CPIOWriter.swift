@@ -1,8 +1,9 @@
+import Foundation
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
 
 /// Writes a `newc` cpio archive (what the kernel unpacks as an initramfs) into a gzip stream.
 ///
@@ -27,12 +28,16 @@ public final class CPIOWriter {
     // MARK: - Entries
 
     /// Adds the directory `name` (relative, no leading `/`; `.` is the root).
-    public func addDirectory(_ name: String, mode: mode_t = 0o755, uid: UInt32 = 0, gid: UInt32 = 0) throws(QlustarError) {
+    public func addDirectory(_ name: String, mode: mode_t = 0o755, uid: UInt32 = 0, gid: UInt32 = 0)
+        throws(QlustarError)
+    {
         try entry(name, mode: S_IFDIR | (mode & 0o7777), uid: uid, gid: gid, nlink: 2, size: 0)
     }
 
     /// Adds a regular file with `data` as its content.
-    public func addFile(_ name: String, data: [UInt8], mode: mode_t = 0o644, uid: UInt32 = 0, gid: UInt32 = 0) throws(QlustarError) {
+    public func addFile(_ name: String, data: [UInt8], mode: mode_t = 0o644, uid: UInt32 = 0, gid: UInt32 = 0)
+        throws(QlustarError)
+    {
         try entry(name, mode: S_IFREG | (mode & 0o7777), uid: uid, gid: gid, nlink: 1, size: data.count)
         try out.write(data)
         try pad(data.count)
@@ -57,7 +62,9 @@ public final class CPIOWriter {
     }
 
     /// Adds a character device node (`/dev/console` for the initramfs' first messages).
-    public func addCharacterDevice(_ name: String, major: UInt32, minor: UInt32, mode: mode_t = 0o600) throws(QlustarError) {
+    public func addCharacterDevice(_ name: String, major: UInt32, minor: UInt32, mode: mode_t = 0o600)
+        throws(QlustarError)
+    {
         try entry(name, mode: S_IFCHR | (mode & 0o7777), uid: 0, gid: 0, nlink: 1, size: 0, rdev: (major, minor))
     }
 
@@ -86,7 +93,9 @@ public final class CPIOWriter {
                     name, mode: st.st_mode, uid: st.st_uid, gid: st.st_gid, nlink: 1, size: 0,
                     rdev: Self.split(UInt64(st.st_rdev)))
             default:
-                throw QlustarError(.io, "\(path): only directories, regular files, symbolic links and character devices go into an initrd")
+                throw QlustarError(
+                    .io,
+                    "\(path): only directories, regular files, symbolic links and character devices go into an initrd")
             }
         }
     }
@@ -100,22 +109,31 @@ public final class CPIOWriter {
     // MARK: - Encoding
 
     private func entry(
-        _ name: String, mode: mode_t, uid: UInt32, gid: UInt32, nlink: UInt32, size: Int, rdev: (UInt32, UInt32) = (0, 0),
+        _ name: String, mode: mode_t, uid: UInt32, gid: UInt32, nlink: UInt32, size: Int,
+        rdev: (UInt32, UInt32) = (0, 0),
         counted: Bool = true
     ) throws(QlustarError) {
         if counted {
-            guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.utf8.contains(0) else {
+            guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains(".."),
+                !name.utf8.contains(0)
+            else {
                 throw QlustarError(.invalidArgument, "cpio entry name '\(name)' must be relative, without '..'")
             }
-            guard names.insert(name).inserted else { throw QlustarError(.invalidArgument, "cpio entry '\(name)' added twice") }
-            guard size <= Int(UInt32.max) else { throw QlustarError(.invalidArgument, "\(name) is too large for cpio (4 GiB)") }
+            guard names.insert(name).inserted else {
+                throw QlustarError(.invalidArgument, "cpio entry '\(name)' added twice")
+            }
+            guard size <= Int(UInt32.max) else {
+                throw QlustarError(.invalidArgument, "\(name) is too large for cpio (4 GiB)")
+            }
             entries += 1
         }
         let inode = counted ? nextInode : 0
         if counted { nextInode += 1 }
         let nameBytes = Array(name.utf8) + [0]
         var header = "070701"
-        for field in [inode, UInt32(mode), uid, gid, nlink, mtime, UInt32(size), 0, 0, rdev.0, rdev.1, UInt32(nameBytes.count), 0] {
+        for field in [
+            inode, UInt32(mode), uid, gid, nlink, mtime, UInt32(size), 0, 0, rdev.0, rdev.1, UInt32(nameBytes.count), 0,
+        ] {
             header += String(format: "%08X", field)
         }
         try out.write(Array(header.utf8) + nameBytes)
@@ -144,7 +162,9 @@ public final class CPIOWriter {
             let want = min(buffer.count, size - done)
             let n = try FileSystem.at("cannot read", path) { () throws(SystemCallError) in
                 try buffer.withUnsafeMutableBytes { b in
-                    Result { () throws(SystemCallError) in try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[..<want])) }
+                    Result { () throws(SystemCallError) in
+                        try Posix.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[..<want]))
+                    }
                 }.get()
             }
             guard n > 0 else { throw QlustarError(.io, "\(path) changed size while being archived") }

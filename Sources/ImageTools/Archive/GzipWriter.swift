@@ -1,8 +1,9 @@
+import CZlib
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import CZlib
-import Platform
 
 /// Writes a gzip file with zlib, deterministically: the header carries no name and mtime 0, so
 /// the same bytes in give the same file out (changelogs and the initrd are part of reproducible
@@ -62,7 +63,9 @@ public final class GzipWriter: CompressedFileWriter {
             }
             guard status != Z_STREAM_ERROR else { throw QlustarError(.io, "zlib: deflate failed for \(path)") }
             let produced = output.count - Int(stream.avail_out)
-            let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+            let written = output.withUnsafeBytes {
+                FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced]))
+            }
             guard written else { throw FileSystem.error("cannot write", temporary) }
             if flush == Z_FINISH && status == Z_STREAM_END { return }
         } while stream.avail_out == 0 || (flush == Z_FINISH)

@@ -23,11 +23,15 @@ public struct SquashfsBuilder: Sendable {
 
     public init() {}
 
-    static var mksquashfs: String { Subprocess.locate(["/usr/bin/mksquashfs", "/usr/sbin/mksquashfs", "/sbin/mksquashfs"]) }
+    static var mksquashfs: String {
+        Subprocess.locate(["/usr/bin/mksquashfs", "/usr/sbin/mksquashfs", "/sbin/mksquashfs"])
+    }
 
     /// The arguments after source and target.
     func options() -> [String] {
-        var args = ["-noappend", "-quiet", "-no-progress", "-no-xattrs", "-all-time", "\(time)", "-mkfs-time", "\(time)"]
+        var args = [
+            "-noappend", "-quiet", "-no-progress", "-no-xattrs", "-all-time", "\(time)", "-mkfs-time", "\(time)",
+        ]
         args += ["-comp", compression.rawValue]
         switch compression {
         case .zstd: args += ["-Xcompression-level", "\(level ?? 3)"]

@@ -1,8 +1,9 @@
+import CZstd
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import CZstd
-import Platform
 
 /// Writes a zstd file with libzstd, deterministically: no dictionary, no time, always the
 /// multi-threaded mode with the same parameters (its stream differs from the single-threaded
@@ -24,7 +25,9 @@ public final class ZstdWriter: CompressedFileWriter {
     public init(path: String, level: Int32 = 19, mode: mode_t = 0o644) throws(QlustarError) {
         self.path = path
         temporary = path + ".tmp.\(getpid())"
-        guard let context = ZSTD_createCCtx() else { throw QlustarError(.io, "zstd: cannot start a stream for \(path)") }
+        guard let context = ZSTD_createCCtx() else {
+            throw QlustarError(.io, "zstd: cannot start a stream for \(path)")
+        }
         self.context = context
         do { fd = try FileSystem.create(temporary, mode: mode) } catch {
             ZSTD_freeCCtx(context)
@@ -66,7 +69,9 @@ public final class ZstdWriter: CompressedFileWriter {
         if ZSTD_isError(remaining) != 0 {
             throw QlustarError(.io, "zstd: \(String(cString: ZSTD_getErrorName(remaining))) while writing \(path)")
         }
-        let written = output.withUnsafeBytes { FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+        let written = output.withUnsafeBytes {
+            FileSystem.writeAll(fd, UnsafeRawBufferPointer(rebasing: $0[0..<produced]))
+        }
         guard written else { throw FileSystem.error("cannot write", temporary) }
         return remaining
     }

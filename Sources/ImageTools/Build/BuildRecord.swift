@@ -27,7 +27,9 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     /// The published files were edited by hand since (qlustar-image-edit -i/-s).
     public var edited: Bool?
 
-    static func path(_ root: Root, _ image: String) -> String { root.path("/var/lib/qlustar/image-build/\(image).json") }
+    static func path(_ root: Root, _ image: String) -> String {
+        root.path("/var/lib/qlustar/image-build/\(image).json")
+    }
 
     /// The record of the last build of `image`.
     /// - Throws: `.io` when there is none, `.configuration` when it is unreadable.
@@ -42,7 +44,9 @@ public struct BuildRecord: Codable, Sendable, Equatable {
         try FileSystem.makeDirectories(root.path("/var/lib/qlustar/image-build"))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { throw QlustarError(.io, "cannot encode the build record of \(image)") }
+        guard let data = try? encoder.encode(self) else {
+            throw QlustarError(.io, "cannot encode the build record of \(image)")
+        }
         try FileSystem.writeAtomically(BuildRecord.path(root, image), Array(data))
     }
 }

@@ -22,7 +22,8 @@ enum Changelogs {
     ) throws(QlustarError) {
         let m = module.manifest
         if m.name == "core" {
-            try gzip(doc + "/core.changelog.gz", m.changelog ?? "core \(m.version): no changelog in the module manifest\n")
+            try gzip(
+                doc + "/core.changelog.gz", m.changelog ?? "core \(m.version): no changelog in the module manifest\n")
         }
         let packages = m.packages.sorted { $0.name < $1.name }.map { "\($0.name) \($0.version)\n" }.joined()
         try gzip(doc + "/\(m.name).packages.version.gz", packages)

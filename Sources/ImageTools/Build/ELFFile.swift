@@ -14,7 +14,9 @@ struct ELFFile {
     /// - Throws: `.io` when the file cannot be read.
     init(_ path: String) throws(QlustarError) {
         let head = try FileSystem.readPrefix(path, count: 64 << 10)
-        guard head.count >= 64, head[0] == 0x7F, head[1] == 0x45, head[2] == 0x4C, head[3] == 0x46, head[4] == 2, head[5] == 1 else {
+        guard head.count >= 64, head[0] == 0x7F, head[1] == 0x45, head[2] == 0x4C, head[3] == 0x46, head[4] == 2,
+            head[5] == 1
+        else {
             isELF = false
             isDynamic = false
             return

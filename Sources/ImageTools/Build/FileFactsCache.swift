@@ -23,7 +23,9 @@ final class FileFactsCache {
 
     /// The entry of `file` for its current version (a new, empty one when it changed).
     private func entry(_ file: String) throws(QlustarError) -> Entry {
-        guard let id = try FileSystem.identity(of: file) else { throw QlustarError(.notFound, "\(file) does not exist") }
+        guard let id = try FileSystem.identity(of: file) else {
+            throw QlustarError(.notFound, "\(file) does not exist")
+        }
         if let known = entries[file], known.identity == id { return known }
         return Entry(identity: id)
     }

@@ -1,10 +1,11 @@
+import Foundation
+import Logging
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Transport
-import Logging
 
 /// Builds node OS images from modules and publishes them where ql-mcastd serves them
 /// (docs/IMAGES.md, "Building").
@@ -27,7 +28,8 @@ public final class ImageBuilder {
     /// The ql-mcast-client binary the initrd carries.
     public var clientBinary: String
     /// The time every file of the image and initrd gets (`SOURCE_DATE_EPOCH`, else 0).
-    public var time: UInt32 = UInt32(ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt32($0) } ?? 0)
+    public var time: UInt32 = UInt32(
+        ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt32($0) } ?? 0)
     /// How the layers are stacked for mksquashfs: an overlayfs mount (root; no copying), else
     /// hard links. Both give the same image.
     public var useOverlay = true
@@ -74,7 +76,9 @@ public final class ImageBuilder {
             log.info("image '\(image)' unchanged (inputs \(inputs.prefix(12))): not rebuilt")
             return Result(record: previous, rebuilt: false, seconds: seconds(since: t0))
         }
-        log.info("building image '\(image)' from \(layers.map { "\($0.name) \($0.manifest.version)" }.joined(separator: ", "))")
+        log.info(
+            "building image '\(image)' from \(layers.map { "\($0.name) \($0.manifest.version)" }.joined(separator: ", "))"
+        )
         try FileSystem.makeDirectories(images)
         let work = root.path("/var/cache/qlustar/image-build/\(image.value).stage.\(getpid())")
         try? FileSystem.removeTree(work)
@@ -83,9 +87,14 @@ public final class ImageBuilder {
         defer { _ = try? Subprocess.run("/bin/rm", ["-rf", "--", work], step: "remove the stage") }
         let tStage = MonotonicClock.nanoseconds()
         log.debug("inputs checked in \(String(format: "%.3f", seconds(since: t0))) s")
-        let copies = [ImageDefinition.directory(root, image) + "/copy", ImageDefinition.commonCopy(root)].filter(FileSystem.isDirectory)
+        let copies = [ImageDefinition.directory(root, image) + "/copy", ImageDefinition.commonCopy(root)].filter(
+            FileSystem.isDirectory)
         let stage: String
-        let overlay = !useOverlay ? nil : try? mountOverlay(layers: copies + (try layers.reversed().map { m throws(QlustarError) in try tree(of: m) }), work: work)
+        let overlay =
+            !useOverlay
+            ? nil
+            : try? mountOverlay(
+                layers: copies + (try layers.reversed().map { m throws(QlustarError) in try tree(of: m) }), work: work)
         if let overlay {
             stage = overlay
         } else {
@@ -96,8 +105,12 @@ public final class ImageBuilder {
             try copyFiles(ImageDefinition.directory(root, image) + "/copy", into: stage)
         }
         defer { if let overlay { _ = try? Subprocess.run("/bin/umount", [overlay], step: "unmount the stage") } }
-        log.debug("layers (\(overlay == nil ? "hard links" : "overlay")) in \(String(format: "%.3f", seconds(since: tStage))) s")
-        if let rootHash { try setRootPassword(rootHash, in: stage) } else {
+        log.debug(
+            "layers (\(overlay == nil ? "hard links" : "overlay")) in \(String(format: "%.3f", seconds(since: tStage))) s"
+        )
+        if let rootHash {
+            try setRootPassword(rootHash, in: stage)
+        } else {
             log.warning("image '\(image)': no root password hash (none defined, none in \(root.path("/etc/shadow")))")
         }
         let doc = stage + "/usr/share/doc/qlustar-image"
@@ -127,7 +140,9 @@ public final class ImageBuilder {
         }
 
         if let kernel = definition.kernel {
-            guard FileSystem.isRegularFile(kernel) else { throw QlustarError(.notFound, "kernel \(kernel) of image '\(image)' not found") }
+            guard FileSystem.isRegularFile(kernel) else {
+                throw QlustarError(.notFound, "kernel \(kernel) of image '\(image)' not found")
+            }
             let target = images + "/" + image.value + ".vmlinuz"
             try Subprocess.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
             try FileSystem.publish(target + ".tmp", to: target)
@@ -143,7 +158,9 @@ public final class ImageBuilder {
         record.initrdIdentity = try FileSystem.identity(of: initrdPath)
         try record.store(root)
         log.debug("packed and published in \(String(format: "%.3f", seconds(since: tPack))) s")
-        log.info("image '\(image)' published: \(record.size) bytes, sha256 \(record.sha256); initrd \(record.initrdSize) bytes")
+        log.info(
+            "image '\(image)' published: \(record.size) bytes, sha256 \(record.sha256); initrd \(record.initrdSize) bytes"
+        )
         return Result(record: record, rebuilt: true, seconds: seconds(since: t0))
     }
 
@@ -175,7 +192,9 @@ public final class ImageBuilder {
         text += "definition " + String(decoding: (try? encoder.encode(definition)) ?? Data(), as: UTF8.self) + "\n"
         for m in layers {
             text += "module \(m.name) \(m.manifest.version) \(m.manifestDigest)\n"
-            text += "history \(m.name) " + seenVersions(m.name).filter { $0 <= m.version }.map(\.text).joined(separator: ",") + "\n"
+            text +=
+                "history \(m.name) "
+                + seenVersions(m.name).filter { $0 <= m.version }.map(\.text).joined(separator: ",") + "\n"
         }
         for dir in [ImageDefinition.commonCopy(root), ImageDefinition.directory(root, image) + "/copy"] {
             text += "copy \(dir) " + sha(try TreeListing(of: dir).text) + "\n"
@@ -185,7 +204,9 @@ public final class ImageBuilder {
         return sha(text)
     }
 
-    private func initrdDigest(_ image: ImageName, _ programs: [String: String], _ compression: InitrdCompression) throws(QlustarError) -> String {
+    private func initrdDigest(_ image: ImageName, _ programs: [String: String], _ compression: InitrdCompression)
+        throws(QlustarError) -> String
+    {
         var text = "format \(ImageBuilder.formatVersion)\ntime \(time)\ninit " + sha(InitScript.text(image)) + "\n"
         text += "compression \(compression.rawValue)\n"
         for path in programs.keys.sorted() { text += "\(path) " + (try hash(programs[path]!)) + "\n" }
@@ -246,10 +267,14 @@ public final class ImageBuilder {
                 }
             }
             func listing(_ v: ModuleVersion) throws(QlustarError) -> TreeListing {
-                TreeListing(text: String(decoding: try FileSystem.readFile(base + v.text + ".files", limit: 256 << 20), as: UTF8.self))
+                TreeListing(
+                    text: String(
+                        decoding: try FileSystem.readFile(base + v.text + ".files", limit: 256 << 20), as: UTF8.self))
             }
             out.append(
-                Changelogs.Step(from: try manifest(a), to: try manifest(b), contents: try listing(b).changes(since: try listing(a))))
+                Changelogs.Step(
+                    from: try manifest(a), to: try manifest(b), contents: try listing(b).changes(since: try listing(a)))
+            )
         }
         return out
     }
@@ -259,11 +284,14 @@ public final class ImageBuilder {
     /// A tar module unpacked once per version into `/var/cache/qlustar/image-build/modules`, so
     /// builds hard-link it like a tree module instead of unpacking it every time.
     private func unpacked(_ module: ImageModule) throws(QlustarError) -> String {
-        guard case .tarArchive(let archive) = module.content else { preconditionFailure("only tar modules are unpacked") }
+        guard case .tarArchive(let archive) = module.content else {
+            preconditionFailure("only tar modules are unpacked")
+        }
         let dir = root.path("/var/cache/qlustar/image-build/modules/\(module.name)/\(module.manifest.version)")
         let identity = try FileSystem.identity(of: archive)
         let stamp = dir + ".from"
-        let expected = Array("\(module.manifestDigest) \(identity.map { "\($0.inode) \($0.size) \($0.modifiedNanos)" } ?? "")".utf8)
+        let expected = Array(
+            "\(module.manifestDigest) \(identity.map { "\($0.inode) \($0.size) \($0.modifiedNanos)" } ?? "")".utf8)
         if FileSystem.isDirectory(dir), (try? FileSystem.readFile(stamp, limit: 4_096)) == expected { return dir }
         try? FileSystem.removeTree(dir)
         let scratch = dir + ".new.\(getpid())"
@@ -301,7 +329,8 @@ public final class ImageBuilder {
         guard options.utf8.count < 4_000, !layers.contains(where: { $0.contains(":") || $0.contains(",") }) else {
             throw QlustarError(.io, "layer paths unfit for overlay options")
         }
-        try Subprocess.run("/bin/mount", ["-t", "overlay", "overlay", "-o", options, work + "/stage"], step: "mount the layers")
+        try Subprocess.run(
+            "/bin/mount", ["-t", "overlay", "overlay", "-o", options, work + "/stage"], step: "mount the layers")
         return work + "/stage"
     }
 
@@ -313,17 +342,21 @@ public final class ImageBuilder {
         let tree = try tree(of: module)
         do {
             try Subprocess.run(
-                "/bin/cp", ["-a", "-l", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
-        } catch where error.message.contains("Invalid cross-device link") {
+                "/bin/cp", ["-a", "-l", "--remove-destination", "--", tree + "/.", stage + "/"],
+                step: "layer module \(module.name)")
+        } catch  where error.message.contains("Invalid cross-device link") {
             try Subprocess.run(
-                "/bin/cp", ["-a", "--remove-destination", "--", tree + "/.", stage + "/"], step: "layer module \(module.name)")
+                "/bin/cp", ["-a", "--remove-destination", "--", tree + "/.", stage + "/"],
+                step: "layer module \(module.name)")
         }
     }
 
     private func copyFiles(_ dir: String, into stage: String) throws(QlustarError) {
         guard FileSystem.isDirectory(dir) else { return }
         // --remove-destination: replace a (hard-linked) module file, never write into it.
-        try Subprocess.run("/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"], step: "copy the static files of \(dir)")
+        try Subprocess.run(
+            "/bin/cp", ["-a", "--remove-destination", "--", dir + "/.", stage + "/"],
+            step: "copy the static files of \(dir)")
     }
 
     private func setRootPassword(_ hash: String, in stage: String) throws(QlustarError) {
@@ -360,18 +393,24 @@ public final class ImageBuilder {
         }
         var files: [String: String] = ["bin/ql-mcast-client": clientBinary]
         for program in [clientBinary] + (definition.initrdPrograms ?? ["/bin/sh", "/bin/mount"]) {
-            guard FileSystem.isRegularFile(program) else { throw QlustarError(.notFound, "initrd program \(program) not found") }
+            guard FileSystem.isRegularFile(program) else {
+                throw QlustarError(.notFound, "initrd program \(program) not found")
+            }
             if program != clientBinary { files[String(program.dropFirst())] = program }
             for library in try facts.libraries(of: program) { files[String(library.dropFirst())] = library }
         }
         for (inside, source) in definition.initrdFiles ?? [:] {
-            guard FileSystem.isRegularFile(source) else { throw QlustarError(.notFound, "initrd file \(source) (for \(inside)) not found") }
+            guard FileSystem.isRegularFile(source) else {
+                throw QlustarError(.notFound, "initrd file \(source) (for \(inside)) not found")
+            }
             files[inside] = source
         }
         return files
     }
 
-    private func writeInitrd(_ image: ImageName, programs: [String: String], to path: String, compression: InitrdCompression) throws(QlustarError) {
+    private func writeInitrd(
+        _ image: ImageName, programs: [String: String], to path: String, compression: InitrdCompression
+    ) throws(QlustarError) {
         let cpio = CPIOWriter(writingTo: try compression.writer(path: path), mtime: time)
         var directories: Set<String> = ["dev", "proc", "sys", "tmp", "union", "etc", "bin"]
         for file in programs.keys {
@@ -383,13 +422,25 @@ public final class ImageBuilder {
         }
         var entries: [(String, () throws(QlustarError) -> Void)] = []
         for dir in directories { entries.append((dir, { () throws(QlustarError) in try cpio.addDirectory(dir) })) }
-        entries.append(("dev/console", { () throws(QlustarError) in try cpio.addCharacterDevice("dev/console", major: 5, minor: 1) }))
-        entries.append(("init", { () throws(QlustarError) in try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755) }))
+        entries.append(
+            (
+                "dev/console",
+                { () throws(QlustarError) in try cpio.addCharacterDevice("dev/console", major: 5, minor: 1) }
+            ))
+        entries.append(
+            (
+                "init",
+                { () throws(QlustarError) in
+                    try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755)
+                }
+            ))
         for (name, source) in programs {
             let copy = try initrdCopy(of: source)
             entries.append((name, { () throws(QlustarError) in try cpio.addFile(name, contentsOf: copy) }))
         }
-        for (_, add) in entries.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) { try add() }
+        for (_, add) in entries.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }) {
+            try add()
+        }
         try cpio.finish()
     }
 
@@ -410,7 +461,8 @@ public final class ImageBuilder {
         try FileSystem.makeDirectories(dir)
         let temporary = target + ".tmp.\(getpid())"
         do {
-            try Subprocess.run(strip, ["--strip-unneeded", "-o", temporary, "--", source], step: "strip \(source) for the initrd")
+            try Subprocess.run(
+                strip, ["--strip-unneeded", "-o", temporary, "--", source], step: "strip \(source) for the initrd")
         } catch {
             FileSystem.remove(temporary)
             log.warning("\(error.message): it goes into the initrd unstripped")

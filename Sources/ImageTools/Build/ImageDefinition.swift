@@ -20,7 +20,9 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
     /// How the initrd is compressed: gzip (default) or zstd.
     public var initrdCompression: String?
 
-    public init(modules: [String], rootPasswordHash: String? = nil, compression: String? = nil, initrdPrograms: [String]? = nil) {
+    public init(
+        modules: [String], rootPasswordHash: String? = nil, compression: String? = nil, initrdPrograms: [String]? = nil
+    ) {
         self.modules = modules
         self.rootPasswordHash = rootPasswordHash
         self.compression = compression
@@ -30,7 +32,9 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
     /// The layers in order, `core` first and once.
     public var layers: [String] { ["core"] + modules.filter { $0 != "core" } }
 
-    static func directory(_ root: Root, _ image: ImageName) -> String { root.path("/etc/qlustar/images/" + image.value) }
+    static func directory(_ root: Root, _ image: ImageName) -> String {
+        root.path("/etc/qlustar/images/" + image.value)
+    }
     static func commonCopy(_ root: Root) -> String { root.path("/etc/qlustar/images/common/copy") }
 
     /// Reads the definition of `image`.
@@ -54,7 +58,8 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
         for (inside, _) in definition.initrdFiles ?? [:] {
             let parts = inside.split(separator: "/")
             guard !inside.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."), !parts.contains(".") else {
-                throw QlustarError(.configuration, "\(path): initrd file '\(inside)' must be a relative path without '..'")
+                throw QlustarError(
+                    .configuration, "\(path): initrd file '\(inside)' must be a relative path without '..'")
             }
         }
         if let hash = definition.rootPasswordHash, !PasswordHash.isSHA512(hash) {
@@ -69,7 +74,9 @@ public struct ImageDefinition: Codable, Sendable, Equatable {
         try FileSystem.makeDirectories(dir)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard let data = try? encoder.encode(self) else { throw QlustarError(.io, "cannot encode the definition of \(image)") }
+        guard let data = try? encoder.encode(self) else {
+            throw QlustarError(.io, "cannot encode the definition of \(image)")
+        }
         try FileSystem.writeAtomically(dir + "/image.json", Array(data))
     }
 

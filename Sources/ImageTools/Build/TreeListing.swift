@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Foundation
 import Platform
 import Transport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// What a tree holds, path by path: type, mode, owner, size and content hash (or link target).
 /// Two listings compared give the files changed between two module versions; a listing hashed
@@ -53,7 +54,9 @@ public struct TreeListing: Sendable, Equatable {
 
     /// The listing as text, one "path\tdescription" line per entry in byte order.
     public var text: String {
-        entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { "\($0)\t\(entries[$0]!)\n" }.joined()
+        entries.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map {
+            "\($0)\t\(entries[$0]!)\n"
+        }.joined()
     }
 
     public init(text: String) {
@@ -66,7 +69,9 @@ public struct TreeListing: Sendable, Equatable {
     /// What changed from `old` to this listing: "added", "removed", "changed" lines, sorted.
     public func changes(since old: TreeListing) -> [String] {
         var out: [String] = []
-        for path in Set(entries.keys).union(old.entries.keys).sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) {
+        for path in Set(entries.keys).union(old.entries.keys).sorted(by: {
+            Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8))
+        }) {
             switch (old.entries[path], entries[path]) {
             case (nil, .some): out.append("added   /\(path)")
             case (.some, nil): out.append("removed /\(path)")

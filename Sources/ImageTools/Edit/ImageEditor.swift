@@ -1,9 +1,10 @@
+import Foundation
+import Logging
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Logging
 
 /// What `qlustar-image-edit` does (boot reference, "Static node OS image customization" and
 /// "Dynamic node OS image customization"): edit copy files and Root FS Customization files with
@@ -32,12 +33,15 @@ public struct ImageEditor {
         case .common: return root.path("/etc/qlustar/images/common/copy")
         case .image(let image):
             guard FileSystem.isRegularFile(root.path("/etc/qlustar/images/\(image.value)/image.json")) else {
-                throw QlustarError(.notFound, "image '\(image)' is not defined (qlustar-image define \(image) --modules …)")
+                throw QlustarError(
+                    .notFound, "image '\(image)' is not defined (qlustar-image define \(image) --modules …)")
             }
             return root.path("/etc/qlustar/images/\(image.value)/copy")
         case .rootFS(let name):
             guard (try? ImageName(name)) != nil else {
-                throw QlustarError(.invalidArgument, "Root FS Customization name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
+                throw QlustarError(
+                    .invalidArgument,
+                    "Root FS Customization name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
             }
             return root.path("/var/lib/qlustar/root-fs/\(name)")
         }
@@ -134,18 +138,28 @@ public struct ImageEditor {
         let compression = part == .initrd ? try InitrdCompression.detect(published) : nil
         switch part {
         case .initrd:
-            guard let compression else { throw QlustarError(.configuration, "\(published) is neither gzip nor zstd: not an initrd qlustar-image built") }
+            guard let compression else {
+                throw QlustarError(
+                    .configuration, "\(published) is neither gzip nor zstd: not an initrd qlustar-image built")
+            }
             try Subprocess.run(
                 "/bin/sh",
-                ["-c", "cd \"$1\" && \(compression.decompressor) \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames", "sh", work, published],
+                [
+                    "-c",
+                    "cd \"$1\" && \(compression.decompressor) \"$2\" | cpio -id --quiet --preserve-modification-time --no-absolute-filenames",
+                    "sh", work, published,
+                ],
                 step: "unpack the initrd of '\(image)'")
         case .squashfs:
-            try Subprocess.run("/usr/bin/unsquashfs", ["-quiet", "-no-progress", "-f", "-d", work + "/tree", published], step: "unpack '\(image)'")
+            try Subprocess.run(
+                "/usr/bin/unsquashfs", ["-quiet", "-no-progress", "-f", "-d", work + "/tree", published],
+                step: "unpack '\(image)'")
         }
         let tree = part == .initrd ? work : work + "/tree"
         let shell = command ?? (ProcessInfo.processInfo.environment["SHELL"] ?? "/bin/sh")
         log.info("editing the \(part) of '\(image)' in \(tree): 'exit' regenerates it, 'exit 1' discards the changes")
-        let status = try Shell.run(command ?? "exec \"\(shell)\" -i", arguments: [], directory: tree, interactive: command == nil)
+        let status = try Shell.run(
+            command ?? "exec \"\(shell)\" -i", arguments: [], directory: tree, interactive: command == nil)
         guard status == 0 else {
             log.info("\(part) of '\(image)': changes discarded (exit \(status))")
             return false
@@ -178,7 +192,9 @@ extension ImageEditor {
 
 /// Runs a shell command, attached to the terminal when interactive.
 enum Shell {
-    static func run(_ script: String, arguments: [String], directory: String?, interactive: Bool) throws(QlustarError) -> Int32 {
+    static func run(_ script: String, arguments: [String], directory: String?, interactive: Bool) throws(QlustarError)
+        -> Int32
+    {
         // In our process group (the terminal's), so Ctrl-C and job control reach the shell.
         let process = try Subprocess(
             "/bin/sh", ["-c", script, "sh"] + arguments, directory: directory, input: interactive, output: .inherit,

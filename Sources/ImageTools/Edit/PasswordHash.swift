@@ -16,7 +16,8 @@ public enum PasswordHash {
     /// Hashes `password` with the salt (and rounds) of `setting` (`$6$salt$` or a whole hash).
     public static func hash(_ password: String, setting: String) throws(QlustarError) -> String {
         var data = crypt_data()
-        guard let out = crypt_r(password, setting, &data), out.pointee != 0x2A /* "*" means failure */ else {
+        // A result starting with "*" (0x2A) means failure.
+        guard let out = crypt_r(password, setting, &data), out.pointee != 0x2A else {
             throw QlustarError(.io, "libcrypt cannot hash with '\(setting.prefix(20))'")
         }
         return String(cString: out)

@@ -53,7 +53,9 @@ public struct ModuleVersion: Comparable, Sendable, Hashable, CustomStringConvert
     public init(_ text: String) { self.text = text }
     public var description: String { text }
 
-    public static func < (a: ModuleVersion, b: ModuleVersion) -> Bool { compare(Array(a.text.utf8), Array(b.text.utf8)) < 0 }
+    public static func < (a: ModuleVersion, b: ModuleVersion) -> Bool {
+        compare(Array(a.text.utf8), Array(b.text.utf8)) < 0
+    }
 
     private static func compare(_ a: [UInt8], _ b: [UInt8]) -> Int {
         var i = 0

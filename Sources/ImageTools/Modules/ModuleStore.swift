@@ -25,14 +25,16 @@ public struct ModuleStore: Sendable {
     /// - Throws: `.notFound` naming what is installed; `.configuration` for a broken manifest.
     public func module(_ name: String, version: ModuleVersion? = nil) throws(QlustarError) -> ImageModule {
         guard ModuleStore.isValidName(name) else {
-            throw QlustarError(.invalidArgument, "module name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
+            throw QlustarError(
+                .invalidArgument, "module name '\(name)' may only contain letters, digits, '.', '_', '+' and '-'")
         }
         let installed = versions(of: name)
         guard let chosen = version ?? installed.last, installed.contains(chosen) else {
             let what = version.map { "version \($0) of module '\(name)'" } ?? "module '\(name)'"
             throw QlustarError(
                 .notFound,
-                "\(what) is not installed in \(directory) (installed: \(installed.isEmpty ? "none" : installed.map(\.text).joined(separator: ", ")))")
+                "\(what) is not installed in \(directory) (installed: \(installed.isEmpty ? "none" : installed.map(\.text).joined(separator: ", ")))"
+            )
         }
         let dir = directory + "/" + name + "/" + chosen.text
         let bytes = try FileSystem.readFile(dir + "/module.json", limit: 16 << 20)
@@ -50,7 +52,8 @@ public struct ModuleStore: Sendable {
         } else if FileSystem.isRegularFile(dir + "/tree.tar") {
             content = .tarArchive(dir + "/tree.tar")
         } else {
-            throw QlustarError(.configuration, "module \(name) \(chosen) has no content (\(dir)/tree or \(dir)/tree.tar)")
+            throw QlustarError(
+                .configuration, "module \(name) \(chosen) has no content (\(dir)/tree or \(dir)/tree.tar)")
         }
         let digest = bytes.withUnsafeBytes { SHA256.hash($0) }.hex
         return ImageModule(manifest: manifest, directory: dir, content: content, manifestDigest: digest)

@@ -18,9 +18,12 @@ extension FilePlan {
         for entry in entries {
             let owned: Bool
             switch entry.content {
-            case .file(let bytes): owned = try tree.writeFile(entry.path, bytes, mode: entry.mode, uid: entry.uid, gid: entry.gid)
-            case .directory: owned = try tree.makeDirectory(entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid)
-            case .symlink(let target): owned = try tree.makeSymlink(entry.path, target: target, uid: entry.uid, gid: entry.gid)
+            case .file(let bytes):
+                owned = try tree.writeFile(entry.path, bytes, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+            case .directory:
+                owned = try tree.makeDirectory(entry.path, mode: entry.mode, uid: entry.uid, gid: entry.gid)
+            case .symlink(let target):
+                owned = try tree.makeSymlink(entry.path, target: target, uid: entry.uid, gid: entry.gid)
             }
             outcome.written += 1
             if !owned { outcome.ownersNotSet += 1 }
@@ -31,7 +34,9 @@ extension FilePlan {
             let new = edit.apply(to: old)
             guard new != old else { continue }
             let (mode, uid, gid) = existing.map { ($0.mode, $0.uid, $0.gid) } ?? (0o644, 0, 0)
-            if !(try tree.writeFile(edit.path, Array(new.utf8), mode: mode, uid: uid, gid: gid)) { outcome.ownersNotSet += 1 }
+            if !(try tree.writeFile(edit.path, Array(new.utf8), mode: mode, uid: uid, gid: gid)) {
+                outcome.ownersNotSet += 1
+            }
             outcome.written += 1
         }
         return outcome

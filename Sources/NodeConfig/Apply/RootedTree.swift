@@ -1,7 +1,8 @@
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Platform
 
 /// A directory tree written as if it were `/`: every path is resolved with `openat2`
 /// `RESOLVE_IN_ROOT`, so an absolute symbolic link or `..` in the tree (the node image's own
@@ -62,8 +63,8 @@ final class RootedTree {
                 fd = child
                 current = next
                 continue
-            } catch where error.errno == ENOENT {
-                do { try Posix.mkdirat(fd, String(part), 0o755) } catch where error.errno == EEXIST {
+            } catch  where error.errno == ENOENT {
+                do { try Posix.mkdirat(fd, String(part), 0o755) } catch  where error.errno == EEXIST {
                 } catch {
                     Posix.close(fd)
                     throw failure("cannot create directory", next, error)
@@ -86,7 +87,9 @@ final class RootedTree {
     }
 
     /// Writes `bytes` to `path` atomically with the given owner and mode.
-    func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(QlustarError) -> Bool {
+    func writeFile(_ path: String, _ bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32) throws(QlustarError)
+        -> Bool
+    {
         let (dir, name) = try parent(path)
         let temporary = ".\(name).qluman.\(getpid())"
         let fd: Int32
@@ -96,7 +99,7 @@ final class RootedTree {
         var chowned = true
         do {
             try bytes.withUnsafeBytes { b in Result { () throws(SystemCallError) in try Posix.writeAll(fd, b) } }.get()
-            do { try Posix.fchown(fd, uid, gid) } catch where !canChown { chowned = false }
+            do { try Posix.fchown(fd, uid, gid) } catch  where !canChown { chowned = false }
             try Posix.fchmod(fd, mode_t(mode))
         } catch {
             Posix.close(fd)
@@ -109,9 +112,11 @@ final class RootedTree {
 
     /// The content, mode and owner of the file `path` (resolved inside the tree), nil when it
     /// does not exist.
-    func readFile(_ path: String, limit: Int = 1 << 20) throws(QlustarError) -> (bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32)? {
+    func readFile(_ path: String, limit: Int = 1 << 20) throws(QlustarError) -> (
+        bytes: [UInt8], mode: UInt32, uid: UInt32, gid: UInt32
+    )? {
         let fd: Int32
-        do { fd = try Posix.openInRoot(rootFD, path, O_RDONLY) } catch where error.errno == ENOENT {
+        do { fd = try Posix.openInRoot(rootFD, path, O_RDONLY) } catch  where error.errno == ENOENT {
             return nil
         } catch { throw failure("cannot open", path, error) }
         defer { Posix.close(fd) }
@@ -130,17 +135,23 @@ final class RootedTree {
         if path == "/" { return true }
         let (dir, name) = try parent(path)
         invalidate(path)
-        do { try Posix.mkdirat(dir, name, 0o700) } catch where error.errno == EEXIST {
+        do { try Posix.mkdirat(dir, name, 0o700) } catch  where error.errno == EEXIST {
             let st: stat
-            do { st = try Posix.fstatat(dir, name, AT_SYMLINK_NOFOLLOW) } catch { throw failure("cannot stat", path, error) }
+            do { st = try Posix.fstatat(dir, name, AT_SYMLINK_NOFOLLOW) } catch {
+                throw failure("cannot stat", path, error)
+            }
             if st.st_mode & S_IFMT == S_IFLNK { return true }
-            guard st.st_mode & S_IFMT == S_IFDIR else { throw QlustarError(.io, "\(root)\(path) exists and is not a directory") }
+            guard st.st_mode & S_IFMT == S_IFDIR else {
+                throw QlustarError(.io, "\(root)\(path) exists and is not a directory")
+            }
         } catch { throw failure("cannot create directory", path, error) }
         var chowned = true
-        do { try Posix.fchownat(dir, name, uid, gid) } catch where !canChown { chowned = false } catch {
+        do { try Posix.fchownat(dir, name, uid, gid) } catch  where !canChown { chowned = false } catch {
             throw failure("cannot set the owner of", path, error)
         }
-        do { try Posix.fchmodat(dir, name, mode_t(mode)) } catch { throw failure("cannot set the mode of", path, error) }
+        do { try Posix.fchmodat(dir, name, mode_t(mode)) } catch {
+            throw failure("cannot set the mode of", path, error)
+        }
         return chowned
     }
 
@@ -150,9 +161,11 @@ final class RootedTree {
         invalidate(path)
         let temporary = ".\(name).qluman.\(getpid())"
         try? Posix.unlinkat(dir, temporary)
-        do { try Posix.symlinkat(target, dir, temporary) } catch { throw failure("cannot create the link", path, error) }
+        do { try Posix.symlinkat(target, dir, temporary) } catch {
+            throw failure("cannot create the link", path, error)
+        }
         var chowned = true
-        do { try Posix.fchownat(dir, temporary, uid, gid) } catch where !canChown { chowned = false } catch {
+        do { try Posix.fchownat(dir, temporary, uid, gid) } catch  where !canChown { chowned = false } catch {
             try? Posix.unlinkat(dir, temporary)
             throw failure("cannot set the owner of", path, error)
         }

@@ -16,7 +16,9 @@ extension ChrootConfig: NodeConfigClass {
     public static var optionsKey: String? { "chroot" }
     public static var example: String { #"{"chroot":"devel"}"# }
 
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let chroot = configs.last?.config else { return }
         context.optionsFile("chroot", of: kind, into: &plan) { $0.set("QLUMAN_CHROOT", chroot.chroot) }
     }

@@ -50,7 +50,8 @@ public struct ConfigClass: RawRepresentable, Hashable, Codable, Sendable, Custom
         guard let c = ConfigClass(rawValue: text) else {
             throw QlustarError(
                 .invalidArgument,
-                "no config class \(ImageName.quoted(text)); classes: \(ConfigClass.allCases.map(\.rawValue).joined(separator: ", "))")
+                "no config class \(ImageName.quoted(text)); classes: \(ConfigClass.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         self = c
     }

@@ -32,16 +32,24 @@ public struct DiskConfig: Codable, Sendable, Equatable {
         }
 
         /// `DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS` (`-` for none).
-        public var line: String { "\(device) \(action.rawValue) \(fsType.rawValue) \(mountpoint ?? "-") \(options ?? "-")" }
+        public var line: String {
+            "\(device) \(action.rawValue) \(fsType.rawValue) \(mountpoint ?? "-") \(options ?? "-")"
+        }
 
         func validate(_ what: String) throws(QlustarError) {
             let device = try FieldCheck.absolutePath(self.device, what + ".device")
-            guard device.hasPrefix("/dev/"), device.count > 5 else { throw FieldCheck.fail(what + ".device", "\(device) is not below /dev") }
+            guard device.hasPrefix("/dev/"), device.count > 5 else {
+                throw FieldCheck.fail(what + ".device", "\(device) is not below /dev")
+            }
             if fsType == .swap {
                 guard mountpoint == nil else { throw FieldCheck.fail(what, "swap has no mountpoint") }
             } else {
-                guard let m = mountpoint else { throw FieldCheck.fail(what, "a \(fsType.rawValue) disk needs a mountpoint") }
-                guard try FieldCheck.absolutePath(m, what + ".mountpoint") != "/" else { throw FieldCheck.fail(what, "cannot mount over /") }
+                guard let m = mountpoint else {
+                    throw FieldCheck.fail(what, "a \(fsType.rawValue) disk needs a mountpoint")
+                }
+                guard try FieldCheck.absolutePath(m, what + ".mountpoint") != "/" else {
+                    throw FieldCheck.fail(what, "cannot mount over /")
+                }
             }
             if let o = options { _ = try FieldCheck.line(o, what + ".options", allowSpaces: false) }
         }
@@ -54,7 +62,9 @@ public struct DiskConfig: Codable, Sendable, Equatable {
     public func validate() throws(QlustarError) {
         guard !disks.isEmpty else { throw FieldCheck.fail("disk", "needs at least one disk") }
         for (i, d) in disks.enumerated() { try d.validate("disks[\(i)]") }
-        guard Set(disks.map(\.device)).count == disks.count else { throw FieldCheck.fail("disk", "a device is listed twice") }
+        guard Set(disks.map(\.device)).count == disks.count else {
+            throw FieldCheck.fail("disk", "a device is listed twice")
+        }
         let mounts = disks.compactMap(\.mountpoint)
         guard Set(mounts).count == mounts.count else { throw FieldCheck.fail("disk", "a mountpoint is used twice") }
     }
@@ -71,9 +81,13 @@ public struct DiskConfig: Codable, Sendable, Equatable {
             if line.isEmpty || line.hasPrefix("#") { continue }
             let f = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             guard f.count == 5, let action = Action(rawValue: f[1]), let fs = FileSystem(rawValue: f[2]) else {
-                throw QlustarError(.invalidArgument, "disk-config line \(n + 1): expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
+                throw QlustarError(
+                    .invalidArgument,
+                    "disk-config line \(n + 1): expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
             }
-            let disk = Disk(device: f[0], action: action, fsType: fs, mountpoint: f[3] == "-" ? nil : f[3], options: f[4] == "-" ? nil : f[4])
+            let disk = Disk(
+                device: f[0], action: action, fsType: fs, mountpoint: f[3] == "-" ? nil : f[3],
+                options: f[4] == "-" ? nil : f[4])
             try disk.validate("disk-config line \(n + 1)")
             disks.append(disk)
         }
@@ -94,7 +108,9 @@ extension DiskConfig: NodeConfigClass {
         #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4","mountpoint":"/scratch","options":"noatime"}]}"#
     }
 
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let disk = configs.last?.config else { return }
         let source = context.source(kind)
         plan.file(NodeRenderer.optionsDirectory + "/disk-config", context.header(source) + disk.text, origin: source)

@@ -10,7 +10,9 @@ enum FieldCheck {
     }
 
     /// A single line of printable text without control characters, at most `limit` bytes.
-    static func line(_ text: String, _ what: String, limit: Int = 256, allowSpaces: Bool = true) throws(QlustarError) -> String {
+    static func line(_ text: String, _ what: String, limit: Int = 256, allowSpaces: Bool = true) throws(QlustarError)
+        -> String
+    {
         guard !text.isEmpty, text.utf8.count <= limit else {
             throw fail(what, "must be 1–\(limit) bytes (got \(text.utf8.count))")
         }
@@ -26,12 +28,16 @@ enum FieldCheck {
     /// A network interface name as the kernel accepts it: 1–15 bytes of letters, digits, '.', '_', '-', ':'.
     static func interface(_ text: String, _ what: String) throws(QlustarError) -> String {
         let bytes = Array(text.utf8)
-        let ok = (1...15).contains(bytes.count) && bytes.allSatisfy { c in
-            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
-                || c == 0x3A
-        } && text != "." && text != ".."
+        let ok =
+            (1...15).contains(bytes.count)
+            && bytes.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E
+                    || c == 0x5F || c == 0x2D
+                    || c == 0x3A
+            } && text != "." && text != ".."
         guard ok else {
-            throw fail(what, "interface name \(ImageName.quoted(text)) must be 1–15 letters, digits, '.', '_', '-' or ':'")
+            throw fail(
+                what, "interface name \(ImageName.quoted(text)) must be 1–15 letters, digits, '.', '_', '-' or ':'")
         }
         return text
     }
@@ -40,7 +46,9 @@ enum FieldCheck {
     static func absolutePath(_ text: String, _ what: String) throws(QlustarError) -> String {
         _ = try line(text, what, limit: 1024, allowSpaces: false)
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard text.hasPrefix("/"), text == "/" || !parts.dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
+        guard text.hasPrefix("/"),
+            text == "/" || !parts.dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." })
+        else {
             throw fail(what, "\(ImageName.quoted(text)) must be an absolute path without '.', '..' or '//'")
         }
         return text
@@ -50,7 +58,9 @@ enum FieldCheck {
     static func ipv4(_ text: String, _ what: String) throws(QlustarError) -> UInt32 {
         let octets = text.split(separator: ".", omittingEmptySubsequences: false)
         guard octets.count == 4,
-            octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }),
+            octets.allSatisfy({
+                !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) && Int($0)! <= 255
+            }),
             !octets.contains(where: { $0.count > 1 && $0.hasPrefix("0") })
         else {
             throw fail(what, "\(ImageName.quoted(text)) is not an IPv4 address like 10.0.0.1")
@@ -67,7 +77,9 @@ enum FieldCheck {
         let address = try ipv4(String(pieces[0]), what)
         let network = IPv4Network(address: address, prefix: prefix)
         guard address & ~network.mask == 0 else {
-            throw fail(what, "\(text) has host bits set; the network is \(IPv4Network.format(address & network.mask))/\(prefix)")
+            throw fail(
+                what,
+                "\(text) has host bits set; the network is \(IPv4Network.format(address & network.mask))/\(prefix)")
         }
         return network
     }
@@ -95,7 +107,8 @@ public struct IPv4Network: Sendable, Equatable {
         guard hostBits & mask == 0, hostBits != 0, hostBits != ~mask else {
             throw QlustarError(
                 .invalidArgument,
-                "node \(node): host number \(hostBits) of its boot address does not fit network \(IPv4Network.format(address))/\(prefix)")
+                "node \(node): host number \(hostBits) of its boot address does not fit network \(IPv4Network.format(address))/\(prefix)"
+            )
         }
         return address | hostBits
     }

@@ -25,7 +25,9 @@ extension IPMIConfig: NodeConfigClass {
 
     /// `options.d/ipmi` and the `ipmitool lan set` commands that give the BMC its address.
     /// - Throws: `.invalidArgument` when the node's host number does not fit the IPMI network.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext)
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    )
         throws(QlustarError)
     {
         guard let ipmi = configs.last?.config else { return }
@@ -41,11 +43,15 @@ extension IPMIConfig: NodeConfigClass {
             o.set("QLUMAN_IPMI_CHANNEL", channel)
         }
         let lan = ["lan", "set", channel]
-        plan.actions.append(.init(description: "IPMI address source static", program: "ipmitool", arguments: lan + ["ipsrc", "static"]))
-        plan.actions.append(.init(description: "IPMI address \(address)", program: "ipmitool", arguments: lan + ["ipaddr", address]))
-        plan.actions.append(.init(description: "IPMI netmask", program: "ipmitool", arguments: lan + ["netmask", network.netmask]))
+        plan.actions.append(
+            .init(description: "IPMI address source static", program: "ipmitool", arguments: lan + ["ipsrc", "static"]))
+        plan.actions.append(
+            .init(description: "IPMI address \(address)", program: "ipmitool", arguments: lan + ["ipaddr", address]))
+        plan.actions.append(
+            .init(description: "IPMI netmask", program: "ipmitool", arguments: lan + ["netmask", network.netmask]))
         if let g = ipmi.gateway {
-            plan.actions.append(.init(description: "IPMI gateway \(g)", program: "ipmitool", arguments: lan + ["defgw", "ipaddr", g]))
+            plan.actions.append(
+                .init(description: "IPMI gateway \(g)", program: "ipmitool", arguments: lan + ["defgw", "ipaddr", g]))
         }
     }
 }

@@ -22,7 +22,9 @@ extension MiscConfig: NodeConfigClass {
     public static var example: String { #"{"mailRelay":"head","sshSlurmOnly":true}"# }
 
     /// `options.d/misc`; with `sshSlurmOnly`, the pam check that lets in only users with a job.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let misc = configs.last?.config else { return }
         let source = context.source(kind)
         context.optionsFile("misc", of: kind, into: &plan) { o in
@@ -30,8 +32,11 @@ extension MiscConfig: NodeConfigClass {
             o.set("QLUMAN_SSH_SLURM_ONLY", misc.sshSlurmOnly ?? false)
         }
         if misc.sshSlurmOnly == true {
-            plan.file(PamRules.slurmJobCheck, "#!/bin/sh\n" + context.header(source) + PamRules.slurmJobCheckText, mode: 0o755, origin: source)
-            plan.edit("/etc/pam.d/sshd", key: PamRules.slurmAccountLine, line: PamRules.slurmAccountLine, origin: source)
+            plan.file(
+                PamRules.slurmJobCheck, "#!/bin/sh\n" + context.header(source) + PamRules.slurmJobCheckText,
+                mode: 0o755, origin: source)
+            plan.edit(
+                "/etc/pam.d/sshd", key: PamRules.slurmAccountLine, line: PamRules.slurmAccountLine, origin: source)
         }
     }
 }

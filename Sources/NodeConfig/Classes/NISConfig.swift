@@ -23,11 +23,15 @@ extension NISConfig: NodeConfigClass {
     public static var example: String { #"{"domain":"cluster","servers":["192.168.52.1"]}"# }
 
     /// `/etc/defaultdomain`, `/etc/yp.conf`, and `nis` for nsswitch.conf (netgroups too).
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let nis = configs.last?.config else { return }
         let source = context.source(kind)
         plan.file("/etc/defaultdomain", nis.domain + "\n", origin: source)
-        plan.file("/etc/yp.conf", context.header(source) + nis.servers.map { "domain \(nis.domain) server \($0)\n" }.joined(), origin: source)
+        plan.file(
+            "/etc/yp.conf", context.header(source) + nis.servers.map { "domain \(nis.domain) server \($0)\n" }.joined(),
+            origin: source)
         context.nameServices.append((service: "nis", origin: source, netgroup: true))
     }
 }

@@ -45,20 +45,32 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
             guard names.insert(name).inserted else { throw FieldCheck.fail(what, "interface \(name) is listed twice") }
             switch interface.address {
             case "boot", "dhcp", "manual": break
-            default: _ = try FieldCheck.network(interface.address, what + ".address (boot, dhcp, manual or a network A.B.C.D/P)")
+            default:
+                _ = try FieldCheck.network(
+                    interface.address, what + ".address (boot, dhcp, manual or a network A.B.C.D/P)")
             }
             if let g = interface.gateway { _ = try FieldCheck.ipv4(g, what + ".gateway") }
-            if let mtu = interface.mtu, !(576...65_520).contains(mtu) { throw FieldCheck.fail(what + ".mtu", "must be 576–65520") }
+            if let mtu = interface.mtu, !(576...65_520).contains(mtu) {
+                throw FieldCheck.fail(what + ".mtu", "must be 576–65520")
+            }
             switch interface.kind {
             case .bond:
-                guard let slaves = interface.slaves, !slaves.isEmpty else { throw FieldCheck.fail(what, "a bond needs slaves") }
+                guard let slaves = interface.slaves, !slaves.isEmpty else {
+                    throw FieldCheck.fail(what, "a bond needs slaves")
+                }
                 for s in slaves { _ = try FieldCheck.interface(s, what + ".slaves") }
                 if let m = interface.bondMode, !Self.bondModes.contains(m) {
-                    throw FieldCheck.fail(what + ".bondMode", "\(ImageName.quoted(m)) is not one of \(Self.bondModes.sorted().joined(separator: ", "))")
+                    throw FieldCheck.fail(
+                        what + ".bondMode",
+                        "\(ImageName.quoted(m)) is not one of \(Self.bondModes.sorted().joined(separator: ", "))")
                 }
             case .vlan:
-                guard let tag = interface.vlan, (1...4094).contains(tag) else { throw FieldCheck.fail(what, "a VLAN needs a tag 1–4094") }
-                guard let parent = interface.parent else { throw FieldCheck.fail(what, "a VLAN needs a parent interface") }
+                guard let tag = interface.vlan, (1...4094).contains(tag) else {
+                    throw FieldCheck.fail(what, "a VLAN needs a tag 1–4094")
+                }
+                guard let parent = interface.parent else {
+                    throw FieldCheck.fail(what, "a VLAN needs a parent interface")
+                }
                 _ = try FieldCheck.interface(parent, what + ".parent")
             case .ethernet, .ipoib:
                 guard interface.slaves == nil, interface.vlan == nil else {
@@ -67,7 +79,9 @@ public struct NetworkConfig: Codable, Sendable, Equatable {
             }
         }
         let enslaved = interfaces.flatMap { $0.slaves ?? [] }
-        guard Set(enslaved).count == enslaved.count else { throw FieldCheck.fail("network", "an interface is the slave of two bonds") }
+        guard Set(enslaved).count == enslaved.count else {
+            throw FieldCheck.fail("network", "an interface is the slave of two bonds")
+        }
         for slave in enslaved where interfaces.contains(where: { $0.name == slave && $0.address != "manual" }) {
             throw FieldCheck.fail("network", "bond slave \(slave) must have address manual")
         }
@@ -92,7 +106,9 @@ extension NetworkConfig: NodeConfigClass {
 
     /// `interfaces.d/qluman` on Debian and Ubuntu, an `ifcfg-*` file per interface on RHEL.
     /// - Throws: `.invalidArgument` when the node's host number does not fit a network.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext)
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    )
         throws(QlustarError)
     {
         guard let network = configs.last?.config else { return }
@@ -101,7 +117,8 @@ extension NetworkConfig: NodeConfigClass {
         switch context.facts.osFamily {
         case .debian:
             plan.file(
-                "/etc/network/interfaces.d/qluman", context.header(source) + InterfacesWriter.debian(network, addresses), origin: source)
+                "/etc/network/interfaces.d/qluman",
+                context.header(source) + InterfacesWriter.debian(network, addresses), origin: source)
         case .redhat:
             for (name, text) in InterfacesWriter.redhat(network, addresses) {
                 plan.file("/etc/sysconfig/network-scripts/ifcfg-\(name)", context.header(source) + text, origin: source)

@@ -26,9 +26,14 @@ public struct NetworkFSConfig: Codable, Sendable, Equatable {
             let path = try FieldCheck.absolutePath(m.path, what + ".path")
             guard path != "/" else { throw FieldCheck.fail(what + ".path", "cannot mount over /") }
             guard paths.insert(path).inserted else { throw FieldCheck.fail(what, "\(path) is mounted twice") }
-            guard m.type.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x5F }),
+            guard
+                m.type.utf8.allSatisfy({
+                    ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x5F
+                }),
                 (1...32).contains(m.type.utf8.count)
-            else { throw FieldCheck.fail(what + ".type", "\(ImageName.quoted(m.type)) is not a file system type like nfs") }
+            else {
+                throw FieldCheck.fail(what + ".type", "\(ImageName.quoted(m.type)) is not a file system type like nfs")
+            }
             if let o = m.options { _ = try FieldCheck.line(o, what + ".options", limit: 1024, allowSpaces: false) }
         }
     }
@@ -47,7 +52,9 @@ extension NetworkFSConfig: NodeConfigClass {
     }
 
     /// A `.mount` unit per mount (and an `.automount` where asked), enabled for remote-fs.target.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         for named in configs {
             for mount in named.config.mounts {
                 let origin = "network-fs \(named.name)"
@@ -64,10 +71,13 @@ extension NetworkFSConfig: NodeConfigClass {
                 if automount {
                     plan.file(
                         "/etc/systemd/system/\(unit).automount",
-                        context.header(origin) + "[Unit]\n" + description + "\n[Automount]\nWhere=\(mount.path)\nTimeoutIdleSec=600\n\n"
+                        context.header(origin) + "[Unit]\n" + description
+                            + "\n[Automount]\nWhere=\(mount.path)\nTimeoutIdleSec=600\n\n"
                             + "[Install]\nWantedBy=remote-fs.target\n", origin: origin)
                 }
-                plan.symlink("/etc/systemd/system/remote-fs.target.wants/\(enabled)", to: "/etc/systemd/system/\(enabled)", origin: origin)
+                plan.symlink(
+                    "/etc/systemd/system/remote-fs.target.wants/\(enabled)", to: "/etc/systemd/system/\(enabled)",
+                    origin: origin)
             }
         }
     }

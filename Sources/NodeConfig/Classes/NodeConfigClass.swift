@@ -62,11 +62,15 @@ extension NodeConfigClass {
 
     /// The bodies of this class in `options`, by config name.
     static func named(in options: NodeOptions) -> [NodeOptions.Named<Self>] {
-        (options.bodies[kind] ?? []).compactMap { n in (n.body as? Self).map { NodeOptions.Named(name: n.name, config: $0) } }
+        (options.bodies[kind] ?? []).compactMap { n in
+            (n.body as? Self).map { NodeOptions.Named(name: n.name, config: $0) }
+        }
     }
 
     /// Renders the class when the node has a config of it.
-    static func render(_ options: NodeOptions, into plan: inout FilePlan, _ context: inout RenderContext) throws(QlustarError) {
+    static func render(_ options: NodeOptions, into plan: inout FilePlan, _ context: inout RenderContext)
+        throws(QlustarError)
+    {
         guard options.sources[kind.rawValue]?.isEmpty == false else { return }
         try render(named(in: options), into: &plan, &context)
     }
@@ -83,7 +87,9 @@ extension NodeConfigClass {
         }
     }
 
-    static func decode(_ container: KeyedDecodingContainer<NodeOptions.Key>, sources: [String: [String]]) throws -> [NodeOptions.NamedBody] {
+    static func decode(_ container: KeyedDecodingContainer<NodeOptions.Key>, sources: [String: [String]]) throws
+        -> [NodeOptions.NamedBody]
+    {
         guard let key = optionsKey.map(NodeOptions.Key.init) else { return [] }
         if allowsSeveral {
             let list = try container.decodeIfPresent([NodeOptions.Named<Self>].self, forKey: key) ?? []
@@ -114,7 +120,9 @@ public struct RenderContext {
     }
 
     /// Adds `options.d/NAME`, the file of `KEY='value'` lines a class gives a node, filled by `fill`.
-    func optionsFile(_ name: String, of cls: ConfigClass, into plan: inout FilePlan, _ fill: (inout ShellOptions) -> Void) {
+    func optionsFile(
+        _ name: String, of cls: ConfigClass, into plan: inout FilePlan, _ fill: (inout ShellOptions) -> Void
+    ) {
         let source = source(cls)
         var o = ShellOptions(header: header(source))
         fill(&o)

@@ -12,7 +12,8 @@ public struct OpenSMConfig: Codable, Sendable, Equatable {
         if let p = priority, !(0...15).contains(p) { throw FieldCheck.fail("opensm.priority", "must be 0–15") }
         for g in ports ?? [] {
             guard g.hasPrefix("0x"), (3...18).contains(g.count), UInt64(g.dropFirst(2), radix: 16) != nil else {
-                throw FieldCheck.fail("opensm.ports", "\(ImageName.quoted(g)) is not a port GUID like 0x0002c903000e0b21")
+                throw FieldCheck.fail(
+                    "opensm.ports", "\(ImageName.quoted(g)) is not a port GUID like 0x0002c903000e0b21")
             }
         }
     }
@@ -28,7 +29,9 @@ extension OpenSMConfig: NodeConfigClass {
     public static var example: String { #"{"enabled":true,"priority":10}"# }
 
     /// `options.d/opensm`, and opensm.service enabled when the node runs the subnet manager.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let sm = configs.last?.config else { return }
         context.optionsFile("opensm", of: kind, into: &plan) { o in
             o.set("QLUMAN_OPENSM", sm.enabled)

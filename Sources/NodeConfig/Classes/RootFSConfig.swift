@@ -26,14 +26,20 @@ extension RootFSConfig: NodeConfigClass {
     /// `options.d/root-fs` and every entry of the trees that came with the options, in order.
     /// - Throws: `.invalidArgument` when the trees received are not the ones announced, or an
     ///   entry would leave its tree.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext)
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    )
         throws(QlustarError)
     {
         let references = context.options.rootFS
         guard !references.isEmpty else { return }
-        context.optionsFile("root-fs", of: kind, into: &plan) { $0.set("QLUMAN_ROOT_FS", references.map(\.name).joined(separator: " ")) }
+        context.optionsFile("root-fs", of: kind, into: &plan) {
+            $0.set("QLUMAN_ROOT_FS", references.map(\.name).joined(separator: " "))
+        }
         guard context.trees.count == references.count else {
-            throw QlustarError(.invalidArgument, "\(references.count) Root FS Customizations announced, \(context.trees.count) received")
+            throw QlustarError(
+                .invalidArgument,
+                "\(references.count) Root FS Customizations announced, \(context.trees.count) received")
         }
         for tree in context.trees { plan.entries += try tree.entries(origin: "root-fs \(tree.name)") }
     }

@@ -19,11 +19,13 @@ public struct SSHKeysConfig: Codable, Sendable, Equatable {
             _ = try FieldCheck.line(key, what, limit: 16_384)
             let fields = key.split(separator: " ", maxSplits: 2)
             guard fields.count >= 2, Self.types.contains(String(fields[0])) else {
-                throw FieldCheck.fail(what, "must start with a key type (\(Self.types.sorted().joined(separator: ", "))) and the key")
+                throw FieldCheck.fail(
+                    what, "must start with a key type (\(Self.types.sorted().joined(separator: ", "))) and the key")
             }
             let type = Array(fields[0].utf8)
             guard let blob = Data(base64Encoded: String(fields[1])), blob.count > 4 + type.count,
-                Array(blob.prefix(4)) == [0, 0, 0, UInt8(type.count)], Array(blob.dropFirst(4).prefix(type.count)) == type
+                Array(blob.prefix(4)) == [0, 0, 0, UInt8(type.count)],
+                Array(blob.dropFirst(4).prefix(type.count)) == type
             else { throw FieldCheck.fail(what, "the key data is not a valid \(fields[0]) public key") }
         }
     }
@@ -40,7 +42,9 @@ extension SSHKeysConfig: NodeConfigClass {
     public static var example: String { #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA… admin@head"]}"# }
 
     /// `/root/.ssh/authorized_keys` (0600, in a 0700 directory) with the keys of every config.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard !configs.isEmpty else { return }
         let origin = context.source(kind)
         plan.directory("/root/.ssh", mode: 0o700, origin: origin)

@@ -29,16 +29,24 @@ public struct SSSDConfig: Codable, Sendable, Equatable {
         guard !domains.isEmpty else { throw FieldCheck.fail("sssd", "needs at least one domain") }
         for (i, d) in domains.enumerated() {
             let what = "domains[\(i)]"
-            guard d.name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x2D || $0 == 0x5F }),
+            guard
+                d.name.utf8.allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E
+                        || $0 == 0x2D || $0 == 0x5F
+                }),
                 (1...64).contains(d.name.utf8.count)
-            else { throw FieldCheck.fail(what + ".name", "\(ImageName.quoted(d.name)) must be 1–64 letters, digits, '.', '-', '_'") }
+            else {
+                throw FieldCheck.fail(
+                    what + ".name", "\(ImageName.quoted(d.name)) must be 1–64 letters, digits, '.', '-', '_'")
+            }
             switch d.provider {
             case .ldap:
                 guard let uris = d.uris, !uris.isEmpty else { throw FieldCheck.fail(what, "an ldap domain needs uris") }
                 for u in uris {
                     _ = try FieldCheck.line(u, what + ".uris", limit: 512, allowSpaces: false)
                     guard u.hasPrefix("ldap://") || u.hasPrefix("ldaps://"), !u.contains(",") else {
-                        throw FieldCheck.fail(what + ".uris", "\(ImageName.quoted(u)) is not an ldap:// or ldaps:// URI")
+                        throw FieldCheck.fail(
+                            what + ".uris", "\(ImageName.quoted(u)) is not an ldap:// or ldaps:// URI")
                     }
                 }
                 guard let base = d.searchBase else { throw FieldCheck.fail(what, "an ldap domain needs a searchBase") }
@@ -55,11 +63,15 @@ public struct SSSDConfig: Codable, Sendable, Equatable {
                     if c == ")" { depth -= 1 }
                     if depth < 0 { break }
                 }
-                guard f.hasPrefix("("), depth == 0 else { throw FieldCheck.fail(what + ".accessFilter", "an LDAP filter in balanced parentheses") }
+                guard f.hasPrefix("("), depth == 0 else {
+                    throw FieldCheck.fail(what + ".accessFilter", "an LDAP filter in balanced parentheses")
+                }
             }
             if let c = d.caCertificate { _ = try FieldCheck.absolutePath(c, what + ".caCertificate") }
         }
-        guard Set(domains.map(\.name)).count == domains.count else { throw FieldCheck.fail("sssd", "a domain is listed twice") }
+        guard Set(domains.map(\.name)).count == domains.count else {
+            throw FieldCheck.fail("sssd", "a domain is listed twice")
+        }
     }
 }
 
@@ -75,12 +87,15 @@ extension SSSDConfig: NodeConfigClass {
     }
 
     /// `/etc/sssd/sssd.conf` (0600), pam_mkhomedir when asked, and `sss` for nsswitch.conf.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let sssd = configs.last?.config else { return }
         let source = context.source(kind)
         plan.file("/etc/sssd/sssd.conf", context.header(source) + PamRules.sssdConf(sssd), mode: 0o600, origin: source)
         if sssd.createHomes == true {
-            plan.edit("/etc/pam.d/common-session", key: PamRules.mkhomedirKey, line: PamRules.mkhomedirLine, origin: source)
+            plan.edit(
+                "/etc/pam.d/common-session", key: PamRules.mkhomedirKey, line: PamRules.mkhomedirLine, origin: source)
         }
         context.nameServices.append((service: "sss", origin: source, netgroup: false))
     }

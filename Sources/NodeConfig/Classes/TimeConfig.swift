@@ -12,7 +12,11 @@ public struct TimeConfig: Codable, Sendable, Equatable {
         guard !servers.isEmpty, servers.count <= 8 else { throw FieldCheck.fail("time.servers", "give 1–8 servers") }
         for s in servers {
             let name = try FieldCheck.line(s, "time.servers", limit: 253, allowSpaces: false)
-            guard name.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x2D || $0 == 0x3A })
+            guard
+                name.utf8.allSatisfy({
+                    ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E
+                        || $0 == 0x2D || $0 == 0x3A
+                })
             else { throw FieldCheck.fail("time.servers", "\(ImageName.quoted(s)) is not a host name or address") }
         }
     }
@@ -44,14 +48,17 @@ extension TimeConfig: NodeConfigClass {
 
     /// The servers for the node's time daemon: a chrony `conf.d` file or a timesyncd drop-in;
     /// nothing for an image with neither.
-    public static func render(_ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext) {
+    public static func render(
+        _ configs: [NodeOptions.Named<Self>], into plan: inout FilePlan, _ context: inout RenderContext
+    ) {
         guard let time = configs.last?.config else { return }
         let source = context.source(kind)
         switch context.facts.timeDaemon {
         case .chrony:
             plan.file(
                 "/etc/chrony/conf.d/qluman.conf",
-                context.header(source) + time.servers.map { "server \($0) iburst\n" }.joined() + "makestep 1 3\n", origin: source)
+                context.header(source) + time.servers.map { "server \($0) iburst\n" }.joined() + "makestep 1 3\n",
+                origin: source)
         case .timesyncd:
             plan.file(
                 "/etc/systemd/timesyncd.conf.d/qluman.conf",

@@ -1,10 +1,11 @@
+import Foundation
+import Logging
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Transport
-import Logging
 
 /// `qluman-execd --configure`: one run of the pre-systemd configuration of a node. Connects to
 /// qlumand over TLS (only a server certificate signed by the cluster CA is accepted), identifies
@@ -80,7 +81,8 @@ public struct ConfigureRun {
             }
             let archive = RootFSArchive(name: reference.name, bytes: Array(payload[offset..<(offset + reference.size)]))
             guard archive.sha256 == reference.sha256 else {
-                throw QlustarError(.integrity, "Root FS Customization \(reference.name): SHA-256 does not match; nothing written")
+                throw QlustarError(
+                    .integrity, "Root FS Customization \(reference.name): SHA-256 does not match; nothing written")
             }
             trees.append(archive)
             offset += reference.size
@@ -94,7 +96,9 @@ public struct ConfigureRun {
         for action in plan.actions {
             let program = Subprocess.locate(Self.searchPath(action.program))
             guard program.hasPrefix("/") else {
-                log.info("\(action.program) not present: \(action.description) not set (\(action.program) \(action.arguments.joined(separator: " ")))")
+                log.info(
+                    "\(action.program) not present: \(action.description) not set (\(action.program) \(action.arguments.joined(separator: " ")))"
+                )
                 skipped += 1
                 continue
             }
@@ -111,7 +115,8 @@ public struct ConfigureRun {
         let seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
         let classList = classes.isEmpty ? "none" : classes.joined(separator: " ")
         log.info(
-            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes \(classList)\(String(format: ", %.2f s", seconds))")
+            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes \(classList)\(String(format: ", %.2f s", seconds))"
+        )
         return Report(
             node: options.node.name, files: outcome.written, ownersNotSet: outcome.ownersNotSet, classes: classes,
             actionsRun: run, actionsSkipped: skipped, actionsFailed: failed, seconds: seconds)
@@ -125,7 +130,8 @@ public struct ConfigureRun {
         do {
             let r = try sync.run()
             let measured = String(
-                format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost, r.stratum, r.delay * 1_000)
+                format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost,
+                r.stratum, r.delay * 1_000)
             log.info("\(measured)\(r.stepped ? "; clock stepped" : "; not stepped")")
         } catch {
             log.warning("\(error.message); the clock stays as it is")
@@ -147,26 +153,31 @@ public struct ConfigureRun {
         while true {
             do throws(ControlFailure) {
                 let client = try ControlClient(
-                    host: settings.serverHost, port: settings.serverPort, timeout: 5, maxData: RootFSArchive.maxUnpackedSize, tls: tls,
+                    host: settings.serverHost, port: settings.serverPort, timeout: 5,
+                    maxData: RootFSArchive.maxUnpackedSize, tls: tls,
                     source: settings.sourceAddress)
                 defer { client.close() }
                 let (json, payload) = try client.fetch(body, timeout: 60)
                 do { return (try JSONDecoder().decode(ConfigureReply.self, from: Data(json)), payload) } catch {
-                    throw ControlFailure(.internalError, "qlumand's answer does not decode: \(ConfigClass.describe(error))")
+                    throw ControlFailure(
+                        .internalError, "qlumand's answer does not decode: \(ConfigClass.describe(error))")
                 }
             } catch {
                 switch error.code {
                 case .connection, .timedOut, .busy:
                     guard MonotonicClock.nanoseconds() < deadline else {
                         throw QlustarError(
-                            .unreachable, "cannot reach qlumand at \(settings.serverHost):\(settings.serverPort): \(error.message)")
+                            .unreachable,
+                            "cannot reach qlumand at \(settings.serverHost):\(settings.serverPort): \(error.message)")
                     }
-                    log.debug("qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
+                    log.debug(
+                        "qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
                     usleep(UInt32(delay * 1e6))
                     delay = min(delay * 2, 2)
                     continue
                 case .tls:
-                    throw QlustarError(.refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
+                    throw QlustarError(
+                        .refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
                 default:
                     throw QlustarError(.refused, "qlumand refused this node: \(error.message)")
                 }

@@ -1,9 +1,10 @@
+import Foundation
+import Logging
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Logging
 
 /// `qluman-execd --init-disks`: the local disks of `/etc/qlustar/options.d/disk-config`,
 /// initialised and mounted before the init.d scripts run (boot step 5). Only the devices the
@@ -42,7 +43,11 @@ public struct DiskInitializer {
             case .format: mkfs = true
             case .keep:
                 if let current, current != disk.fsType.rawValue {
-                    steps.append(note(disk, "refused", "\(disk.device) holds \(current), the configuration says \(disk.fsType.rawValue): left alone"))
+                    steps.append(
+                        note(
+                            disk, "refused",
+                            "\(disk.device) holds \(current), the configuration says \(disk.fsType.rawValue): left alone"
+                        ))
                     continue
                 }
                 mkfs = current == nil
@@ -61,7 +66,10 @@ public struct DiskInitializer {
                         continue
                     }
                 }
-                _ = perform(disk, "mount", "mount", ["-t", disk.fsType.rawValue] + (disk.options.map { ["-o", $0] } ?? []) + [disk.device, target], &steps)
+                _ = perform(
+                    disk, "mount", "mount",
+                    ["-t", disk.fsType.rawValue] + (disk.options.map { ["-o", $0] } ?? []) + [disk.device, target],
+                    &steps)
             }
         }
         return steps
@@ -70,7 +78,8 @@ public struct DiskInitializer {
     /// The file system on `device` (blkid), nil when it has none.
     static func fileSystem(of device: String) -> String? {
         let program = Subprocess.locate(ConfigureRun.searchPath("blkid"))
-        guard let out = try? Subprocess.run(program, ["-o", "value", "-s", "TYPE", device], step: "probe \(device)") else { return nil }
+        guard let out = try? Subprocess.run(program, ["-o", "value", "-s", "TYPE", device], step: "probe \(device)")
+        else { return nil }
         let type = out.trimmingCharacters(in: .whitespacesAndNewlines)
         return type.isEmpty ? nil : type
     }
@@ -83,7 +92,9 @@ public struct DiskInitializer {
         }
     }
 
-    private func perform(_ disk: DiskConfig.Disk, _ action: String, _ program: String, _ arguments: [String], _ steps: inout [Step]) -> Bool {
+    private func perform(
+        _ disk: DiskConfig.Disk, _ action: String, _ program: String, _ arguments: [String], _ steps: inout [Step]
+    ) -> Bool {
         let command = ([program] + arguments).joined(separator: " ")
         if dryRun {
             steps.append(note(disk, action, "would run: \(command)"))

@@ -1,11 +1,12 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import NIOConcurrencyHelpers
-import Transport
-import Logging
 
 /// `qluman-execd --daemon`: the node's agent. It connects out to qlumand over TLS (only a
 /// certificate signed by the cluster CA for the configured address is accepted), identifies the
@@ -43,7 +44,9 @@ public final class ExecAgent {
                 let client = try ControlClient(
                     host: settings.configure.serverHost, port: settings.configure.serverPort, timeout: 5, tls: tls,
                     source: settings.configure.sourceAddress)
-                log.info("connected to qlumand \(settings.configure.serverHost):\(settings.configure.serverPort); reporting every \(Int(settings.interval)) s")
+                log.info(
+                    "connected to qlumand \(settings.configure.serverHost):\(settings.configure.serverPort); reporting every \(Int(settings.interval)) s"
+                )
                 backoff = 1
                 lastFailure = ""
                 try serve(client)
@@ -60,8 +63,11 @@ public final class ExecAgent {
     private func serve(_ client: ControlClient) throws(ControlFailure) -> Never {
         defer { client.close() }
         while true {
-            let wait = AgentWaitRequest(credentials: credentials, report: Self.report(root: settings.configure.root), seconds: settings.interval)
-            let reply = try client.call(QlumanOperation.agentWait, wait, as: AgentWaitReply.self, timeout: settings.interval + 15)
+            let wait = AgentWaitRequest(
+                credentials: credentials, report: Self.report(root: settings.configure.root), seconds: settings.interval
+            )
+            let reply = try client.call(
+                QlumanOperation.agentWait, wait, as: AgentWaitReply.self, timeout: settings.interval + 15)
             if let command = reply.command { try execute(command, client) }
         }
     }
@@ -76,7 +82,11 @@ public final class ExecAgent {
                 var again = settings.configure
                 again.timeSync = false
                 let report = try ConfigureRun(settings: again, log: log).run()
-                try send(client, command.job, Array("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))\n".utf8))
+                try send(
+                    client, command.job,
+                    Array(
+                        "configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))\n"
+                            .utf8))
                 result = (0, "ok")
             } catch let failure as ControlFailure {
                 throw failure
@@ -89,14 +99,17 @@ public final class ExecAgent {
             result = try run(command, client)
         }
         _ = try client.call(
-            QlumanOperation.agentResult, AgentResult(credentials: credentials, job: command.job, status: result.0, outcome: result.1),
+            QlumanOperation.agentResult,
+            AgentResult(credentials: credentials, job: command.job, status: result.0, outcome: result.1),
             as: [String: String].self)
         log.info("job \(command.job): \(result.1)")
     }
 
     /// Runs the program, sending its output as it comes (at most every 100 ms).
     private func run(_ command: AgentCommand, _ client: ControlClient) throws(ControlFailure) -> (Int32?, String) {
-        let program = command.argv[0].hasPrefix("/") ? command.argv[0] : Subprocess.locate(ConfigureRun.searchPath(command.argv[0]))
+        let program =
+            command.argv[0].hasPrefix("/")
+            ? command.argv[0] : Subprocess.locate(ConfigureRun.searchPath(command.argv[0]))
         guard program.hasPrefix("/") else {
             try send(client, command.job, Array("\(command.argv[0]): not found\n".utf8))
             return (nil, "not found")
@@ -104,7 +117,8 @@ public final class ExecAgent {
         let process: Subprocess
         do {
             process = try Subprocess(
-                program, Array(command.argv.dropFirst()), directory: settings.configure.root.prefix, output: .pipe, errors: .sameAsOutput)
+                program, Array(command.argv.dropFirst()), directory: settings.configure.root.prefix, output: .pipe,
+                errors: .sameAsOutput)
         } catch {
             try send(client, command.job, Array("cannot start \(program): \(error.message)\n".utf8))
             return (nil, "failed to start")
@@ -138,7 +152,9 @@ public final class ExecAgent {
     }
 
     private func send(_ client: ControlClient, _ job: UInt64, _ data: [UInt8]) throws(ControlFailure) {
-        _ = try client.call(QlumanOperation.agentOutput, AgentOutput(credentials: credentials, job: job, data: Data(data)), as: [String: String].self)
+        _ = try client.call(
+            QlumanOperation.agentOutput, AgentOutput(credentials: credentials, job: job, data: Data(data)),
+            as: [String: String].self)
     }
 
     /// Load, memory, uptime and the root file system's space, from /proc and statvfs.
@@ -153,7 +169,8 @@ public final class ExecAgent {
         var fs = statvfs()
         let haveFS = statvfs(root.prefix, &fs) == 0
         return NodeReport(
-            load1: load.count == 3 ? load[0] : 0, load5: load.count == 3 ? load[1] : 0, load15: load.count == 3 ? load[2] : 0,
+            load1: load.count == 3 ? load[0] : 0, load5: load.count == 3 ? load[1] : 0,
+            load15: load.count == 3 ? load[2] : 0,
             memoryTotal: memory["MemTotal"] ?? 0, memoryAvailable: memory["MemAvailable"] ?? 0,
             uptimeSeconds: Double(read("/proc/uptime").split(separator: " ").first ?? "") ?? 0,
             diskTotal: haveFS ? UInt64(fs.f_blocks) * UInt64(fs.f_frsize) : 0,

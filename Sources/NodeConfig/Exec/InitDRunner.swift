@@ -1,9 +1,10 @@
+import Foundation
+import Logging
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
-import Logging
 
 /// `qluman-execd --run-initd`: runs the executables in `/lib/qlustar/init.d` (placed there by
 /// Root FS Customizations) in alphanumeric (byte) order, each with a time limit. Each script's
@@ -39,7 +40,8 @@ public struct InitDRunner {
         let logDir = root.logs + "/init.d"
         try? FileSystem.makeDirectories(logDir)
         var results: [Result] = []
-        for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }) where !name.hasPrefix(".") {
+        for name in names.sorted(by: { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) })
+        where !name.hasPrefix(".") {
             let path = dir + "/" + name
             guard FileSystem.isExecutableFile(path) else {
                 log.warning("init.d: \(name) skipped (not an executable file)")
@@ -60,7 +62,8 @@ public struct InitDRunner {
         let process: Subprocess
         do {
             process = try Subprocess(
-                path, [], adding: [Root.environmentVariable: root.prefix], directory: root.prefix, output: .file(output),
+                path, [], adding: [Root.environmentVariable: root.prefix], directory: root.prefix,
+                output: .file(output),
                 errors: .sameAsOutput)
         } catch {
             log.error("init.d: \(name) cannot start: \(error.message)")

@@ -1,8 +1,9 @@
+import Foundation
+import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import Platform
 
 /// One SNTP exchange (RFC 4330) with a head node before anything that needs a correct clock
 /// (TLS certificates have validity dates): the offset of this node's clock, and, when it is off
@@ -55,21 +56,26 @@ public struct TimeSync {
         guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else {
             throw QlustarError(.invalidArgument, "time: \(server) is not an IPv4 address")
         }
-        let fd = try FileSystem.at("time: cannot open a socket for", server) { () throws(SystemCallError) in try Posix.udpSocket() }
+        let fd = try FileSystem.at("time: cannot open a socket for", server) { () throws(SystemCallError) in
+            try Posix.udpSocket()
+        }
         defer { Posix.close(fd) }
         let wait = min(max(timeout, 0.001), 3_600)
         let tv = timeval(tv_sec: Int(wait), tv_usec: Int((wait - Double(Int(wait))) * 1e6))
         try FileSystem.at("time: cannot set the receive timeout for", server) { () throws(SystemCallError) in
             try Posix.setOption(fd, SOL_SOCKET, SO_RCVTIMEO, tv, "setsockopt(SO_RCVTIMEO)")
         }
-        try FileSystem.at("time: cannot reach", "\(server):\(port)") { () throws(SystemCallError) in try Posix.connect(fd, address) }
+        try FileSystem.at("time: cannot reach", "\(server):\(port)") { () throws(SystemCallError) in
+            try Posix.connect(fd, address)
+        }
         var request = [UInt8](repeating: 0, count: 48)
         request[0] = 0x23  // LI 0, version 4, mode 3 (client)
         let t1 = Self.now()
         let transmit = Self.encode(t1)
         request.replaceSubrange(40..<48, with: transmit)
         let sent = try FileSystem.at("time: cannot send to", server) { () throws(SystemCallError) in
-            try request.withUnsafeBytes { b in Swift.Result { () throws(SystemCallError) in try Posix.send(fd, b) } }.get()
+            try request.withUnsafeBytes { b in Swift.Result { () throws(SystemCallError) in try Posix.send(fd, b) } }
+                .get()
         }
         guard sent == request.count else { throw QlustarError(.io, "time: cannot send to \(server): short send") }
         var reply = [UInt8](repeating: 0, count: 68)

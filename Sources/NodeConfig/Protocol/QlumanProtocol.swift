@@ -30,7 +30,9 @@ public struct ConfigureRequest: Codable, Sendable, Equatable {
         self.hostname = hostname
     }
 
-    public var facts: NodeFacts { NodeFacts(osFamily: osFamily, timeDaemon: timeDaemon ?? NodeFacts.assumed.timeDaemon) }
+    public var facts: NodeFacts {
+        NodeFacts(osFamily: osFamily, timeDaemon: timeDaemon ?? NodeFacts.assumed.timeDaemon)
+    }
 }
 
 public struct ConfigureReply: Codable, Sendable, Equatable {
@@ -78,7 +80,10 @@ public struct NodeReport: Codable, Sendable, Equatable {
     public var diskTotal: UInt64
     public var diskFree: UInt64
 
-    public init(load1: Double, load5: Double, load15: Double, memoryTotal: UInt64, memoryAvailable: UInt64, uptimeSeconds: Double, diskTotal: UInt64, diskFree: UInt64) {
+    public init(
+        load1: Double, load5: Double, load15: Double, memoryTotal: UInt64, memoryAvailable: UInt64,
+        uptimeSeconds: Double, diskTotal: UInt64, diskFree: UInt64
+    ) {
         self.load1 = load1
         self.load5 = load5
         self.load15 = load15

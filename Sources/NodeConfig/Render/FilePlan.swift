@@ -46,7 +46,8 @@ public struct FilePlan: Sendable, Equatable {
 
         /// `text` with the edit applied.
         public func apply(to text: String) -> String {
-            var lines = text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var lines =
+                text.isEmpty ? [] : text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             if lines.last == "" { lines.removeLast() }
             var found = false
             for i in lines.indices where lines[i].drop(while: { $0 == " " || $0 == "\t" }).hasPrefix(key) {

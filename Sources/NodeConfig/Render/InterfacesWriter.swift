@@ -25,7 +25,8 @@ struct NetworkAddresses {
 enum InterfacesWriter {
     static func debian(_ network: NetworkConfig, _ addresses: NetworkAddresses) -> String {
         var out = ""
-        let masters = Dictionary(network.interfaces.flatMap { i in (i.slaves ?? []).map { ($0, i.name) } }, uniquingKeysWith: { a, _ in a })
+        let masters = Dictionary(
+            network.interfaces.flatMap { i in (i.slaves ?? []).map { ($0, i.name) } }, uniquingKeysWith: { a, _ in a })
         for i in network.interfaces {
             out += "\nauto \(i.name)\n"
             let method = i.address == "dhcp" ? "dhcp" : (i.address == "manual" ? "manual" : "static")
@@ -41,12 +42,17 @@ enum InterfacesWriter {
             case .vlan:
                 out += "    vlan-raw-device \(i.parent ?? "")\n"
             case .ipoib:
-                out += "    pre-up echo \(i.connectedMode == true ? "connected" : "datagram") > /sys/class/net/\(i.name)/mode\n"
+                out +=
+                    "    pre-up echo \(i.connectedMode == true ? "connected" : "datagram") > /sys/class/net/\(i.name)/mode\n"
             case .ethernet: break
             }
             if i.address == "boot" {
-                if let ns = network.nameservers, !ns.isEmpty { out += "    dns-nameservers \(ns.joined(separator: " "))\n" }
-                if let sd = network.searchDomains, !sd.isEmpty { out += "    dns-search \(sd.joined(separator: " "))\n" }
+                if let ns = network.nameservers, !ns.isEmpty {
+                    out += "    dns-nameservers \(ns.joined(separator: " "))\n"
+                }
+                if let sd = network.searchDomains, !sd.isEmpty {
+                    out += "    dns-search \(sd.joined(separator: " "))\n"
+                }
             }
         }
         return out
@@ -54,7 +60,8 @@ enum InterfacesWriter {
 
     /// One `ifcfg-NAME` text per interface, in the order configured.
     static func redhat(_ network: NetworkConfig, _ addresses: NetworkAddresses) -> [(String, String)] {
-        let masters = Dictionary(network.interfaces.flatMap { i in (i.slaves ?? []).map { ($0, i.name) } }, uniquingKeysWith: { a, _ in a })
+        let masters = Dictionary(
+            network.interfaces.flatMap { i in (i.slaves ?? []).map { ($0, i.name) } }, uniquingKeysWith: { a, _ in a })
         return network.interfaces.map { i in
             var o = ShellOptions(header: "")
             o.set("DEVICE", i.name)

@@ -9,7 +9,9 @@ public enum NodeRenderer {
     /// Customization trees in `trees` (in the order of `options.rootFS`).
     /// - Throws: `.invalidArgument` when a value cannot be applied to this node (a host number
     ///   that does not fit a network), or a tree entry that would leave its tree.
-    public static func plan(_ options: NodeOptions, facts: NodeFacts, trees: [RootFSArchive]) throws(QlustarError) -> FilePlan {
+    public static func plan(_ options: NodeOptions, facts: NodeFacts, trees: [RootFSArchive]) throws(QlustarError)
+        -> FilePlan
+    {
         var plan = FilePlan()
         var context = RenderContext(options: options, facts: facts, trees: trees)
         let node = options.node
@@ -23,13 +25,17 @@ public enum NodeRenderer {
 
         for type in ConfigClass.all where type.phase == .files { try type.render(options, into: &plan, &context) }
         nameServiceSwitch(context.nameServices, into: &plan)
-        for type in ConfigClass.all where type.phase == .customization { try type.render(options, into: &plan, &context) }
+        for type in ConfigClass.all where type.phase == .customization {
+            try type.render(options, into: &plan, &context)
+        }
         return plan
     }
 
     /// The passwd, group and shadow lines of nsswitch.conf with the name services the classes
     /// asked for (after `files systemd`), and the netgroup line for those that answer netgroups.
-    static func nameServiceSwitch(_ services: [(service: String, origin: String, netgroup: Bool)], into plan: inout FilePlan) {
+    static func nameServiceSwitch(
+        _ services: [(service: String, origin: String, netgroup: Bool)], into plan: inout FilePlan
+    ) {
         guard !services.isEmpty else { return }
         let extra = services.map { " " + $0.service }.joined()
         let origin = services.map(\.origin).joined(separator: ", ")
@@ -42,7 +48,8 @@ public enum NodeRenderer {
         let netgroup = services.filter(\.netgroup)
         if !netgroup.isEmpty {
             plan.edit(
-                "/etc/nsswitch.conf", key: "netgroup:", line: line("netgroup", netgroup.map(\.service).joined(separator: " ")),
+                "/etc/nsswitch.conf", key: "netgroup:",
+                line: line("netgroup", netgroup.map(\.service).joined(separator: " ")),
                 origin: netgroup.map(\.origin).joined(separator: ", "))
         }
     }

@@ -37,7 +37,9 @@ public enum OSFamily: String, Codable, Sendable, CaseIterable {
             }
         }
         throw QlustarError(
-            .configuration, "cannot tell the OS family from \(root.path("/etc/os-release")) (need ID or ID_LIKE debian/ubuntu or rhel/centos/fedora)")
+            .configuration,
+            "cannot tell the OS family from \(root.path("/etc/os-release")) (need ID or ID_LIKE debian/ubuntu or rhel/centos/fedora)"
+        )
     }
 }
 

@@ -16,13 +16,15 @@ enum PamRules {
     static let mkhomedirLine = "session optional pam_mkhomedir.so skel=/etc/skel umask=0077"
 
     static func sssdConf(_ c: SSSDConfig) -> String {
-        var out = "[sssd]\nconfig_file_version = 2\nservices = nss, pam\ndomains = \(c.domains.map(\.name).joined(separator: ", "))\n"
+        var out =
+            "[sssd]\nconfig_file_version = 2\nservices = nss, pam\ndomains = \(c.domains.map(\.name).joined(separator: ", "))\n"
         for d in c.domains {
             out += "\n[domain/\(d.name)]\n"
             switch d.provider {
             case .ldap:
                 out += "id_provider = ldap\nauth_provider = ldap\nchpass_provider = ldap\n"
-                out += "ldap_uri = \((d.uris ?? []).joined(separator: ", "))\nldap_search_base = \(d.searchBase ?? "")\n"
+                out +=
+                    "ldap_uri = \((d.uris ?? []).joined(separator: ", "))\nldap_search_base = \(d.searchBase ?? "")\n"
                 if let ca = d.caCertificate { out += "ldap_tls_cacert = \(ca)\n" }
                 if let f = d.accessFilter { out += "access_provider = ldap\nldap_access_filter = \(f)\n" }
             case .ad:

@@ -6,7 +6,8 @@ public enum SystemdUnitName {
         guard !trimmed.isEmpty else { return "-" }
         var out = ""
         for (i, byte) in trimmed.utf8.enumerated() {
-            let keep = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            let keep =
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == 0x3A || byte == 0x5F || (byte == 0x2E && i > 0)
             if byte == 0x2F {
                 out += "-"

@@ -1,9 +1,10 @@
+import ImageTools
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Platform
-import ImageTools
-import Transport
 
 /// One Root FS Customization tree as it travels to a node: a gzip-compressed `newc` cpio
 /// archive of `/var/lib/qlustar/root-fs/<name>` that keeps every entry's owner, group and mode,
@@ -48,11 +49,14 @@ public struct RootFSArchive: Sendable, Equatable {
         var out: [FilePlan.Entry] = []
         for e in raw {
             let parts = e.name.split(separator: "/", omittingEmptySubsequences: false)
-            guard !e.name.isEmpty, !e.name.hasPrefix("/"), !parts.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." }) else {
+            guard !e.name.isEmpty, !e.name.hasPrefix("/"),
+                !parts.contains(where: { $0.isEmpty || $0 == ".." || $0 == "." })
+            else {
                 throw refused("entry \(ImageName.quoted(e.name)) leaves the tree (absolute, '..' or empty component)")
             }
             for depth in 1..<max(parts.count, 1) where links.contains(parts[0..<depth].joined(separator: "/")) {
-                throw refused("\(e.name) lies below the tree's own symbolic link \(parts[0..<depth].joined(separator: "/"))")
+                throw refused(
+                    "\(e.name) lies below the tree's own symbolic link \(parts[0..<depth].joined(separator: "/"))")
             }
             let path = "/" + e.name
             let perm = e.mode & 0o7777
@@ -60,12 +64,16 @@ public struct RootFSArchive: Sendable, Equatable {
             case UInt32(S_IFDIR):
                 out.append(.init(path: path, content: .directory, mode: perm, uid: e.uid, gid: e.gid, origin: origin))
             case UInt32(S_IFREG):
-                out.append(.init(path: path, content: .file(e.data), mode: perm, uid: e.uid, gid: e.gid, origin: origin))
+                out.append(
+                    .init(path: path, content: .file(e.data), mode: perm, uid: e.uid, gid: e.gid, origin: origin))
             case UInt32(S_IFLNK):
                 let target = String(decoding: e.data, as: UTF8.self)
-                guard !target.isEmpty, !e.data.contains(0) else { throw refused("symbolic link \(e.name) has no target") }
+                guard !target.isEmpty, !e.data.contains(0) else {
+                    throw refused("symbolic link \(e.name) has no target")
+                }
                 links.insert(e.name)
-                out.append(.init(path: path, content: .symlink(target), mode: 0o777, uid: e.uid, gid: e.gid, origin: origin))
+                out.append(
+                    .init(path: path, content: .symlink(target), mode: 0o777, uid: e.uid, gid: e.gid, origin: origin))
             default:
                 throw refused("\(e.name) is not a directory, file or symbolic link")
             }

@@ -1,8 +1,9 @@
+import Foundation
+import NIOConcurrencyHelpers
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import NIOConcurrencyHelpers
 
 /// A tool's log file, `<root>/var/log/qlustar/<name>.log` (where the administrator looks, per
 /// the boot reference): timestamped lines appended with `O_APPEND`, one per event. One object per
@@ -45,9 +46,11 @@ public final class LogFile: Sendable {
         let dir = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         do throws(QlustarError) {
             try FileSystem.makeDirectories(dir)
-            return (try FileSystem.at("cannot open", path) { () throws(SystemCallError) in
-                try Posix.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
-            }, nil)
+            return (
+                try FileSystem.at("cannot open", path) { () throws(SystemCallError) in
+                    try Posix.open(path, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+                }, nil
+            )
         } catch {
             return (-1, error.message)
         }
@@ -95,7 +98,8 @@ public final class LogFile: Sendable {
         var seconds = now.tv_sec
         gmtime_r(&seconds, &t)
         return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+            t.tm_min,
             t.tm_sec, now.tv_nsec / 1_000_000)
     }
 }

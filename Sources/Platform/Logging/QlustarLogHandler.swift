@@ -1,7 +1,8 @@
+import Logging
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Logging
 
 /// The swift-log handler of every Qlustar tool: each event one line
 /// `TIMESTAMP LEVEL MESSAGE [key=value …]` in the tool's `LogFile`, and on standard error —
@@ -40,7 +41,9 @@ public struct QlustarLogHandler: LogHandler {
     ) {
         var text = message.description
         let all = extra.map { metadata.merging($0) { $1 } } ?? metadata
-        if !all.isEmpty { text += " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+        if !all.isEmpty {
+            text += " " + all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
         text = LogFile.escaped(text)
         let full = Array("\(LogFile.timestamp()) \(level.rawValue) \(text)\n".utf8)
         file?.append(full)
@@ -87,10 +90,13 @@ extension Logger {
         let file = LogFile.shared(root.logs + "/" + name + ".log")
         let environment = getenv(Logger.levelVariable).flatMap { Logger.Level(rawValue: String(cString: $0)) }
         let chosen = level ?? (verbose ? .debug : environment ?? .info)
-        let mode: QlustarLogHandler.Echo = !echo ? .none : (QlustarLogHandler.standardErrorIsJournal ? .journal : .standardError)
+        let mode: QlustarLogHandler.Echo =
+            !echo ? .none : (QlustarLogHandler.standardErrorIsJournal ? .journal : .standardError)
         let handler = QlustarLogHandler(file: file, echo: mode, level: chosen)
         self.init(label: name) { _ in handler }
-        if let failure = file.failure { warning("cannot open the log file \(file.path) (\(failure)); logging to standard error only") }
+        if let failure = file.failure {
+            warning("cannot open the log file \(file.path) (\(failure)); logging to standard error only")
+        }
     }
 
     /// The file this logger writes, for messages that point the administrator to it.
@@ -101,7 +107,8 @@ extension Logger {
     public static func level(parsing text: String) throws(QlustarError) -> Logger.Level {
         guard let level = Logger.Level(rawValue: text.lowercased()) else {
             throw QlustarError(
-                .invalidArgument, "no log level \(ImageName.quoted(text)); levels: trace, debug, info, notice, warning, error, critical")
+                .invalidArgument,
+                "no log level \(ImageName.quoted(text)); levels: trace, debug, info, notice, warning, error, critical")
         }
         return level
     }

@@ -22,13 +22,15 @@ package enum FileSystem {
 
     /// Runs one or more `Posix` calls on `path`; a failure becomes "`what` `path`: errno's text".
     @inline(__always)
-    package static func at<T>(_ what: String, _ path: String, _ body: () throws(SystemCallError) -> T) throws(QlustarError) -> T {
+    package static func at<T>(_ what: String, _ path: String, _ body: () throws(SystemCallError) -> T)
+        throws(QlustarError) -> T
+    {
         do { return try body() } catch { throw FileSystem.error(what, path, error.errno) }
     }
 
     /// The identity of the file at `path`, or nil when it does not exist.
     package static func identity(of path: String) throws(QlustarError) -> FileIdentity? {
-        do { return identity(try Posix.stat(path)) } catch where error.errno == ENOENT || error.errno == ENOTDIR {
+        do { return identity(try Posix.stat(path)) } catch  where error.errno == ENOENT || error.errno == ENOTDIR {
             return nil
         } catch { throw FileSystem.error("cannot stat", path, error.errno) }
     }
@@ -65,7 +67,9 @@ package enum FileSystem {
     /// Creates (or truncates) `path` for writing with `mode`: the temporary file a writer fills
     /// before `commit` publishes it.
     package static func create(_ path: String, mode: mode_t) throws(QlustarError) -> Int32 {
-        try at("cannot create", path) { () throws(SystemCallError) in try Posix.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode) }
+        try at("cannot create", path) { () throws(SystemCallError) in
+            try Posix.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode)
+        }
     }
 
     /// Closes a temporary file that will not be published and removes it.
@@ -108,12 +112,14 @@ package enum FileSystem {
     /// followed). Nothing there is not an error.
     package static func removeTree(_ path: String) throws(QlustarError) {
         let st: stat
-        do { st = try Posix.lstat(path) } catch where error.errno == ENOENT { return } catch {
+        do { st = try Posix.lstat(path) } catch  where error.errno == ENOENT { return } catch {
             throw FileSystem.error("cannot stat", path, error.errno)
         }
         if st.st_mode & S_IFMT == S_IFDIR {
             for name in try list(path) { try removeTree(path + "/" + name) }
-            try at("cannot remove the directory", path) { () throws(SystemCallError) in try Posix.unlinkat(AT_FDCWD, path, AT_REMOVEDIR) }
+            try at("cannot remove the directory", path) { () throws(SystemCallError) in
+                try Posix.unlinkat(AT_FDCWD, path, AT_REMOVEDIR)
+            }
         } else {
             try delete(path)
         }
@@ -129,17 +135,21 @@ package enum FileSystem {
     package static func isDirectory(_ path: String) -> Bool { type(path) == S_IFDIR }
 
     /// A regular file this process may run.
-    package static func isExecutableFile(_ path: String) -> Bool { isRegularFile(path) && Posix.isAccessible(path, X_OK) }
+    package static func isExecutableFile(_ path: String) -> Bool {
+        isRegularFile(path) && Posix.isAccessible(path, X_OK)
+    }
 
     /// Creates `path` and its missing parents with `mode`.
     package static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(QlustarError) {
         var prefix = ""
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
-            do { try Posix.mkdir(prefix, mode) } catch where error.errno == EEXIST {
+            do { try Posix.mkdir(prefix, mode) } catch  where error.errno == EEXIST {
             } catch { throw FileSystem.error("cannot create directory", prefix, error.errno) }
         }
-        guard isDirectory(path.isEmpty ? "/" : path) else { throw QlustarError(.io, "\(path) exists and is not a directory") }
+        guard isDirectory(path.isEmpty ? "/" : path) else {
+            throw QlustarError(.io, "\(path) exists and is not a directory")
+        }
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file beside it (unique to this call),

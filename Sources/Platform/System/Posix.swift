@@ -62,13 +62,17 @@ public enum Posix {
     }
 
     /// openat(2) relative to the directory `dir`; `O_CLOEXEC` is always added.
-    public static func openat(_ dir: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0) throws(SystemCallError) -> Int32 {
+    public static func openat(_ dir: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0) throws(SystemCallError)
+        -> Int32
+    {
         try must("openat") { Glibc.openat(dir, path, flags | O_CLOEXEC, mode) }
     }
 
     /// openat2(2) with `RESOLVE_IN_ROOT`: `path` (absolute links and `..` included) resolves
     /// inside the tree `root` names, never outside it. `O_CLOEXEC` is always added.
-    public static func openInRoot(_ root: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0) throws(SystemCallError) -> Int32 {
+    public static func openInRoot(_ root: Int32, _ path: String, _ flags: Int32, _ mode: mode_t = 0)
+        throws(SystemCallError) -> Int32
+    {
         try must("openat2") { qlsys_open_in_root(root, path, flags | O_CLOEXEC, UInt32(mode)) }
     }
 
@@ -86,7 +90,9 @@ public enum Posix {
     }
 
     /// pread(2) until `buffer` is full or the file ends. - Returns: Bytes read.
-    public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(SystemCallError) -> Int {
+    public static func pread(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int)
+        throws(SystemCallError) -> Int
+    {
         guard let base = buffer.baseAddress else { return 0 }
         var done = 0
         while done < buffer.count {
@@ -216,7 +222,8 @@ public enum Posix {
         _ = try must("rename") { Glibc.rename(from, to) }
     }
 
-    public static func renameat(_ fromDir: Int32, _ from: String, _ toDir: Int32, _ to: String) throws(SystemCallError) {
+    public static func renameat(_ fromDir: Int32, _ from: String, _ toDir: Int32, _ to: String) throws(SystemCallError)
+    {
         _ = try must("renameat") { Glibc.renameat(fromDir, from, toDir, to) }
     }
 
@@ -239,13 +246,19 @@ public enum Posix {
 
     /// A UDP socket (`SOCK_CLOEXEC`; `SOCK_NONBLOCK` when asked).
     public static func udpSocket(nonBlocking: Bool = false) throws(SystemCallError) -> Int32 {
-        let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let type =
+            Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+            | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
         return try must("socket") { socket(AF_INET, type, 0) }
     }
 
     /// setsockopt(2) of one value; `what` names the option in errors (`setsockopt(SO_RCVTIMEO)`).
-    public static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T, _ what: StaticString) throws(SystemCallError) {
-        _ = try must(what) { withUnsafeBytes(of: value) { setsockopt(fd, level, name, $0.baseAddress, socklen_t($0.count)) } }
+    public static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T, _ what: StaticString)
+        throws(SystemCallError)
+    {
+        _ = try must(what) {
+            withUnsafeBytes(of: value) { setsockopt(fd, level, name, $0.baseAddress, socklen_t($0.count)) }
+        }
     }
 
     /// connect(2) to an IPv4 address (on a UDP socket: sends nothing, picks the route and source).
@@ -253,7 +266,9 @@ public enum Posix {
         var a = address
         _ = try must("connect") {
             withUnsafePointer(to: &a) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         }
     }
@@ -263,7 +278,9 @@ public enum Posix {
         var local = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = try must("getsockname") {
-            withUnsafeMutablePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+            withUnsafeMutablePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
         }
         return local
     }
@@ -275,7 +292,8 @@ public enum Posix {
 
     /// recv(2) into `buffer`. - Returns: Bytes received, nil when the socket's receive timeout
     /// (`SO_RCVTIMEO`) passed or it is non-blocking and empty.
-    public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int? {
+    public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int?
+    {
         try check("recv") { recv(fd, buffer.baseAddress, buffer.count, 0) }
     }
 

@@ -1,7 +1,8 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
 
 /// A program the tools run: started with `posix_spawn` (through the fence), waited with
 /// `waitpid`, its pipes read with `poll` — no run loop, no threads, nothing that needs a
@@ -60,10 +61,14 @@ package final class Subprocess {
                 childEnds.append(fd)
                 return .descriptor(fd)
             case .pipe:
-                let p = try FileSystem.at("cannot make a pipe for", program) { () throws(SystemCallError) in try Posix.pipe() }
+                let p = try FileSystem.at("cannot make a pipe for", program) { () throws(SystemCallError) in
+                    try Posix.pipe()
+                }
                 childEnds.append(p.write)
                 readEnds.append(p.read)
-                try FileSystem.at("cannot make a pipe for", program) { () throws(SystemCallError) in try Posix.setNonBlocking(p.read) }
+                try FileSystem.at("cannot make a pipe for", program) { () throws(SystemCallError) in
+                    try Posix.setNonBlocking(p.read)
+                }
                 return .descriptor(p.write)
             }
         }
@@ -151,7 +156,11 @@ package final class Subprocess {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let r = chunk.withUnsafeMutableBytes { b in Result { () throws(SystemCallError) in try Posix.check("read") { Glibc.read(fd, b.baseAddress, b.count) } } }
+            let r = chunk.withUnsafeMutableBytes { b in
+                Result { () throws(SystemCallError) in
+                    try Posix.check("read") { Glibc.read(fd, b.baseAddress, b.count) }
+                }
+            }
             switch r {
             case .success(nil): return bytes  // nothing more now
             case .success(let n?) where n > 0: bytes += chunk[0..<n]
@@ -172,7 +181,9 @@ package final class Subprocess {
         _ program: String, _ arguments: [String], step: String, code: QlustarError.Code = .io
     ) throws(QlustarError) -> String {
         let child: Subprocess
-        do { child = try Subprocess(program, arguments) } catch { throw QlustarError(code, "cannot \(step): \(error.message)") }
+        do { child = try Subprocess(program, arguments) } catch {
+            throw QlustarError(code, "cannot \(step): \(error.message)")
+        }
         let (out, err, end) = child.collect()
         guard end.succeeded else {
             let text = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -188,6 +199,7 @@ package final class Subprocess {
 
     /// The first executable of `candidates`, else the last one's base name (found on PATH).
     package static func locate(_ candidates: [String]) -> String {
-        candidates.first { FileSystem.isExecutableFile($0) } ?? (candidates.last.map { String($0.split(separator: "/").last ?? "") } ?? "")
+        candidates.first { FileSystem.isExecutableFile($0) }
+            ?? (candidates.last.map { String($0.split(separator: "/").last ?? "") } ?? "")
     }
 }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import Capture
 import Foundation
 import Platform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Set by SIGINT/SIGTERM: a live capture stops, writes its file and prints what it saw.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
@@ -13,7 +14,8 @@ nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 struct QLMcastCapture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcast-capture",
-        abstract: "Capture or read ql-mcast traffic and report per session: sender, receivers, data, parity, NAKs, repairs, loss.",
+        abstract:
+            "Capture or read ql-mcast traffic and report per session: sender, receivers, data, parity, NAKs, repairs, loss.",
         discussion: """
             Live on an interface (promiscuous; root) or from a pcap/pcapng file. Decodes the protocol of
             docs/PROTOCOL.md and prints a summary per session; --json for machines; --write saves what it
@@ -40,7 +42,9 @@ struct QLMcastCapture: ParsableCommand {
     @Flag(help: "Live: redraw the summary every second.") var follow = false
 
     func validate() throws {
-        guard (interface == nil) != (read == nil) else { throw ValidationError("give exactly one of --interface and --read") }
+        guard (interface == nil) != (read == nil) else {
+            throw ValidationError("give exactly one of --interface and --read")
+        }
         guard !follow || interface != nil else { throw ValidationError("--follow needs --interface") }
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive") }
     }
@@ -62,7 +66,12 @@ struct QLMcastCapture: ParsableCommand {
         var lastDraw = Date()
         var seen = 0
         do {
-            while stopRequested == 0, try source.next({ analyzer.add($0, linkType: source.linkType); seen += 1 }) {
+            while stopRequested == 0,
+                try source.next({
+                    analyzer.add($0, linkType: source.linkType)
+                    seen += 1
+                })
+            {
                 if let count, seen >= count { break }
                 if let duration, Date().timeIntervalSince(started) >= duration { break }
                 if follow, Date().timeIntervalSince(lastDraw) >= 1 {
@@ -73,7 +82,11 @@ struct QLMcastCapture: ParsableCommand {
         } catch {
             source.flush()
             FileHandle.standardError.write(Data("Error: \(error.message)\n".utf8))
-            if json { print(try CaptureText.json(analyzer.result)) } else { print(CaptureText.table(analyzer.result), terminator: "") }
+            if json {
+                print(try CaptureText.json(analyzer.result))
+            } else {
+                print(CaptureText.table(analyzer.result), terminator: "")
+            }
             throw ExitCode(3)
         }
         source.flush()

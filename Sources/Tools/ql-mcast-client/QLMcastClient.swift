@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import ImageService
+import Logging
 import Platform
 import Transport
-import Logging
 
 #if canImport(Glibc)
     import Glibc
@@ -13,7 +13,8 @@ import Logging
 struct QLMcastClient: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcast-client",
-        abstract: "Fetch a node OS image from ql-mcastd by multicast (unicast fallback), verify it, lay out the union root.",
+        abstract:
+            "Fetch a node OS image from ql-mcastd by multicast (unicast fallback), verify it, lay out the union root.",
         discussion: """
             Run by the initrd's /init (boot step 4). Asks ql-mcastd for the image, receives it together
             with every node that asked at the same time, fetches over unicast only what multicast did
@@ -41,7 +42,9 @@ struct QLMcastClient: ParsableCommand {
     @Option(name: .shortAndLong, help: "Where to write the verified image.") var output: String
     @Option(help: "Local interface address to receive multicast on (default: the one routing picks toward the server).")
     var interface: String?
-    @Option(help: "The cluster CA (PEM): talk TLS to ql-mcastd and accept only a server certificate it signed for --server.")
+    @Option(
+        help: "The cluster CA (PEM): talk TLS to ql-mcastd and accept only a server certificate it signed for --server."
+    )
     var ca: String?
     @Option(help: "Also lay out the union root under DIR/union (image, rw, chroot).") var union: String?
     @Flag(help: "With --union: mount the image (squashfs, loop) and a tmpfs instead of unpacking (needs root).")
@@ -53,7 +56,9 @@ struct QLMcastClient: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Testing aid: drop received datagrams with the engine's seeded model, P[,BURST][@SEED] or none.",
-            discussion: "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."))
+            discussion:
+                "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."
+        ))
     var simulateLoss = "none"
     @Option(help: "Root prefix for the log directory (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(
@@ -82,7 +87,9 @@ struct QLMcastClient: ParsableCommand {
         var spec = Substring(text)
         var seed: UInt64?
         if let at = spec.firstIndex(of: "@") {
-            guard let s = UInt64(spec[spec.index(after: at)...]) else { throw ValidationError("--simulate-loss: seed is not a number") }
+            guard let s = UInt64(spec[spec.index(after: at)...]) else {
+                throw ValidationError("--simulate-loss: seed is not a number")
+            }
             seed = s
             spec = spec[..<at]
         }
@@ -91,7 +98,9 @@ struct QLMcastClient: ParsableCommand {
             throw ValidationError("--simulate-loss '\(text)': expected P[,burst] with P in 0…1")
         }
         if parts.count == 2 {
-            guard let burst = Int(parts[1]), burst >= 1 else { throw ValidationError("--simulate-loss: burst must be ≥ 1") }
+            guard let burst = Int(parts[1]), burst >= 1 else {
+                throw ValidationError("--simulate-loss: burst must be ≥ 1")
+            }
             return (try LossModel(parsing: "burst:\(p):\(burst)"), seed)
         }
         return (try LossModel(parsing: "random:\(p)"), seed)

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import NIOConcurrencyHelpers
-import Transport
 import Platform
+import Transport
 
 @main
 struct QLMcast: ParsableCommand {
@@ -32,7 +32,10 @@ struct GroupOptions: ParsableArguments {
     @Option(help: "Address of the local interface to join the group on and send from.")
     var interface: String
 
-    @Option(help: "Session id (decimal). When omitted, send picks a random one and receive takes the first session announced.")
+    @Option(
+        help:
+            "Session id (decimal). When omitted, send picks a random one and receive takes the first session announced."
+    )
     var sessionID: UInt32?
 
     @Option(help: "Session key for per-datagram authentication, 32–128 hex digits (both ends must agree).")
@@ -70,7 +73,8 @@ struct GroupOptions: ParsableArguments {
             return nil
         }
         do { return try PacketAuthenticator.key(hex: authKey) } catch {
-            throw TransportError(.invalidArgument, error.message.replacingOccurrences(of: "session key", with: "--auth-key"))
+            throw TransportError(
+                .invalidArgument, error.message.replacingOccurrences(of: "session key", with: "--auth-key"))
         }
     }
 
@@ -99,14 +103,19 @@ struct SendCommand: ParsableCommand {
     @Argument(help: "The file to send.") var file: String
     @OptionGroup var common: GroupOptions
 
-    @Option(help: "Bytes per symbol (64–8960). Default fills MTU 1500: 1440, or 1424 with --auth-key (a 16-byte tag); 8900 suits MTU 9000.")
+    @Option(
+        help:
+            "Bytes per symbol (64–8960). Default fills MTU 1500: 1440, or 1424 with --auth-key (a 16-byte tag); 8900 suits MTU 9000."
+    )
     var symbolSize: Int?
     @Option(help: "Source symbols per FEC block (k, 1–254).") var blockSymbols = 128
     @Option(help: "Proactive parity per block as a fraction of k (e.g. 0.05).") var parity = 0.0
     @Flag(inversion: .prefixedNo, help: "Adapt proactive parity to the loss receivers report.")
     var adaptiveParity = true
     @Option(help: "Sending rate in bit/s with k/m/g suffix (e.g. 2g), or 'unlimited'.") var rate = "unlimited"
-    @Flag(inversion: .prefixedNo, help: "Slow down when receivers fall behind or the NAK rate climbs; speed up again when they catch up.")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Slow down when receivers fall behind or the NAK rate climbs; speed up again when they catch up.")
     var adaptiveRate = true
     @Option(help: "End as soon as this many receivers have the file (0: end after --linger of silence).")
     var receivers = 0
@@ -261,20 +270,29 @@ struct StatusCommand: ParsableCommand {
         }
         let c = p.counters
         print("session \(p.sessionID)  \(p.name)  \(p.objectSize) bytes  sha256 \(p.digest)")
-        print("  pass \(p.passBlocks)/\(p.blocks) blocks, \(p.pendingRepairBlocks) awaiting repair, \(fmt(p.elapsedSeconds)) s")
+        print(
+            "  pass \(p.passBlocks)/\(p.blocks) blocks, \(p.pendingRepairBlocks) awaiting repair, \(fmt(p.elapsedSeconds)) s"
+        )
         print("  rate \(p.rate), proactive parity \(fmt(p.proactiveParity * 100, 1)) %")
-        print("  sent \(c.datagramsSent) datagrams (data \(c.dataSymbols), parity \(c.proactiveParity), repair \(c.repairSymbols))")
-        print("  NAKs \(c.naksReceived) (entries \(c.nakEntries), merged \(c.nakEntriesMerged)), drops \(c.drops.summary.isEmpty ? "none" : c.drops.summary)")
+        print(
+            "  sent \(c.datagramsSent) datagrams (data \(c.dataSymbols), parity \(c.proactiveParity), repair \(c.repairSymbols))"
+        )
+        print(
+            "  NAKs \(c.naksReceived) (entries \(c.nakEntries), merged \(c.nakEntriesMerged)), drops \(c.drops.summary.isEmpty ? "none" : c.drops.summary)"
+        )
         print("  receivers: \(p.receivers.count)")
         for r in p.receivers {
-            print("    \(r.id)  \(r.state)  blocks \(r.blocksComplete)/\(p.blocks)  loss \(fmt(r.recentLoss * 100, 1)) %  overruns \(r.overruns)")
+            print(
+                "    \(r.id)  \(r.state)  blocks \(r.blocksComplete)/\(p.blocks)  loss \(fmt(r.recentLoss * 100, 1)) %  overruns \(r.overruns)"
+            )
         }
     }
 }
 
 /// Splits `HOST:PORT`.
 func hostPort(_ text: String) throws -> (String, Int) {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port)
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (1...65_535).contains(port)
     else { throw TransportError(.invalidArgument, "'\(text)' is not HOST:PORT") }
     return (String(text[..<colon]), port)
 }

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import ImageService
-import Platform
 import Logging
 import NodeRegistry
+import Platform
 import ServiceLifecycle
 import Transport
 import UnixSignals
@@ -12,7 +12,8 @@ import UnixSignals
 struct QLMcastd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcastd",
-        abstract: "The Qlustar multicast image server: streams node OS images to every node that asks at the same time.",
+        abstract:
+            "The Qlustar multicast image server: streams node OS images to every node that asks at the same time.",
         discussion: """
             Serves the images in <root>/var/lib/qlustar/images (image NAME is the file NAME.img). Nodes
             (ql-mcast-client, run by the initrd) ask on the control port for an image; requests for
@@ -45,17 +46,20 @@ struct Serve: AsyncParsableCommand {
     var listen: String?
     @Option(help: "Address of the head node's interface toward the nodes; sessions are sent from it. Required.")
     var interface: String?
-    @Option(help: "Multicast groups to allocate sessions from, as CIDR (default 239.255.1.0/24).") var groupPool: String?
+    @Option(help: "Multicast groups to allocate sessions from, as CIDR (default 239.255.1.0/24).") var groupPool:
+        String?
     @Option(help: "UDP ports to allocate sessions from, A-B (default 30000-30999).") var portRange: String?
     @Option(help: "Seconds during which requests for one image share a session (default 2).") var window: String?
     @Option(help: "Total sending rate shared by all sessions, e.g. 5g, or unlimited (default).") var rate: String?
     @Option(help: "Most sessions at once; beyond it nodes get the unicast path (default 8).") var maxSessions: String?
-    @Option(help: "Most nodes in sessions at once; beyond it nodes are told to retry (default 512).") var maxClients: String?
+    @Option(help: "Most nodes in sessions at once; beyond it nodes are told to retry (default 512).") var maxClients:
+        String?
     @Option(help: "Most open control connections (default 1024).") var maxConnections: String?
     @Option(help: "Most control connections from one address, so no host locks the others out (default 32).")
     var maxConnectionsPerHost: String?
     @Option(help: "Seconds before a silent control connection is closed (default 30).") var idleTimeout: String?
-    @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with a session key); 8900 suits MTU 9000.") var symbolSize: String?
+    @Option(help: "Bytes per symbol: default fills MTU 1500 (1440, or 1424 with a session key); 8900 suits MTU 9000.")
+    var symbolSize: String?
     @Option(help: "Source symbols per FEC block (default 128).") var blockSymbols: String?
     @Option(help: "Proactive parity as a fraction of a block (default 0; adapts to reported loss).") var parity: String?
     @Option(help: "yes: tag every datagram with a per-session key (HMAC-SHA256) handed out with the ticket.")
@@ -69,7 +73,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "yes: also deliver sessions to clients on this host (multicast loopback).") var loopback: String?
     @Option(help: "Seconds running sessions get to finish on SIGTERM before they are aborted (default 10).")
     var shutdownGrace: String?
-    @Option(help: "TLS on the control port: this head node's certificate (PEM, signed by the cluster CA; needs --tls-key).")
+    @Option(
+        help: "TLS on the control port: this head node's certificate (PEM, signed by the cluster CA; needs --tls-key).")
     var tlsCertificate: String?
     @Option(help: "TLS on the control port: the certificate's private key (PEM).") var tlsKey: String?
     @Option(help: "Serve Prometheus text on http://ADDR[:PORT]/metrics (port 9779 if omitted); off by default.")
@@ -92,7 +97,8 @@ struct Serve: AsyncParsableCommand {
         var c = DaemonConfiguration()
         if let config { try c.apply(file: config) }
         let flags: [(String, String?)] = [
-            ("root", root), ("listen", listen), ("interface", interface), ("group-pool", groupPool), ("port-range", portRange),
+            ("root", root), ("listen", listen), ("interface", interface), ("group-pool", groupPool),
+            ("port-range", portRange),
             ("window", window), ("rate", rate), ("max-sessions", maxSessions), ("max-clients", maxClients),
             ("max-connections", maxConnections), ("max-connections-per-host", maxConnectionsPerHost),
             ("idle-timeout", idleTimeout), ("symbol-size", symbolSize),
@@ -113,7 +119,8 @@ struct Serve: AsyncParsableCommand {
         var admission: RegistryAdmission?
         if let path = c.registryPath {
             guard FileSystem.exists(path) else {
-                throw QlustarError(.configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
+                throw QlustarError(
+                    .configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
             }
             do { admission = RegistryAdmission(registry: try Registry(path: path)) } catch {
                 throw QlustarError(.configuration, "registry \(path): \(error.message)")

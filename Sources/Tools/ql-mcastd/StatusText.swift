@@ -7,12 +7,18 @@ import Transport
 enum StatusText {
     static func table(_ s: ServerStatus) -> String {
         let c = s.counters
-        var out = "ql-mcastd up \(f(s.uptimeSeconds, 0)) s, \(s.images.count) images (\(s.images.joined(separator: ", ")))\n"
-        out += "  requests \(c.requests), sessions started \(c.sessionsStarted) finished \(c.sessionsFinished) aborted \(c.sessionsAborted), "
-        out += "late joins \(c.lateJoins), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
-        out += "  refused at limit \(c.refusedAtLimit), bad requests \(c.badRequests), unknown images \(c.unknownImages), "
-        out += "control connections \(c.controlConnections) (framing errors \(c.controlFramingErrors), TLS errors \(c.controlTLSErrors), idle closed \(c.controlIdleTimeouts), refused \(c.controlRefused), of them per host \(c.controlRefusedPerHost), incomplete frames \(c.controlIncompleteFrames), unread answers \(c.controlUnreadAnswers))\n"
-        out += "  not served (registry): not registered \(c.refusedNotRegistered), MAC mismatch \(c.refusedMACMismatch), token \(c.refusedToken)\n"
+        var out =
+            "ql-mcastd up \(f(s.uptimeSeconds, 0)) s, \(s.images.count) images (\(s.images.joined(separator: ", ")))\n"
+        out +=
+            "  requests \(c.requests), sessions started \(c.sessionsStarted) finished \(c.sessionsFinished) aborted \(c.sessionsAborted), "
+        out +=
+            "late joins \(c.lateJoins), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
+        out +=
+            "  refused at limit \(c.refusedAtLimit), bad requests \(c.badRequests), unknown images \(c.unknownImages), "
+        out +=
+            "control connections \(c.controlConnections) (framing errors \(c.controlFramingErrors), TLS errors \(c.controlTLSErrors), idle closed \(c.controlIdleTimeouts), refused \(c.controlRefused), of them per host \(c.controlRefusedPerHost), incomplete frames \(c.controlIncompleteFrames), unread answers \(c.controlUnreadAnswers))\n"
+        out +=
+            "  not served (registry): not registered \(c.refusedNotRegistered), MAC mismatch \(c.refusedMACMismatch), token \(c.refusedToken)\n"
         out += "  limits: \(s.limits.maxSessions) sessions, \(s.limits.maxClients) clients, rate \(s.limits.rate)\n"
         if s.sessions.isEmpty { out += "no sessions\n" }
         for session in s.sessions {
@@ -20,7 +26,8 @@ enum StatusText {
             out += "\(session.members.count) members  age \(f(session.ageSeconds, 1)) s\n"
             if let p = session.progress {
                 let pc = p.counters
-                out += "  pass \(p.passBlocks)/\(p.blocks) blocks, rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
+                out +=
+                    "  pass \(p.passBlocks)/\(p.blocks) blocks, rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
                 out += "sent \(pc.datagramsSent) (repair \(pc.repairSymbols)), NAKs \(pc.naksReceived), "
                 out += "\(f(Double(pc.wireBytes) / 1e6 / max(p.elapsedSeconds, 1e-3), 1)) MB/s\n"
             }
@@ -29,7 +36,8 @@ enum StatusText {
             for m in session.members {
                 out += "    \(m.host) (\(m.address)) id \(m.receiverID)\(m.lateJoin ? " late" : "")"
                 if let r = records[m.receiverID] {
-                    out += "  \(r.state)  blocks \(r.blocksComplete)/\(session.progress?.blocks ?? 0)  loss \(f(r.recentLoss * 100, 1)) %"
+                    out +=
+                        "  \(r.state)  blocks \(r.blocksComplete)/\(session.progress?.blocks ?? 0)  loss \(f(r.recentLoss * 100, 1)) %"
                 }
                 out += "\n"
             }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import Foundation
 import ImageService
-import Platform
-import NodeConfig
 import Logging
+import NodeConfig
+import Platform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 @main
 struct QlumanExecd: ParsableCommand {
@@ -41,11 +42,15 @@ struct QlumanExecd: ParsableCommand {
             """)
 
     @Flag(help: "Fetch this node's configuration from qlumand and write it (one-shot).") var configure = false
-    @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd = false
-    @Flag(help: "Initialise and mount the local disks of <root>/etc/qlustar/options.d/disk-config (only those; one-shot).")
+    @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd =
+        false
+    @Flag(
+        help: "Initialise and mount the local disks of <root>/etc/qlustar/options.d/disk-config (only those; one-shot)."
+    )
     var initDisks = false
     @Flag(help: "With --init-disks: print what would be done, touch nothing.") var dryRun = false
-    @Flag(help: "Serve qlumand until stopped: run its commands, report load, memory, uptime and disk.") var daemon = false
+    @Flag(help: "Serve qlumand until stopped: run its commands, report load, memory, uptime and disk.") var daemon =
+        false
     @Option(help: "Daemon mode: seconds between monitoring reports.") var reportInterval = 30.0
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(help: "qlumand's address HOST[:PORT] (default: qluman.server= or ql.server= on the kernel command line).")
@@ -55,7 +60,8 @@ struct QlumanExecd: ParsableCommand {
     var tokenFile: String?
     @Option(help: "This node's MAC address (repeatable; default: every NIC in /sys/class/net).") var mac: [String] = []
     @Option(help: "debian or redhat (default: from <root>/etc/os-release).") var osFamily: String?
-    @Option(help: "Connect from this local address (the node's registered one, on a multi-homed node).") var source: String?
+    @Option(help: "Connect from this local address (the node's registered one, on a multi-homed node).") var source:
+        String?
     @Option(help: "Seconds to keep trying to reach qlumand.") var serverTimeout = 30.0
     @Flag(help: "Do not check (and step) the clock against the server's NTP before configuring.") var noTimeSync = false
     @Option(help: "Seconds an init.d script may run before it is killed.") var scriptTimeout = 600.0
@@ -68,10 +74,16 @@ struct QlumanExecd: ParsableCommand {
             throw ValidationError("say what to do: --configure, --init-disks, --run-initd or --daemon")
         }
         guard !dryRun || initDisks else { throw ValidationError("--dry-run goes with --init-disks") }
-        guard !daemon || !(configure || runInitd || initDisks) else { throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)") }
+        guard !daemon || !(configure || runInitd || initDisks) else {
+            throw ValidationError("--daemon runs alone (configure and init.d come first, at boot)")
+        }
         guard reportInterval >= 1 else { throw ValidationError("--report-interval must be at least 1 s") }
-        if let osFamily, OSFamily(rawValue: osFamily) == nil { throw ValidationError("--os-family must be debian or redhat") }
-        if let logLevel { do { _ = try Logger.level(parsing: logLevel) } catch { throw ValidationError(error.message) } }
+        if let osFamily, OSFamily(rawValue: osFamily) == nil {
+            throw ValidationError("--os-family must be debian or redhat")
+        }
+        if let logLevel {
+            do { _ = try Logger.level(parsing: logLevel) } catch { throw ValidationError(error.message) }
+        }
     }
 
     func run() throws {
@@ -96,7 +108,8 @@ struct QlumanExecd: ParsableCommand {
         if initDisks {
             let file = root.path(NodeRenderer.optionsDirectory + "/disk-config")
             if FileSystem.isRegularFile(file) {
-                let config = try DiskConfig.parse(String(decoding: try FileSystem.readFile(file, limit: 1 << 20), as: UTF8.self))
+                let config = try DiskConfig.parse(
+                    String(decoding: try FileSystem.readFile(file, limit: 1 << 20), as: UTF8.self))
                 var disks = DiskInitializer(root: root, log: log)
                 disks.dryRun = dryRun
                 let steps = disks.run(config)
@@ -118,7 +131,8 @@ struct QlumanExecd: ParsableCommand {
         // ql.server= names ql-mcastd (HOST[:PORT]): qlumand runs on the same head node, on its own port.
         let imageServer = Self.kernelParameter("ql.server").map { String($0.split(separator: ":").first ?? "") }
         guard let address = server ?? Self.kernelParameter("qluman.server") ?? imageServer, !address.isEmpty else {
-            throw QlustarError(.configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
+            throw QlustarError(
+                .configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
         }
         let (host, port) = try DaemonConfiguration.hostPort(address, defaultPort: QlumanDefaults.port)
         let macs = mac.isEmpty ? Self.localMACs() : mac
@@ -129,7 +143,8 @@ struct QlumanExecd: ParsableCommand {
             token = String(decoding: try FileSystem.readFile(tokenPath, limit: 4_096), as: UTF8.self)
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        var settings = ConfigureRun.Settings(root: root, serverHost: host, ca: ca ?? root.path(QlumanDefaults.ca), macs: macs, token: token)
+        var settings = ConfigureRun.Settings(
+            root: root, serverHost: host, ca: ca ?? root.path(QlumanDefaults.ca), macs: macs, token: token)
         settings.serverPort = port
         settings.serverTimeout = serverTimeout
         settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))

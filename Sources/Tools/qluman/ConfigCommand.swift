@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Platform
 import NodeConfig
 import NodeRegistry
+import Platform
 
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,13 +26,16 @@ struct ConfigCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Define (or redefine) a config of a class.")
         @OptionGroup var common: Common
-        @Argument(help: "The class (\(ConfigClass.allCases.map(\.rawValue).joined(separator: ", "))).") var configClass: String
+        @Argument(help: "The class (\(ConfigClass.allCases.map(\.rawValue).joined(separator: ", "))).") var configClass:
+            String
         @Argument(help: "The config's name.") var name: String
         @Option(help: "The body as JSON.") var body: String?
         @Option(help: "A file holding the body as JSON.") var file: String?
 
         func validate() throws {
-            guard (body == nil) != (file == nil) else { throw ValidationError("give the body with exactly one of --body and --file") }
+            guard (body == nil) != (file == nil) else {
+                throw ValidationError("give the body with exactly one of --body and --file")
+            }
         }
 
         func run() throws {
@@ -44,14 +47,17 @@ struct ConfigCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List configs (of one class) and where they are assigned.")
+        static let configuration = CommandConfiguration(
+            abstract: "List configs (of one class) and where they are assigned.")
         @OptionGroup var common: Common
         @Argument(help: "Only this class.") var configClass: String?
         func run() throws {
             let configs = try common.registry().configs(configClass.map { try ConfigClass(parsing: $0) })
             try common.print(configs) {
-                configs.map { "\($0.configClass.rawValue)  \($0.name)  assigned to \($0.assignedTo.isEmpty ? "-" : $0.assignedTo.joined(separator: " "))\n" }
-                    .joined()
+                configs.map {
+                    "\($0.configClass.rawValue)  \($0.name)  assigned to \($0.assignedTo.isEmpty ? "-" : $0.assignedTo.joined(separator: " "))\n"
+                }
+                .joined()
             }
         }
     }
@@ -63,12 +69,15 @@ struct ConfigCommand: ParsableCommand {
         @Argument var name: String
         func run() throws {
             let c = try common.registry().config(try ConfigClass(parsing: configClass), name)
-            try common.print(c) { "\(c.body)\nassigned to: \(c.assignedTo.isEmpty ? "-" : c.assignedTo.joined(separator: " "))\n" }
+            try common.print(c) {
+                "\(c.body)\nassigned to: \(c.assignedTo.isEmpty ? "-" : c.assignedTo.joined(separator: " "))\n"
+            }
         }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a config that nothing is assigned to.")
+        static let configuration = CommandConfiguration(
+            commandName: "rm", abstract: "Remove a config that nothing is assigned to.")
         @OptionGroup var common: Common
         @Argument var configClass: String
         @Argument var name: String
@@ -83,7 +92,9 @@ struct ConfigCommand: ParsableCommand {
         @Option(help: "A node (overrides its group's config of this class).") var node: String?
 
         func validate() throws {
-            guard (group == nil) != (node == nil) else { throw ValidationError("give exactly one of --group and --node") }
+            guard (group == nil) != (node == nil) else {
+                throw ValidationError("give exactly one of --group and --node")
+            }
         }
 
         var target: ConfigTarget { group.map(ConfigTarget.group) ?? .node(node!) }
@@ -99,7 +110,9 @@ struct ConfigCommand: ParsableCommand {
         @OptionGroup var target: Target
         func run() throws {
             try common.registry().assign(try ConfigClass(parsing: configClass), name, to: target.target)
-            try common.print(["assigned": name, "to": target.text]) { "assigned \(configClass) config \(name) to \(target.text)\n" }
+            try common.print(["assigned": name, "to": target.text]) {
+                "assigned \(configClass) config \(name) to \(target.text)\n"
+            }
         }
     }
 
@@ -111,7 +124,9 @@ struct ConfigCommand: ParsableCommand {
         @OptionGroup var target: Target
         func run() throws {
             try common.registry().unassign(try ConfigClass(parsing: configClass), name, from: target.target)
-            try common.print(["unassigned": name, "from": target.text]) { "unassigned \(configClass) config \(name) from \(target.text)\n" }
+            try common.print(["unassigned": name, "from": target.text]) {
+                "unassigned \(configClass) config \(name) from \(target.text)\n"
+            }
         }
     }
 }

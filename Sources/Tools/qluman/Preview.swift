@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
-import Platform
+import Logging
 import NodeConfig
 import NodeRegistry
+import Platform
 import QlumanServer
 import Transport
-import Logging
 
 struct Preview: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +23,8 @@ struct Preview: ParsableCommand {
     @OptionGroup var common: Common
     @Argument(help: "Node name.") var node: String
     @Option(help: "debian or redhat (default: as last reported by the node, else debian).") var osFamily: String?
-    @Option(help: "chrony, timesyncd or none (default: as last reported by the node, else timesyncd).") var timeDaemon: String?
+    @Option(help: "chrony, timesyncd or none (default: as last reported by the node, else timesyncd).") var timeDaemon:
+        String?
     @Option(help: "Write the files below this directory instead of printing them (owners need root).") var dir: String?
 
     func run() throws {
@@ -32,29 +33,38 @@ struct Preview: ParsableCommand {
         let node = try registry.node(self.node)
         var facts = try registry.lastFacts(node.name) ?? .assumed
         if let osFamily {
-            guard let f = OSFamily(rawValue: osFamily) else { throw ValidationError("--os-family must be debian or redhat") }
+            guard let f = OSFamily(rawValue: osFamily) else {
+                throw ValidationError("--os-family must be debian or redhat")
+            }
             facts.osFamily = f
         }
         if let timeDaemon {
-            guard let t = TimeDaemon(rawValue: timeDaemon) else { throw ValidationError("--time-daemon must be chrony, timesyncd or none") }
+            guard let t = TimeDaemon(rawValue: timeDaemon) else {
+                throw ValidationError("--time-daemon must be chrony, timesyncd or none")
+            }
             facts.timeDaemon = t
         }
         let family = facts.osFamily
-        let source = NodeConfigSource(root: root, registry: registry, log: Logger(root: root, name: "qluman", echo: false))
+        let source = NodeConfigSource(
+            root: root, registry: registry, log: Logger(root: root, name: "qluman", echo: false))
         let plan = try source.plan(node, facts: facts)
         if let dir {
             let outcome = try plan.write(below: dir)
             try common.print(["node": node.name, "dir": dir, "entries": "\(outcome.written)"]) {
                 "wrote \(outcome.written) entries for \(node.name) (\(family.rawValue)) below \(dir)"
-                    + (outcome.ownersNotSet > 0 ? "; owners of \(outcome.ownersNotSet) left unset (not root)" : "") + "\n"
+                    + (outcome.ownersNotSet > 0 ? "; owners of \(outcome.ownersNotSet) left unset (not root)" : "")
+                    + "\n"
             }
             return
         }
-        try common.print(PreviewJSON(node: node.name, family: family, plan: plan)) { Self.text(node.name, family, plan) }
+        try common.print(PreviewJSON(node: node.name, family: family, plan: plan)) {
+            Self.text(node.name, family, plan)
+        }
     }
 
     static func text(_ node: String, _ family: OSFamily, _ plan: FilePlan) -> String {
-        var out = "# qluman-execd --configure on \(node) (\(family.rawValue)): \(plan.entries.count) entries, "
+        var out =
+            "# qluman-execd --configure on \(node) (\(family.rawValue)): \(plan.entries.count) entries, "
             + (plan.edits.isEmpty ? "" : "\(plan.edits.count) line edits, ") + "\(plan.actions.count) commands\n"
         for e in plan.entries {
             let owner = "\(e.uid):\(e.gid)"
@@ -74,9 +84,12 @@ struct Preview: ParsableCommand {
             }
         }
         for e in plan.edits {
-            out += "\n== edit \(e.path): lines starting '\(e.key)' become (or, none, append)  (\(e.origin))\n\(e.line)\n"
+            out +=
+                "\n== edit \(e.path): lines starting '\(e.key)' become (or, none, append)  (\(e.origin))\n\(e.line)\n"
         }
-        for a in plan.actions { out += "\n== run: \(a.program) \(a.arguments.joined(separator: " "))  (\(a.description))\n" }
+        for a in plan.actions {
+            out += "\n== run: \(a.program) \(a.arguments.joined(separator: " "))  (\(a.description))\n"
+        }
         return out
     }
 }
@@ -105,7 +118,8 @@ struct PreviewJSON: Encodable {
         self.node = node
         osFamily = family.rawValue
         entries = plan.entries.map { e in
-            var out = Entry(path: e.path, type: "", mode: String(e.mode, radix: 8), uid: e.uid, gid: e.gid, origin: e.origin)
+            var out = Entry(
+                path: e.path, type: "", mode: String(e.mode, radix: 8), uid: e.uid, gid: e.gid, origin: e.origin)
             switch e.content {
             case .file(let bytes):
                 out.type = "file"

@@ -1,15 +1,16 @@
 import ArgumentParser
 import Foundation
-import Platform
-import NodeRegistry
-import Provisioning
 import Logging
+import NodeRegistry
+import Platform
+import Provisioning
 
 @main
 struct QluMan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qluman",
-        abstract: "Manage the cluster's node registry: nodes, groups, config classes, boot configurations, provisioning.",
+        abstract:
+            "Manage the cluster's node registry: nodes, groups, config classes, boot configurations, provisioning.",
         discussion: """
             The registry is an SQLite database in <root>/var/lib/qlustar/qluman.db; every change is
             one transaction, safe with several administrators at once.
@@ -19,7 +20,8 @@ struct QluMan: ParsableCommand {
               qluman node list --json
             """,
         subcommands: [
-            NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self, Provision.self, Exec.self,
+            NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self,
+            Provision.self, Exec.self,
             Reconfigure.self, Nodes.self,
         ]
     )
@@ -109,7 +111,8 @@ struct NodeCommand: ParsableCommand {
                 try registry.setToken(name, token: nil)
             }
             let node = try registry.setNode(
-                name, ip: ip, image: image.map { $0 == "none" ? nil : $0 }, group: group.map { $0 == "none" ? nil : $0 },
+                name, ip: ip, image: image.map { $0 == "none" ? nil : $0 },
+                group: group.map { $0 == "none" ? nil : $0 },
                 bootConfig: bootConfig.map { $0 == "none" ? nil : $0 }, addMACs: addMac, removeMACs: removeMac)
             try common.print(node) { "changed " + describe(node) }
         }
@@ -165,13 +168,16 @@ struct GroupSet: ParsableCommand {
     @Option(help: "Boot configuration of the group's nodes ('none': default).") var bootConfig: String
     func run() throws {
         try common.registry().setGroupBootConfig(name, bootConfig == "none" ? nil : bootConfig)
-        try common.print(["group": name, "bootConfig": bootConfig]) { "group \(name): boot configuration \(bootConfig)\n" }
+        try common.print(["group": name, "bootConfig": bootConfig]) {
+            "group \(name): boot configuration \(bootConfig)\n"
+        }
     }
 }
 
 struct BootConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "boot-config", abstract: "Named boot configurations (kernel, initrd, kernel parameters) for pxelinux.",
+        commandName: "boot-config",
+        abstract: "Named boot configurations (kernel, initrd, kernel parameters) for pxelinux.",
         subcommands: [Add.self, List.self, Remove.self])
 
     struct Add: ParsableCommand {
@@ -193,7 +199,9 @@ struct BootConfigCommand: ParsableCommand {
         @OptionGroup var common: Common
         func run() throws {
             let configs = try common.registry().bootConfigs()
-            try common.print(configs) { configs.map { "\($0.name)  \($0.kernel)  \($0.initrd)  \($0.append)\n" }.joined() }
+            try common.print(configs) {
+                configs.map { "\($0.name)  \($0.kernel)  \($0.initrd)  \($0.append)\n" }.joined()
+            }
         }
     }
 
@@ -221,7 +229,8 @@ struct Provision: ParsableCommand {
     @OptionGroup var common: Common
     func run() throws {
         let root = Root(common.root)
-        let report = try Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false)).provision(common.registry())
+        let report = try Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false)).provision(
+            common.registry())
         try common.print(report) {
             "provisioned \(report.nodes) nodes, \(report.hostidLinks.count) custom boot links"
                 + (report.removedLinks.isEmpty ? "" : ", removed \(report.removedLinks.joined(separator: " "))")

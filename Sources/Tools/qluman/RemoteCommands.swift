@@ -1,11 +1,12 @@
+import ArgumentParser
+import Foundation
+import NodeConfig
+import Platform
+import Transport
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import ArgumentParser
-import Foundation
-import Platform
-import NodeConfig
-import Transport
 
 /// How qluman reaches a running qlumand: its administration socket (root only).
 struct AdminSocket: ParsableArguments {
@@ -24,13 +25,17 @@ func followJob(_ request: ExecRequest, _ admin: AdminSocket) throws -> Never {
     let started = try client.call(QlumanOperation.exec, request, as: ExecStarted.self)
     var offset = 0
     while true {
-        let poll = try client.call(QlumanOperation.execPoll, ExecPollRequest(job: started.job, offset: offset), as: ExecPollReply.self, timeout: 15)
+        let poll = try client.call(
+            QlumanOperation.execPoll, ExecPollRequest(job: started.job, offset: offset), as: ExecPollReply.self,
+            timeout: 15)
         if !poll.data.isEmpty {
             FileHandle.standardOutput.write(poll.data)
         }
         offset = poll.offset
         if poll.done {
-            if poll.status != 0 { FileHandle.standardError.write(Data("qluman: \(request.node): \(poll.outcome ?? "failed")\n".utf8)) }
+            if poll.status != 0 {
+                FileHandle.standardError.write(Data("qluman: \(request.node): \(poll.outcome ?? "failed")\n".utf8))
+            }
             exit(poll.status ?? 125)
         }
     }
@@ -38,7 +43,8 @@ func followJob(_ request: ExecRequest, _ admin: AdminSocket) throws -> Never {
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a command on a node through its qluman-execd; output streams back, the exit status is the command's.",
+        abstract:
+            "Run a command on a node through its qluman-execd; output streams back, the exit status is the command's.",
         discussion: """
             The command runs without a shell (use sh -c '…' for one), in the node's root directory.
             The node's execd must run in daemon mode; qlumand passes the command over the node's own
@@ -53,7 +59,9 @@ struct Exec: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).") var command: [String] = []
 
     func validate() throws {
-        guard !command.isEmpty else { throw ValidationError("give the command after --: qluman exec NODE -- CMD ARGS…") }
+        guard !command.isEmpty else {
+            throw ValidationError("give the command after --: qluman exec NODE -- CMD ARGS…")
+        }
     }
 
     func run() throws {
@@ -89,7 +97,9 @@ struct Nodes: ParsableCommand {
         for n in nodes {
             let seen = n.secondsSinceSeen.map { String(format: "%.0fs", $0) } ?? "-"
             guard let r = n.report else {
-                print(n.node.padding(toLength: 18, withPad: " ", startingAt: 0) + (n.connected ? "connected" : "gone     ") + "  \(seen)")
+                print(
+                    n.node.padding(toLength: 18, withPad: " ", startingAt: 0)
+                        + (n.connected ? "connected" : "gone     ") + "  \(seen)")
                 continue
             }
             let gib = { (b: UInt64) in String(format: "%.1f", Double(b) / Double(1 << 30)) }
@@ -97,7 +107,8 @@ struct Nodes: ParsableCommand {
                 n.node.padding(toLength: 18, withPad: " ", startingAt: 0) + (n.connected ? "connected" : "gone     ")
                     + "  " + seen.padding(toLength: 5, withPad: " ", startingAt: 0)
                     + String(format: "  %.2f/%.2f/%.2f", r.load1, r.load5, r.load15)
-                    + "    \(gib(r.memoryAvailable))/\(gib(r.memoryTotal)) GiB" + String(format: "   %6.1fh", r.uptimeSeconds / 3_600)
+                    + "    \(gib(r.memoryAvailable))/\(gib(r.memoryTotal)) GiB"
+                    + String(format: "   %6.1fh", r.uptimeSeconds / 3_600)
                     + "   \(gib(r.diskFree))/\(gib(r.diskTotal)) GiB")
         }
     }

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
 import ImageService
-import Platform
 import Logging
 import NodeConfig
+import Platform
 import QlumanServer
 import ServiceLifecycle
 import Transport
@@ -35,13 +35,17 @@ struct Qlumand: AsyncParsableCommand {
 }
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run qlumand (the default subcommand).")
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run qlumand (the default subcommand).")
 
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(help: "Address ADDR[:PORT] to listen on (default 0.0.0.0:\(QlumanDefaults.port)).") var listen = "0.0.0.0"
-    @Option(help: "This head node's certificate (PEM, signed by the cluster CA; default <root>/etc/qlustar/ssl/qlumand.crt).")
+    @Option(
+        help:
+            "This head node's certificate (PEM, signed by the cluster CA; default <root>/etc/qlustar/ssl/qlumand.crt).")
     var tlsCertificate: String?
-    @Option(help: "The certificate's private key (PEM; default <root>/etc/qlustar/ssl/qlumand.key).") var tlsKey: String?
+    @Option(help: "The certificate's private key (PEM; default <root>/etc/qlustar/ssl/qlumand.key).") var tlsKey:
+        String?
     @Option(help: "Most open connections (booting nodes at once).") var maxConnections = 2_048
     @Option(help: "Seconds before a silent connection is closed.") var idleTimeout = 30.0
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
@@ -63,7 +67,8 @@ struct Serve: AsyncParsableCommand {
         // The service group's own lines (start, shutdown) only when something goes wrong.
         var logger = log
         logger.logLevel = max(.warning, log.logLevel)
-        let group = ServiceGroup(services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let group = ServiceGroup(
+            services: [DaemonService(server: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 }
@@ -90,7 +95,8 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: QlumanDefaults.port)
-        let client = try ControlClient(host: host, port: port, timeout: timeout, tls: try ControlTLS.client(ca: ca, host: host))
+        let client = try ControlClient(
+            host: host, port: port, timeout: timeout, tls: try ControlTLS.client(ca: ca, host: host))
         let body = try client.call(ControlRequest(op: QlumanOperation.status), timeout: timeout)
         if json {
             print(String(decoding: body, as: UTF8.self))
@@ -99,7 +105,13 @@ struct Status: ParsableCommand {
         let s = try JSONDecoder().decode(QlumandStatus.self, from: Data(body))
         print("nodes registered   \(s.nodes)")
         print("configured         \(s.configured)")
-        print("refused            \(s.refused.values.reduce(0, +))" + (s.refused.isEmpty ? "" : "  (" + s.refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")"))
+        print(
+            "refused            \(s.refused.values.reduce(0, +))"
+                + (s.refused.isEmpty
+                    ? ""
+                    : "  ("
+                        + s.refused.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                        + ")"))
         print("failed             \(s.failed)")
         print("root-fs archives   \(s.rootFSArchivesBuilt) built")
         print("connections        \(s.connections)  (TLS errors \(s.tlsErrors), framing errors \(s.framingErrors))")

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Platform
 import ImageTools
 import Logging
+import Platform
 
 @main
 struct QlustarImageEdit: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Platform
 import ImageTools
 import Logging
+import Platform
 
 #if canImport(Glibc)
     import Glibc
@@ -12,7 +12,8 @@ import Logging
 struct QlustarImageReconfigure: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image-reconfigure",
-        abstract: "Set an image's root password, and reset its initrd and squashfs to what its modules and copy files produce.",
+        abstract:
+            "Set an image's root password, and reset its initrd and squashfs to what its modules and copy files produce.",
         discussion: """
             By default an image's root password is the head node's (its hash in /etc/shadow). Run
             interactively, this asks for a new one twice (not echoed; empty keeps the current
@@ -30,13 +31,16 @@ struct QlustarImageReconfigure: ParsableCommand {
     @Flag(help: "Read the new password from the first line of standard input.") var passwordStdin = false
     @Flag(help: "Go back to the head node's root password.") var headPassword = false
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
-    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).") var client: String?
+    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).") var client:
+        String?
 
     mutating func validate() throws {
         guard [passwordHash != nil, passwordStdin, headPassword].filter({ $0 }).count <= 1 else {
             throw ValidationError("give at most one of --password-hash, --password-stdin, --head-password")
         }
-        if let h = passwordHash, !PasswordHash.isSHA512(h) { throw ValidationError("--password-hash must be a SHA-512 crypt hash ($6$…)") }
+        if let h = passwordHash, !PasswordHash.isSHA512(h) {
+            throw ValidationError("--password-hash must be a SHA-512 crypt hash ($6$…)")
+        }
     }
 
     func run() throws {
@@ -46,7 +50,9 @@ struct QlustarImageReconfigure: ParsableCommand {
         if let passwordHash {
             definition.rootPasswordHash = passwordHash
         } else if passwordStdin {
-            guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                throw ValidationError("no password on standard input")
+            }
             definition.rootPasswordHash = try PasswordHash.sha512(line)
         } else if headPassword {
             definition.rootPasswordHash = nil
@@ -59,10 +65,14 @@ struct QlustarImageReconfigure: ParsableCommand {
             }
         }
         try definition.store(rootPath, name)
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
             .appendingPathComponent("ql-mcast-client").path
-        let builder = ImageBuilder(root: rootPath, log: Logger(root: rootPath, name: "qlustar-image"), clientBinary: client ?? beside)
+        let builder = ImageBuilder(
+            root: rootPath, log: Logger(root: rootPath, name: "qlustar-image"), clientBinary: client ?? beside)
         let result = try builder.build(name, force: true)
-        print("\(name): rebuilt from its modules (sha256 \(result.record.sha256)); root password: \(definition.rootPasswordHash == nil ? "the head node's" : "set")")
+        print(
+            "\(name): rebuilt from its modules (sha256 \(result.record.sha256)); root password: \(definition.rootPasswordHash == nil ? "the head node's" : "set")"
+        )
     }
 }

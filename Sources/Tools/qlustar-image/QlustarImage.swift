@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
-import Platform
 import ImageTools
 import Logging
+import Platform
 
 @main
 struct QlustarImage: ParsableCommand {
@@ -35,14 +35,16 @@ struct CommonOptions: ParsableArguments {
 
     func builder() -> ImageBuilder {
         let log = Logger(root: rootPath, name: "qlustar-image")
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
             .appendingPathComponent("ql-mcast-client").path
         return ImageBuilder(root: rootPath, log: log, clientBinary: client ?? beside)
     }
 }
 
 struct Define: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Define (or redefine) an image: its modules in layer order.")
+    static let configuration = CommandConfiguration(
+        abstract: "Define (or redefine) an image: its modules in layer order.")
     @OptionGroup var common: CommonOptions
     @Argument(help: "Image name.") var image: String
     @Option(help: "Modules, comma separated, in layer order (core is always first).") var modules: String
@@ -51,7 +53,9 @@ struct Define: ParsableCommand {
     var kernel: String?
     @Option(
         name: .customLong("initrd-program"),
-        help: "A program for the initrd, copied with its libraries (repeat; replaces the list; default /bin/sh, /bin/mount).")
+        help:
+            "A program for the initrd, copied with its libraries (repeat; replaces the list; default /bin/sh, /bin/mount)."
+    )
     var initrdPrograms: [String] = []
     @Option(
         name: .customLong("initrd-file"),
@@ -59,7 +63,10 @@ struct Define: ParsableCommand {
             "A file for the initrd as PATH_IN_INITRD=FILE (repeat; replaces the list), e.g. lib/modules/e1000.ko=/lib/modules/…/e1000.ko.",
             valueName: "path=file"))
     var initrdFiles: [String] = []
-    @Option(help: "How the initrd is compressed: gzip (default; any kernel) or zstd (smaller, faster to boot; CONFIG_RD_ZSTD).")
+    @Option(
+        help:
+            "How the initrd is compressed: gzip (default; any kernel) or zstd (smaller, faster to boot; CONFIG_RD_ZSTD)."
+    )
     var initrdCompression: String?
 
     func validate() throws {
@@ -73,7 +80,8 @@ struct Define: ParsableCommand {
             let inside = entry.split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
             let parts = inside.split(separator: "/")
             if inside.hasPrefix("/") || parts.isEmpty || parts.contains("..") || parts.contains(".") {
-                throw ValidationError("--initrd-file: '\(inside)' must be a relative path inside the initrd, without '..'")
+                throw ValidationError(
+                    "--initrd-file: '\(inside)' must be a relative path inside the initrd, without '..'")
             }
         }
     }
@@ -102,7 +110,8 @@ struct Define: ParsableCommand {
 }
 
 struct Build: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Build and publish one image (skipped when its inputs are unchanged).")
+    static let configuration = CommandConfiguration(
+        abstract: "Build and publish one image (skipped when its inputs are unchanged).")
     @OptionGroup var common: CommonOptions
     @Argument(help: "Image name.") var image: String
     @Flag(help: "Build even when nothing changed.") var force = false
@@ -126,25 +135,34 @@ struct Update: ParsableCommand {
 }
 
 struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the defined images, their last build, and the installed modules.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the defined images, their last build, and the installed modules.")
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         let builder = common.builder()
         for image in ImageDefinition.defined(common.rootPath) {
             let definition = try ImageDefinition.load(common.rootPath, image)
-            let built = (try? builder.record(image)).map { "built \($0.modules.map { "\($0.name) \($0.version)" }.joined(separator: ", ")), sha256 \($0.sha256.prefix(16))…" } ?? "never built"
+            let built =
+                (try? builder.record(image)).map {
+                    "built \($0.modules.map { "\($0.name) \($0.version)" }.joined(separator: ", ")), sha256 \($0.sha256.prefix(16))…"
+                } ?? "never built"
             print("\(image)  [\(definition.layers.joined(separator: " + "))]  \(built)")
         }
         let store = ModuleStore(root: common.rootPath)
-        for name in store.names() { print("module \(name): \(store.versions(of: name).map(\.text).joined(separator: ", "))") }
+        for name in store.names() {
+            print("module \(name): \(store.versions(of: name).map(\.text).joined(separator: ", "))")
+        }
     }
 }
 
 func report(_ result: ImageBuilder.Result) {
     let r = result.record
     if result.rebuilt {
-        print(String(format: "%@: built in %.2f s, %llu bytes, sha256 %@ (initrd %llu bytes)", r.image, result.seconds, r.size, r.sha256, r.initrdSize))
+        print(
+            String(
+                format: "%@: built in %.2f s, %llu bytes, sha256 %@ (initrd %llu bytes)", r.image, result.seconds,
+                r.size, r.sha256, r.initrdSize))
     } else {
         print("\(r.image): unchanged, not rebuilt (sha256 \(r.sha256))")
     }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The control channel's client side: connect, then blocking request/response calls with a
 /// timeout each. Safe to use from one thread at a time (the tools call it sequentially).
@@ -30,14 +31,18 @@ public final class ControlClient {
                 throw ControlFailure(.connection, "\(source) is not an address to connect from")
             }
         }
-        try self.init(what: "the control port \(host):\(port)", timeout: timeout, maxBody: maxBody, maxData: maxData, tls: tls) {
+        try self.init(
+            what: "the control port \(host):\(port)", timeout: timeout, maxBody: maxBody, maxData: maxData, tls: tls
+        ) {
             bootstrap in (local.map { bootstrap.bind(to: $0) } ?? bootstrap).connect(host: host, port: port)
         }
     }
 
     /// Connects to the Unix socket `path` (a daemon's local administration socket).
     /// - Throws: `ControlFailure(.connection)` naming the socket and the reason.
-    public convenience init(unixSocket path: String, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody) throws(ControlFailure) {
+    public convenience init(unixSocket path: String, timeout: Double = 5, maxBody: Int = ControlFrame.defaultMaxBody)
+        throws(ControlFailure)
+    {
         try self.init(what: "the socket \(path)", timeout: timeout, maxBody: maxBody, maxData: 0, tls: nil) {
             $0.connect(unixDomainSocketPath: path)
         }
@@ -75,7 +80,9 @@ public final class ControlClient {
 
     /// A connect failure in an administrator's words ("Connection refused", "timed out").
     static func reason(_ error: Error) -> String {
-        if let e = error as? NIOConnectionError, let first = e.connectionErrors.first?.error ?? e.dnsAAAAError ?? e.dnsAError {
+        if let e = error as? NIOConnectionError,
+            let first = e.connectionErrors.first?.error ?? e.dnsAAAAError ?? e.dnsAError
+        {
             return reason(first)
         }
         if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
@@ -208,7 +215,8 @@ final class ControlClientHandler: ChannelInboundHandler {
             failAll(
                 ControlFailure(
                     .tls,
-                    "TLS with the server failed: \(error) (is it the cluster CA, and the server's certificate for this address?)"))
+                    "TLS with the server failed: \(error) (is it the cluster CA, and the server's certificate for this address?)"
+                ))
         } else {
             failAll(ControlFailure(.connection, "control connection error: \(ControlClient.reason(error))"))
         }

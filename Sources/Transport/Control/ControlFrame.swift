@@ -113,14 +113,17 @@ struct ControlFrameDecoder: ByteToMessageDecoder {
             } else if deadline == nil, let limit = frameDeadline {
                 let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
                 deadline = context.eventLoop.scheduleTask(in: limit) {
-                    bound.value.fireErrorCaught(ControlFramingError.incomplete(seconds: limit.nanoseconds / 1_000_000_000))
+                    bound.value.fireErrorCaught(
+                        ControlFramingError.incomplete(seconds: limit.nanoseconds / 1_000_000_000))
                 }
             }
         }
         return state
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws
+        -> DecodingState
+    {
         deadline?.cancel()
         deadline = nil
         return try decodeFrame(context: context, buffer: &buffer)
@@ -130,7 +133,9 @@ struct ControlFrameDecoder: ByteToMessageDecoder {
         guard buffer.readableBytes >= ControlFrame.headerSize else { return .needMoreData }
         let start = buffer.readerIndex
         // Fields are read in place; the header is checked before we wait for a body.
-        guard buffer.getInteger(at: start, as: UInt32.self) == ControlFrame.magic else { throw ControlFramingError.badMagic }
+        guard buffer.getInteger(at: start, as: UInt32.self) == ControlFrame.magic else {
+            throw ControlFramingError.badMagic
+        }
         let version = buffer.getInteger(at: start + 4, as: UInt8.self)!
         guard version == ControlFrame.version else { throw ControlFramingError.unsupportedVersion(version) }
         let rawKind = buffer.getInteger(at: start + 5, as: UInt8.self)!

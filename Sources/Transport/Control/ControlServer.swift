@@ -1,9 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Platform
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The control channel's server side: framed JSON requests over TCP, answered by a handler.
 ///
@@ -20,7 +23,8 @@ public final class ControlServer: Sendable {
     public typealias ReplyHandler = @Sendable (ControlRequest, ControlPeer) throws(ControlFailure) -> ControlReply
     /// Answers later: the future completes (on any loop) with the reply or a `ControlFailure`.
     /// For requests that wait for an event (a long poll) without holding a network thread.
-    public typealias AsyncReplyHandler = @Sendable (ControlRequest, ControlPeer, EventLoop) -> EventLoopFuture<ControlReply>
+    public typealias AsyncReplyHandler =
+        @Sendable (ControlRequest, ControlPeer, EventLoop) -> EventLoopFuture<ControlReply>
 
     public struct Options: Sendable {
         public var maxBody = ControlFrame.defaultMaxBody
@@ -75,9 +79,11 @@ public final class ControlServer: Sendable {
     public static func start(
         host: String, port: Int, options: Options = Options(), handler: @escaping Handler
     ) throws(ControlFailure) -> ControlServer {
-        try start(host: host, port: port, options: options, replyHandler: { request, _ throws(ControlFailure) in
-            .json(try handler(request))
-        })
+        try start(
+            host: host, port: port, options: options,
+            replyHandler: { request, _ throws(ControlFailure) in
+                .json(try handler(request))
+            })
     }
 
     /// Listens on `host:port` with a handler that sees the peer and may answer with file data.
@@ -121,7 +127,8 @@ public final class ControlServer: Sendable {
     }
 
     private static func bind(
-        _ what: String, options: Options, handler: @escaping AsyncReplyHandler, _ bind: (ServerBootstrap) throws -> Channel
+        _ what: String, options: Options, handler: @escaping AsyncReplyHandler,
+        _ bind: (ServerBootstrap) throws -> Channel
     ) throws(ControlFailure) -> ControlServer {
         let state = NIOLockedValueBox(Counters())
         let hosts = NIOLockedValueBox([String: Int]())
@@ -135,7 +142,8 @@ public final class ControlServer: Sendable {
                     if let tls = options.tls { try channel.pipeline.syncOperations.addHandler(try tls.handler()) }
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: options.idleTimeout),
-                        ByteToMessageHandler(ControlFrameDecoder(maxBody: options.maxBody, frameDeadline: options.frameDeadline)),
+                        ByteToMessageHandler(
+                            ControlFrameDecoder(maxBody: options.maxBody, frameDeadline: options.frameDeadline)),
                         ControlServerHandler(handler: handler, state: state, hosts: hosts, options: options),
                     ])
                 }
@@ -172,7 +180,9 @@ public enum ControlReply: Sendable {
 
     /// A `.file` answer for a range of the open file `fd`, on a descriptor of its own.
     /// - Throws: `.internalError` when no descriptor is left.
-    public static func file(json: [UInt8], duplicating fd: Int32, offset: Int, count: Int) throws(ControlFailure) -> ControlReply {
+    public static func file(json: [UInt8], duplicating fd: Int32, offset: Int, count: Int) throws(ControlFailure)
+        -> ControlReply
+    {
         do { return .file(json: json, descriptor: try SystemCalls.dup(fd), offset: offset, count: count) } catch {
             throw ControlFailure(.internalError, "cannot serve the file: \(error.message)")
         }
@@ -270,7 +280,9 @@ final class ControlServerHandler: ChannelInboundHandler {
         guard context.channel.isWritable else {
             // Frames already read when the peer stopped reading: a short refusal, not the answer.
             state.withLockedValue { $0.unreadAnswers += 1 }
-            return fail(context, ControlFailure(.busy, "earlier answers on this connection are still unread; read them first"), id: frame.requestID)
+            return fail(
+                context, ControlFailure(.busy, "earlier answers on this connection are still unread; read them first"),
+                id: frame.requestID)
         }
         guard frame.kind == .request else {
             return fail(context, ControlFailure(.malformedRequest, "expected a request frame"), id: frame.requestID)
@@ -298,9 +310,11 @@ final class ControlServerHandler: ChannelInboundHandler {
                     try me.writeFile(context, id: id, json: json, descriptor: descriptor, offset: offset, count: count)
                 case .success(.bytes(let json, let payload)):
                     guard context.channel.isWritable else {
-                        throw ControlFailure(.busy, "earlier answers on this connection are still unread; read them first")
+                        throw ControlFailure(
+                            .busy, "earlier answers on this connection are still unread; read them first")
                     }
-                    var buffer = context.channel.allocator.buffer(capacity: ControlFrame.headerSize + 4 + json.count + payload.count)
+                    var buffer = context.channel.allocator.buffer(
+                        capacity: ControlFrame.headerSize + 4 + json.count + payload.count)
                     me.writeDataHeader(&buffer, id: id, json: json, count: payload.count)
                     buffer.writeBytes(payload)
                     context.writeAndFlush(me.wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
@@ -342,7 +356,9 @@ final class ControlServerHandler: ChannelInboundHandler {
                 (try? SystemCalls.pread(descriptor, out.baseAddress!, count, offset: offset)) ?? 0
             }
             try? handle.close()
-            guard read == count else { throw ControlFailure(.internalError, "cannot read \(count) bytes at \(offset) of the file") }
+            guard read == count else {
+                throw ControlFailure(.internalError, "cannot read \(count) bytes at \(offset) of the file")
+            }
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
             return
         }
@@ -401,9 +417,6 @@ final class ControlServerHandler: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 }
-
-import Foundation
-import Platform
 
 extension JSONEncoder {
     static var control: JSONEncoder {

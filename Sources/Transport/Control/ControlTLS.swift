@@ -44,6 +44,8 @@ public struct ControlTLS: Sendable {
 
     /// The handler that goes first in a connection's pipeline.
     func handler() throws -> ChannelHandler {
-        isServer ? NIOSSLServerHandler(context: context) : try NIOSSLClientHandler(context: context, serverHostname: serverName)
+        isServer
+            ? NIOSSLServerHandler(context: context)
+            : try NIOSSLClientHandler(context: context, serverHostname: serverName)
     }
 }

@@ -83,7 +83,8 @@ public final class BlockDecoder {
             coefficients.withUnsafeBufferPointer { c in
                 knownPtrs.withUnsafeBufferPointer { src in
                     tempMutPtrs.withUnsafeBufferPointer { dst in
-                        qlfec_dot(symbolSize, Int32(known), Int32(e), c.baseAddress, src.baseAddress, dst.baseAddress, 1)
+                        qlfec_dot(
+                            symbolSize, Int32(known), Int32(e), c.baseAddress, src.baseAddress, dst.baseAddress, 1)
                     }
                 }
             }

@@ -18,8 +18,11 @@ public struct GroupPool: Sendable {
     /// - Throws: `.invalidArgument` naming what is wrong.
     public init(cidr: String, ports: String) throws(TransportError) {
         let parts = cidr.split(separator: "/")
-        guard parts.count == 2, let base = IPv4Address(String(parts[0])), let len = Int(parts[1]), (8...32).contains(len)
-        else { throw TransportError(.invalidArgument, "group pool '\(cidr)' is not ADDRESS/PREFIX like 239.255.1.0/24") }
+        guard parts.count == 2, let base = IPv4Address(String(parts[0])), let len = Int(parts[1]),
+            (8...32).contains(len)
+        else {
+            throw TransportError(.invalidArgument, "group pool '\(cidr)' is not ADDRESS/PREFIX like 239.255.1.0/24")
+        }
         let mask: UInt32 = len == 0 ? 0 : ~UInt32(0) << UInt32(32 - len)
         let network = IPv4Address(base.value & mask)
         let last = IPv4Address(network.value | ~mask)
@@ -48,7 +51,8 @@ public struct GroupPool: Sendable {
         guard UInt64(inUse.count) < capacity else {
             throw TransportError(
                 .invalidArgument,
-                "all \(capacity) group:port pairs of \(network)/\(prefixLength) × \(ports.lowerBound)-\(ports.upperBound) are in use")
+                "all \(capacity) group:port pairs of \(network)/\(prefixLength) × \(ports.lowerBound)-\(ports.upperBound) are in use"
+            )
         }
         let groups = UInt64(1) << UInt64(32 - prefixLength)
         while true {

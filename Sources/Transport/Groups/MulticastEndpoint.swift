@@ -29,7 +29,8 @@ public struct IPv4Address: Sendable, Hashable, Codable, CustomStringConvertible 
     public init(from decoder: any Decoder) throws {
         let s = try decoder.singleValueContainer().decode(String.self)
         guard let a = IPv4Address(s) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an IPv4 address: \(s)"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not an IPv4 address: \(s)"))
         }
         self = a
     }

@@ -75,12 +75,15 @@ public final class MappedFile {
             return MappedFile(path: path, fd: fd, base: base, size: size, writable: false)
         } catch {
             SystemCalls.close(fd)
-            throw error.code == .io ? error : TransportError(.io, "cannot copy \(path) into memory: \(error.message)", errno: error.errno)
+            throw error.code == .io
+                ? error : TransportError(.io, "cannot copy \(path) into memory: \(error.message)", errno: error.errno)
         }
     }
 
     /// Creates (or truncates) a file of `size` zero bytes and maps it read-write.
-    public static func create(writingTo path: String, size: Int, mode: mode_t = 0o644) throws(TransportError) -> MappedFile {
+    public static func create(writingTo path: String, size: Int, mode: mode_t = 0o644) throws(TransportError)
+        -> MappedFile
+    {
         let fd = try SystemCalls.open(path, O_RDWR | O_CREAT | O_TRUNC, mode)
         do {
             try SystemCalls.ftruncate(fd, size)
@@ -93,7 +96,9 @@ public final class MappedFile {
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: mappedSize) }
-    public var mutableBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: mappedSize) }
+    public var mutableBytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base, count: mappedSize)
+    }
 
     /// Unmaps, cuts the file to `size` bytes and flushes it to disk.
     public func finish(size: Int) throws(TransportError) {

@@ -79,10 +79,14 @@ public final class MulticastSocket {
         do throws(TransportError) {
             try SystemCalls.setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "setsockopt(SO_REUSEADDR)")
             // Root may exceed rmem_max/wmem_max; otherwise take what the kernel allows.
-            if (try? SystemCalls.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(options.receiveBuffer), "SO_RCVBUFFORCE")) == nil {
+            if (try? SystemCalls.setOption(
+                fd, SOL_SOCKET, SO_RCVBUFFORCE, Int32(options.receiveBuffer), "SO_RCVBUFFORCE")) == nil
+            {
                 try? SystemCalls.setOption(fd, SOL_SOCKET, SO_RCVBUF, Int32(options.receiveBuffer), "SO_RCVBUF")
             }
-            if (try? SystemCalls.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(options.sendBuffer), "SO_SNDBUFFORCE")) == nil {
+            if (try? SystemCalls.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, Int32(options.sendBuffer), "SO_SNDBUFFORCE"))
+                == nil
+            {
                 try? SystemCalls.setOption(fd, SOL_SOCKET, SO_SNDBUF, Int32(options.sendBuffer), "SO_SNDBUF")
             }
             // Only this socket's group, not every group any socket on the host joined.
@@ -164,7 +168,7 @@ public final class MulticastSocket {
             while done < built.messages {
                 do throws(TransportError) {
                     done += try sendMessages(from: done, count: built.messages - done)
-                } catch where gsoEnabled && [EIO, EINVAL, ENOPROTOOPT].contains(error.errno) {
+                } catch  where gsoEnabled && [EIO, EINVAL, ENOPROTOOPT].contains(error.errno) {
                     gsoEnabled = false
                     gsoFallbacks += 1
                     i = messageStart[done]

@@ -13,7 +13,9 @@ public enum NetworkInterface {
         while let entry = cursor {
             if let sa = entry.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET) {
                 let v4 = UnsafeRawPointer(sa).assumingMemoryBound(to: sockaddr_in.self).pointee
-                if UInt32(bigEndian: v4.sin_addr.s_addr) == address.value { return String(cString: entry.pointee.ifa_name) }
+                if UInt32(bigEndian: v4.sin_addr.s_addr) == address.value {
+                    return String(cString: entry.pointee.ifa_name)
+                }
             }
             cursor = entry.pointee.ifa_next
         }

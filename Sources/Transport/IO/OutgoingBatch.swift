@@ -58,10 +58,13 @@ public final class OutgoingBatch {
             precondition(payload.count <= sealedStride, "sealed payload longer than the batch's maxPayload")
             if ciphertext == nil { ciphertext = .allocate(byteCount: capacity * sealedStride, alignment: 64) }
             let out = ciphertext! + count * sealedStride
-            guard sealer.seal(header: slot, payload: payload, into: out, tag: slot + PacketHeader.size) else { return false }
+            guard sealer.seal(header: slot, payload: payload, into: out, tag: slot + PacketHeader.size) else {
+                return false
+            }
             body = UnsafeRawPointer(out)
         } else if let auth = authenticator {
-            auth.tag(UnsafeRawBufferPointer(start: slot, count: PacketHeader.size), payload, into: slot + PacketHeader.size)
+            auth.tag(
+                UnsafeRawBufferPointer(start: slot, count: PacketHeader.size), payload, into: slot + PacketHeader.size)
         }
         payloads[count] = body
         payloadLengths[count] = payload.count

@@ -22,7 +22,10 @@ enum SystemCalls {
     }
 
     static func udpSocket() throws(TransportError) -> Int32 {
-        try must("socket") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        try must("socket") {
+            socket(
+                AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
     }
 
     static func setOption<T>(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: T, _ what: StaticString)
@@ -45,12 +48,16 @@ enum SystemCalls {
     }
 
     /// sendmmsg(2). Returns messages sent, or nil when the socket buffer is full.
-    static func sendmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError) -> Int? {
+    static func sendmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError)
+        -> Int?
+    {
         try check("sendmmsg") { qlsys_sendmmsg(fd, msgs, UInt32(n), 0) }.map(Int.init)
     }
 
     /// recvmmsg(2), non-blocking. Returns messages received, or nil when none is waiting.
-    static func recvmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError) -> Int? {
+    static func recvmmsg(_ fd: Int32, _ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError)
+        -> Int?
+    {
         try check("recvmmsg") { qlsys_recvmmsg(fd, msgs, UInt32(n), Int32(MSG_DONTWAIT)) }.map(Int.init)
     }
 
@@ -74,14 +81,17 @@ enum SystemCalls {
 
     /// Waits (at most `timeoutMillis`) until `fd` has room to send.
     static func waitWritable(_ fd: Int32, timeoutMillis: Int32) throws(TransportError) {
-        do { _ = try Posix.poll(fd, Int16(POLLOUT), timeoutMillis: timeoutMillis) } catch { throw TransportError(error) }
+        do { _ = try Posix.poll(fd, Int16(POLLOUT), timeoutMillis: timeoutMillis) } catch {
+            throw TransportError(error)
+        }
     }
 
     static func close(_ fd: Int32) { _ = Glibc.close(fd) }
 
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws(TransportError) -> Int32 {
         do { return try must("open") { Glibc.open(path, flags | O_CLOEXEC, mode) } } catch {
-            throw TransportError(.io, "cannot open \(path): \(String(cString: strerror(error.errno ?? 0)))", errno: error.errno)
+            throw TransportError(
+                .io, "cannot open \(path): \(String(cString: strerror(error.errno ?? 0)))", errno: error.errno)
         }
     }
 
@@ -103,7 +113,8 @@ enum SystemCalls {
         let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
         let flags = fd < 0 ? (MAP_PRIVATE | MAP_ANONYMOUS) : MAP_SHARED
         guard let p = Glibc.mmap(nil, size, prot, flags, fd, 0), p != MAP_FAILED else {
-            throw TransportError(.systemCall, "mmap of \(size) bytes: \(String(cString: strerror(errno)))", errno: errno)
+            throw TransportError(
+                .systemCall, "mmap of \(size) bytes: \(String(cString: strerror(errno)))", errno: errno)
         }
         return p
     }
@@ -112,10 +123,13 @@ enum SystemCalls {
 
     /// Reads `count` bytes at `offset` into `buffer` (retrying short reads and EINTR).
     /// - Returns: The bytes read (less than `count` only at the end of the file).
-    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, offset: Int) throws(TransportError) -> Int {
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, offset: Int) throws(TransportError)
+        -> Int
+    {
         var done = 0
         while done < count {
-            guard let n = try check("pread", { Glibc.pread(fd, buffer + done, count - done, off_t(offset + done)) }) else { continue }
+            guard let n = try check("pread", { Glibc.pread(fd, buffer + done, count - done, off_t(offset + done)) })
+            else { continue }
             if n == 0 { break }
             done += Int(n)
         }

@@ -40,11 +40,14 @@ public final class PacketSealer {
             throw TransportError(.invalidArgument, "session key must be 16 to 64 bytes, got \(master.count)")
         }
         guard salt.count == PacketSealer.saltSize else {
-            throw TransportError(.invalidArgument, "sealing salt must be \(PacketSealer.saltSize) bytes, got \(salt.count)")
+            throw TransportError(
+                .invalidArgument, "sealing salt must be \(PacketSealer.saltSize) bytes, got \(salt.count)")
         }
         self.salt = salt
         let key = Array(PacketSealer.derive(master, label: "ql-mcast seal v1", salt).prefix(PacketSealer.keySize))
-        guard let e = EVP_CIPHER_CTX_new() else { throw TransportError(.invalidArgument, "EVP_CIPHER_CTX_new: out of memory") }
+        guard let e = EVP_CIPHER_CTX_new() else {
+            throw TransportError(.invalidArgument, "EVP_CIPHER_CTX_new: out of memory")
+        }
         guard let d = EVP_CIPHER_CTX_new() else {
             EVP_CIPHER_CTX_free(e)
             throw TransportError(.invalidArgument, "EVP_CIPHER_CTX_new: out of memory")
@@ -55,7 +58,8 @@ public final class PacketSealer {
         else {
             EVP_CIPHER_CTX_free(e)
             EVP_CIPHER_CTX_free(d)
-            throw TransportError(.invalidArgument, "AES-128-GCM is not available in this libcrypto (OpenSSL configuration?)")
+            throw TransportError(
+                .invalidArgument, "AES-128-GCM is not available in this libcrypto (OpenSSL configuration?)")
         }
         (encrypt, decrypt) = (e, d)
     }
@@ -80,7 +84,9 @@ public final class PacketSealer {
         let message = Array(label.utf8) + salt
         var out = [UInt8](repeating: 0, count: 32)
         var length: UInt32 = 0
-        guard HMAC(EVP_sha256(), master, Int32(master.count), message, message.count, &out, &length) != nil, length == 32 else {
+        guard HMAC(EVP_sha256(), master, Int32(master.count), message, message.count, &out, &length) != nil,
+            length == 32
+        else {
             fatalError("HMAC-SHA256 failed")
         }
         return out
@@ -88,7 +94,10 @@ public final class PacketSealer {
 
     /// The nonce of the datagram whose encoded header starts at `header`: session id ‖ object id ‖ sequence.
     private static func nonce(_ header: UnsafeRawPointer) -> (UInt64, UInt32) {
-        (header.loadUnaligned(fromByteOffset: 8, as: UInt64.self), header.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        (
+            header.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+            header.loadUnaligned(fromByteOffset: 24, as: UInt32.self)
+        )
     }
 
     /// Encrypts `payload` into `ciphertext` (same length) and writes the tag, with the encoded
@@ -114,7 +123,8 @@ public final class PacketSealer {
         var n: Int32 = 0
         let ok = withUnsafeBytes(of: &iv) { iv in
             EVP_EncryptInit_ex(encrypt, nil, nil, nil, iv.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 1
-                && EVP_EncryptUpdate(encrypt, nil, &n, header.assumingMemoryBound(to: UInt8.self), Int32(PacketHeader.size)) == 1
+                && EVP_EncryptUpdate(
+                    encrypt, nil, &n, header.assumingMemoryBound(to: UInt8.self), Int32(PacketHeader.size)) == 1
                 && (payload.count == 0
                     || EVP_EncryptUpdate(
                         encrypt, ciphertext.assumingMemoryBound(to: UInt8.self), &n,
@@ -130,22 +140,30 @@ public final class PacketSealer {
     /// into `plaintext` (room for `PacketHeader.maxPayload` bytes).
     /// - Returns: The payload length, or nil when the tag is wrong (`plaintext` then holds nothing usable).
     public func open(_ datagram: UnsafeRawBufferPointer, into plaintext: UnsafeMutableRawPointer) -> Int? {
-        guard datagram.count >= PacketHeader.size + PacketHeader.tagSize, let base = datagram.baseAddress else { return nil }
+        guard datagram.count >= PacketHeader.size + PacketHeader.tagSize, let base = datagram.baseAddress else {
+            return nil
+        }
         let length = datagram.count - PacketHeader.size - PacketHeader.tagSize
         guard length <= PacketHeader.maxPayload else { return nil }
         var iv = PacketSealer.nonce(base)
         var tag = (UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &tag) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: datagram[(datagram.count - 16)...])) }
+        withUnsafeMutableBytes(of: &tag) {
+            $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: datagram[(datagram.count - 16)...]))
+        }
         var n: Int32 = 0
         let ok = withUnsafeBytes(of: &iv) { iv in
             withUnsafeMutableBytes(of: &tag) { tag in
                 let out = plaintext.assumingMemoryBound(to: UInt8.self)
-                return EVP_DecryptInit_ex(decrypt, nil, nil, nil, iv.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 1
-                    && EVP_DecryptUpdate(decrypt, nil, &n, base.assumingMemoryBound(to: UInt8.self), Int32(PacketHeader.size)) == 1
+                return EVP_DecryptInit_ex(decrypt, nil, nil, nil, iv.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    == 1
+                    && EVP_DecryptUpdate(
+                        decrypt, nil, &n, base.assumingMemoryBound(to: UInt8.self), Int32(PacketHeader.size)) == 1
                     && (length == 0
                         || EVP_DecryptUpdate(
-                            decrypt, out, &n, (base + PacketHeader.size).assumingMemoryBound(to: UInt8.self), Int32(length)) == 1)
-                    && EVP_CIPHER_CTX_ctrl(decrypt, EVP_CTRL_AEAD_SET_TAG, Int32(PacketHeader.tagSize), tag.baseAddress) == 1
+                            decrypt, out, &n, (base + PacketHeader.size).assumingMemoryBound(to: UInt8.self),
+                            Int32(length)) == 1)
+                    && EVP_CIPHER_CTX_ctrl(decrypt, EVP_CTRL_AEAD_SET_TAG, Int32(PacketHeader.tagSize), tag.baseAddress)
+                        == 1
                     && EVP_DecryptFinal_ex(decrypt, out + length, &n) == 1
             }
         }

@@ -44,7 +44,8 @@ public struct LossModel: Sendable, Equatable, CustomStringConvertible {
             let v = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
             guard let v, v >= 0, allowAll ? v <= 1 : v < 1 else {
                 throw TransportError(
-                    .invalidArgument, "loss '\(s)' must be a fraction \(allowAll ? "0…1" : "0…1, below 1,") (or a percentage)")
+                    .invalidArgument,
+                    "loss '\(s)' must be a fraction \(allowAll ? "0…1" : "0…1, below 1,") (or a percentage)")
             }
             return v
         }

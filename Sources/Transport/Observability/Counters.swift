@@ -23,7 +23,9 @@ public struct DropCounters: Sendable, Equatable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: DynamicKey.self)
-        for r in DropReason.allCases { counts[r.rawValue] = try c.decodeIfPresent(UInt64.self, forKey: DynamicKey(r.description)) ?? 0 }
+        for r in DropReason.allCases {
+            counts[r.rawValue] = try c.decodeIfPresent(UInt64.self, forKey: DynamicKey(r.description)) ?? 0
+        }
     }
 }
 

@@ -26,18 +26,26 @@ public enum PrometheusText {
                 case let v as Int: value = Double(v)
                 default: continue
                 }
-                metric("sender_" + snakeCase(label) + "_total", "counter", "ql-mcast sender counter \(label).", [(session, value)])
+                metric(
+                    "sender_" + snakeCase(label) + "_total", "counter", "ql-mcast sender counter \(label).",
+                    [(session, value)])
             }
             metric(
                 "sender_drops_total", "counter", "Datagrams the sender dropped, by reason.",
                 DropReason.allCases.map { ("\(session),reason=\"\($0)\"", Double(p.counters.drops[$0])) })
-            metric("sender_rate_bytes_per_second", "gauge", "Pacing rate now (0: unpaced).", [(session, Double(p.rate.bytesPerSecond))])
+            metric(
+                "sender_rate_bytes_per_second", "gauge", "Pacing rate now (0: unpaced).",
+                [(session, Double(p.rate.bytesPerSecond))])
             metric("sender_pass_blocks", "gauge", "Blocks sent by the first pass.", [(session, Double(p.passBlocks))])
             metric("sender_blocks", "gauge", "Blocks in the object.", [(session, Double(p.blocks))])
-            metric("sender_pending_repair_blocks", "gauge", "Blocks waiting for repair.", [(session, Double(p.pendingRepairBlocks))])
+            metric(
+                "sender_pending_repair_blocks", "gauge", "Blocks waiting for repair.",
+                [(session, Double(p.pendingRepairBlocks))])
             metric(
                 "receiver_blocks_complete", "gauge", "Blocks each receiver reported complete.",
-                p.receivers.map { ("\(session),receiver=\"\($0.id)\",state=\"\($0.state)\"", Double($0.blocksComplete)) })
+                p.receivers.map {
+                    ("\(session),receiver=\"\($0.id)\",state=\"\($0.state)\"", Double($0.blocksComplete))
+                })
             metric(
                 "receiver_loss_ratio", "gauge", "Loss each receiver reported between its last two reports.",
                 p.receivers.map { ("\(session),receiver=\"\($0.id)\"", $0.recentLoss) })

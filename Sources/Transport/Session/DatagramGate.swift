@@ -56,6 +56,7 @@ final class DatagramGate {
             }
         }
         let end = PacketHeader.size + Int(h.payloadLength)
-        return .success(Admitted(header: h, payload: UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<end])))
+        return .success(
+            Admitted(header: h, payload: UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<end])))
     }
 }

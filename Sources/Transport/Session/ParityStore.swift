@@ -34,7 +34,9 @@ struct ParityStore {
             else { return nil }
             let first = Int32(next.count)
             chunks.append(region)
-            next.append(contentsOf: (0..<Self.slotsPerChunk).map { i in i + 1 < Self.slotsPerChunk ? first + Int32(i + 1) : -1 })
+            next.append(
+                contentsOf: (0..<Self.slotsPerChunk).map { i in i + 1 < Self.slotsPerChunk ? first + Int32(i + 1) : -1 }
+            )
             symbolIndex.append(contentsOf: repeatElement(0, count: Self.slotsPerChunk))
             freeHead = first
         }

@@ -1,4 +1,5 @@
 import Platform
+
 /// Receives one object from a multicast session into a destination buffer, repairing losses
 /// with FEC and NAKs, and verifies it against the announced SHA-256.
 ///

@@ -54,8 +54,14 @@ extension Sender {
             let need = nextParity[b] >= 255 ? UInt16(layout.sourceSymbols(inBlock: b)) : UInt16(e.needed)
             counters.nakEntries += 1
             if repairQueue.contains(b) || pendingNeed[b] > 0 {
-                guard need > pendingNeed[b] else { return counters.nakEntriesMerged += 1 }
-                guard budget.spendRepair(Int(need - pendingNeed[b])) else { return counters.nakEntriesOverBudget += 1 }
+                guard need > pendingNeed[b] else {
+                    counters.nakEntriesMerged += 1
+                    return
+                }
+                guard budget.spendRepair(Int(need - pendingNeed[b])) else {
+                    counters.nakEntriesOverBudget += 1
+                    return
+                }
                 pendingNeed[b] = need
             } else if need <= lastRepairCount[b], crossedRepair(block: b, echo: info.echo, now: now) {
                 // Already answered: the receiver had not yet seen our repair when it asked.
@@ -63,7 +69,10 @@ extension Sender {
             } else {
                 // Every answered symbol is charged to the asker: one receiver (or whoever uses
                 // its id) gets at most its fair share of the repair bandwidth.
-                guard budget.spendRepair(Int(need)) else { return counters.nakEntriesOverBudget += 1 }
+                guard budget.spendRepair(Int(need)) else {
+                    counters.nakEntriesOverBudget += 1
+                    return
+                }
                 pendingNeed[b] = need
                 repairQueue.push(b)
                 windowNeed += UInt64(need)
@@ -214,7 +223,8 @@ extension Sender {
     func sendControl(_ type: PacketType, flags: PacketFlags = [], body: (UnsafeMutableRawPointer, Int) -> Int)
         throws(TransportError)
     {
-        let datagram = control.build(header(type, block: 0, symbol: 0, flags: flags), authenticator: authenticator, body: body)
+        let datagram = control.build(
+            header(type, block: 0, symbol: 0, flags: flags), authenticator: authenticator, body: body)
         counters.datagramsSent += 1
         counters.wireBytes += UInt64(datagram.count)
         if loss.drop() { return }

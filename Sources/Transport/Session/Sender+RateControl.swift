@@ -66,7 +66,8 @@ extension Sender {
             } else if !windowOverrun, !currentRate.isUnpaced, currentRate != rateLimit {
                 // No receiver in trouble: probe upward toward the configured rate (or unpaced).
                 // Never above the rate that last overran a receiver.
-                let cap = rateLimit.isUnpaced
+                let cap =
+                    rateLimit.isUnpaced
                     ? sendRateCeiling : min(sendRateCeiling, Double(rateLimit.bytesPerSecond))
                 let current = Double(currentRate.bytesPerSecond)
                 let next = min(cap, current * 1.05)

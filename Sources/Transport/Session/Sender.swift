@@ -1,4 +1,5 @@
 import Platform
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -134,7 +135,9 @@ public final class Sender {
             authenticator = try PacketAuthenticator(key: PacketSealer.controlKey(master: master))
         } else {
             sealer = nil
-            authenticator = try configuration.authenticationKey.map { k throws(TransportError) in try PacketAuthenticator(key: k) }
+            authenticator = try configuration.authenticationKey.map { k throws(TransportError) in
+                try PacketAuthenticator(key: k)
+            }
         }
         gate = DatagramGate(
             sessionID: configuration.sessionID, objectID: configuration.objectID, authenticator: authenticator,
@@ -143,7 +146,8 @@ public final class Sender {
         // Adaptive sending starts at the initial rate and doubles until receivers push back.
         currentRate =
             configuration.adaptiveRate && !configuration.initialRate.isUnpaced
-                && (configuration.rate.isUnpaced || configuration.rate.bytesPerSecond > configuration.initialRate.bytesPerSecond)
+                && (configuration.rate.isUnpaced
+                    || configuration.rate.bytesPerSecond > configuration.initialRate.bytesPerSecond)
             ? configuration.initialRate : configuration.rate
         proactiveRatio = configuration.proactiveParity
         let s = layout.symbolSize
@@ -332,7 +336,7 @@ public final class Sender {
         }
         do {
             try channel.send(batch)
-        } catch where error.errno == EMSGSIZE {
+        } catch  where error.errno == EMSGSIZE {
             let size = PacketHeader.size + layout.symbolSize + (authenticator == nil ? 0 : PacketHeader.tagSize)
             throw TransportError(
                 .invalidArgument,

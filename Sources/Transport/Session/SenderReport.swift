@@ -1,4 +1,5 @@
 import Platform
+
 /// A snapshot of a running sender, published every 100 ms.
 public struct SenderProgress: Sendable, Codable {
     public var sessionID: UInt32

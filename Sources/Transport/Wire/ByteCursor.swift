@@ -54,7 +54,9 @@ struct ByteWriter {
     @usableFromInline
     mutating func write(bytes: UnsafeRawBufferPointer) {
         precondition(offset + bytes.count <= capacity, "ByteWriter overflow")
-        if let src = bytes.baseAddress, bytes.count > 0 { (base + offset).copyMemory(from: src, byteCount: bytes.count) }
+        if let src = bytes.baseAddress, bytes.count > 0 {
+            (base + offset).copyMemory(from: src, byteCount: bytes.count)
+        }
         offset += bytes.count
     }
 }

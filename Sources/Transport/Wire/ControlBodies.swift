@@ -1,4 +1,5 @@
 import Platform
+
 /// ANNOUNCE body: what a receiver needs to take part, repeated by the sender.
 ///
 /// ```

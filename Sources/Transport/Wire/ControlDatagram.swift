@@ -21,7 +21,8 @@ final class ControlDatagram {
         if authenticator != nil { h.flags.insert(.authenticated) }
         h.encode(to: base)
         if let auth = authenticator {
-            auth.tag(UnsafeRawBufferPointer(start: base, count: PacketHeader.size + n), into: base + PacketHeader.size + n)
+            auth.tag(
+                UnsafeRawBufferPointer(start: base, count: PacketHeader.size + n), into: base + PacketHeader.size + n)
         }
         return UnsafeRawBufferPointer(start: base, count: h.datagramLength)
     }

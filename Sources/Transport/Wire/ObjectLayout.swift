@@ -11,7 +11,8 @@ public struct ObjectLayout: Sendable, Equatable, Codable {
 
     public init(objectSize: UInt64, symbolSize: Int, sourceSymbols: Int) throws(TransportError) {
         guard ObjectLayout.symbolSizeRange.contains(symbolSize) else {
-            throw TransportError(.invalidArgument, "symbol size \(symbolSize) is outside \(ObjectLayout.symbolSizeRange)")
+            throw TransportError(
+                .invalidArgument, "symbol size \(symbolSize) is outside \(ObjectLayout.symbolSizeRange)")
         }
         guard sourceSymbols >= 1, sourceSymbols < ObjectLayout.maxSymbolsPerBlock else {
             throw TransportError(.invalidArgument, "source symbols per block \(sourceSymbols) must be 1...254")

@@ -69,7 +69,9 @@ public struct PacketHeader: Sendable, Equatable {
             return .failure(.badType)
         }
         let flags = PacketFlags(rawValue: UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))
-        guard flags.isSubset(of: .known), !flags.isSuperset(of: [.authenticated, .sealed]) else { return .failure(.badFlags) }
+        guard flags.isSubset(of: .known), !flags.isSuperset(of: [.authenticated, .sealed]) else {
+            return .failure(.badFlags)
+        }
         let payloadLength = UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
         let expected = size + Int(payloadLength) + (flags.hasTag ? tagSize : 0)
         guard Int(payloadLength) <= maxPayload, expected == datagram.count else { return .failure(.badLength) }

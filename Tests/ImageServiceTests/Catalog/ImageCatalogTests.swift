@@ -48,7 +48,8 @@ final class ImageCatalogTests: XCTestCase {
         XCTAssertEqual(new.manifest.sha256, sha([4, 5, 6, 7]))
         // The old snapshot still reads the version it opened.
         XCTAssertEqual(Array(old.bytes), [1, 2, 3])
-        XCTAssertEqual(catalog.snapshot(try ImageName("compute"), digest: old.manifest.sha256, among: [old])?.manifest.size, 3)
+        XCTAssertEqual(
+            catalog.snapshot(try ImageName("compute"), digest: old.manifest.sha256, among: [old])?.manifest.size, 3)
         XCTAssertNil(catalog.snapshot(try ImageName("compute"), digest: old.manifest.sha256, among: []))
     }
 
@@ -71,7 +72,8 @@ final class ImageCatalogTests: XCTestCase {
         XCTAssertEqual(catalog.names().map(\.value), ["a", "b"])
         XCTAssertThrowsError(try catalog.snapshot(ImageName("missing"))) { error in
             XCTAssertEqual((error as? QlustarError)?.code, .notFound)
-            XCTAssertEqual((error as? QlustarError)?.message, "no image 'missing' (expected the file \(root.images)/missing.img)")
+            XCTAssertEqual(
+                (error as? QlustarError)?.message, "no image 'missing' (expected the file \(root.images)/missing.img)")
         }
     }
 }

@@ -67,7 +67,8 @@ final class ImageLab {
         let p = try harness.start(
             on: i,
             [
-                client.path, "--server", server, "--image", image, "--output", output(i, image), "--root", harness.path("n\(i)"),
+                client.path, "--server", server, "--image", image, "--output", output(i, image), "--root",
+                harness.path("n\(i)"),
                 "--quiet", "--report-json", harness.path("report\(i).json"),
             ] + extra, timeout: timeout, log: "client\(i).log")
         clients[i] = p
@@ -81,7 +82,8 @@ final class ImageLab {
 
     /// `ql-mcastd status --json`, asked from the head node.
     func status() throws -> [String: Any] {
-        let text = try harness.lab.exec(on: 0, [daemon.path, "status", "--server", server, "--json", "--timeout", "3"] + statusArguments)
+        let text = try harness.lab.exec(
+            on: 0, [daemon.path, "status", "--server", server, "--json", "--timeout", "3"] + statusArguments)
         return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
     }
 

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Foundation
 import LabSupport
 import LabTestSupport
 import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// ql-mcastd and ql-mcast-client on the test hosts, release binaries, real multicast.
 final class ImageStreamingLabTests: XCTestCase {
@@ -21,12 +22,18 @@ final class ImageStreamingLabTests: XCTestCase {
         return l
     }
 
-    func assertDelivered(_ l: ImageLab, _ node: Int, _ image: String, sha: String, path: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertDelivered(
+        _ l: ImageLab, _ node: Int, _ image: String, sha: String, path: String? = nil, file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let status = l.wait(node)
         XCTAssertEqual(status, 0, "node \(node): \(l.harness.log("client\(node).log"))", file: file, line: line)
         XCTAssertEqual(try Lab.sha256(l.output(node, image)), sha, "node \(node)", file: file, line: line)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: l.output(node, image) + ".partial"), file: file, line: line)
-        if let path { XCTAssertEqual(try l.report(node)["path"] as? String, path, "node \(node)", file: file, line: line) }
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: l.output(node, image) + ".partial"), file: file, line: line)
+        if let path {
+            XCTAssertEqual(try l.report(node)["path"] as? String, path, "node \(node)", file: file, line: line)
+        }
     }
 
     func testEightNodesAskingTogetherShareOneSessionAndAllGetExactCopies() throws {
@@ -48,7 +55,9 @@ final class ImageStreamingLabTests: XCTestCase {
         let b = try l.addImage("storage", size: 16 << 20)
         try l.startDaemon()
         for i in 1...4 { try l.startClient(i, i <= 2 ? "compute" : "storage") }
-        for i in 1...4 { try assertDelivered(l, i, i <= 2 ? "compute" : "storage", sha: i <= 2 ? a : b, path: "multicast") }
+        for i in 1...4 {
+            try assertDelivered(l, i, i <= 2 ? "compute" : "storage", sha: i <= 2 ? a : b, path: "multicast")
+        }
         let sessions = try l.sessions()
         XCTAssertEqual(sessions.count, 2)
         XCTAssertEqual(Set(sessions.map { $0["group"] as! String }).count, 2)
@@ -160,7 +169,12 @@ final class ImageStreamingLabTests: XCTestCase {
         try l.startClient(2, "compute")
         usleep(1_000_000)
         // Publish a new version the way the image tooling does: write beside, rename over.
-        try Lab.run("/bin/sh", ["-c", "head -c \(40 << 20) /dev/urandom > \(l.images)/.compute.new && mv \(l.images)/.compute.new \(l.images)/compute.img"])
+        try Lab.run(
+            "/bin/sh",
+            [
+                "-c",
+                "head -c \(40 << 20) /dev/urandom > \(l.images)/.compute.new && mv \(l.images)/.compute.new \(l.images)/compute.img",
+            ])
         let new = try Lab.sha256(l.images + "/compute.img")
         try assertDelivered(l, 1, "compute", sha: old, path: "multicast")
         try assertDelivered(l, 2, "compute", sha: old, path: "multicast")
@@ -178,8 +192,11 @@ final class ImageStreamingLabTests: XCTestCase {
         // someone patches it in place: a daemon mapping the file would die of SIGBUS.
         try Lab.run(
             "/bin/sh",
-            ["-c", "head -c \(8 << 20) /dev/urandom > \(l.harness.path("other.img")) && cp \(l.harness.path("other.img")) \(l.images)/compute.img"
-                + " && head -c 1000 /dev/urandom | dd of=\(l.images)/compute.img bs=1 seek=5000 conv=notrunc status=none"])
+            [
+                "-c",
+                "head -c \(8 << 20) /dev/urandom > \(l.harness.path("other.img")) && cp \(l.harness.path("other.img")) \(l.images)/compute.img"
+                    + " && head -c 1000 /dev/urandom | dd of=\(l.images)/compute.img bs=1 seek=5000 conv=notrunc status=none",
+            ])
         let new = try Lab.sha256(l.images + "/compute.img")
         for i in 1...2 { try assertDelivered(l, i, "compute", sha: old, path: "multicast") }
         // The daemon lives on and serves what the file holds now to the next node.
@@ -195,7 +212,8 @@ final class ImageStreamingLabTests: XCTestCase {
         for i in 1...2 {
             try assertDelivered(l, i, "compute", sha: sha)
             let union = l.harness.path("n\(i)/root/union")
-            XCTAssertEqual(try String(contentsOfFile: union + "/image/etc/motd", encoding: .utf8), "welcome to the cluster\n")
+            XCTAssertEqual(
+                try String(contentsOfFile: union + "/image/etc/motd", encoding: .utf8), "welcome to the cluster\n")
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: union + "/rw"), [])
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: union + "/chroot"), [])
         }
@@ -209,7 +227,8 @@ final class ImageStreamingLabTests: XCTestCase {
         try l.addImage("gpu", size: 1 << 20)
         _ = try l.harness.lab.exec(on: 0, ["pkill", "-HUP", "-f", "ql-mcastd --root"])
         usleep(500_000)
-        XCTAssertTrue(l.harness.log("daemon.log").contains("reloaded the image list: 2 images"), l.harness.log("daemon.log"))
+        XCTAssertTrue(
+            l.harness.log("daemon.log").contains("reloaded the image list: 2 images"), l.harness.log("daemon.log"))
         try l.startClient(1, "compute", ["--server-timeout", "5"])
         usleep(1_500_000)
         _ = try l.harness.lab.exec(on: 0, ["pkill", "-TERM", "-f", "ql-mcastd --root"])
@@ -227,9 +246,13 @@ final class ImageStreamingLabTests: XCTestCase {
         let l = try makeLab(nodes: 2)
         let sha = try l.addImage("compute", size: 16 << 20)
         let ca = l.harness.path("ssl")
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", l.server])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", l.server])
         try l.startDaemon(
-            ["--tls-certificate", ca + "/ql-mcastd.crt", "--tls-key", ca + "/ql-mcastd.key", "--authenticate", "yes", "--window", "0.5"],
+            [
+                "--tls-certificate", ca + "/ql-mcastd.crt", "--tls-key", ca + "/ql-mcastd.key", "--authenticate", "yes",
+                "--window", "0.5",
+            ],
             statusArguments: ["--ca", ca + "/ca.crt"])
         for i in 1...2 { try l.startClient(i, "compute", ["--ca", ca + "/ca.crt"]) }
         for i in 1...2 {

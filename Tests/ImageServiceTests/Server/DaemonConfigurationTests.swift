@@ -43,7 +43,10 @@ final class DaemonConfigurationTests: XCTestCase {
         let cases: [(String, String)] = [
             ("window = soon", ":2: window = 'soon': expected seconds in 0.0…60.0"),
             ("max-sessions = -1", ":2: max-sessions = '-1': expected a whole number in 1…1024"),
-            ("interface = 239.255.0.1", ":2: interface = '239.255.0.1': expected the IPv4 address of a local interface"),
+            (
+                "interface = 239.255.0.1",
+                ":2: interface = '239.255.0.1': expected the IPv4 address of a local interface"
+            ),
             ("authenticate = maybe", ":2: authenticate = 'maybe': expected yes or no"),
             ("colour = blue", ":2: unknown key 'colour'"),
             ("just words", ":2: expected 'key = value', got 'just words'"),

@@ -1,14 +1,15 @@
+import Foundation
+import ImageService
+import LabSupport
+import LabTestSupport
+import Logging
+import Platform
+import Transport
+import XCTest
+
 #if canImport(Glibc)
     import Glibc
 #endif
-import Foundation
-import ImageService
-import Platform
-import LabSupport
-import LabTestSupport
-import Transport
-import XCTest
-import Logging
 
 /// ql-mcastd's control plane in process, on 127.0.0.1: tickets, grouping, limits, fetch, and
 /// everything a bad client can send. The window is long, so no session starts and nothing is
@@ -50,7 +51,8 @@ final class ImageServerTests: XCTestCase {
     }
 
     func ticket(_ c: ControlClient, _ image: String, unicast: Bool? = nil) throws -> ImageTicket {
-        try c.call(ImageOperation.requestImage, ImageRequest(image: image, host: "n1", unicast: unicast), as: ImageTicket.self)
+        try c.call(
+            ImageOperation.requestImage, ImageRequest(image: image, host: "n1", unicast: unicast), as: ImageTicket.self)
     }
 
     func failure(_ body: () throws -> Void) -> ControlFailure? {
@@ -87,7 +89,9 @@ final class ImageServerTests: XCTestCase {
         for bad in ["../etc/passwd", "a/b", "..", ""] {
             XCTAssertEqual(failure { _ = try ticket(c, bad) }?.code, .malformedRequest, bad)
         }
-        XCTAssertEqual(failure { _ = try c.call(ControlRequest(op: "request-image", args: Array(#"{"image": 7}"#.utf8))) }?.code, .malformedRequest)
+        XCTAssertEqual(
+            failure { _ = try c.call(ControlRequest(op: "request-image", args: Array(#"{"image": 7}"#.utf8))) }?.code,
+            .malformedRequest)
         XCTAssertEqual(failure { _ = try c.call(ControlRequest(op: "format-disk")) }?.code, .unknownOperation)
         // The connection stays usable after every refusal.
         XCTAssertEqual(try ticket(c, "gpu").mode, .multicast)
@@ -104,7 +108,8 @@ final class ImageServerTests: XCTestCase {
         let expected = try Data(contentsOf: URL(fileURLWithPath: s.configuration.root.images + "/compute.img"))
         for (offset, length) in [(0, 1), (0, 4_096), (999_000, 1_003), (123_457, 65_537)] {
             let request = try ControlRequest(
-                op: ImageOperation.fetch, arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: UInt64(offset), length: length))
+                op: ImageOperation.fetch,
+                arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: UInt64(offset), length: length))
             let (json, payload) = try c.fetch(request)
             XCTAssertEqual(try JSONDecoder().decode(FetchHeader.self, from: Data(json)).length, length)
             XCTAssertEqual(Data(payload), expected[offset..<(offset + length)])
@@ -114,7 +119,8 @@ final class ImageServerTests: XCTestCase {
                 _ = try c.fetch(
                     ControlRequest(
                         op: ImageOperation.fetch,
-                        arguments: FetchRequest(image: "compute", sha256: digest ?? t.sha256, offset: offset, length: length)))
+                        arguments: FetchRequest(
+                            image: "compute", sha256: digest ?? t.sha256, offset: offset, length: length)))
             }
         }
         XCTAssertEqual(fetch(1_000_000, 4)?.message, "range 1000000+4 lies outside image 'compute' (1000003 bytes)")
@@ -131,11 +137,13 @@ final class ImageServerTests: XCTestCase {
         XCTAssertTrue(try RawTCP.exchange(port: port, send: Array("GET / HTTP/1.1\r\n\r\n".utf8)).contains("bad magic"))
         var huge: [UInt8] = [0x51, 0x4C, 0x43, 0x43, 1, 1, 0, 0, 0, 0, 0, 1]
         huge += [0x7F, 0xFF, 0xFF, 0xFF]
-        XCTAssertTrue(try RawTCP.exchange(port: port, send: huge).contains("frame body of 2147483647 bytes exceeds the limit"))
+        XCTAssertTrue(
+            try RawTCP.exchange(port: port, send: huge).contains("frame body of 2147483647 bytes exceeds the limit"))
         _ = try RawTCP.exchange(port: port, send: [0x51, 0x4C, 0x43], wait: 0.2)  // truncated, then gone
         var garbage = SplitMix64(seed: 7)
         for _ in 0..<50 {
-            _ = try RawTCP.exchange(port: port, send: (0..<64).map { _ in UInt8(truncatingIfNeeded: garbage.next()) }, wait: 0.2)
+            _ = try RawTCP.exchange(
+                port: port, send: (0..<64).map { _ in UInt8(truncatingIfNeeded: garbage.next()) }, wait: 0.2)
         }
         XCTAssertEqual(try ticket(try client(), "compute").mode, .multicast)
         let status = try client().call(ImageOperation.status, [String: String](), as: ServerStatus.self)
@@ -203,7 +211,8 @@ final class ImageServerTests: XCTestCase {
         options.serverPort = s.port
         options.unicastOnly = true
         options.fetchChunk = 300_000  // several fetches, the last one short
-        let client = ImageClient(options: options, log: Logger(root: Root(dir + "/node"), name: "ql-mcast-client", echo: false))
+        let client = ImageClient(
+            options: options, log: Logger(root: Root(dir + "/node"), name: "ql-mcast-client", echo: false))
         client.showProgress = false
         let report = try client.run()
         XCTAssertEqual(report.path, "unicast")
@@ -234,7 +243,9 @@ final class ImageServerTests: XCTestCase {
     func makeCA(_ name: String) throws -> String {
         let ca = NSTemporaryDirectory() + "ca-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: ca) }
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ca, "ql-mcastd", "127.0.0.1", "localhost"])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path,
+            [ca, "ql-mcastd", "127.0.0.1", "localhost"])
         return ca
     }
 
@@ -247,24 +258,30 @@ final class ImageServerTests: XCTestCase {
         }
         for host in ["127.0.0.1", "localhost"] {
             let c = try ControlClient(
-                host: host, port: s.port, timeout: 5, maxData: 8 << 20, tls: try ControlTLS.client(ca: ca + "/ca.crt", host: host))
+                host: host, port: s.port, timeout: 5, maxData: 8 << 20,
+                tls: try ControlTLS.client(ca: ca + "/ca.crt", host: host))
             let t = try ticket(c, "compute")
             XCTAssertEqual(t.key?.count, 64, "a 256-bit session key, hex")
             // Under TLS the fallback's bytes are read and encrypted (no sendfile): still exact.
             let (_, payload) = try c.fetch(
-                ControlRequest(op: ImageOperation.fetch, arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: 999_000, length: 1_003)))
+                ControlRequest(
+                    op: ImageOperation.fetch,
+                    arguments: FetchRequest(image: "compute", sha256: t.sha256, offset: 999_000, length: 1_003)))
             let expected = try Data(contentsOf: URL(fileURLWithPath: s.configuration.root.images + "/compute.img"))
             XCTAssertEqual(Data(payload), expected[999_000..<1_000_003])
         }
         // A plain client learns nothing; a client trusting another CA refuses the server.
-        XCTAssertNotNil(failure { _ = try ticket(try ControlClient(host: "127.0.0.1", port: s.port, timeout: 5), "compute") })
+        XCTAssertNotNil(
+            failure { _ = try ticket(try ControlClient(host: "127.0.0.1", port: s.port, timeout: 5), "compute") })
         let other = try makeCA("other")
         let wrong = try ControlClient(
-            host: "127.0.0.1", port: s.port, timeout: 5, tls: try ControlTLS.client(ca: other + "/ca.crt", host: "127.0.0.1"))
+            host: "127.0.0.1", port: s.port, timeout: 5,
+            tls: try ControlTLS.client(ca: other + "/ca.crt", host: "127.0.0.1"))
         XCTAssertEqual(failure { _ = try ticket(wrong, "compute") }?.code, .tls)
         usleep(200_000)
         let good = try ControlClient(
-            host: "127.0.0.1", port: s.port, timeout: 5, tls: try ControlTLS.client(ca: ca + "/ca.crt", host: "127.0.0.1"))
+            host: "127.0.0.1", port: s.port, timeout: 5,
+            tls: try ControlTLS.client(ca: ca + "/ca.crt", host: "127.0.0.1"))
         let status = try good.call(ImageOperation.status, [String: String](), as: ServerStatus.self)
         XCTAssertEqual(status.counters.controlTLSErrors, 2, "the plain client and the one that refused the server")
     }

@@ -24,8 +24,14 @@ final class ToolCLITests: XCTestCase {
                 ["--interface", "127.0.0.1", "--group-pool", "10.0.0.0/24"],
                 "Error: group-pool = '10.0.0.0/24': expected a multicast CIDR like 239.255.1.0/24 (group pool 10.0.0.0/24 is not inside 224.0.0.0/4)\n"
             ),
-            (["--interface", "127.0.0.1", "--config", conf], "Error: \(conf):2: window = '2 seconds': expected seconds in 0.0…60.0\n"),
-            (["--interface", "127.0.0.1", "--config", "/nonexistent.conf"], "Error: configuration file: cannot open /nonexistent.conf: No such file or directory\n"),
+            (
+                ["--interface", "127.0.0.1", "--config", conf],
+                "Error: \(conf):2: window = '2 seconds': expected seconds in 0.0…60.0\n"
+            ),
+            (
+                ["--interface", "127.0.0.1", "--config", "/nonexistent.conf"],
+                "Error: configuration file: cannot open /nonexistent.conf: No such file or directory\n"
+            ),
         ]
         for (args, expected) in cases {
             let r = try run("ql-mcastd", args)
@@ -37,25 +43,38 @@ final class ToolCLITests: XCTestCase {
     func testClientMistakesAndUnreachableServer() throws {
         let bad = try run("ql-mcast-client", ["--server", "127.0.0.1", "--image", "../etc", "-o", "/tmp/x"])
         XCTAssertEqual(bad.status, 64)
-        XCTAssertTrue(bad.stderr.hasPrefix("Error: image name '../etc' may only contain letters, digits, '.', '_', '+' and '-'\n"), bad.stderr)
-        let loss = try run("ql-mcast-client", ["--server", "127.0.0.1", "--image", "a", "-o", "/tmp/x", "--simulate-loss", "lots"])
+        XCTAssertTrue(
+            bad.stderr.hasPrefix(
+                "Error: image name '../etc' may only contain letters, digits, '.', '_', '+' and '-'\n"), bad.stderr)
+        let loss = try run(
+            "ql-mcast-client", ["--server", "127.0.0.1", "--image", "a", "-o", "/tmp/x", "--simulate-loss", "lots"])
         XCTAssertEqual(loss.status, 64)
-        XCTAssertTrue(loss.stderr.hasPrefix("Error: --simulate-loss 'lots': expected P[,burst] with P in 0…1\n"), loss.stderr)
-        let away = try run("ql-mcast-client", ["--server", "127.0.0.1:1", "--image", "a", "-o", "/tmp/x", "--server-timeout", "1", "--quiet"])
+        XCTAssertTrue(
+            loss.stderr.hasPrefix("Error: --simulate-loss 'lots': expected P[,burst] with P in 0…1\n"), loss.stderr)
+        let away = try run(
+            "ql-mcast-client",
+            ["--server", "127.0.0.1:1", "--image", "a", "-o", "/tmp/x", "--server-timeout", "1", "--quiet"])
         XCTAssertEqual(away.status, 4)
         XCTAssertTrue(
             away.stderr.hasSuffix(
-                "error cannot reach ql-mcastd at 127.0.0.1:1 within 1 s: cannot reach the control port 127.0.0.1:1: Connection refused\n"),
+                "error cannot reach ql-mcastd at 127.0.0.1:1 within 1 s: cannot reach the control port 127.0.0.1:1: Connection refused\n"
+            ),
             away.stderr)
     }
 
     func testHelpDocumentsOptionsExitCodesAndDefaults() throws {
         let client = try run("ql-mcast-client", ["--help"]).stdout
-        for text in ["--server", "--image", "--output", "--union", "--mount", "--unicast", "--simulate-loss", "Exit status:", "3  verification failed"] {
+        for text in [
+            "--server", "--image", "--output", "--union", "--mount", "--unicast", "--simulate-loss", "Exit status:",
+            "3  verification failed",
+        ] {
             XCTAssertTrue(client.contains(text), "ql-mcast-client --help lacks \(text)")
         }
         let daemon = try run("ql-mcastd", ["serve", "--help"]).stdout
-        for text in ["--root", "--listen", "--interface", "--group-pool", "--port-range", "--window", "--rate", "--config", "--max-sessions", "--max-clients"] {
+        for text in [
+            "--root", "--listen", "--interface", "--group-pool", "--port-range", "--window", "--rate", "--config",
+            "--max-sessions", "--max-clients",
+        ] {
             XCTAssertTrue(daemon.contains(text), "ql-mcastd serve --help lacks \(text)")
         }
     }
@@ -80,7 +99,9 @@ final class ToolCLITests: XCTestCase {
         }
         let daemon = Process()
         daemon.executableURL = try LabHarness.releaseBinary("ql-mcastd")
-        daemon.arguments = ["--root", dir + "/head", "--interface", "127.0.0.1", "--listen", "127.0.0.1:17799", "--shutdown-grace", "0"]
+        daemon.arguments = [
+            "--root", dir + "/head", "--interface", "127.0.0.1", "--listen", "127.0.0.1:17799", "--shutdown-grace", "0",
+        ]
         daemon.standardError = FileHandle.nullDevice
         try daemon.run()
         defer {
@@ -90,7 +111,8 @@ final class ToolCLITests: XCTestCase {
         let r = try run(
             "ql-mcast-client",
             [
-                "--server", "127.0.0.1:17799", "--image", "compute", "-o", dir + "/node/compute.img", "--unicast", "--union",
+                "--server", "127.0.0.1:17799", "--image", "compute", "-o", dir + "/node/compute.img", "--unicast",
+                "--union",
                 dir + "/node", "--mount", "--quiet", "--server-timeout", "20",
             ])
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -1,9 +1,9 @@
 import Foundation
 import ImageService
-import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
+import Platform
 import XCTest
 
 /// gzip, newc cpio and squashfs output, checked with the real tools (zcat, cpio, unsquashfs).
@@ -21,8 +21,10 @@ final class ArchiveTests: XCTestCase {
 
     /// Runs of spaces as one (listings align columns by content width).
     static func squeeze(_ text: String) -> String {
-        text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
-            .joined(separator: "\n")
+        text.split(separator: "\n").map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }
+        .joined(separator: "\n")
     }
 
     /// A small node tree: directories, files with modes and owners, a symlink. Owners other
@@ -68,7 +70,8 @@ final class ArchiveTests: XCTestCase {
         XCTAssertEqual(
             names,
             [
-                "dev", "dev/console", "bin", "bin/blob", "bin/init-link", "etc", "etc/hostname", "etc/qlustar", "etc/qlustar/key",
+                "dev", "dev/console", "bin", "bin/blob", "bin/init-link", "etc", "etc/hostname", "etc/qlustar",
+                "etc/qlustar/key",
                 "init", "var", "var/empty",
             ])
         let long = Self.squeeze(try sh("zcat \(out) | cpio -itv --quiet --numeric-uid-gid"))
@@ -78,7 +81,9 @@ final class ArchiveTests: XCTestCase {
         XCTAssertTrue(long.contains("crw------- 1 0 0 5, 1 Nov 14 2023 dev/console"), long)
         XCTAssertTrue(long.contains("drwxrwxrwt 2 0 0 0 Nov 14 2023 var/empty"), long)
         // Unpacked, the content is byte-exact.
-        try sh("mkdir \(dir)/x && cd \(dir)/x && zcat \(out) | cpio -id --quiet --no-absolute-filenames 2>/dev/null || true")
+        try sh(
+            "mkdir \(dir)/x && cd \(dir)/x && zcat \(out) | cpio -id --quiet --no-absolute-filenames 2>/dev/null || true"
+        )
         XCTAssertEqual(try Lab.sha256(dir + "/x/bin/blob"), try Lab.sha256(dir + "/tree/bin/blob"))
     }
 
@@ -111,7 +116,9 @@ final class ArchiveTests: XCTestCase {
         XCTAssertTrue(listing.contains("drwxrwxrwt 0/0 3 2023-11-14 22:13 R/var/empty"), listing)
         XCTAssertEqual(try sh("unsquashfs -cat \(dir)/one.img etc/hostname"), "node\n")
         XCTAssertThrowsError(try builder.build(tree: dir + "/missing", target: dir + "/three.img")) { error in
-            XCTAssertTrue((error as? QlustarError)?.message.hasPrefix("cannot pack \(dir)/missing with mksquashfs: /usr/bin/mksquashfs exited 1:") ?? false, "\(error)")
+            XCTAssertTrue(
+                (error as? QlustarError)?.message.hasPrefix(
+                    "cannot pack \(dir)/missing with mksquashfs: /usr/bin/mksquashfs exited 1:") ?? false, "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/three.img"))
     }

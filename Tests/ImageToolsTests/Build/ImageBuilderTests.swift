@@ -1,11 +1,12 @@
 import Foundation
 import ImageService
-import Platform
-@testable import ImageTools
 import LabSupport
 import LabTestSupport
-import XCTest
 import Logging
+import Platform
+import XCTest
+
+@testable import ImageTools
 
 /// Images built from modules and copy files, checked with unsquashfs, cpio and zcat; the initrd
 /// carries the release ql-mcast-client (as CI builds it).
@@ -21,7 +22,10 @@ final class ImageBuilderTests: XCTestCase {
 
     @discardableResult
     func sh(_ command: String) throws -> String { try f.sh(command) }
-    func install(_ name: String, _ version: String, packages: [(String, String)], changelog: String? = nil, tar: Bool = false, _ fill: String) throws {
+    func install(
+        _ name: String, _ version: String, packages: [(String, String)], changelog: String? = nil, tar: Bool = false,
+        _ fill: String
+    ) throws {
         try f.install(name, version, packages: packages, changelog: changelog, tar: tar, fill)
     }
     func builder() throws -> ImageBuilder { try f.builder() }
@@ -95,10 +99,12 @@ final class ImageBuilderTests: XCTestCase {
         try sh("unsquashfs -cat \(images)/login.img \(doc)core.packages.changelog.gz > \(dir)/p.gz")
         XCTAssertEqual(
             try sh("zcat \(dir)/p.gz"),
-            "core 1.0 -> 1.1\n  upgraded bash 5.2-1 -> 5.2-2\n  removed coreutils 9.1-1\n  added openssh-server 9.2-1\n\n")
+            "core 1.0 -> 1.1\n  upgraded bash 5.2-1 -> 5.2-2\n  removed coreutils 9.1-1\n  added openssh-server 9.2-1\n\n"
+        )
         try sh("unsquashfs -cat \(images)/login.img \(doc)core.contents.changelog-1.0_1.1.gz > \(dir)/f.gz")
         XCTAssertEqual(
-            try sh("zcat \(dir)/f.gz"), "core 1.0 -> 1.1\nremoved /etc/hosts\nchanged /etc/issue\nadded   /etc/ssh_config\n")
+            try sh("zcat \(dir)/f.gz"),
+            "core 1.0 -> 1.1\nremoved /etc/hosts\nchanged /etc/issue\nadded   /etc/ssh_config\n")
         try sh("unsquashfs -cat \(images)/login.img \(doc)core.packages.version.gz > \(dir)/v.gz")
         XCTAssertEqual(try sh("zcat \(dir)/v.gz"), "bash 5.2-2\nopenssh-server 9.2-1\n")
     }
@@ -106,8 +112,12 @@ final class ImageBuilderTests: XCTestCase {
     func testInitrdHoldsInitTheClientAndItsLibraries() throws {
         try standardSetup()
         try builder().build(ImageName("compute"))
-        let names = Set(try sh("zcat \(images)/compute.initrd | cpio -it --quiet").split(separator: "\n").map(String.init))
-        for expected in ["init", "bin/ql-mcast-client", "bin/sh", "bin/mount", "dev/console", "proc", "sys", "union", "lib64/ld-linux-x86-64.so.2"] {
+        let names = Set(
+            try sh("zcat \(images)/compute.initrd | cpio -it --quiet").split(separator: "\n").map(String.init))
+        for expected in [
+            "init", "bin/ql-mcast-client", "bin/sh", "bin/mount", "dev/console", "proc", "sys", "union",
+            "lib64/ld-linux-x86-64.so.2",
+        ] {
             XCTAssertTrue(names.contains(expected), "initrd lacks \(expected)")
         }
         XCTAssertTrue(names.contains { $0.hasSuffix("/libcrypto.so.3") }, "the client's libraries")
@@ -116,8 +126,10 @@ final class ImageBuilderTests: XCTestCase {
     }
 
     func testStaticBusyboxNeedsNoLibrariesAndProgramsAreStrippedForTheInitrd() throws {
-        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
-        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strip"), "needs strip (binutils; scripts/setup)")
+        try Requirements.require(
+            FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
+        try Requirements.require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/strip"), "needs strip (binutils; scripts/setup)")
         try standardSetup()
         var definition = try ImageDefinition.load(root, ImageName("compute"))
         definition.initrdPrograms = ["/bin/busybox"]
@@ -131,11 +143,15 @@ final class ImageBuilderTests: XCTestCase {
         XCTAssertEqual(try Lab.sha256(unpacked + "/bin/sh"), try Lab.sha256("/bin/busybox"))
         // The client and its libraries lose their symbol tables, and still run.
         let client = try LabHarness.releaseBinary("ql-mcast-client").path
-        let size = { (path: String) throws -> Int in (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0 }
+        let size = { (path: String) throws -> Int in
+            (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        }
         XCTAssertLessThan(try size(unpacked + "/bin/ql-mcast-client"), try size(client) / 2, "stripped client")
         XCTAssertFalse(try sh("readelf -S \(unpacked)/bin/ql-mcast-client").contains(".symtab"), "no symbol table")
         XCTAssertTrue(try sh("readelf -S \(client)").contains(".symtab"), "the release build has one")
-        XCTAssertEqual(try String(contentsOfFile: unpacked + "/init", encoding: .utf8), InitScript.text(try ImageName("compute")), "scripts as they are")
+        XCTAssertEqual(
+            try String(contentsOfFile: unpacked + "/init", encoding: .utf8), InitScript.text(try ImageName("compute")),
+            "scripts as they are")
         XCTAssertTrue(try sh("\(unpacked)/bin/ql-mcast-client --help").contains("USAGE: ql-mcast-client"))
         XCTAssertEqual(try sh("stat -c %a \(unpacked)/bin/ql-mcast-client"), "755\n")
     }
@@ -146,9 +162,12 @@ final class ImageBuilderTests: XCTestCase {
         try sh("mkdir -p \(dir)/boot && echo kernel > \(dir)/boot/vmlinuz && echo module > \(dir)/boot/e1000.ko")
         let ok = try ReleaseTool.run(
             "qlustar-image",
-            ["define", "node", "--modules", "slurm", "--kernel", dir + "/boot/vmlinuz", "--initrd-program", "/bin/sh",
-             "--initrd-program", "/bin/mount", "--initrd-file", "lib/modules/e1000.ko=\(dir)/boot/e1000.ko",
-             "--initrd-file", "etc/motd=/etc/hostname", "--initrd-compression", "zstd"], environment: env)
+            [
+                "define", "node", "--modules", "slurm", "--kernel", dir + "/boot/vmlinuz", "--initrd-program",
+                "/bin/sh",
+                "--initrd-program", "/bin/mount", "--initrd-file", "lib/modules/e1000.ko=\(dir)/boot/e1000.ko",
+                "--initrd-file", "etc/motd=/etc/hostname", "--initrd-compression", "zstd",
+            ], environment: env)
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertEqual(ok.stdout, "image 'node': core + slurm\n")
         var expected = ImageDefinition(modules: ["slurm"], initrdPrograms: ["/bin/sh", "/bin/mount"])
@@ -157,27 +176,37 @@ final class ImageBuilderTests: XCTestCase {
         expected.initrdCompression = "zstd"
         XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected)
         // Redefining the modules keeps what is not given; 'none' clears the kernel.
-        XCTAssertEqual(try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--kernel", "none"], environment: env).status, 0)
+        XCTAssertEqual(
+            try ReleaseTool.run(
+                "qlustar-image", ["define", "node", "--modules", "core", "--kernel", "none"], environment: env
+            ).status, 0)
         expected.modules = ["core"]
         expected.kernel = nil
         XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected)
         for (bad, message) in [
             ("lib/modules/e1000.ko", "--initrd-file 'lib/modules/e1000.ko' is not PATH_IN_INITRD=FILE"),
-            ("../escape=/etc/hostname", "--initrd-file: '../escape' must be a relative path inside the initrd, without '..'"),
+            (
+                "../escape=/etc/hostname",
+                "--initrd-file: '../escape' must be a relative path inside the initrd, without '..'"
+            ),
             ("/abs=/etc/hostname", "--initrd-file: '/abs' must be a relative path inside the initrd, without '..'"),
         ] {
-            let r = try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--initrd-file", bad], environment: env)
+            let r = try ReleaseTool.run(
+                "qlustar-image", ["define", "node", "--modules", "core", "--initrd-file", bad], environment: env)
             XCTAssertEqual(r.status, 64, bad)
             XCTAssertTrue(r.stderr.contains("Error: " + message), r.stderr)
         }
-        let lz4 = try ReleaseTool.run("qlustar-image", ["define", "node", "--modules", "core", "--initrd-compression", "lz4"], environment: env)
+        let lz4 = try ReleaseTool.run(
+            "qlustar-image", ["define", "node", "--modules", "core", "--initrd-compression", "lz4"], environment: env)
         XCTAssertEqual(lz4.status, 64)
         XCTAssertTrue(lz4.stderr.contains("Error: --initrd-compression must be gzip or zstd, not 'lz4'"), lz4.stderr)
-        XCTAssertEqual(try ImageDefinition.load(root, ImageName("node")), expected, "a refused definition changes nothing")
+        XCTAssertEqual(
+            try ImageDefinition.load(root, ImageName("node")), expected, "a refused definition changes nothing")
     }
 
     func testZstdInitrdIsReproducibleReadableAndEditedInItsFormat() throws {
-        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd"), "needs zstd (scripts/setup)")
+        try Requirements.require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd"), "needs zstd (scripts/setup)")
         try standardSetup()
         let name = try ImageName("compute")
         var definition = try ImageDefinition.load(root, name)
@@ -207,18 +236,22 @@ final class ImageBuilderTests: XCTestCase {
         definition.initrdCompression = "lz4"
         try definition.store(root, name)
         XCTAssertThrowsError(try builder().build(name)) { error in
-            XCTAssertTrue((error as? QlustarError)?.message.hasSuffix("initrdCompression 'lz4' is not gzip or zstd") ?? false, "\(error)")
+            XCTAssertTrue(
+                (error as? QlustarError)?.message.hasSuffix("initrdCompression 'lz4' is not gzip or zstd") ?? false,
+                "\(error)")
         }
     }
 
     func testELFFilesAreToldFromScriptsAndStaticFromDynamic() throws {
-        try Requirements.require(FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
+        try Requirements.require(
+            FileManager.default.isExecutableFile(atPath: "/bin/busybox"), "needs busybox-static (scripts/setup)")
         let busybox = try ELFFile("/bin/busybox")
         XCTAssertTrue(busybox.isELF)
         XCTAssertFalse(busybox.isDynamic, "busybox-static loads no libraries")
         let client = try ELFFile(try LabHarness.releaseBinary("ql-mcast-client").path)
         XCTAssertTrue(client.isELF && client.isDynamic)
-        let library = try ELFFile(try sh("ldd /bin/ls | awk '/libc.so/ {print $3}'").trimmingCharacters(in: .whitespacesAndNewlines))
+        let library = try ELFFile(
+            try sh("ldd /bin/ls | awk '/libc.so/ {print $3}'").trimmingCharacters(in: .whitespacesAndNewlines))
         XCTAssertTrue(library.isELF && library.isDynamic)
         XCTAssertTrue(try ELFFile("/bin/sh").isELF, "dash, through its link")
         let script = dir + "/script"
@@ -233,15 +266,21 @@ final class ImageBuilderTests: XCTestCase {
         try standardSetup()
         let b = try builder()
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? QlustarError)?.message, "image 'gpu' is not defined (expected \(dir)/etc/qlustar/images/gpu/image.json)")
+            XCTAssertEqual(
+                (error as? QlustarError)?.message,
+                "image 'gpu' is not defined (expected \(dir)/etc/qlustar/images/gpu/image.json)")
         }
         try ImageDefinition(modules: ["cuda"]).store(root, ImageName("gpu"))
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? QlustarError)?.message, "module 'cuda' is not installed in \(modules) (installed: none)")
+            XCTAssertEqual(
+                (error as? QlustarError)?.message, "module 'cuda' is not installed in \(modules) (installed: none)")
         }
-        try sh("echo '{\"modules\": [\"slurm\"], \"compression\": \"lz4x\"}' > \(dir)/etc/qlustar/images/gpu/image.json")
+        try sh(
+            "echo '{\"modules\": [\"slurm\"], \"compression\": \"lz4x\"}' > \(dir)/etc/qlustar/images/gpu/image.json")
         XCTAssertThrowsError(try b.build(ImageName("gpu"))) { error in
-            XCTAssertEqual((error as? QlustarError)?.message, "\(dir)/etc/qlustar/images/gpu/image.json: compression 'lz4x' is not zstd, gzip or xz")
+            XCTAssertEqual(
+                (error as? QlustarError)?.message,
+                "\(dir)/etc/qlustar/images/gpu/image.json: compression 'lz4x' is not zstd, gzip or xz")
         }
         // Nothing half-built was published.
         XCTAssertFalse(FileManager.default.fileExists(atPath: images + "/gpu.img"))
@@ -257,12 +296,16 @@ final class ImageBuilderTests: XCTestCase {
         XCTAssertEqual(linked, overlay)
         XCTAssertEqual(try TreeListing(of: modules).text, before, "building never writes into a module")
         XCTAssertEqual(try cat("etc/shadow"), "root:$6$salt$headhash:19000:0:99999:7:::\n")
-        XCTAssertEqual(try String(contentsOfFile: modules + "/core/1.0/tree/etc/shadow", encoding: .utf8), "root:*:19000:0:99999:7:::\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: modules + "/core/1.0/tree/etc/shadow", encoding: .utf8),
+            "root:*:19000:0:99999:7:::\n")
     }
 
     func testKernelAndExtraInitrdFilesArePublishedAndTrackedAsInputs() throws {
         try standardSetup()
-        try sh("mkdir -p \(dir)/boot && head -c 5000 /dev/urandom > \(dir)/boot/vmlinuz && echo module > \(dir)/boot/e1000.ko")
+        try sh(
+            "mkdir -p \(dir)/boot && head -c 5000 /dev/urandom > \(dir)/boot/vmlinuz && echo module > \(dir)/boot/e1000.ko"
+        )
         var definition = try ImageDefinition.load(root, ImageName("compute"))
         definition.kernel = dir + "/boot/vmlinuz"
         definition.initrdFiles = ["lib/modules/e1000.ko": dir + "/boot/e1000.ko"]
@@ -278,7 +321,9 @@ final class ImageBuilderTests: XCTestCase {
         definition.initrdFiles = ["../escape": dir + "/boot/e1000.ko"]
         try definition.store(root, ImageName("compute"))
         XCTAssertThrowsError(try b.build(ImageName("compute"))) { error in
-            XCTAssertTrue((error as? QlustarError)?.message.hasSuffix("initrd file '../escape' must be a relative path without '..'") ?? false, "\(error)")
+            XCTAssertTrue(
+                (error as? QlustarError)?.message.hasSuffix(
+                    "initrd file '../escape' must be a relative path without '..'") ?? false, "\(error)")
         }
     }
 }

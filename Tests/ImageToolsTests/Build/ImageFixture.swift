@@ -1,11 +1,11 @@
 import Foundation
 import ImageService
-import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
-import XCTest
 import Logging
+import Platform
+import XCTest
 
 /// A root prefix with modules, copy files and an image definition, for the image tooling tests.
 /// Builds set file owners, so it needs root (as CI runs); elsewhere the tests skip, saying why.
@@ -29,13 +29,17 @@ final class ImageFixture {
     var images: String { dir + "/var/lib/qlustar/images" }
 
     /// Installs module `name` `version` from a shell script that fills `$T` (its tree).
-    func install(_ name: String, _ version: String, packages: [(String, String)], changelog: String? = nil, tar: Bool = false, _ fill: String) throws {
+    func install(
+        _ name: String, _ version: String, packages: [(String, String)], changelog: String? = nil, tar: Bool = false,
+        _ fill: String
+    ) throws {
         let base = "\(modules)/\(name)/\(version)"
         let tree = tar ? dir + "/src-\(name)-\(version)" : base + "/tree"
         try sh("mkdir -p \(base) \(tree) && cd \(tree) && T=\(tree) && \(fill)")
         if tar { try sh("tar -C \(tree) --numeric-owner -cf \(base)/tree.tar . && rm -rf \(tree)") }
         let manifest = ModuleManifest(
-            name: name, version: version, packages: packages.map { .init(name: $0.0, version: $0.1) }, changelog: changelog)
+            name: name, version: version, packages: packages.map { .init(name: $0.0, version: $0.1) },
+            changelog: changelog)
         try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: base + "/module.json"))
     }
 
@@ -47,7 +51,8 @@ final class ImageFixture {
 
     func standardSetup() throws {
         try install(
-            "core", "1.0", packages: [("bash", "5.2-1"), ("coreutils", "9.1-1")], changelog: "core (1.0)\n  * First release.\n",
+            "core", "1.0", packages: [("bash", "5.2-1"), ("coreutils", "9.1-1")],
+            changelog: "core (1.0)\n  * First release.\n",
             """
             mkdir -p etc bin var/lib && echo core > etc/issue && echo one > etc/hosts && echo tool > bin/tool && chmod 755 bin/tool
             printf 'root:*:19000:0:99999:7:::\\n' > etc/shadow && chmod 640 etc/shadow && chgrp 42 etc/shadow

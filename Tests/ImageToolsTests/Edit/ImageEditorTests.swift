@@ -1,11 +1,11 @@
 import Foundation
 import ImageService
-import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
-import XCTest
 import Logging
+import Platform
+import XCTest
 
 /// qlustar-image-edit and qlustar-image-reconfigure: copy and Root FS files, temporary edits of
 /// built images, root password.
@@ -17,7 +17,9 @@ final class ImageEditorTests: XCTestCase {
     override func setUpWithError() throws { images = try ImageFixture() }
     override func tearDown() { images?.remove() }
 
-    func editor() -> ImageEditor { ImageEditor(root: root, log: Logger(root: root, name: "qlustar-image-edit", echo: false)) }
+    func editor() -> ImageEditor {
+        ImageEditor(root: root, log: Logger(root: root, name: "qlustar-image-edit", echo: false))
+    }
 
     func read(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
 
@@ -41,7 +43,8 @@ final class ImageEditorTests: XCTestCase {
 
     func testAFailingEditorLeavesNothingHalfWritten() throws {
         let e = editor()
-        XCTAssertThrowsError(try e.edit("/etc/new", in: .common, editor: "printf 'partial' >> \"$1\"; false;")) { error in
+        XCTAssertThrowsError(try e.edit("/etc/new", in: .common, editor: "printf 'partial' >> \"$1\"; false;")) {
+            error in
             XCTAssertTrue((error as? QlustarError)?.message.contains("exited 1") ?? false, "\(error)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/etc/qlustar/images/common/copy/etc/new"))
@@ -54,8 +57,10 @@ final class ImageEditorTests: XCTestCase {
 
     func testPathsThatWouldLeaveTheTreeAreRefused() throws {
         let e = editor()
-        try FileManager.default.createDirectory(atPath: dir + "/etc/qlustar/images/common/copy", withIntermediateDirectories: true)
-        try FileManager.default.createSymbolicLink(atPath: dir + "/etc/qlustar/images/common/copy/escape", withDestinationPath: "/etc")
+        try FileManager.default.createDirectory(
+            atPath: dir + "/etc/qlustar/images/common/copy", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            atPath: dir + "/etc/qlustar/images/common/copy/escape", withDestinationPath: "/etc")
         for bad in ["../../../etc/passwd", "/a/../../b", "", "/", "/escape/passwd", "/./x"] {
             XCTAssertThrowsError(try e.edit(bad, in: .common, editor: "true"), bad) { error in
                 XCTAssertEqual((error as? QlustarError)?.code, .invalidArgument, bad)
@@ -66,7 +71,8 @@ final class ImageEditorTests: XCTestCase {
 
     func testRootFSCustomizationFilesAreCreatedAndDeleted() throws {
         let e = editor()
-        let path = try e.edit("/lib/qlustar/init.d/10-tune", in: .rootFS("custom"), editor: "printf 'sysctl -w vm.swappiness=1\\n' >>")
+        let path = try e.edit(
+            "/lib/qlustar/init.d/10-tune", in: .rootFS("custom"), editor: "printf 'sysctl -w vm.swappiness=1\\n' >>")
         XCTAssertEqual(path, dir + "/var/lib/qlustar/root-fs/custom/lib/qlustar/init.d/10-tune")
         XCTAssertEqual(try e.delete("/lib/qlustar/init.d/10-tune", rootFS: "custom"), path)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
@@ -107,16 +113,21 @@ final class ImageEditorTests: XCTestCase {
         try images.standardSetup()
         let tool = try LabHarness.releaseBinary("qlustar-image-reconfigure")
         let client = try LabHarness.releaseBinary("ql-mcast-client")
-        let out = try images.sh("echo 'n0de-secret' | \(tool.path) compute --password-stdin --root \(dir) --client \(client.path) 2>/dev/null")
+        let out = try images.sh(
+            "echo 'n0de-secret' | \(tool.path) compute --password-stdin --root \(dir) --client \(client.path) 2>/dev/null"
+        )
         XCTAssertTrue(out.contains("root password: set"), out)
         let shadow = try images.cat("etc/shadow")
         let hash = String(shadow.split(separator: ":")[1])
         XCTAssertTrue(PasswordHash.isSHA512(hash), hash)
         let salt = hash.split(separator: "$")[1]
-        XCTAssertEqual(try images.sh("openssl passwd -6 -salt '\(salt)' 'n0de-secret'").trimmingCharacters(in: .whitespacesAndNewlines), hash)
+        XCTAssertEqual(
+            try images.sh("openssl passwd -6 -salt '\(salt)' 'n0de-secret'").trimmingCharacters(
+                in: .whitespacesAndNewlines), hash)
         XCTAssertEqual(try PasswordHash.hash("n0de-secret", setting: hash), hash)
         // Back to the head node's password.
-        _ = try images.sh("\(tool.path) compute --head-password --root \(dir) --client \(client.path) 2>/dev/null </dev/null")
+        _ = try images.sh(
+            "\(tool.path) compute --head-password --root \(dir) --client \(client.path) 2>/dev/null </dev/null")
         XCTAssertEqual(try images.cat("etc/shadow"), "root:$6$salt$headhash:19000:0:99999:7:::\n")
         let bad = try? images.sh("\(tool.path) compute --password-hash plain --root \(dir) 2>&1")
         XCTAssertNil(bad, "a hash that is not SHA-512 crypt is refused")
@@ -130,10 +141,14 @@ final class ImageEditorTests: XCTestCase {
         let tool = try LabHarness.releaseBinary("qlustar-image-reconfigure").path
         let client = try LabHarness.releaseBinary("ql-mcast-client").path
         let command = "\(tool) compute --root \(dir) --client \(client)"
-        let differ = (try? images.sh("(sleep 3; printf 'one\\n'; sleep 1.5; printf 'two\\n') | script -qec '\(command)' /dev/null; true")) ?? "failed"
+        let differ =
+            (try? images.sh(
+                "(sleep 3; printf 'one\\n'; sleep 1.5; printf 'two\\n') | script -qec '\(command)' /dev/null; true"))
+            ?? "failed"
         XCTAssertTrue(differ.contains("the passwords differ; nothing changed"), differ)
         XCTAssertNil(try ImageDefinition.load(root, ImageName("compute")).rootPasswordHash)
-        let out = try images.sh("(sleep 3; printf 'pw-1\\n'; sleep 1.5; printf 'pw-1\\n') | script -qec '\(command)' /dev/null")
+        let out = try images.sh(
+            "(sleep 3; printf 'pw-1\\n'; sleep 1.5; printf 'pw-1\\n') | script -qec '\(command)' /dev/null")
         XCTAssertTrue(out.contains("New root password for image 'compute'"), out)
         XCTAssertFalse(out.contains("pw-1"), "the password is not echoed: \(out)")
         let hash = try ImageDefinition.load(root, ImageName("compute")).rootPasswordHash ?? ""

@@ -1,17 +1,19 @@
 import Foundation
 import ImageService
-import Platform
 import ImageTools
 import LabSupport
 import LabTestSupport
 import NodeConfig
+import Platform
 import XCTest
 
 final class RootFSTests: XCTestCase {
     /// `stat` of every entry below `dir`: path, mode, owner, group, type, link target.
     private func listing(_ dir: String) throws -> [String] {
-        try Lab.run("/bin/sh", ["-c", "cd '\(dir)' && find . -mindepth 1 -exec stat -c '%n %a %u %g %F %N' {} + | sort"])
-            .split(separator: "\n").map(String.init)
+        try Lab.run(
+            "/bin/sh", ["-c", "cd '\(dir)' && find . -mindepth 1 -exec stat -c '%n %a %u %g %F %N' {} + | sort"]
+        )
+        .split(separator: "\n").map(String.init)
     }
 
     func testTreeArrivesWithOwnersModesLinksAndEmptyDirectories() throws {
@@ -27,17 +29,22 @@ final class RootFSTests: XCTestCase {
         XCTAssertEqual(try Lab.run("/usr/bin/stat", ["-c", "%a %u %g", node + "/etc/site/key"]), "640 0 42\n")
         XCTAssertEqual(try Lab.run("/usr/bin/stat", ["-c", "%a %u %g", node + "/home/alice"]), "750 1234 1235\n")
         XCTAssertEqual(try Lab.run("/usr/bin/stat", ["-c", "%a %F", node + "/var/empty-dir"]), "1777 directory\n")
-        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: node + "/etc/site-link"), "/etc/site/site.conf")
+        XCTAssertEqual(
+            try FileManager.default.destinationOfSymbolicLink(atPath: node + "/etc/site-link"), "/etc/site/site.conf")
     }
 
     /// A gzip'd newc archive written by hand, so it can hold what CPIOWriter refuses to write.
-    private func handmade(_ entries: [(name: String, mode: UInt32, data: String)], in dir: String) throws -> RootFSArchive {
+    private func handmade(_ entries: [(name: String, mode: UInt32, data: String)], in dir: String) throws
+        -> RootFSArchive
+    {
         var bytes: [UInt8] = []
         func pad() { while bytes.count % 4 != 0 { bytes.append(0) } }
         for (i, e) in (entries + [("TRAILER!!!", 0, "")]).enumerated() {
             let name = Array(e.name.utf8) + [0]
             let data = Array(e.data.utf8)
-            let fields: [UInt32] = [UInt32(i + 1), e.mode, 0, 0, 1, 0, UInt32(data.count), 0, 0, 0, 0, UInt32(name.count), 0]
+            let fields: [UInt32] = [
+                UInt32(i + 1), e.mode, 0, 0, 1, 0, UInt32(data.count), 0, 0, 0, 0, UInt32(name.count), 0,
+            ]
             bytes += Array(("070701" + fields.map { String(format: "%08X", $0) }.joined()).utf8) + name
             pad()
             bytes += data
@@ -81,7 +88,8 @@ final class RootFSTests: XCTestCase {
         // A merged-/usr image (/lib -> /usr/lib, absolute), and links planted to point out.
         try FileManager.default.createSymbolicLink(atPath: node + "/lib", withDestinationPath: "/usr/lib")
         try FileManager.default.createSymbolicLink(atPath: node + "/abs", withDestinationPath: victim)
-        try FileManager.default.createSymbolicLink(atPath: node + "/rel", withDestinationPath: "../../../../../..\(victim)")
+        try FileManager.default.createSymbolicLink(
+            atPath: node + "/rel", withDestinationPath: "../../../../../..\(victim)")
         var plan = FilePlan()
         for path in ["/lib/qlustar/init.d/10-x", "/abs/pwned", "/rel/pwned"] {
             plan.entries.append(.init(path: path, content: .file(Array("x\n".utf8)), mode: 0o755, origin: "test"))
@@ -92,14 +100,18 @@ final class RootFSTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: node + victim, withIntermediateDirectories: true)
         _ = try plan.write(below: node)
         XCTAssertTrue(FileManager.default.fileExists(atPath: node + "/usr/lib/qlustar/init.d/10-x"))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: victim), [], "nothing written outside the root")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: node + victim + "/pwned"), "the links resolved inside the root")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: victim), [], "nothing written outside the root")
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: node + victim + "/pwned"), "the links resolved inside the root")
     }
 
     func testCorruptArchivesAreClearErrors() throws {
         let f = try ConfigFixture()
         let good = try handmade([("a", 0o100644, "hello")], in: f.dir)
-        for bytes in [Array(good.bytes.prefix(good.bytes.count / 2)), [0x1f, 0x8b, 0, 1, 2, 3], Array("plain text".utf8)] {
+        for bytes in [
+            Array(good.bytes.prefix(good.bytes.count / 2)), [0x1f, 0x8b, 0, 1, 2, 3], Array("plain text".utf8),
+        ] {
             XCTAssertThrowsError(try RootFSArchive(name: "x", bytes: bytes).entries(origin: "t")) { error in
                 XCTAssertEqual((error as! QlustarError).code, .integrity, "\(error)")
             }

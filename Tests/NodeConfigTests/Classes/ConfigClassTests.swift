@@ -1,30 +1,39 @@
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
 import NodeRegistry
+import Platform
 import XCTest
 
 final class ConfigClassTests: XCTestCase {
-    private func rejects(_ cls: ConfigClass, _ json: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+    private func rejects(
+        _ cls: ConfigClass, _ json: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             _ = try cls.canonical(Array(json.utf8), name: "x")
             XCTFail("accepted \(json)", file: file, line: line)
         } catch {
             XCTAssertEqual(error.code, .invalidArgument, file: file, line: line)
-            XCTAssertTrue(error.message.contains(expected), "\(error.message) does not say \(expected)", file: file, line: line)
+            XCTAssertTrue(
+                error.message.contains(expected), "\(error.message) does not say \(expected)", file: file, line: line)
         }
     }
 
     func testBadValuesAreRefusedNamingTheField() {
         rejects(.network, #"{"interfaces":[{"name":"eth0\nauto evil","address":"boot"}]}"#, "interfaces[0].name")
-        rejects(.network, #"{"interfaces":[{"name":"eth0","address":"boot","mtu":"9000"}]}"#, "interfaces[0].mtu: expected a number")
+        rejects(
+            .network, #"{"interfaces":[{"name":"eth0","address":"boot","mtu":"9000"}]}"#,
+            "interfaces[0].mtu: expected a number")
         rejects(.network, #"{"interfaces":[{"name":"eth0","address":"10.1.0.5/16"}]}"#, "host bits set")
         rejects(.network, #"{"interfaces":[{"name":"eth0","address":"10.1.0.0/33"}]}"#, "not a network")
-        rejects(.network, #"{"interfaces":[{"name":"eth0","address":"boot"},{"name":"eth0","address":"dhcp"}]}"#, "listed twice")
+        rejects(
+            .network, #"{"interfaces":[{"name":"eth0","address":"boot"},{"name":"eth0","address":"dhcp"}]}"#,
+            "listed twice")
         rejects(.network, #"{"interfaces":[{"name":"bond0","type":"bond","address":"boot"}]}"#, "a bond needs slaves")
-        rejects(.network, #"{"interfaces":[{"name":"v","type":"vlan","vlan":5000,"parent":"eth0","address":"dhcp"}]}"#, "tag 1–4094")
+        rejects(
+            .network, #"{"interfaces":[{"name":"v","type":"vlan","vlan":5000,"parent":"eth0","address":"dhcp"}]}"#,
+            "tag 1–4094")
         rejects(.network, #"{"interfaces":[{"name":"eth0","type":"wifi","address":"boot"}]}"#, "interfaces[0].type")
         rejects(.network, #"{"interfaces":"eth0"}"#, "interfaces: expected a list")
         rejects(.network, #"{"interfaces":[{"address":"boot"}]}"#, "interfaces[0].name is missing")
@@ -32,7 +41,9 @@ final class ConfigClassTests: XCTestCase {
         rejects(.networkFS, #"{"mounts":[{"source":"h:/x","path":"/srv/../etc","type":"nfs"}]}"#, "without '.', '..'")
         rejects(.networkFS, #"{"mounts":[{"source":"h:/x","path":"relative","type":"nfs"}]}"#, "absolute path")
         rejects(.networkFS, #"{"mounts":[{"source":"h:/x","path":"/a b","type":"nfs"}]}"#, "spaces")
-        rejects(.networkFS, #"{"mounts":[{"source":"h:/x","path":"/x","type":"nfs\nExecStart=/bin/sh"}]}"#, "file system type")
+        rejects(
+            .networkFS, #"{"mounts":[{"source":"h:/x","path":"/x","type":"nfs\nExecStart=/bin/sh"}]}"#,
+            "file system type")
         rejects(.sshKeys, #"{"keys":["ssh-ed25519 bm90IGEga2V5 x"]}"#, "not a valid ssh-ed25519 public key")
         rejects(.sshKeys, #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\ncommand=evil"]}"#, "line break")
         rejects(.ipmi, #"{"network":"10.2.0.0/16","channel":99}"#, "1–15")
@@ -42,10 +53,16 @@ final class ConfigClassTests: XCTestCase {
         rejects(.time, #"{"servers":[]}"#, "give 1–8 servers")
         rejects(.time, #"{"servers":["head; rm -rf /"]}"#, "must not contain spaces")
         rejects(.time, #"{"servers":["head$x"]}"#, "not a host name or address")
-        rejects(.disk, #"{"disks":[{"device":"/etc/passwd","action":"format","fsType":"ext4","mountpoint":"/x"}]}"#, "is not below /dev")
-        rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"wipe","fsType":"ext4","mountpoint":"/x"}]}"#, "disks[0].action")
+        rejects(
+            .disk, #"{"disks":[{"device":"/etc/passwd","action":"format","fsType":"ext4","mountpoint":"/x"}]}"#,
+            "is not below /dev")
+        rejects(
+            .disk, #"{"disks":[{"device":"/dev/sdb","action":"wipe","fsType":"ext4","mountpoint":"/x"}]}"#,
+            "disks[0].action")
         rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4"}]}"#, "needs a mountpoint")
-        rejects(.disk, #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4","mountpoint":"/"}]}"#, "cannot mount over /")
+        rejects(
+            .disk, #"{"disks":[{"device":"/dev/sdb","action":"format","fsType":"ext4","mountpoint":"/"}]}"#,
+            "cannot mount over /")
     }
 
     func testBodiesAreStoredCanonically() throws {
@@ -74,12 +91,20 @@ final class RegistryConfigTests: XCTestCase {
     func testNodeAssignmentOverridesGroupPerClass() throws {
         let f = try ConfigFixture()
         try f.registry.addGroup("compute")
-        _ = try f.registry.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: "compute")
-        _ = try f.registry.addNode(name: "beo-02", macs: ["52:54:00:00:00:02"], ip: "10.0.0.2/16", image: nil, group: "compute")
+        _ = try f.registry.addNode(
+            name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: "compute")
+        _ = try f.registry.addNode(
+            name: "beo-02", macs: ["52:54:00:00:00:02"], ip: "10.0.0.2/16", image: nil, group: "compute")
         try f.config(.openSM, "off", #"{"enabled":false}"#, to: .group("compute"))
         try f.config(.openSM, "on", #"{"enabled":true}"#, to: .node("beo-02"))
-        try f.config(.sshKeys, "a", #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq a"]}"#, to: .group("compute"))
-        try f.config(.sshKeys, "b", #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq b"]}"#, to: .group("compute"))
+        try f.config(
+            .sshKeys, "a",
+            #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq a"]}"#,
+            to: .group("compute"))
+        try f.config(
+            .sshKeys, "b",
+            #"{"keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq b"]}"#,
+            to: .group("compute"))
         let one = try f.registry.options(for: try f.registry.node("beo-01"))
         let two = try f.registry.options(for: try f.registry.node("beo-02"))
         XCTAssertEqual(one.config(OpenSMConfig.self)?.enabled, false)
@@ -88,7 +113,8 @@ final class RegistryConfigTests: XCTestCase {
         XCTAssertEqual(two.node.name, "beo-02")
         // Single-valued: assigning another replaces; several-valued: both stay.
         try f.config(.openSM, "prio", #"{"enabled":true,"priority":5}"#, to: .group("compute"))
-        XCTAssertEqual(try f.registry.options(for: try f.registry.node("beo-01")).config(OpenSMConfig.self)?.priority, 5)
+        XCTAssertEqual(
+            try f.registry.options(for: try f.registry.node("beo-01")).config(OpenSMConfig.self)?.priority, 5)
         XCTAssertEqual(try f.registry.config(.openSM, "off").assignedTo, [])
         XCTAssertThrowsError(try f.registry.removeConfig(.sshKeys, "a")) { error in
             XCTAssertTrue((error as! QlustarError).message.contains("assigned to group compute"))
@@ -100,7 +126,8 @@ final class RegistryConfigTests: XCTestCase {
 
     func testTokensAreStoredAsDigestsAndCompared() throws {
         let f = try ConfigFixture()
-        _ = try f.registry.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
+        _ = try f.registry.addNode(
+            name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
         XCTAssertTrue(try f.registry.tokenMatches("beo-01", token: nil))
         try f.registry.setToken("beo-01", token: "correct horse battery staple")
         XCTAssertTrue(try f.registry.tokenMatches("beo-01", token: "correct horse battery staple"))

@@ -11,18 +11,24 @@ final class NodeOptionsWireTests: XCTestCase {
     static let sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOhlL0l1lhVcEwAm/1Se3MGKdCpIpz3mYjt+3CAXWqlq admin@head"
 
     /// Every class assigned, as the pre-protocol encoder wrote it (sorted keys).
-    static let everything = #"{"chroot":{"chroot":"devel"},"disk":{"disks":[{"action":"format","device":"/dev/sdb","fsType":"xfs","mountpoint":"/scratch"}]},"ipmi":{"gateway":"10.2.0.1","network":"10.2.0.0/16"},"misc":{"mailRelay":"head","sshSlurmOnly":true},"network":{"interfaces":[{"address":"boot","name":"eth0"}]},"networkFS":[{"config":{"mounts":[{"path":"/home","source":"head:/srv/home","type":"nfs"}]},"name":"home"},{"config":{"mounts":[{"path":"/apps","source":"head:/srv/apps","type":"nfs4"}]},"name":"apps"}],"nis":{"domain":"cluster","servers":["198.18.0.1"]},"node":{"ip":"198.18.0.7","macs":["52:54:00:00:00:07"],"name":"beo-07","prefix":16},"openSM":{"enabled":true,"priority":3},"rootFS":[{"name":"site","sha256":"00","size":10}],"sources":{"chroot":["devel"],"disk":["scratch"],"ipmi":["bmc"],"misc":["site"],"network":["net"],"network-fs":["home","apps"],"nis":["yp"],"opensm":["sm"],"root-fs":["site"],"ssh-keys":["admins"],"sssd":["ldap"],"time":["heads"]},"sshKeys":[{"config":{"keys":["\#(sshKey)"]},"name":"admins"}],"sssd":{"domains":[{"name":"example","provider":"ldap","searchBase":"dc=example,dc=com","uris":["ldaps://ldap.example.com"]}]},"time":{"servers":["198.18.0.10"]}}"#
+    static let everything =
+        #"{"chroot":{"chroot":"devel"},"disk":{"disks":[{"action":"format","device":"/dev/sdb","fsType":"xfs","mountpoint":"/scratch"}]},"ipmi":{"gateway":"10.2.0.1","network":"10.2.0.0/16"},"misc":{"mailRelay":"head","sshSlurmOnly":true},"network":{"interfaces":[{"address":"boot","name":"eth0"}]},"networkFS":[{"config":{"mounts":[{"path":"/home","source":"head:/srv/home","type":"nfs"}]},"name":"home"},{"config":{"mounts":[{"path":"/apps","source":"head:/srv/apps","type":"nfs4"}]},"name":"apps"}],"nis":{"domain":"cluster","servers":["198.18.0.1"]},"node":{"ip":"198.18.0.7","macs":["52:54:00:00:00:07"],"name":"beo-07","prefix":16},"openSM":{"enabled":true,"priority":3},"rootFS":[{"name":"site","sha256":"00","size":10}],"sources":{"chroot":["devel"],"disk":["scratch"],"ipmi":["bmc"],"misc":["site"],"network":["net"],"network-fs":["home","apps"],"nis":["yp"],"opensm":["sm"],"root-fs":["site"],"ssh-keys":["admins"],"sssd":["ldap"],"time":["heads"]},"sshKeys":[{"config":{"keys":["\#(sshKey)"]},"name":"admins"}],"sssd":{"domains":[{"name":"example","provider":"ldap","searchBase":"dc=example,dc=com","uris":["ldaps://ldap.example.com"]}]},"time":{"servers":["198.18.0.10"]}}"#
 
     /// Nothing assigned: the lists are there, the single classes are not.
-    static let nothing = #"{"networkFS":[],"node":{"ip":"198.18.0.7","macs":["52:54:00:00:00:07"],"name":"beo-07","prefix":16},"rootFS":[],"sources":{},"sshKeys":[]}"#
+    static let nothing =
+        #"{"networkFS":[],"node":{"ip":"198.18.0.7","macs":["52:54:00:00:00:07"],"name":"beo-07","prefix":16},"rootFS":[],"sources":{},"sshKeys":[]}"#
 
-    static let identity = NodeOptions.Identity(name: "beo-07", ip: "198.18.0.7", prefix: 16, macs: ["52:54:00:00:00:07"])
+    static let identity = NodeOptions.Identity(
+        name: "beo-07", ip: "198.18.0.7", prefix: 16, macs: ["52:54:00:00:00:07"])
 
     func testOptionsBuiltFromTheRegistryEncodeAsBefore() throws {
         var options = NodeOptions(node: Self.identity)
         let bodies: [(ConfigClass, String, String)] = [
             (.network, "net", #"{"interfaces":[{"address":"boot","name":"eth0"}]}"#),
-            (.disk, "scratch", #"{"disks":[{"action":"format","device":"/dev/sdb","fsType":"xfs","mountpoint":"/scratch"}]}"#),
+            (
+                .disk, "scratch",
+                #"{"disks":[{"action":"format","device":"/dev/sdb","fsType":"xfs","mountpoint":"/scratch"}]}"#
+            ),
             (.networkFS, "home", #"{"mounts":[{"path":"/home","source":"head:/srv/home","type":"nfs"}]}"#),
             (.networkFS, "apps", #"{"mounts":[{"path":"/apps","source":"head:/srv/apps","type":"nfs4"}]}"#),
             (.openSM, "sm", #"{"enabled":true,"priority":3}"#),
@@ -32,7 +38,10 @@ final class NodeOptionsWireTests: XCTestCase {
             (.rootFS, "site", #"{"description":"site scripts"}"#),
             (.misc, "site", #"{"mailRelay":"head","sshSlurmOnly":true}"#),
             (.time, "heads", #"{"servers":["198.18.0.10"]}"#),
-            (.sssd, "ldap", #"{"domains":[{"name":"example","provider":"ldap","searchBase":"dc=example,dc=com","uris":["ldaps://ldap.example.com"]}]}"#),
+            (
+                .sssd, "ldap",
+                #"{"domains":[{"name":"example","provider":"ldap","searchBase":"dc=example,dc=com","uris":["ldaps://ldap.example.com"]}]}"#
+            ),
             (.nis, "yp", #"{"domain":"cluster","servers":["198.18.0.1"]}"#),
         ]
         for (cls, name, json) in bodies {
@@ -51,7 +60,8 @@ final class NodeOptionsWireTests: XCTestCase {
         let options = try JSONDecoder().decode(NodeOptions.self, from: Data(Self.everything.utf8))
         XCTAssertEqual(options.config(OpenSMConfig.self)?.priority, 3)
         XCTAssertEqual(options.configs(NetworkFSConfig.self).map(\.name), ["home", "apps"])
-        XCTAssertEqual(options.configs(OpenSMConfig.self).map(\.name), ["sm"], "a single class takes its name from sources")
+        XCTAssertEqual(
+            options.configs(OpenSMConfig.self).map(\.name), ["sm"], "a single class takes its name from sources")
         XCTAssertNil(options.config(RootFSConfig.self), "Root FS bodies stay on the head node")
     }
 
@@ -96,7 +106,8 @@ final class NodeOptionsWireTests: XCTestCase {
     func testAnOlderExecdAndTodaysQlumandUnderstandEachOther() throws {
         for text in [Self.everything, Self.nothing] {
             let legacy = try JSONDecoder().decode(LegacyNodeOptions.self, from: Data(text.utf8))
-            XCTAssertEqual(String(decoding: canonicalJSON(legacy), as: UTF8.self), text, "the golden is the synthesized format")
+            XCTAssertEqual(
+                String(decoding: canonicalJSON(legacy), as: UTF8.self), text, "the golden is the synthesized format")
             let today = try JSONDecoder().decode(NodeOptions.self, from: Data(canonicalJSON(legacy)))
             XCTAssertEqual(try JSONDecoder().decode(LegacyNodeOptions.self, from: Data(canonicalJSON(today))), legacy)
         }
@@ -104,7 +115,12 @@ final class NodeOptionsWireTests: XCTestCase {
 
     func testEveryClassIsDeclaredOnceWithItsOwnName() {
         let names = ConfigClass.allCases.map(\.rawValue)
-        XCTAssertEqual(names, ["network", "disk", "network-fs", "opensm", "ipmi", "chroot", "ssh-keys", "root-fs", "misc", "time", "sssd", "nis"])
+        XCTAssertEqual(
+            names,
+            [
+                "network", "disk", "network-fs", "opensm", "ipmi", "chroot", "ssh-keys", "root-fs", "misc", "time",
+                "sssd", "nis",
+            ])
         XCTAssertEqual(Set(names).count, names.count)
         for type in ConfigClass.all { XCTAssertEqual(ConfigClass(rawValue: type.kind.rawValue), type.kind) }
         XCTAssertNil(ConfigClass(rawValue: "nfs"))

@@ -1,11 +1,11 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
-import NodeConfig
-import XCTest
 import Logging
+import NodeConfig
+import Platform
+import XCTest
 
 /// Local disks on loop devices this test makes: only the disks the configuration names are
 /// touched; dry-run touches none.
@@ -23,7 +23,8 @@ final class DiskInitializerTests: XCTestCase {
     private func loop(_ f: ConfigFixture, _ name: String) throws -> String {
         let file = f.dir + "/" + name + ".disk"
         try Lab.run("/bin/sh", ["-c", "head -c \(48 << 20) /dev/urandom > '\(file)'"])
-        let device = try Lab.run("/usr/sbin/losetup", ["-f", "--show", file]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let device = try Lab.run("/usr/sbin/losetup", ["-f", "--show", file]).trimmingCharacters(
+            in: .whitespacesAndNewlines)
         loops.append(device)
         return device
     }
@@ -38,17 +39,20 @@ final class DiskInitializerTests: XCTestCase {
         let root = Root(f.dir + "/node")
         let log = Logger(root: root, name: "qluman-execd", echo: false)
         let config = try DiskConfig.parse(
-            "# DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS\n\(scratch) format ext4 /scratch noatime\n/dev/qlustar-absent keep xfs /data -\n")
+            "# DEVICE ACTION FSTYPE MOUNTPOINT OPTIONS\n\(scratch) format ext4 /scratch noatime\n/dev/qlustar-absent keep xfs /data -\n"
+        )
 
         var dry = DiskInitializer(root: root, log: log)
         dry.dryRun = true
         XCTAssertEqual(
             dry.run(config).map(\.detail),
             [
-                "would run: mkfs.ext4 -F -q \(scratch)", "would run: mount -t ext4 -o noatime \(scratch) \(root.path("/scratch"))",
+                "would run: mkfs.ext4 -F -q \(scratch)",
+                "would run: mount -t ext4 -o noatime \(scratch) \(root.path("/scratch"))",
                 "/dev/qlustar-absent is not present (or not a block device): skipped",
             ])
-        XCTAssertEqual(try? Lab.run("/usr/sbin/blkid", ["-o", "value", "-s", "TYPE", scratch]), nil, "dry-run made no file system")
+        XCTAssertEqual(
+            try? Lab.run("/usr/sbin/blkid", ["-o", "value", "-s", "TYPE", scratch]), nil, "dry-run made no file system")
 
         let steps = DiskInitializer(root: root, log: log).run(config)
         XCTAssertEqual(steps.map(\.action), ["mkfs", "mount", "absent"])
@@ -76,8 +80,11 @@ final class DiskInitializerTests: XCTestCase {
     }
 
     func testADiskConfigFileWithMistakesNamesTheLine() {
-        XCTAssertThrowsError(try DiskConfig.parse("/dev/sdb format ext4 /scratch -\n/dev/sdc format btrfs /x -\n")) { error in
-            XCTAssertEqual((error as! QlustarError).message, "disk-config line 2: expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
+        XCTAssertThrowsError(try DiskConfig.parse("/dev/sdb format ext4 /scratch -\n/dev/sdc format btrfs /x -\n")) {
+            error in
+            XCTAssertEqual(
+                (error as! QlustarError).message,
+                "disk-config line 2: expected DEVICE format|keep ext4|xfs|swap MOUNTPOINT OPTIONS")
         }
         XCTAssertThrowsError(try DiskConfig.parse("/etc/shadow format ext4 /x -\n")) { error in
             XCTAssertTrue((error as! QlustarError).message.contains("is not below /dev"))

@@ -1,9 +1,9 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
+import Platform
 import XCTest
 
 /// The one-shot clock check against a real NTP server (chronyd serving on loopback, told not
@@ -51,7 +51,8 @@ final class TimeSyncTests: XCTestCase {
         silent.timeout = 1
         XCTAssertThrowsError(try silent.run()) { error in
             XCTAssertEqual((error as! QlustarError).code, .unreachable)
-            XCTAssertTrue((error as! QlustarError).message.hasPrefix("time: no answer from 127.0.0.1:\(port &+ 1)"), "\(error)")
+            XCTAssertTrue(
+                (error as! QlustarError).message.hasPrefix("time: no answer from 127.0.0.1:\(port &+ 1)"), "\(error)")
         }
     }
 }

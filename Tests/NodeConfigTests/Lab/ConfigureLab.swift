@@ -1,10 +1,10 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
 import NodeRegistry
+import Platform
 
 /// A head node (h0) running the release qlumand with a cluster CA, and nodes h1… whose
 /// qluman-execd configures a node root each (work/nI), on the test hosts.
@@ -26,7 +26,9 @@ final class ConfigureLab {
         head = Root(harness.path("head"))
         registry = try Registry(root: head)
         ssl = head.path("/etc/qlustar/ssl")
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ssl, "qlumand", harness.address(0)])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path,
+            [ssl, "qlumand", harness.address(0)])
         for i in 1...nodes { try makeNodeRoot(i) }
     }
 
@@ -38,39 +40,49 @@ final class ConfigureLab {
         try FileManager.default.createDirectory(atPath: r + "/etc/qlustar/ssl", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: r + "/usr/lib", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: r + "/lib", withDestinationPath: "usr/lib")
-        try "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n".write(toFile: r + "/etc/os-release", atomically: true, encoding: .utf8)
+        try "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n".write(
+            toFile: r + "/etc/os-release", atomically: true, encoding: .utf8)
         try FileManager.default.copyItem(atPath: ssl + "/ca.crt", toPath: r + QlumanDefaults.ca)
     }
 
     /// Host `i`'s MAC on the lab (what execd reports).
     func mac(_ i: Int) throws -> String {
-        try harness.lab.exec(on: i, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        try harness.lab.exec(on: i, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(
+            in: .whitespacesAndNewlines)
     }
 
     func register(_ i: Int, _ name: String, group: String?) throws {
-        _ = try registry.addNode(name: name, macs: [try mac(i)], ip: harness.address(i) + "/24", image: nil, group: group)
+        _ = try registry.addNode(
+            name: name, macs: [try mac(i)], ip: harness.address(i) + "/24", image: nil, group: group)
     }
 
     /// An NTP server on the head node (chronyd, told not to touch this machine's clock).
     func startNTP() throws {
         let dir = harness.path("ntp")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try "allow all\nlocal stratum 8\ncmdport 0\npidfile \(dir)/chronyd.pid\n".write(toFile: dir + "/chrony.conf", atomically: true, encoding: .utf8)
-        _ = try harness.start(on: 0, ["chronyd", "-d", "-x", "-f", dir + "/chrony.conf"], timeout: 300, log: "chronyd.out")
+        try "allow all\nlocal stratum 8\ncmdport 0\npidfile \(dir)/chronyd.pid\n".write(
+            toFile: dir + "/chrony.conf", atomically: true, encoding: .utf8)
+        _ = try harness.start(
+            on: 0, ["chronyd", "-d", "-x", "-f", dir + "/chrony.conf"], timeout: 300, log: "chronyd.out")
     }
 
     func startDaemon() throws {
         daemon = try harness.start(
             on: 0,
-            [qlumand.path, "--root", head.prefix, "--listen", harness.address(0), "--tls-certificate", ssl + "/qlumand.crt",
-             "--tls-key", ssl + "/qlumand.key"], timeout: 300, log: "qlumand.out")
+            [
+                qlumand.path, "--root", head.prefix, "--listen", harness.address(0), "--tls-certificate",
+                ssl + "/qlumand.crt",
+                "--tls-key", ssl + "/qlumand.key",
+            ], timeout: 300, log: "qlumand.out")
     }
 
     /// Runs `qluman-execd ARGS --root nI --server h0` on host `i`; returns its exit status.
     @discardableResult
     func execd(_ i: Int, _ arguments: [String], root: String? = nil, log: String? = nil) throws -> Int32 {
         let p = try harness.start(
-            on: i, [execd.path, "--root", root ?? nodeRoot(i), "--server", harness.address(0), "--server-timeout", "20"] + arguments,
+            on: i,
+            [execd.path, "--root", root ?? nodeRoot(i), "--server", harness.address(0), "--server-timeout", "20"]
+                + arguments,
             timeout: 60, log: log ?? "execd\(i).out")
         return harness.wait(p, seconds: 70)
     }

@@ -1,9 +1,9 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
+import Platform
 import XCTest
 
 /// qlumand and qluman-execd on the test hosts: release binaries, real TLS, identity by address.
@@ -19,12 +19,16 @@ final class ConfigureLabTests: XCTestCase {
 
     /// Every entry below `dir`, as relative paths.
     private func entries(_ dir: String) throws -> [String] {
-        try Lab.run("/bin/sh", ["-c", "cd '\(dir)' && find . -mindepth 1 | sort"]).split(separator: "\n").map { String($0.dropFirst()) }
+        try Lab.run("/bin/sh", ["-c", "cd '\(dir)' && find . -mindepth 1 | sort"]).split(separator: "\n").map {
+            String($0.dropFirst())
+        }
     }
 
     /// `paths` below `dir`: type, mode, owner, group, link target.
     private func stat(_ dir: String, _ paths: [String]) throws -> String {
-        try Lab.run("/bin/sh", ["-c", "cd '\(dir)' && stat -c '%n %F %a %u %g %N' " + paths.map { "'.\($0)'" }.joined(separator: " ")])
+        try Lab.run(
+            "/bin/sh",
+            ["-c", "cd '\(dir)' && stat -c '%n %F %a %u %g %N' " + paths.map { "'.\($0)'" }.joined(separator: " ")])
     }
 
     func testNodeGetsExactlyWhatPreviewShowsAndRunsItsInitDScripts() throws {
@@ -35,7 +39,9 @@ final class ConfigureLabTests: XCTestCase {
         // The fixture's realistic group, in the lab head's registry.
         let key = try f.sshKey()
         try l.registry.addGroup("compute")
-        for (cls, name) in try ConfigFixture.storeRealisticConfigs(in: l.registry, sshKey: key) { try l.registry.assign(cls, name, to: .group("compute")) }
+        for (cls, name) in try ConfigFixture.storeRealisticConfigs(in: l.registry, sshKey: key) {
+            try l.registry.assign(cls, name, to: .group("compute"))
+        }
         try l.register(1, "beo-01", group: "compute")
         try l.register(2, "beo-02", group: "compute")
         // A Root FS Customization with owners, modes, links, an empty dir and an init.d script.
@@ -61,16 +67,24 @@ final class ConfigureLabTests: XCTestCase {
         XCTAssertTrue(try stat(l.nodeRoot(1), ["/etc/site/key"]).hasSuffix("640 0 42 './etc/site/key'\n"))
         for path in files where FileSystem.isRegularFile(preview + path) {
             XCTAssertEqual(
-                try FileSystem.readFile(l.nodeRoot(1) + path, limit: 1 << 20), try FileSystem.readFile(preview + path, limit: 1 << 20), path)
+                try FileSystem.readFile(l.nodeRoot(1) + path, limit: 1 << 20),
+                try FileSystem.readFile(preview + path, limit: 1 << 20), path)
         }
         // The image's /lib -> usr/lib link was followed inside the node root.
-        XCTAssertEqual(try String(contentsOfFile: l.nodeRoot(1) + "/usr/lib/qlustar/init.d/10-first", encoding: .utf8), "#!/bin/sh\necho hello from 10-first\n")
         XCTAssertEqual(
-            try String(contentsOfFile: l.nodeRoot(1) + "/var/log/qlustar/init.d/10-first.log", encoding: .utf8), "hello from 10-first\n")
+            try String(contentsOfFile: l.nodeRoot(1) + "/usr/lib/qlustar/init.d/10-first", encoding: .utf8),
+            "#!/bin/sh\necho hello from 10-first\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: l.nodeRoot(1) + "/var/log/qlustar/init.d/10-first.log", encoding: .utf8),
+            "hello from 10-first\n")
         // Each node got its own configuration only.
         XCTAssertEqual(try String(contentsOfFile: l.nodeRoot(2) + "/etc/hostname", encoding: .utf8), "beo-02\n")
-        XCTAssertTrue(try String(contentsOfFile: l.nodeRoot(2) + "/etc/network/interfaces.d/qluman", encoding: .utf8).contains("address 198.18.0.12/24"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: l.nodeRoot(2) + "/usr/lib/qlustar/init.d/10-first"), "beo-02 has no root-fs")
+        XCTAssertTrue(
+            try String(contentsOfFile: l.nodeRoot(2) + "/etc/network/interfaces.d/qluman", encoding: .utf8).contains(
+                "address 198.18.0.12/24"))
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: l.nodeRoot(2) + "/usr/lib/qlustar/init.d/10-first"),
+            "beo-02 has no root-fs")
         XCTAssertEqual(try l.registry.lastFacts("beo-01"), NodeFacts(osFamily: .debian, timeDaemon: .none))
         // Before anything else, the clock was checked against the head node's NTP server.
         let execdLog = try String(contentsOfFile: l.nodeRoot(1) + "/var/log/qlustar/qluman-execd.log", encoding: .utf8)
@@ -103,7 +117,8 @@ final class ConfigureLabTests: XCTestCase {
         try "enroll-wrong-\(UUID().uuidString)\n".write(toFile: wrong, atomically: true, encoding: .utf8)
         XCTAssertEqual(try l.execd(2, ["--configure", "--token-file", wrong]), 2)
         for i in 1...3 {
-            XCTAssertFalse(FileManager.default.fileExists(atPath: l.nodeRoot(i) + "/etc/hostname"), "nothing written on node \(i)")
+            XCTAssertFalse(
+                FileManager.default.fileExists(atPath: l.nodeRoot(i) + "/etc/hostname"), "nothing written on node \(i)")
         }
         // The token where the node keeps it: accepted.
         try (token + "\n").write(toFile: l.nodeRoot(2) + QlumanDefaults.tokenFile, atomically: true, encoding: .utf8)
@@ -111,19 +126,22 @@ final class ConfigureLabTests: XCTestCase {
         XCTAssertEqual(try l.execd(1, ["--configure"]), 0)
 
         let execdLog = try String(contentsOfFile: l.nodeRoot(3) + "/var/log/qlustar/qluman-execd.log", encoding: .utf8)
-        XCTAssertTrue(execdLog.contains("qlumand refused this node: no node is registered with address 198.18.0.13"), execdLog)
+        XCTAssertTrue(
+            execdLog.contains("qlumand refused this node: no node is registered with address 198.18.0.13"), execdLog)
         let s = try l.status()
         XCTAssertEqual(s["refused"] as? [String: Int], ["unknown-address": 1, "mac-mismatch": 1, "token": 2])
         XCTAssertEqual(s["configured"] as? Int, 2)
         let logs = [
-            l.head.path("/var/log/qlustar/qlumand.log"), l.nodeRoot(2) + "/var/log/qlustar/qluman-execd.log", l.harness.path("qlumand.out"),
+            l.head.path("/var/log/qlustar/qlumand.log"), l.nodeRoot(2) + "/var/log/qlustar/qluman-execd.log",
+            l.harness.path("qlumand.out"),
             l.harness.path("execd2.out"),
         ]
         for path in logs {
             let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
             XCTAssertFalse(text.contains(token) || text.contains("enroll-wrong"), "a token appears in \(path)")
         }
-        XCTAssertTrue(try String(contentsOfFile: logs[0], encoding: .utf8).contains("presented a wrong enrollment token"))
+        XCTAssertTrue(
+            try String(contentsOfFile: logs[0], encoding: .utf8).contains("presented a wrong enrollment token"))
     }
 
     func testExecdTrustsOnlyTheClusterCAAndGarbageDoesNotStopQlumand() throws {
@@ -133,13 +151,19 @@ final class ConfigureLabTests: XCTestCase {
         try l.startDaemon()
         // A CA of another cluster (and a certificate from it for the same address).
         let other = l.harness.path("other-ssl")
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [other, "qlumand", l.harness.address(0)])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path,
+            [other, "qlumand", l.harness.address(0)])
         XCTAssertEqual(try l.execd(1, ["--configure", "--ca", other + "/ca.crt"]), 2, l.harness.log("execd1.out"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: l.nodeRoot(1) + "/etc/hostname"))
         // Plain text and random bytes on the TLS port.
         for garbage in ["GET / HTTP/1.0\r\n\r\n", String(repeating: "\u{16}\u{03}\u{01}\u{ff}\u{ff}", count: 100)] {
             _ = try? l.harness.lab.exec(
-                on: 1, ["sh", "-c", "printf '%s' '\(garbage.replacingOccurrences(of: "'", with: ""))' | timeout 3 bash -c 'cat > /dev/tcp/\(l.harness.address(0))/\(QlumanDefaults.port)'"])
+                on: 1,
+                [
+                    "sh", "-c",
+                    "printf '%s' '\(garbage.replacingOccurrences(of: "'", with: ""))' | timeout 3 bash -c 'cat > /dev/tcp/\(l.harness.address(0))/\(QlumanDefaults.port)'",
+                ])
         }
         XCTAssertEqual(try l.execd(1, ["--configure"]), 0, l.harness.log("execd1.out"))
         let s = try l.status()

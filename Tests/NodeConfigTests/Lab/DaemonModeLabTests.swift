@@ -1,9 +1,9 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
+import Platform
 import XCTest
 
 /// qluman-execd in daemon mode on the test hosts: remote commands from qluman through qlumand,
@@ -19,7 +19,10 @@ final class DaemonModeLabTests: XCTestCase {
     private func startAgent(_ l: ConfigureLab, _ i: Int, _ extra: [String] = []) throws {
         _ = try l.harness.start(
             on: i,
-            [l.execd.path, "--daemon", "--root", l.nodeRoot(i), "--server", l.harness.address(0), "--report-interval", "2"] + extra,
+            [
+                l.execd.path, "--daemon", "--root", l.nodeRoot(i), "--server", l.harness.address(0),
+                "--report-interval", "2",
+            ] + extra,
             timeout: 300, log: "agent\(i).out")
     }
 
@@ -42,7 +45,8 @@ final class DaemonModeLabTests: XCTestCase {
         while Date() < deadline {
             let out = l.harness.path("nodes.json")
             if try qluman(l, ["nodes", "--json"], output: out) == 0,
-                let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [[String: Any]],
+                let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out)))
+                    as? [[String: Any]],
                 let entry = list.first(where: { $0["node"] as? String == node }), entry["connected"] as? Bool == true
             {
                 return entry
@@ -67,7 +71,9 @@ final class DaemonModeLabTests: XCTestCase {
 
         // Output and status come back; stderr is interleaved; no shell unless asked for.
         let out = l.harness.path("exec.out")
-        XCTAssertEqual(try qluman(l, ["exec", "beo-01", "--", "sh", "-c", "hostname -I; echo to-stderr >&2; exit 3"], output: out), 3)
+        XCTAssertEqual(
+            try qluman(
+                l, ["exec", "beo-01", "--", "sh", "-c", "hostname -I; echo to-stderr >&2; exit 3"], output: out), 3)
         let text = try String(contentsOfFile: out, encoding: .utf8)
         XCTAssertTrue(text.hasPrefix(l.harness.address(1)), "ran on the node: \(text)")
         XCTAssertTrue(text.contains("to-stderr\n"), text)
@@ -99,7 +105,9 @@ final class DaemonModeLabTests: XCTestCase {
         _ = try l.registry.putConfig(.misc, name: "site", json: Array(#"{"mailRelay":"relay1"}"#.utf8))
         try l.registry.assign(.misc, "site", to: .node("beo-01"))
         XCTAssertEqual(try qluman(l, ["reconfigure", "beo-01"], output: out), 0, l.harness.log("exec.out"))
-        XCTAssertTrue(try String(contentsOfFile: l.nodeRoot(1) + "/etc/qlustar/options.d/misc", encoding: .utf8).contains("QLUMAN_MAIL_RELAY='relay1'"))
+        XCTAssertTrue(
+            try String(contentsOfFile: l.nodeRoot(1) + "/etc/qlustar/options.d/misc", encoding: .utf8).contains(
+                "QLUMAN_MAIL_RELAY='relay1'"))
 
         // Unknown nodes and nodes without an agent are clear errors.
         XCTAssertNotEqual(try qluman(l, ["exec", "nobody", "--", "true"], output: out), 0)
@@ -114,19 +122,23 @@ final class DaemonModeLabTests: XCTestCase {
         try l.startDaemon()
         // beo-02's agent trusts another cluster's CA: it never connects, so it never runs anything.
         let other = l.harness.path("other-ssl")
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [other, "qlumand", l.harness.address(0)])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path,
+            [other, "qlumand", l.harness.address(0)])
         try startAgent(l, 1)
         try startAgent(l, 2, ["--ca", other + "/ca.crt"])
         _ = try waitUntilConnected(l, "beo-01")
         let out = l.harness.path("exec.out")
         XCTAssertNotEqual(try qluman(l, ["exec", "beo-02", "--", "touch", "/tmp/never"], output: out), 0)
-        XCTAssertTrue(try String(contentsOfFile: out, encoding: .utf8).contains("beo-02's qluman-execd is not connected"))
+        XCTAssertTrue(
+            try String(contentsOfFile: out, encoding: .utf8).contains("beo-02's qluman-execd is not connected"))
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline, !l.harness.log("agent2.out").contains("TLS") { usleep(100_000) }
         XCTAssertTrue(l.harness.log("agent2.out").contains("TLS"), l.harness.log("agent2.out"))
         // The agents listen on no port: nothing on a node accepts connections.
         for i in 1...2 {
-            XCTAssertEqual(try l.harness.lab.exec(on: i, ["ss", "-Hltnu"]).trimmingCharacters(in: .whitespacesAndNewlines), "")
+            XCTAssertEqual(
+                try l.harness.lab.exec(on: i, ["ss", "-Hltnu"]).trimmingCharacters(in: .whitespacesAndNewlines), "")
         }
         // The administration socket is root's alone.
         let socket = l.head.path(QlumanDefaults.adminSocket)

@@ -1,10 +1,10 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
 import NodeConfig
 import NodeRegistry
+import Platform
 import XCTest
 
 /// sssd, NIS, nsswitch and pam as configure writes them, checked by sssctl and pamtester; and
@@ -36,7 +36,8 @@ final class DirectoryServicesTests: XCTestCase {
     private func plan(_ configs: [(ConfigClass, String)]) throws -> (FilePlan, String) {
         let f = try ConfigFixture()
         fixture = f
-        let node = try f.registry.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
+        let node = try f.registry.addNode(
+            name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
         for (i, (cls, json)) in configs.enumerated() { try f.config(cls, "c\(i)", json, to: .node("beo-01")) }
         let plan = try NodeRenderer.plan(try f.registry.options(for: node), facts: .assumed, trees: [])
         let root = f.dir + "/node"
@@ -44,12 +45,15 @@ final class DirectoryServicesTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: root + "/etc/pam.d", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/etc/sssd/conf.d", withIntermediateDirectories: true)
         try Self.debianNsswitch.write(toFile: root + "/etc/nsswitch.conf", atomically: true, encoding: .utf8)
-        try "@include common-account\nsession required pam_unix.so\n".write(toFile: root + "/etc/pam.d/sshd", atomically: true, encoding: .utf8)
-        try "session required pam_unix.so\n".write(toFile: root + "/etc/pam.d/common-session", atomically: true, encoding: .utf8)
+        try "@include common-account\nsession required pam_unix.so\n".write(
+            toFile: root + "/etc/pam.d/sshd", atomically: true, encoding: .utf8)
+        try "session required pam_unix.so\n".write(
+            toFile: root + "/etc/pam.d/common-session", atomically: true, encoding: .utf8)
         return (plan, root)
     }
 
-    private static let sssd = #"{"domains":[{"name":"example","provider":"ldap","uris":["ldaps://ldap1.example.com","ldap://ldap2.example.com"],"searchBase":"dc=example,dc=com","accessFilter":"(memberOf=cn=hpc,ou=groups,dc=example,dc=com)","caCertificate":"/etc/ssl/certs/example-ca.pem"},{"name":"corp","provider":"ad","adDomain":"corp.example.com"}],"createHomes":true}"#
+    private static let sssd =
+        #"{"domains":[{"name":"example","provider":"ldap","uris":["ldaps://ldap1.example.com","ldap://ldap2.example.com"],"searchBase":"dc=example,dc=com","accessFilter":"(memberOf=cn=hpc,ou=groups,dc=example,dc=com)","caCertificate":"/etc/ssl/certs/example-ca.pem"},{"name":"corp","provider":"ad","adDomain":"corp.example.com"}],"createHomes":true}"#
 
     func testSssctlAcceptsTheGeneratedSssdConfWrittenPrivately() throws {
         let sssctl = try InstalledTool.path("sssctl", "sssd-tools")
@@ -70,25 +74,35 @@ final class DirectoryServicesTests: XCTestCase {
             (.misc, #"{"sshSlurmOnly":true}"#),
         ])
         _ = try plan.write(below: root)
-        let files = ["/etc/nsswitch.conf", "/etc/pam.d/sshd", "/etc/pam.d/common-session", "/etc/yp.conf", "/etc/defaultdomain"]
+        let files = [
+            "/etc/nsswitch.conf", "/etc/pam.d/sshd", "/etc/pam.d/common-session", "/etc/yp.conf", "/etc/defaultdomain",
+        ]
         let first = try files.map { try String(contentsOfFile: root + $0, encoding: .utf8) }
         _ = try plan.write(below: root)
-        XCTAssertEqual(try files.map { try String(contentsOfFile: root + $0, encoding: .utf8) }, first, "configure twice: nothing changes")
+        XCTAssertEqual(
+            try files.map { try String(contentsOfFile: root + $0, encoding: .utf8) }, first,
+            "configure twice: nothing changes")
         let expected = Self.debianNsswitch
             .replacingOccurrences(of: "passwd:         files systemd", with: "passwd:         files systemd sss nis")
             .replacingOccurrences(of: "group:          files systemd", with: "group:          files systemd sss nis")
             .replacingOccurrences(of: "shadow:         files\n", with: "shadow:         files sss nis\n")
         XCTAssertEqual(first[0], expected)
-        XCTAssertEqual(first[1], "@include common-account\nsession required pam_unix.so\naccount required pam_exec.so quiet /usr/lib/qlustar/pam-slurm-job\n")
-        XCTAssertEqual(first[2], "session required pam_unix.so\nsession optional pam_mkhomedir.so skel=/etc/skel umask=0077\n")
-        XCTAssertTrue(first[3].hasSuffix("domain cluster server 198.18.0.10\ndomain cluster server 198.18.0.9\n"), first[3])
+        XCTAssertEqual(
+            first[1],
+            "@include common-account\nsession required pam_unix.so\naccount required pam_exec.so quiet /usr/lib/qlustar/pam-slurm-job\n"
+        )
+        XCTAssertEqual(
+            first[2], "session required pam_unix.so\nsession optional pam_mkhomedir.so skel=/etc/skel umask=0077\n")
+        XCTAssertTrue(
+            first[3].hasSuffix("domain cluster server 198.18.0.10\ndomain cluster server 198.18.0.9\n"), first[3])
         XCTAssertEqual(first[4], "cluster\n")
     }
 
     func testWithoutNisOrSssdNothingOfThemIsWritten() throws {
         let (plan, _) = try plan([(.misc, #"{"mailRelay":"head"}"#)])
         XCTAssertEqual(plan.edits, [])
-        XCTAssertFalse(plan.entries.contains { ["/etc/yp.conf", "/etc/defaultdomain", "/etc/sssd/sssd.conf"].contains($0.path) })
+        XCTAssertFalse(
+            plan.entries.contains { ["/etc/yp.conf", "/etc/defaultdomain", "/etc/sssd/sssd.conf"].contains($0.path) })
     }
 
     /// The generated account rule in a real pam stack (pamtester): root may log in, a user

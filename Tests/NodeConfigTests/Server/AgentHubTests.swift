@@ -2,13 +2,15 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NodeConfig
-@testable import QlumanServer
 import Transport
 import XCTest
 
+@testable import QlumanServer
+
 final class AgentHubTests: XCTestCase {
     private let loop = MultiThreadedEventLoopGroup.singleton.next()
-    private let report = NodeReport(load1: 0, load5: 0, load15: 0, memoryTotal: 1, memoryAvailable: 1, uptimeSeconds: 1, diskTotal: 1, diskFree: 1)
+    private let report = NodeReport(
+        load1: 0, load5: 0, load15: 0, memoryTotal: 1, memoryAvailable: 1, uptimeSeconds: 1, diskTotal: 1, diskFree: 1)
 
     private func decode<T: Decodable>(_ future: EventLoopFuture<ControlReply>, as: T.Type) throws -> T {
         guard case .json(let body) = try future.wait() else { throw ControlFailure(.internalError, "not JSON") }
@@ -49,8 +51,12 @@ final class AgentHubTests: XCTestCase {
         // Seen a moment ago, not waiting (busy): commands queue and the next wait takes the first.
         let a = try hub.submit(node: "beo-01", kind: .run, argv: ["a"], timeout: 5)
         let b = try hub.submit(node: "beo-01", kind: .configure, argv: [], timeout: 5)
-        XCTAssertEqual(try decode(hub.wait(node: "beo-01", report: report, seconds: 5, loop: loop), as: AgentWaitReply.self).command?.job, a)
-        XCTAssertEqual(try decode(hub.wait(node: "beo-01", report: report, seconds: 5, loop: loop), as: AgentWaitReply.self).command?.job, b)
+        XCTAssertEqual(
+            try decode(hub.wait(node: "beo-01", report: report, seconds: 5, loop: loop), as: AgentWaitReply.self)
+                .command?.job, a)
+        XCTAssertEqual(
+            try decode(hub.wait(node: "beo-01", report: report, seconds: 5, loop: loop), as: AgentWaitReply.self)
+                .command?.job, b)
         XCTAssertEqual(hub.monitor().map(\.node), ["beo-01"])
         XCTAssertTrue(hub.monitor()[0].connected)
     }

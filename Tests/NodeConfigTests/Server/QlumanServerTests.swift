@@ -1,13 +1,13 @@
 import Foundation
 import ImageService
-import Platform
 import LabSupport
 import LabTestSupport
+import Logging
 import NodeConfig
+import Platform
 import QlumanServer
 import Transport
 import XCTest
-import Logging
 
 /// qlumand in process on loopback, with a real cluster CA: what a stranger or a broken client
 /// sends is answered with an error and counted; the server keeps serving.
@@ -25,7 +25,8 @@ final class QlumanServerTests: XCTestCase {
         let f = try ConfigFixture()
         fixture = f
         let ssl = f.dir + "/ssl"
-        try Lab.run(LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ssl, "qlumand", "127.0.0.1"])
+        try Lab.run(
+            LabHarness.repositoryRoot.appendingPathComponent("scripts/cluster-ca").path, [ssl, "qlumand", "127.0.0.1"])
         var settings = QlumanServer.Settings(root: f.root, certificate: ssl + "/qlumand.crt", key: ssl + "/qlumand.key")
         settings.listenHost = "127.0.0.1"
         settings.listenPort = 0
@@ -45,7 +46,9 @@ final class QlumanServerTests: XCTestCase {
         let client = try ControlClient(host: "127.0.0.1", port: s.port, maxData: 1 << 20, tls: tls)
         let request = ConfigureRequest(macs: ["52:54:00:00:00:01"], token: nil, facts: .assumed, hostname: "x")
         // No node can have a loopback address: a stranger.
-        let stranger = failure { _ = try client.fetch(try ControlRequest(op: QlumanOperation.configure, arguments: request)) }
+        let stranger = failure {
+            _ = try client.fetch(try ControlRequest(op: QlumanOperation.configure, arguments: request))
+        }
         XCTAssertEqual(stranger?.code, .refused)
         XCTAssertEqual(stranger?.message, "no node is registered with address 127.0.0.1")
         // Wrong types, unknown operations, garbage: errors, and the connection stays usable.
@@ -53,9 +56,15 @@ final class QlumanServerTests: XCTestCase {
             (QlumanOperation.configure, #"{"macs":5,"osFamily":"debian"}"#, .malformedRequest),
             (QlumanOperation.configure, #"{"macs":[],"osFamily":"windows"}"#, .malformedRequest),
             (QlumanOperation.agentWait, #"{"credentials":{"macs":[]},"report":{},"seconds":1}"#, .malformedRequest),
-            (QlumanOperation.agentOutput, #"{"credentials":{"macs":["52:54:00:00:00:01"]},"job":1,"data":"aGk="}"#, .refused),
+            (
+                QlumanOperation.agentOutput, #"{"credentials":{"macs":["52:54:00:00:00:01"]},"job":1,"data":"aGk="}"#,
+                .refused
+            ),
             ("drop-tables", "{}", .unknownOperation),
-            (QlumanOperation.exec, #"{"node":"beo-01","kind":"run","argv":["id"],"timeoutSeconds":5}"#, .unknownOperation),
+            (
+                QlumanOperation.exec, #"{"node":"beo-01","kind":"run","argv":["id"],"timeoutSeconds":5}"#,
+                .unknownOperation
+            ),
         ]
         for (op, json, code) in cases {
             let got = failure { _ = try client.call(ControlRequest(op: op, args: Array(json.utf8))) }
@@ -71,15 +80,22 @@ final class QlumanServerTests: XCTestCase {
         let admin = try ControlClient(unixSocket: s.settings.adminSocket)
         XCTAssertEqual(try Lab.run("/usr/bin/stat", ["-c", "%a", s.settings.adminSocket]), "600\n")
         let unknown = failure {
-            _ = try admin.call(QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5), as: ExecStarted.self)
+            _ = try admin.call(
+                QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5),
+                as: ExecStarted.self)
         }
         XCTAssertEqual(unknown?.message, "no node 'beo-01' is registered")
-        _ = try f.registry.addNode(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
+        _ = try f.registry.addNode(
+            name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.0.0.1/16", image: nil, group: nil)
         let offline = failure {
-            _ = try admin.call(QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5), as: ExecStarted.self)
+            _ = try admin.call(
+                QlumanOperation.exec, ExecRequest(node: "beo-01", kind: .run, argv: ["id"], timeoutSeconds: 5),
+                as: ExecStarted.self)
         }
         XCTAssertEqual(offline?.message, "node beo-01's qluman-execd is not connected (is it running in daemon mode?)")
-        let noJob = failure { _ = try admin.call(QlumanOperation.execPoll, ExecPollRequest(job: 42, offset: 0), as: ExecPollReply.self) }
+        let noJob = failure {
+            _ = try admin.call(QlumanOperation.execPoll, ExecPollRequest(job: 42, offset: 0), as: ExecPollReply.self)
+        }
         XCTAssertEqual(noJob?.code, .notFound)
         XCTAssertEqual(try admin.call(QlumanOperation.nodes, [String: String](), as: [NodeMonitor].self).count, 0)
     }

@@ -8,7 +8,9 @@ import XCTest
 final class QlumanCLITests: XCTestCase {
     private var dir = ""
 
-    override func setUp() { dir = NSTemporaryDirectory() + "qluman-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))" }
+    override func setUp() {
+        dir = NSTemporaryDirectory() + "qluman-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
     private func run(_ tool: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
@@ -17,12 +19,29 @@ final class QlumanCLITests: XCTestCase {
 
     func testConfigMistakesAreOneLine() throws {
         let cases: [([String], String)] = [
-            (["config", "add", "nfs", "x", "--body", "{}"], "Error: no config class 'nfs'; classes: network, disk, network-fs, opensm, ipmi, chroot, ssh-keys, root-fs, misc, time, sssd, nis\n"),
-            (["config", "add", "network", "x", "--body", #"{"interfaces":[{"name":"eth0","address":"boot","mtu":"big"}]}"#], "Error: network config 'x': interfaces[0].mtu: expected a number\n"),
-            (["config", "add", "ipmi", "x", "--body", #"{"network":"10.2.0.1/16"}"#], "Error: ipmi config 'x': ipmi.network: 10.2.0.1/16 has host bits set; the network is 10.2.0.0/16\n"),
-            (["config", "assign", "disk", "nothing", "--group", "g"], "Error: no disk config 'nothing' (qluman config list)\n"),
+            (
+                ["config", "add", "nfs", "x", "--body", "{}"],
+                "Error: no config class 'nfs'; classes: network, disk, network-fs, opensm, ipmi, chroot, ssh-keys, root-fs, misc, time, sssd, nis\n"
+            ),
+            (
+                [
+                    "config", "add", "network", "x", "--body",
+                    #"{"interfaces":[{"name":"eth0","address":"boot","mtu":"big"}]}"#,
+                ], "Error: network config 'x': interfaces[0].mtu: expected a number\n"
+            ),
+            (
+                ["config", "add", "ipmi", "x", "--body", #"{"network":"10.2.0.1/16"}"#],
+                "Error: ipmi config 'x': ipmi.network: 10.2.0.1/16 has host bits set; the network is 10.2.0.0/16\n"
+            ),
+            (
+                ["config", "assign", "disk", "nothing", "--group", "g"],
+                "Error: no disk config 'nothing' (qluman config list)\n"
+            ),
             (["preview", "beo-99"], "Error: no node 'beo-99' is registered\n"),
-            (["exec", "beo-99", "--", "true"], "Error: connection: cannot reach the socket \(dir)/run/qlustar/qlumand.sock: No such file or directory\n"),
+            (
+                ["exec", "beo-99", "--", "true"],
+                "Error: connection: cannot reach the socket \(dir)/run/qlustar/qlumand.sock: No such file or directory\n"
+            ),
         ]
         for (args, expected) in cases {
             let r = try run("qluman", args)
@@ -32,13 +51,17 @@ final class QlumanCLITests: XCTestCase {
         let usage = try run("qluman", ["config", "assign", "disk", "d", "--group", "g", "--node", "n"])
         XCTAssertTrue(usage.stderr.hasPrefix("Error: give exactly one of --group and --node\n"), usage.stderr)
         let execd = try run("qluman-execd", [])
-        XCTAssertTrue(execd.stderr.hasPrefix("Error: say what to do: --configure, --init-disks, --run-initd or --daemon\n"), execd.stderr)
+        XCTAssertTrue(
+            execd.stderr.hasPrefix("Error: say what to do: --configure, --init-disks, --run-initd or --daemon\n"),
+            execd.stderr)
     }
 
     func testPreviewPrintsEveryFileWithOwnerModeAndOrigin() throws {
         for args in [
-            ["group", "add", "compute"], ["node", "add", "beo-01", "--mac", "52:54:00:00:00:01", "--ip", "10.0.0.7/16", "--group", "compute"],
-            ["config", "add", "opensm", "sm", "--body", #"{"enabled":true}"#], ["config", "assign", "opensm", "sm", "--group", "compute"],
+            ["group", "add", "compute"],
+            ["node", "add", "beo-01", "--mac", "52:54:00:00:00:01", "--ip", "10.0.0.7/16", "--group", "compute"],
+            ["config", "add", "opensm", "sm", "--body", #"{"enabled":true}"#],
+            ["config", "assign", "opensm", "sm", "--group", "compute"],
         ] {
             let r = try run("qluman", args)
             XCTAssertEqual(r.status, 0, r.stderr)

@@ -1,13 +1,16 @@
 import Foundation
+import LabTestSupport
 import NIOConcurrencyHelpers
 import NIOCore
-import LabTestSupport
 import XCTest
 
 @testable import Transport
 
 final class ControlChannelTests: XCTestCase {
-    struct Echo: Codable, Equatable { var text: String; var n: Int }
+    struct Echo: Codable, Equatable {
+        var text: String
+        var n: Int
+    }
 
     func startServer(_ options: ControlServer.Options = .init()) throws -> ControlServer {
         try ControlServer.start(host: "127.0.0.1", port: 0, options: options) { request throws(ControlFailure) in

@@ -18,7 +18,9 @@ final class ReedSolomonTests: XCTestCase {
             var rng = SplitMix64(seed: seed)
             var sources = (0..<k).map { _ in (0..<size).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
             var parity = [[UInt8]](repeating: [UInt8](repeating: 0, count: size), count: m)
-            let sourcePtrs = sources.indices.map { i in sources[i].withUnsafeMutableBufferPointer { UnsafePointer($0.baseAddress) } }
+            let sourcePtrs = sources.indices.map { i in
+                sources[i].withUnsafeMutableBufferPointer { UnsafePointer($0.baseAddress) }
+            }
             _ = sourcePtrs
             // Build pointer arrays from stable allocations.
             let srcBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: k * size)
@@ -27,7 +29,9 @@ final class ReedSolomonTests: XCTestCase {
                 srcBuf.deallocate()
                 parBuf.deallocate()
             }
-            for i in 0..<k { sources[i].withUnsafeBufferPointer { (srcBuf + i * size).update(from: $0.baseAddress!, count: size) } }
+            for i in 0..<k {
+                sources[i].withUnsafeBufferPointer { (srcBuf + i * size).update(from: $0.baseAddress!, count: size) }
+            }
             var sp = (0..<k).map { UnsafePointer<UInt8>?(srcBuf + $0 * size) }
             var op = (0..<m).map { UnsafeMutablePointer<UInt8>?(parBuf + $0 * size) }
             var idx = (0..<m).map { k + $0 }
@@ -55,7 +59,8 @@ final class ReedSolomonTests: XCTestCase {
             for j in 0..<k where !lost.contains(j) {
                 symbols[j].withUnsafeBufferPointer { (work + j * size).update(from: $0.baseAddress!, count: size) }
             }
-            let parityCopies = (k..<(k + m)).filter { !lost.contains($0) }.map { i -> (Int, UnsafeMutablePointer<UInt8>) in
+            let parityCopies = (k..<(k + m)).filter { !lost.contains($0) }.map {
+                i -> (Int, UnsafeMutablePointer<UInt8>) in
                 let p = UnsafeMutablePointer<UInt8>.allocate(capacity: size)
                 symbols[i].withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: size) }
                 return (i, p)
@@ -108,8 +113,9 @@ final class ReedSolomonTests: XCTestCase {
     }
 
     func testRecoversFromEveryErasureClass() throws {
-        for (k, m, size, seed) in [(8, 4, 512, 1), (32, 8, 1400, 2), (64, 16, 1400, 3), (200, 55, 1400, 4), (16, 4, 8900, 5)]
-        {
+        for (k, m, size, seed) in [
+            (8, 4, 512, 1), (32, 8, 1400, 2), (64, 16, 1400, 3), (200, 55, 1400, 4), (16, 4, 8900, 5),
+        ] {
             let block = Block(k: k, m: m, size: size, seed: UInt64(seed))
             let original = Array(block.symbols.prefix(k))
             var rng = SplitMix64(seed: UInt64(seed) * 31)
@@ -120,7 +126,9 @@ final class ReedSolomonTests: XCTestCase {
                 ("parity only", Set((k..<(k + m)).shuffled(using: &rng).prefix(m))),
                 (
                     "mixed, exactly m",
-                    Set((0..<k).shuffled(using: &rng).prefix(m / 2) + (k..<(k + m)).shuffled(using: &rng).prefix(m - m / 2))
+                    Set(
+                        (0..<k).shuffled(using: &rng).prefix(m / 2)
+                            + (k..<(k + m)).shuffled(using: &rng).prefix(m - m / 2))
                 ),
             ]
             for (name, lost) in patterns {

@@ -1,7 +1,7 @@
+import Platform
 import XCTest
 
 @testable import Transport
-import Platform
 
 final class IntegrityTests: XCTestCase {
     func testSHA256MatchesKnownVectors() {
@@ -62,8 +62,10 @@ final class IntegrityTests: XCTestCase {
         let payload = (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7) }
         func sealed(sequence: UInt32) -> Bool {
             datagram.withUnsafeMutableBytes { d in
-                PacketHeader(type: .data, flags: .sealed, sessionID: 9, objectID: 1, payloadLength: 300, sequence: sequence)
-                    .encode(to: d.baseAddress!)
+                PacketHeader(
+                    type: .data, flags: .sealed, sessionID: 9, objectID: 1, payloadLength: 300, sequence: sequence
+                )
+                .encode(to: d.baseAddress!)
                 return payload.withUnsafeBytes { p in
                     seal.seal(
                         header: d.baseAddress!, payload: p, into: d.baseAddress! + PacketHeader.size,
@@ -86,7 +88,9 @@ final class IntegrityTests: XCTestCase {
         XCTAssertFalse(sealed(sequence: 6), "and once used up the key stays used up")
         // A short or truncated datagram never opens.
         let short = datagram.withUnsafeBytes { d in
-            plain.withUnsafeMutableBytes { open.open(UnsafeRawBufferPointer(rebasing: d[0..<40]), into: $0.baseAddress!) }
+            plain.withUnsafeMutableBytes {
+                open.open(UnsafeRawBufferPointer(rebasing: d[0..<40]), into: $0.baseAddress!)
+            }
         }
         XCTAssertNil(short)
         XCTAssertThrowsError(try PacketSealer(master: master, salt: [1, 2, 3]))

@@ -39,7 +39,10 @@ final class MulticastTransferTests: XCTestCase {
     func startReceiver(_ lab: LabHarness, _ i: Int, _ args: [String] = [], timeout: Int = 120) throws -> Process {
         try lab.start(
             on: i,
-            [lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output", lab.path("out\(i)")]
+            [
+                lab.binary.path, "receive", "--group", group, "--interface", lab.address(i), "--output",
+                lab.path("out\(i)"),
+            ]
                 + args, timeout: timeout, log: "rx\(i).log")
     }
 
@@ -78,7 +81,8 @@ final class MulticastTransferTests: XCTestCase {
         var forger: Process?
         if s.forge {
             forger = try lab.start(
-                on: hosts - 1, ["python3", "-c", Self.forgerScript, group, session, "3.0"], timeout: 30, log: "forge.log")
+                on: hosts - 1, ["python3", "-c", Self.forgerScript, group, session, "3.0"], timeout: 30,
+                log: "forge.log")
         }
         if s.lateJoiner {
             usleep(700_000)
@@ -191,7 +195,8 @@ final class MulticastTransferTests: XCTestCase {
 
     func testJumboSymbolsAtMTU9000WithLoss() throws {
         let o = try run(
-            Scenario(receivers: 2, size: 64 << 20, loss: "random:0.05", senderArgs: ["--symbol-size", "8900"], mtu: 9000))
+            Scenario(
+                receivers: 2, size: 64 << 20, loss: "random:0.05", senderArgs: ["--symbol-size", "8900"], mtu: 9000))
         checkRepairsExplainedByLoss(o)
         XCTAssertEqual(o.senderCounters["dataSymbols"] as? Int, (64 << 20 + 8_899) / 8_900)
     }
@@ -246,14 +251,16 @@ final class MulticastTransferTests: XCTestCase {
         let tx = try startSender(
             lab, object.path, ["--receivers", "2", "--rate", "150m", "--control", "127.0.0.1:7010"], timeout: 60)
         usleep(1_200_000)
-        let status = try lab.start(on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--json"], timeout: 10, log: "status.json")
+        let status = try lab.start(
+            on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--json"], timeout: 10, log: "status.json")
         XCTAssertEqual(lab.wait(status), 0, lab.log("status.json"))
         let snapshot = try lab.json("status.json")
         XCTAssertEqual(snapshot["objectSize"] as? Int, 64 << 20)
         XCTAssertEqual((snapshot["receivers"] as? [Any])?.count, 2, "both receivers known by their STATUS reports")
         let passBlocks = snapshot["passBlocks"] as? Int ?? 0
         XCTAssert(passBlocks > 0 && passBlocks < 365, "mid-transfer snapshot: pass at block \(passBlocks)")
-        let prom = try lab.start(on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--prometheus"], timeout: 10, log: "prom.txt")
+        let prom = try lab.start(
+            on: 0, [lab.binary.path, "status", "127.0.0.1:7010", "--prometheus"], timeout: 10, log: "prom.txt")
         XCTAssertEqual(lab.wait(prom), 0)
         XCTAssert(lab.log("prom.txt").contains("# TYPE qlmcast_sender_datagrams_sent_total counter"))
         XCTAssertEqual(lab.wait(tx), 0, lab.log("tx.log"))

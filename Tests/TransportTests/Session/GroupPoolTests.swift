@@ -16,7 +16,8 @@ final class GroupPoolTests: XCTestCase {
         XCTAssertEqual(try pool.allocate(), first, "the only free pair")
         // Consecutive allocations use different groups.
         var fresh = try GroupPool(cidr: "239.255.1.0/24", ports: "30000-30999")
-        let a = try fresh.allocate(), b = try fresh.allocate()
+        let a = try fresh.allocate()
+        let b = try fresh.allocate()
         XCTAssertNotEqual(a.group, b.group)
         fresh.release(a)
         XCTAssertNotEqual(try fresh.allocate(), a, "a released pair is not reused at once")

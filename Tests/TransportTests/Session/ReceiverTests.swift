@@ -1,7 +1,7 @@
+import Platform
 import XCTest
 
 @testable import Transport
-import Platform
 
 final class ReceiverTests: XCTestCase {
     let ms: UInt64 = 1_000_000
@@ -160,7 +160,8 @@ final class ReceiverTests: XCTestCase {
         // Before the ANNOUNCE nothing sealed can be opened.
         r.feed(f.data(block: 0, symbol: 0, sealer: sealer), at: 0)
         XCTAssertEqual(r.counters.drops[.beforeAnnounce], 1)
-        r.feed(f.announce(salt: salt, auth: try PacketAuthenticator(key: master)), at: 0)  // tagged with the master key itself
+        // Tagged with the master key itself.
+        r.feed(f.announce(salt: salt, auth: try PacketAuthenticator(key: master)), at: 0)
         r.feed(f.announce(auth: control), at: 0)  // no salt: cannot be the encrypted session
         XCTAssertEqual(r.counters.drops[.authenticationFailed], 2)
         r.feed(f.announce(salt: salt, auth: control), at: 0)
@@ -182,7 +183,9 @@ final class ReceiverTests: XCTestCase {
         let wire = f.data(block: 0, symbol: 2, sealer: sealer)
         XCTAssertNotEqual(Array(wire[PacketHeader.size..<(PacketHeader.size + 512)]), Array(f.object[1_024..<1_536]))
         for b in 0..<f.layout.blockCount {
-            for j in 0..<f.layout.sourceSymbols(inBlock: b) { r.feed(f.data(block: b, symbol: j, sealer: sealer), at: 2) }
+            for j in 0..<f.layout.sourceSymbols(inBlock: b) {
+                r.feed(f.data(block: b, symbol: j, sealer: sealer), at: 2)
+            }
         }
         try r.tick(now: 3)
         XCTAssertEqual(r.state, .complete(f.digest))

@@ -46,7 +46,8 @@ final class SenderControlTests: XCTestCase {
         func nak(_ id: UInt32, _ entries: [NakEntry], echo: UInt32 = 0, at now: UInt64) {
             var buf = [UInt8](repeating: 0, count: 2_048)
             let n = buf.withUnsafeMutableBytes {
-                NakBody(receiverID: id, echoTimestamp: echo, entries: entries).encode(to: $0.baseAddress!, capacity: $0.count)
+                NakBody(receiverID: id, echoTimestamp: echo, entries: entries).encode(
+                    to: $0.baseAddress!, capacity: $0.count)
             }
             feed(fixture.datagram(fixture.header(.nak), body: Array(buf[0..<n])), at: now)
         }
@@ -97,13 +98,17 @@ final class SenderControlTests: XCTestCase {
                 let n = Int(rng.next() % 40)
                 let entries = (0..<n).map { _ in
                     NakEntry(
-                        block: rng.next() % 8 == 0 ? UInt32(truncatingIfNeeded: rng.next()) : UInt32(rng.next() % UInt64(blocks)),
+                        block: rng.next() % 8 == 0
+                            ? UInt32(truncatingIfNeeded: rng.next()) : UInt32(rng.next() % UInt64(blocks)),
                         needed: UInt16(1 + rng.next() % 255))
                 }
                 var buf = [UInt8](repeating: 0, count: 2_048)
                 let len = buf.withUnsafeMutableBytes {
-                    NakBody(receiverID: UInt32(rng.next() % 16), echoTimestamp: UInt32(truncatingIfNeeded: rng.next()), entries: entries)
-                        .encode(to: $0.baseAddress!, capacity: $0.count)
+                    NakBody(
+                        receiverID: UInt32(rng.next() % 16), echoTimestamp: UInt32(truncatingIfNeeded: rng.next()),
+                        entries: entries
+                    )
+                    .encode(to: $0.baseAddress!, capacity: $0.count)
                 }
                 d = f.datagram(f.header(.nak), body: Array(buf[0..<len]))
             case 2:
@@ -115,7 +120,8 @@ final class SenderControlTests: XCTestCase {
                 // A valid NAK or STATUS with bytes flipped, cut or extended.
                 let seed =
                     rng.next() % 2 == 0
-                    ? statusDatagram(StatusBody(receiverID: 3, state: .receiving, blocksComplete: 1, received: 100, lost: 5))
+                    ? statusDatagram(
+                        StatusBody(receiverID: 3, state: .receiving, blocksComplete: 1, received: 100, lost: 5))
                     : f.nak(receiver: 4, entries: [NakEntry(block: 1, needed: 3), NakEntry(block: 2, needed: 12)])
                 let len = max(0, min(2_048, seed.count + Int(rng.next() % 9) - 4))
                 for j in 0..<len { datagram[j] = j < seed.count ? seed[j] : UInt8(truncatingIfNeeded: rng.next()) }
@@ -132,7 +138,8 @@ final class SenderControlTests: XCTestCase {
             }
         }
         let c = h.sender.counters
-        XCTAssertEqual(c.naksReceived + c.statusReceived + c.drops.total, UInt64(total), "every datagram used or dropped once")
+        XCTAssertEqual(
+            c.naksReceived + c.statusReceived + c.drops.total, UInt64(total), "every datagram used or dropped once")
         for reason in [DropReason.malformedBody, .blockOutOfRange, .implausible, .badLength, .foreignSession] {
             XCTAssertGreaterThan(c.drops[reason], 0, "\(reason) exercised")
         }
@@ -144,7 +151,8 @@ final class SenderControlTests: XCTestCase {
     func testStatusWithExtremeCountersFromANewReceiverIsTakenWithoutTrapping() throws {
         let h = try Harness()
         h.status(StatusBody(receiverID: 77, state: .receiving, blocksComplete: 0, received: 1, lost: .max), at: ms)
-        h.status(StatusBody(receiverID: 77, state: .receiving, blocksComplete: 0, received: .max, lost: .max), at: 2 * ms)
+        h.status(
+            StatusBody(receiverID: 77, state: .receiving, blocksComplete: 0, received: .max, lost: .max), at: 2 * ms)
         h.status(StatusBody(receiverID: 77, state: .receiving, blocksComplete: 0, received: 0, lost: 0), at: 3 * ms)
         XCTAssertEqual(h.sender.counters.statusReceived, 3)
         XCTAssertEqual(h.sender.receivers[77]?.recentLoss, 0, "no difference is believed when the sum overflows")
@@ -197,11 +205,15 @@ final class SenderControlTests: XCTestCase {
         // A receiver that reports a full queue every 20 ms for 20 s.
         for i in 1...1_000 {
             now = UInt64(i) * 20 * ms
-            h.status(StatusBody(receiverID: 5, state: .receiving, blocksComplete: 0, received: UInt64(i), lost: 0, queueFill: 100), at: now)
+            h.status(
+                StatusBody(
+                    receiverID: 5, state: .receiving, blocksComplete: 0, received: UInt64(i), lost: 0, queueFill: 100),
+                at: now)
             h.sender.adapt(now: now)
         }
         let c = h.sender.counters
-        XCTAssertLessThanOrEqual(c.queueBackoffs, UInt64(ReceiverBudget.backoffBurst + 20 * ReceiverBudget.backoffsPerSecond + 1))
+        XCTAssertLessThanOrEqual(
+            c.queueBackoffs, UInt64(ReceiverBudget.backoffBurst + 20 * ReceiverBudget.backoffsPerSecond + 1))
         XCTAssertGreaterThan(c.pressureDiscounted, 900)
         let pinned = h.sender.currentRate.bytesPerSecond
         XCTAssertGreaterThan(pinned, 30_000_000, "the rate is not held near its floor")
@@ -226,7 +238,8 @@ final class SenderControlTests: XCTestCase {
         XCTAssertEqual(h.sender.counters.verdictsContradicted, 1)
         XCTAssertFalse(h.sender.shouldFinish(now: 2_000 * ms))
         // Its real completion ends the session once nobody contradicts it.
-        h.status(StatusBody(receiverID: 21, state: .complete, blocksComplete: 14, received: 90, lost: 0), at: 2_100 * ms)
+        h.status(
+            StatusBody(receiverID: 21, state: .complete, blocksComplete: 14, received: 90, lost: 0), at: 2_100 * ms)
         XCTAssertFalse(h.sender.shouldFinish(now: 2_200 * ms))
         XCTAssertTrue(h.sender.shouldFinish(now: 2_500 * ms))
     }

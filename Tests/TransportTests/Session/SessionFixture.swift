@@ -1,7 +1,7 @@
 import Foundation
+import Platform
 
 @testable import Transport
-import Platform
 
 /// An object with every datagram a sender would put on the wire for it (sources, all parity,
 /// announce, FIN), built with the engine's own codec, for feeding receivers directly.
@@ -22,7 +22,9 @@ final class SessionFixture {
         self.parityPerBlock = parityPerBlock
     }
 
-    func datagram(_ h: PacketHeader, body: [UInt8], auth: PacketAuthenticator? = nil, sealer: PacketSealer? = nil) -> [UInt8] {
+    func datagram(_ h: PacketHeader, body: [UInt8], auth: PacketAuthenticator? = nil, sealer: PacketSealer? = nil)
+        -> [UInt8]
+    {
         var h = h
         h.payloadLength = UInt16(body.count)
         if auth != nil { h.flags.insert(.authenticated) }
@@ -31,7 +33,9 @@ final class SessionFixture {
         out.withUnsafeMutableBytes { p in
             h.encode(to: p.baseAddress!)
             body.withUnsafeBytes { b in
-                if b.count > 0 { (p.baseAddress! + PacketHeader.size).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+                if b.count > 0 {
+                    (p.baseAddress! + PacketHeader.size).copyMemory(from: b.baseAddress!, byteCount: b.count)
+                }
             }
             if let sealer {
                 let plain = Array(body)
@@ -42,7 +46,8 @@ final class SessionFixture {
                 }
                 precondition(sealed, "fixture sealer exhausted")
             } else if let auth {
-                auth.tag(UnsafeRawBufferPointer(start: p.baseAddress!, count: PacketHeader.size + body.count),
+                auth.tag(
+                    UnsafeRawBufferPointer(start: p.baseAddress!, count: PacketHeader.size + body.count),
                     into: p.baseAddress! + PacketHeader.size + body.count)
             }
         }
@@ -58,7 +63,8 @@ final class SessionFixture {
 
     func announce(digest: SHA256Digest? = nil, salt: [UInt8]? = nil, auth: PacketAuthenticator? = nil) -> [UInt8] {
         let body = AnnounceBody(
-            layout: layout, proactiveParity: parityPerBlock, digest: digest ?? self.digest, name: "test.img", salt: salt)
+            layout: layout, proactiveParity: parityPerBlock, digest: digest ?? self.digest, name: "test.img", salt: salt
+        )
         var buf = [UInt8](repeating: 0, count: 1_024)
         let n = buf.withUnsafeMutableBytes { body.encode(to: $0.baseAddress!, capacity: $0.count) }
         return datagram(header(.announce), body: Array(buf[0..<n]), auth: auth)
@@ -75,14 +81,16 @@ final class SessionFixture {
     func nak(receiver: UInt32, entries: [NakEntry]) -> [UInt8] {
         var buf = [UInt8](repeating: 0, count: 2_048)
         let n = buf.withUnsafeMutableBytes {
-            NakBody(receiverID: receiver, echoTimestamp: 0, entries: entries).encode(to: $0.baseAddress!, capacity: $0.count)
+            NakBody(receiverID: receiver, echoTimestamp: 0, entries: entries).encode(
+                to: $0.baseAddress!, capacity: $0.count)
         }
         return datagram(header(.nak), body: Array(buf[0..<n]))
     }
 
     /// Source symbol `j` of block `b` as sent (short at the object's end).
     func data(
-        block b: Int, symbol j: Int, flags: PacketFlags = [], auth: PacketAuthenticator? = nil, sealer: PacketSealer? = nil
+        block b: Int, symbol j: Int, flags: PacketFlags = [], auth: PacketAuthenticator? = nil,
+        sealer: PacketSealer? = nil
     ) -> [UInt8] {
         let start = layout.offset(ofBlock: b) + j * layout.symbolSize
         let len = layout.payloadLength(block: b, symbol: j)

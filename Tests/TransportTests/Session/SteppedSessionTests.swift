@@ -23,7 +23,9 @@ final class SteppedSessionTests: XCTestCase {
                 if batch.payloadLengths[i] > 0 {
                     d += UnsafeRawBufferPointer(start: batch.payloads[i], count: batch.payloadLengths[i])
                 }
-                if batch.tagged[i] { d += UnsafeRawBufferPointer(start: slot + PacketHeader.size, count: PacketHeader.tagSize) }
+                if batch.tagged[i] {
+                    d += UnsafeRawBufferPointer(start: slot + PacketHeader.size, count: PacketHeader.tagSize)
+                }
                 wire.toReceiver.append(d)
             }
         }
@@ -118,7 +120,8 @@ final class SteppedSessionTests: XCTestCase {
         XCTAssertNil(o.report.abortReason)
         XCTAssertEqual(o.report.counters.repairSymbols, 0, "nothing was lost")
         XCTAssertEqual(o.report.receivers.values.first?.state, .complete)
-        XCTAssertLessThan(o.seconds, 5, "ends soon after the receiver reports complete (\(o.seconds) s on the test's clock)")
+        XCTAssertLessThan(
+            o.seconds, 5, "ends soon after the receiver reports complete (\(o.seconds) s on the test's clock)")
     }
 
     func testLossOnTheWireIsRepairedByNaks() throws {
@@ -142,7 +145,9 @@ final class SteppedSessionTests: XCTestCase {
                 XCTAssertTrue(h.flags.contains(.sealed))
                 let start = f.layout.offset(ofBlock: Int(h.block)) + Int(h.symbol) * 256
                 let clear = Array(f.object[start..<(start + Int(h.payloadLength))])
-                if Array(raw[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))]) == clear { clearSymbols += 1 }
+                if Array(raw[PacketHeader.size..<(PacketHeader.size + Int(h.payloadLength))]) == clear {
+                    clearSymbols += 1
+                }
             }
             return n % 11 == 0
         }

@@ -35,19 +35,31 @@ final class QLMcastCLITests: XCTestCase {
                 "Error: '239.255.1.1' is not GROUP:PORT (e.g. 239.255.1.1:30000)\n"
             ),
             (
-                ["send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--rate", "fast"],
+                [
+                    "send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--rate",
+                    "fast",
+                ],
                 "Error: rate 'fast' is not a bit rate like 2g, 500m or 100k (≥ 8k)\n"
             ),
             (
-                ["send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--loss", "lots"],
+                [
+                    "send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--loss",
+                    "lots",
+                ],
                 "Error: loss 'lots' is not none, random:P or burst:P:LENGTH\n"
             ),
             (
-                ["receive", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "-o", "/tmp/x", "--auth-key", "xyz"],
+                [
+                    "receive", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "-o", "/tmp/x", "--auth-key",
+                    "xyz",
+                ],
                 "Error: --auth-key must be 32 to 128 hex digits\n"
             ),
             (
-                ["send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--block-symbols", "255"],
+                [
+                    "send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1",
+                    "--block-symbols", "255",
+                ],
                 "Error: source symbols per block 255 must be 1...254\n"
             ),
         ]
@@ -67,7 +79,9 @@ final class QLMcastCLITests: XCTestCase {
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        for option in ["--group", "--interface", "--rate", "--block-symbols", "--parity", "--auth-key", "--receivers", "--loss"] {
+        for option in [
+            "--group", "--interface", "--rate", "--block-symbols", "--parity", "--auth-key", "--receivers", "--loss",
+        ] {
             XCTAssert(text.contains(option), "send --help lacks \(option)")
         }
     }

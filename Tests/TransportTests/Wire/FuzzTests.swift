@@ -10,7 +10,9 @@ final class FuzzTests: XCTestCase {
         let total = 1_000_000
         let f = try SessionFixture(size: 40_000, symbolSize: 256, k: 12, parityPerBlock: 4)
         var seeds = f.pass()
-        seeds += [f.announce(), f.fin(), f.fin(final: true), f.nak(receiver: 5, entries: [NakEntry(block: 1, needed: 3)])]
+        seeds += [
+            f.announce(), f.fin(), f.fin(final: true), f.nak(receiver: 5, entries: [NakEntry(block: 1, needed: 3)]),
+        ]
         var buf = [UInt8](repeating: 0, count: 64)
         let sn = buf.withUnsafeMutableBytes {
             StatusBody(receiverID: 9, state: .receiving, blocksComplete: 1, received: 2, lost: 3)
@@ -62,7 +64,8 @@ final class FuzzTests: XCTestCase {
             if receiver.isFinished {
                 // A corrupted-but-valid symbol may end a session (digest mismatch): count and renew.
                 counted += receiver.counters.accepted + receiver.counters.drops.total
-                XCTAssertEqual(receiver.counters.accepted + receiver.counters.drops.total, receiver.counters.datagramsReceived)
+                XCTAssertEqual(
+                    receiver.counters.accepted + receiver.counters.drops.total, receiver.counters.datagramsReceived)
                 collect(receiver.counters)
                 fed = 0
                 receiver = try f.receiver().0

@@ -1,7 +1,7 @@
+import Platform
 import XCTest
 
 @testable import Transport
-import Platform
 
 final class PacketHeaderTests: XCTestCase {
     let sample = PacketHeader(
@@ -21,7 +21,9 @@ final class PacketHeaderTests: XCTestCase {
 
     func testRoundTripsEveryTypeAndFlag() {
         for type in PacketType.allCases {
-            for flags: PacketFlags in [[], [.repair], [.authenticated], [.final], [.sealed], [.repair, .final, .sealed]] {
+            for flags: PacketFlags in [
+                [], [.repair], [.authenticated], [.final], [.sealed], [.repair, .final, .sealed],
+            ] {
                 var h = sample
                 h.type = type
                 h.flags = flags
@@ -62,7 +64,13 @@ final class PacketHeaderTests: XCTestCase {
             ("unknown flag", mutated { $0[6] = 0x80 }, .badFlags),
             ("payload longer than datagram", Array(good.dropLast()), .badLength),
             ("datagram longer than payload", good + [0], .badLength),
-            ("payload over jumbo", mutated { $0[22] = 0xFF; $0[23] = 0xFF }, .badLength),
+            (
+                "payload over jumbo",
+                mutated {
+                    $0[22] = 0xFF
+                    $0[23] = 0xFF
+                }, .badLength
+            ),
             ("auth flag without tag", mutated { $0[7] |= 0x02 }, .badLength),
         ]
         for (name, bytes, reason) in cases {
@@ -79,27 +87,35 @@ final class PacketHeaderTests: XCTestCase {
         let ann = AnnounceBody(layout: layout, proactiveParity: 4, digest: digest, name: "compute-node.img")
         var buf = [UInt8](repeating: 0, count: 2048)
         let n = buf.withUnsafeMutableBytes { ann.encode(to: $0.baseAddress!, capacity: $0.count) }
-        XCTAssertEqual(try buf.withUnsafeBytes { AnnounceBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }.get(), ann)
+        XCTAssertEqual(
+            try buf.withUnsafeBytes { AnnounceBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }.get(), ann)
         // Every truncation of an ANNOUNCE body is refused.
         for cut in 0..<n {
             let r = buf.withUnsafeBytes { AnnounceBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<cut])) }
             XCTAssertEqual(r, .failure(.malformedBody), "cut at \(cut)")
         }
 
-        let nak = NakBody(receiverID: 5, echoTimestamp: 6, entries: [.init(block: 1, needed: 3), .init(block: 9, needed: 255)])
+        let nak = NakBody(
+            receiverID: 5, echoTimestamp: 6, entries: [.init(block: 1, needed: 3), .init(block: 9, needed: 255)])
         let nn = buf.withUnsafeMutableBytes { nak.encode(to: $0.baseAddress!, capacity: $0.count) }
-        XCTAssertEqual(try buf.withUnsafeBytes { NakBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<nn])) }.get(), nak)
+        XCTAssertEqual(
+            try buf.withUnsafeBytes { NakBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<nn])) }.get(), nak)
         var zeroNeed = nak
         zeroNeed.entries[1].needed = 0
         let zn = buf.withUnsafeMutableBytes { zeroNeed.encode(to: $0.baseAddress!, capacity: $0.count) }
-        XCTAssertEqual(buf.withUnsafeBytes { NakBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<zn])) }, .failure(.malformedBody))
+        XCTAssertEqual(
+            buf.withUnsafeBytes { NakBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<zn])) },
+            .failure(.malformedBody))
 
         let st = StatusBody(receiverID: 1, state: .complete, blocksComplete: 10, received: 1000, lost: 3)
         let sn = buf.withUnsafeMutableBytes { st.encode(to: $0.baseAddress!, capacity: $0.count) }
         XCTAssertEqual(sn, StatusBody.size)
-        XCTAssertEqual(try buf.withUnsafeBytes { StatusBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<sn])) }.get(), st)
+        XCTAssertEqual(
+            try buf.withUnsafeBytes { StatusBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<sn])) }.get(), st)
         buf[4] = 9  // unknown state
-        XCTAssertEqual(buf.withUnsafeBytes { StatusBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<sn])) }, .failure(.malformedBody))
+        XCTAssertEqual(
+            buf.withUnsafeBytes { StatusBody.decode(UnsafeRawBufferPointer(rebasing: $0[0..<sn])) },
+            .failure(.malformedBody))
     }
 
     func testLayoutCountsBlocksAndShortTail() throws {
