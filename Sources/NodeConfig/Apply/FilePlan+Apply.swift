@@ -39,6 +39,8 @@ extension FilePlan {
             }
             outcome.written += 1
         }
+        // Each directory written into is synced once, after all its files.
+        try tree.syncDirectories()
         return outcome
     }
 }

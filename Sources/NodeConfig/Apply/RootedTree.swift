@@ -20,6 +20,9 @@ final class RootedTree {
     /// Directories already resolved (a plan writes many files into few directories). An entry
     /// placed at a path (a link or a directory that replaced a link) drops what lies below it.
     private var directories: [String: Int32] = [:]
+    /// Directories a file was renamed into since they were last synced: synced once each by
+    /// `syncDirectories()` (or before their descriptor is dropped), not once per file.
+    private var unsynced: Set<String> = []
 
     init(root: String) throws(QlustarError) {
         try FileSystem.makeDirectories(root)
@@ -43,9 +46,19 @@ final class RootedTree {
         return fd
     }
 
-    /// Forgets resolved directories at and below `path` (something new was placed there).
+    /// Syncs every directory a file was renamed into, so the new names survive a crash.
+    func syncDirectories() throws(QlustarError) {
+        for path in unsynced.sorted() {
+            if let fd = directories[path] { try FileSystem.syncDirectory(fd, shownAs: shown(path)) }
+        }
+        unsynced.removeAll()
+    }
+
+    /// Forgets resolved directories at and below `path` (something new was placed there),
+    /// syncing those that still need it first.
     private func invalidate(_ path: String) {
         for (key, fd) in directories where key == path || key.hasPrefix(path + "/") {
+            if unsynced.remove(key) != nil { try? FileSystem.syncDirectory(fd, shownAs: shown(key)) }
             Posix.close(fd)
             directories[key] = nil
         }
@@ -106,7 +119,9 @@ final class RootedTree {
             try? Posix.unlinkat(dir, temporary)
             throw failure("cannot write", path, error)
         }
-        try FileSystem.commit(fd, renaming: temporary, at: dir, to: name, in: dir, shownAs: shown(path))
+        try FileSystem.commit(
+            fd, renaming: temporary, at: dir, to: name, in: dir, shownAs: shown(path), syncingDirectory: false)
+        unsynced.insert(parentPath(path))
         return chowned
     }
 
@@ -173,8 +188,13 @@ final class RootedTree {
             try? Posix.unlinkat(dir, temporary)
             throw failure("cannot place the link", path, error)
         }
-        try FileSystem.syncDirectory(dir, shownAs: shown(path))
+        unsynced.insert(parentPath(path))
         return chowned
+    }
+
+    /// The directory `parent` resolves for `path` (the key of its descriptor).
+    private func parentPath(_ path: String) -> String {
+        "/" + path.split(separator: "/").dropLast().joined(separator: "/")
     }
 
     private func parent(_ path: String) throws(QlustarError) -> (Int32, String) {

@@ -251,10 +251,11 @@ package enum FileSystem {
     /// `fd` (the temporary file's), renames `temporary` (relative to `fromDirectory`, the working
     /// directory by default) to `name` in the directory `dir`, and syncs that directory, so the
     /// new name survives a crash. On any failure the temporary file is removed. `path` is how
-    /// errors name the file.
+    /// errors name the file. A writer of many files into few directories passes
+    /// `syncingDirectory: false` and syncs each directory once when it is done (`RootedTree`).
     package static func commit(
         _ fd: Int32, renaming temporary: String, at fromDirectory: Int32 = AT_FDCWD, to name: String, in dir: Int32,
-        shownAs path: String
+        shownAs path: String, syncingDirectory: Bool = true
     ) throws(QlustarError) {
         do {
             defer { Posix.close(fd) }
@@ -267,7 +268,7 @@ package enum FileSystem {
             try? Posix.unlinkat(fromDirectory, temporary)
             throw FileSystem.error("cannot rename into place", path, error.errno)
         }
-        try syncDirectory(dir, shownAs: path)
+        if syncingDirectory { try syncDirectory(dir, shownAs: path) }
     }
 
     /// Syncs the directory `dir` (an `O_PATH` descriptor too: it is reopened for reading).

@@ -188,12 +188,13 @@ extension Sender {
             counters.pressureDiscounted += 1
             return false
         }
-        windowOverrun = true
         guard cut else {
+            _ = rateControl.pressure(cut: false, achieved: sendRateEstimate, now: now)
             budget.spend(backoffs: ReceiverBudget.holdCost)
             return false
         }
-        guard backOff(now: now) else { return false }
+        guard rateControl.pressure(cut: true, achieved: sendRateEstimate, now: now) else { return false }
+        counters.rateDecreases += 1
         budget.spend(backoffs: 1)
         return true
     }

@@ -1,5 +1,5 @@
-/// Pacing and adaptation: the token bucket, rate back-off and recovery, adaptive parity, and
-/// dropping receivers that cannot keep up.
+/// Pacing and adaptation: the token bucket, the rate policy's windows (`RateController`),
+/// adaptive parity, and dropping receivers that cannot keep up.
 extension Sender {
     // MARK: - Pacing and adaptation
 
@@ -24,9 +24,8 @@ extension Sender {
         return UInt64(missing / Double(max(1, currentRate.bytesPerSecond)) * 1e9)
     }
 
-    /// Every 100 ms: compare the NAK rate with its baseline, recover the rate when no receiver
-    /// signals trouble, adapt proactive parity to the loss receivers report, and drop receivers
-    /// that cannot keep up.
+    /// Every 100 ms: end the rate policy's window (symbols sent, repair asked for), adapt
+    /// proactive parity to the loss receivers report, and drop receivers that cannot keep up.
     func adapt(now: UInt64) {
         let elapsed = now - windowStart
         guard elapsed >= 100_000_000 else { return }
@@ -36,51 +35,12 @@ extension Sender {
             windowSymbols = 0
             windowNeed = 0
             windowBytes = 0
-            windowOverrun = false
         }
-        if configuration.adaptiveRate {
-            var climbing = false
-            if windowSymbols >= 256 {
-                let ratio = Double(windowNeed) / Double(windowSymbols)
-                if ratio > 0 || adaptWindows > 0 { adaptWindows += 1 }
-                if adaptWindows > 0 && adaptWindows <= 5 {
-                    // Warm-up once NAKs flow: learn the loss the path always has (steady random
-                    // loss is not congestion, backing off would not reduce it).
-                    nakRatioBaseline = nakRatioBaseline < 0 ? ratio : (nakRatioBaseline + ratio) / 2
-                } else if adaptWindows > 5 {
-                    climbing = ratio > max(2 * nakRatioBaseline, nakRatioBaseline + 0.15)
-                    nakRatioBaseline = nakRatioBaseline * 0.9 + ratio * 0.1
-                }
-            }
-            if climbing {
-                backOff(now: now)
-            } else if slowStart, !windowOverrun, !currentRate.isUnpaced {
-                // Slow start: +25 % each window until a receiver's queue fills or NAKs climb.
-                let next = Double(currentRate.bytesPerSecond) * 1.25
-                if rateLimit.isUnpaced {
-                    currentRate = next > 4e9 ? .unpaced : Rate(bytesPerSecond: UInt64(next))
-                } else {
-                    currentRate = Rate(bytesPerSecond: UInt64(min(next, Double(rateLimit.bytesPerSecond))))
-                }
-                counters.rateIncreases += 1
-            } else if !windowOverrun, !currentRate.isUnpaced, currentRate != rateLimit {
-                // No receiver in trouble: probe upward toward the configured rate (or unpaced).
-                // Never above the rate that last overran a receiver.
-                let cap =
-                    rateLimit.isUnpaced
-                    ? sendRateCeiling : min(sendRateCeiling, Double(rateLimit.bytesPerSecond))
-                let current = Double(currentRate.bytesPerSecond)
-                let next = min(cap, current * 1.05)
-                if next >= current + 1 {
-                    currentRate = Rate(bytesPerSecond: UInt64(next))
-                    counters.rateIncreases += 1
-                } else if sendRateCeiling > 0, sendRateCeiling <= current + 1 {
-                    // At the ceiling with nobody in trouble: lift it as the probe would go, so no
-                    // back-off (a burst of real overruns, or reports that lied) lowers it for good;
-                    // the next real overrun sets it again.
-                    sendRateCeiling *= 1.05
-                }
-            }
+        let window = RateWindow(symbols: windowSymbols, need: windowNeed)
+        switch rateControl.windowEnded(window, achieved: sendRateEstimate, now: now) {
+        case .increased: counters.rateIncreases += 1
+        case .decreased: counters.rateDecreases += 1
+        case .unchanged: break
         }
         if configuration.adaptiveParity {
             let worst = receivers.values.filter { $0.state == .receiving }.map(\.recentLoss).max() ?? 0
@@ -112,21 +72,6 @@ extension Sender {
             counters.receiversDropped += 1
             try? sendDrop(r.id)
         }
-    }
-
-    /// Cuts the rate to 3/4 of what is being achieved (at most once per 100 ms, so the reports
-    /// of one episode do not compound). Returns whether it cut.
-    @discardableResult
-    func backOff(now: UInt64) -> Bool {
-        guard configuration.adaptiveRate, now - lastBackoff >= 100_000_000 else { return false }
-        lastBackoff = now
-        slowStart = false
-        let base = currentRate.isUnpaced ? max(sendRateEstimate, 1e6) : Double(currentRate.bytesPerSecond)
-        sendRateCeiling = sendRateCeiling == 0 ? base : min(sendRateCeiling, base)
-        let floor = Double(configuration.minimumRate.bytesPerSecond)
-        currentRate = Rate(bytesPerSecond: UInt64(max(floor, base * 0.75)))
-        counters.rateDecreases += 1
-        return true
     }
 
     /// A receiver reporting more loss than `maxReceiverLoss` for two seconds running.

@@ -31,13 +31,13 @@ public final class Sender {
     var activeReceivers = 1
     /// When a receiver last reported finished (complete or failed).
     var lastFinishedAt: UInt64 = 0
+    /// The rate policy: `NakRatioRateControl` when adaptive, else `FixedRateControl`.
+    public internal(set) var rateControl: any RateController
     /// The rate in force now (after adaptation).
-    public internal(set) var currentRate: Rate
+    public var currentRate: Rate { rateControl.rate }
     public internal(set) var proactiveRatio: Double
     /// Commands from other threads (new members, rate share, abort), applied between batches.
     public let mailbox: SenderMailbox
-    /// The most the rate may grow to: the configured rate, or a share a mailbox command set.
-    var rateLimit: Rate
     /// Receivers to wait for before ending (the configured number plus members announced later).
     var expectedReceivers: Int
     /// Why the session was aborted, once it was.
@@ -95,14 +95,8 @@ public final class Sender {
     var windowSymbols: UInt64 = 0
     var windowNeed: UInt64 = 0
     var windowBytes: UInt64 = 0
-    var nakRatioBaseline = -1.0
-    var adaptWindows = 0
-    var windowOverrun = false
-    var lastBackoff: UInt64 = 0
-    /// Recent achieved send rate (bytes/s) and the rate at which unpaced sending first overran.
+    /// Recent achieved send rate (bytes/s).
     var sendRateEstimate = 0.0
-    var sendRateCeiling = 0.0
-    var slowStart = true
     var rateSampleStart: UInt64 = 0
     var rateSampleBytes: UInt64 = 0
     var lossEstimate = 0.0
@@ -124,7 +118,6 @@ public final class Sender {
         epoch = clock()
         layout = try configuration.validate(objectSize: UInt64(object.count))
         self.mailbox = mailbox
-        rateLimit = configuration.rate
         expectedReceivers = configuration.expectedReceivers
         self.configuration = configuration
         self.object = object
@@ -143,12 +136,11 @@ public final class Sender {
             sessionID: configuration.sessionID, objectID: configuration.objectID, authenticator: authenticator,
             sealedSymbols: false)
         loss = configuration.loss
-        // Adaptive sending starts at the initial rate and doubles until receivers push back.
-        currentRate =
-            configuration.adaptiveRate && !configuration.initialRate.isUnpaced
-                && (configuration.rate.isUnpaced
-                    || configuration.rate.bytesPerSecond > configuration.initialRate.bytesPerSecond)
-            ? configuration.initialRate : configuration.rate
+        rateControl =
+            configuration.adaptiveRate
+            ? NakRatioRateControl(
+                rate: configuration.rate, initial: configuration.initialRate, minimum: configuration.minimumRate)
+            : FixedRateControl(rate: configuration.rate)
         proactiveRatio = configuration.proactiveParity
         let s = layout.symbolSize
         batch = OutgoingBatch(capacity: configuration.batch, maxPayload: s)
@@ -266,10 +258,7 @@ public final class Sender {
                 // Known from now: the silence bound applies from the moment it joined.
                 if noteReceiver(id, now: now, admit: true) { lastActivity = now }
             case .rateLimit(let r):
-                rateLimit = r
-                if !r.isUnpaced, currentRate.isUnpaced || currentRate.bytesPerSecond > r.bytesPerSecond {
-                    currentRate = r
-                }
+                rateControl.limit(to: r)
             case .abort(let reason):
                 abortReason = reason
             }

@@ -218,9 +218,9 @@ final class SenderControlTests: XCTestCase {
         let pinned = h.sender.currentRate.bytesPerSecond
         XCTAssertGreaterThan(pinned, 30_000_000, "the rate is not held near its floor")
         // The ceiling of those cuts is not for good: with no reports the rate climbs past it.
-        let ceiling = h.sender.sendRateCeiling
+        let ceiling = (h.sender.rateControl as! NakRatioRateControl).ceiling
         for i in 1...100 { h.sender.adapt(now: now + UInt64(i) * 100 * ms) }
-        XCTAssertGreaterThan(h.sender.sendRateCeiling, ceiling * 1.5)
+        XCTAssertGreaterThan((h.sender.rateControl as! NakRatioRateControl).ceiling, ceiling * 1.5)
     }
 
     func testForgedCompleteDoesNotEndTheSessionUnderAReceiver() throws {
