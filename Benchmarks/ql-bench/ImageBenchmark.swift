@@ -3,25 +3,41 @@ import Foundation
 import LabSupport
 
 /// `ql-bench image`: time to deliver one image to N nodes with ql-mcastd/ql-mcast-client, by
-/// multicast and by the unicast fallback alone, alternating in one run.
+/// multicast and by the unicast fallback alone, against udpcast moving the same file, alternating
+/// in one run on one daemon.
 struct ImageBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image",
         abstract:
-            "Image delivery time to N nodes: multicast session vs unicast fallback only (ql-mcastd on the test hosts).",
+            "Image delivery to N nodes: ql-mcastd multicast vs its unicast fallback vs udpcast (on the test hosts).",
         discussion: """
-            ql-mcastd runs on h0 with the image; for each node count and mode, N clients on h1…hN ask
-            for it at once. Multicast: one session (its grouping window is not counted: time runs
-            from the session's start to the last node verified). Unicast: every client --unicast,
-            fetching over TCP from the same server (sendfile). Every copy is verified by the client
-            (SHA-256) and the path it took is checked. Needs root; the image lives in /dev/shm.
+            ql-mcastd runs on h0 with the image (one daemon for the whole run: every multicast rep is
+            a new session on it); for each node count and mode, N nodes on h1…hN ask for it at once.
+            multicast: ql-mcast-client on each node, told how many nodes come (--expect N, unless
+            --no-expect), so the session starts once they all asked; unicast: every client
+            --unicast, fetching over TCP from the same server (sendfile); udpcast: udp-sender on h0
+            with --min-receivers N (started first, as a daemon would be), udp-receiver on each node.
+            wall: from starting the nodes' programs to the last one done — the session's start
+            included; transfer: ql-mcast-client's own time without its wait for the session.
+            Every copy is checked (ql-mcast-client verifies its SHA-256; udpcast's output is hashed
+            afterwards, outside its time) and the path a client took is checked. Every rep is
+            listed, with the spread (max ÷ min) over the reps. Needs root; the image lives in
+            /dev/shm.
             """
     )
 
     @Option(help: "Node counts, comma separated.") var receivers = "1,3,6"
     @Option(help: "Image size in MiB.") var size = 1_024
-    @Option(help: "Alternating repetitions.") var reps = 3
-    @Option(help: "Modes to run (multicast, unicast).") var modes: [String] = ["multicast", "unicast"]
+    @Option(help: "Alternating repetitions (each multicast rep is one more session on the same daemon).")
+    var reps = 3
+    @Option(help: "Modes to run (multicast, unicast, udpcast).") var modes: [String] = [
+        "multicast", "unicast", "udpcast",
+    ]
+    @Option(help: "ql-mcastd's grouping window in seconds (its default: 2).") var window = 2.0
+    @Flag(help: "Do not tell ql-mcast-client how many nodes come: every session waits out its window.")
+    var noExpect = false
+    @Option(help: "Extra ql-mcastd options, e.g. --daemon-option=--rate --daemon-option=400m.")
+    var daemonOption: [String] = []
     @Option(help: "Write the table as JSON to this file.") var json: String?
 
     var counts: [Int] { receivers.split(separator: ",").compactMap { Int($0) } }
@@ -31,9 +47,20 @@ struct ImageBenchmark: ParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ (1...16).contains($0) }) else {
             throw ValidationError("--receivers: node counts 1…16, comma separated")
         }
-        guard modes.allSatisfy({ ["multicast", "unicast"].contains($0) }) else {
-            throw ValidationError("--modes: multicast, unicast")
+        guard modes.allSatisfy({ ["multicast", "unicast", "udpcast"].contains($0) }) else {
+            throw ValidationError("--modes: multicast, unicast, udpcast")
         }
+        guard reps >= 1, (1...4_096).contains(size), window > 0 else {
+            throw ValidationError("--reps ≥ 1, --size 1…4096 MiB, --window > 0")
+        }
+    }
+
+    /// One delivery: the wall (start included), the transfer (clients' own, multicast and
+    /// unicast), and for multicast the session's repair share of the datagrams it sent.
+    struct Delivery {
+        var wall: Double
+        var transfer: Double?
+        var repairShare: Double?
     }
 
     func run() throws {
@@ -52,69 +79,128 @@ struct ImageBenchmark: ParsableCommand {
         let maxNodes = counts.max()!
         let lab = try Lab(prefix: "qlbi", root: root, hosts: maxNodes + 1)
         defer { lab.down() }
-        try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/urandom > \(images)/bench.img"])
+        let image = images + "/bench.img"
+        try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/urandom > \(image)"])
+        let sha = try Lab.sha256(image)
         let server = lab.address(0)
         let daemon = try lab.start(
             on: 0,
             [
                 bin.appendingPathComponent("ql-mcastd").path, "--root", head, "--interface", server, "--listen", server,
-                "--window", "1",
-            ],
+                "--window", "\(window)",
+            ] + daemonOption,
             timeout: 7_200, log: work.appendingPathComponent("daemon.log").path)
         defer { daemon.terminate() }
         var ready = false
         for _ in 0..<100 where !ready {
-            ready =
-                (try? lab.exec(
-                    on: 0,
-                    [bin.appendingPathComponent("ql-mcastd").path, "status", "--server", server, "--timeout", "1"]))
-                != nil
+            ready = (try? status(lab, bin: bin, server: server)) != nil
             if !ready { usleep(200_000) }
         }
         guard ready else { throw LabError("ql-mcastd did not start") }
 
-        var times: [String: [Double]] = [:]
+        var runs: [String: [Delivery]] = [:]
         var headBytes: [String: [Double]] = [:]
         for rep in 0..<reps {
             for n in counts {
                 for mode in modes {
                     let tx0 = try transmitted(lab)
-                    let t = try deliver(lab: lab, bin: bin, work: work, nodes: n, mode: mode, server: server)
-                    times["\(mode) \(n)", default: []].append(t)
+                    let d =
+                        mode == "udpcast"
+                        ? try udpcast(lab: lab, work: work, file: image, sha: sha, nodes: n)
+                        : try deliver(lab: lab, bin: bin, work: work, nodes: n, mode: mode, server: server)
+                    runs["\(mode) \(n)", default: []].append(d)
                     headBytes["\(mode) \(n)", default: []].append(Double(try transmitted(lab) - tx0))
-                    FileHandle.standardError.write(Data("rep \(rep + 1) \(mode) to \(n) nodes: \(fmt(t)) s\n".utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            "rep \(rep + 1) \(mode) to \(n) nodes: wall \(fmt(d.wall)) s\(d.transfer.map { ", transfer \(fmt($0)) s" } ?? "")\(d.repairShare.map { ", repair \(fmt($0 * 100)) % of datagrams" } ?? "")\n"
+                                .utf8))
                 }
             }
         }
         var report = Report(
-            benchmark: "image \(size) MiB to N nodes, ql-mcastd → ql-mcast-client, \(reps) reps",
+            benchmark:
+                "image \(size) MiB to N nodes: ql-mcastd → ql-mcast-client vs udpcast, \(reps) reps, window \(fmt(window, 1)) s\(noExpect ? "" : ", --expect N")",
             columns: [
-                "nodes", "mode", "time s", "MB/s per node", "time ÷ time(N=\(counts[0]))", "unicast ÷ multicast",
-                "head node sent ÷ image",
+                "nodes", "mode", "wall s", "walls of the reps", "spread", "transfer s", "MB/s per node",
+                "udpcast ÷ this", "repair %", "head sent ÷ image",
             ])
         for n in counts {
+            let udpcastWall = runs["udpcast \(n)"].map { median($0.map(\.wall)) }
             for mode in modes {
-                guard let ts = times["\(mode) \(n)"] else { continue }
-                let t = median(ts)
-                let base = median(times["\(mode) \(counts[0])"] ?? [t])
-                let uni = times["unicast \(n)"].map(median)
-                let multi = times["multicast \(n)"].map(median)
+                guard let ds = runs["\(mode) \(n)"] else { continue }
+                let walls = ds.map(\.wall)
+                let wall = median(walls)
+                let transfers = ds.compactMap(\.transfer)
+                let repairs = ds.compactMap(\.repairShare)
                 report.rows.append([
-                    "\(n)", mode, fmt(t), fmt(Double(size << 20) / 1e6 / t, 1), fmt(t / base),
-                    mode == "multicast" ? (uni.map { fmt($0 / t) } ?? "n/a") : (multi.map { fmt(t / $0) } ?? "n/a"),
+                    "\(n)", mode, fmt(wall), walls.map { fmt($0) }.joined(separator: " / "),
+                    fmt(walls.max()! / walls.min()!), transfers.isEmpty ? "n/a" : fmt(median(transfers)),
+                    fmt(Double(size << 20) / 1e6 / wall, 1), udpcastWall.map { fmt($0 / wall) } ?? "n/a",
+                    repairs.isEmpty ? "n/a" : repairs.map { fmt($0 * 100, 1) }.joined(separator: " / "),
                     fmt(median(headBytes["\(mode) \(n)"] ?? []) / Double(size << 20)),
                 ])
             }
         }
         report.notes.append(
-            "time: from the session's start (multicast) or the clients' start (unicast) to the last node verified; median of reps"
+            "wall: from starting the nodes' programs to the last node done (ql-mcast-client: verified), the session's start included; median, then every rep in order"
         )
         report.notes.append(
-            "head node sent: bytes leaving h0's interface (headers included) during the run, over the image size")
+            "spread: slowest rep ÷ fastest; transfer: ql-mcast-client's time without its wait for the session")
+        report.notes.append("udpcast ÷ this: udpcast's median wall over this mode's (above 1: faster than udpcast)")
         report.notes.append(
-            "every copy verified by its client's SHA-256; multicast runs checked to have taken the multicast path")
+            "repair %: the session's repair symbols ÷ the datagrams it sent (ql-mcastd status), per rep; head sent: bytes leaving h0's interface (headers included) over the image size"
+        )
+        report.notes.append(
+            "every copy checked: ql-mcast-client verifies SHA-256 and its path is checked; udpcast's output is hashed after its time"
+        )
         report.printTable()
         try report.write(json: json)
+    }
+
+    func status(_ lab: Lab, bin: URL, server: String) throws -> [String: Any] {
+        let text = try lab.exec(
+            on: 0,
+            [bin.appendingPathComponent("ql-mcastd").path, "status", "--server", server, "--timeout", "2", "--json"])
+        guard let status = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw LabError("ql-mcastd status: not JSON")
+        }
+        return status
+    }
+
+    /// udp-sender on h0 waiting for `nodes` receivers, then `nodes` udp-receivers at once.
+    func udpcast(lab: Lab, work: URL, file: String, sha: String, nodes: Int) throws -> Delivery {
+        let sender = try lab.start(
+            on: 0,
+            [
+                "udp-sender", "--file", file, "--interface", "eth0", "--portbase", "33000", "--mcast-rdv-address",
+                "239.255.9.2", "--mcast-data-address", "239.255.9.3", "--min-receivers", "\(nodes)", "--nokbd",
+            ], timeout: 900, log: work.appendingPathComponent("udp-sender.log").path)
+        defer { if sender.isRunning { sender.terminate() } }
+        usleep(300_000)
+        let t0 = Date()
+        let outputs = (1...nodes).map { work.appendingPathComponent("u\($0).img").path }
+        let receivers = try (1...nodes).map { i in
+            try lab.start(
+                on: i,
+                [
+                    "udp-receiver", "--file", outputs[i - 1], "--interface", "eth0", "--portbase", "33000",
+                    "--mcast-rdv-address", "239.255.9.2", "--nokbd",
+                ], timeout: 900, log: work.appendingPathComponent("udp-receiver\(i).log").path)
+        }
+        var done = [Date?](repeating: nil, count: nodes)
+        let deadline = Date().addingTimeInterval(900)
+        while done.contains(where: { $0 == nil }) && Date() < deadline {
+            for (i, r) in receivers.enumerated() where done[i] == nil && !r.isRunning { done[i] = Date() }
+            usleep(2_000)
+        }
+        _ = lab.wait(sender, seconds: 30)
+        for (i, r) in receivers.enumerated() {
+            guard lab.wait(r, seconds: 5) == 0, (try? Lab.sha256(outputs[i])) == sha else {
+                throw LabError("udp-receiver on node \(i + 1) did not deliver an exact copy")
+            }
+            try? FileManager.default.removeItem(atPath: outputs[i])
+        }
+        return Delivery(wall: done.compactMap { $0 }.map { $0.timeIntervalSince(t0) }.max() ?? .nan)
     }
 
     /// Bytes h0's interface has sent so far.
@@ -126,9 +212,11 @@ struct ImageBenchmark: ParsableCommand {
         return v
     }
 
-    /// One delivery to `nodes` nodes; returns the time until the last one verified.
-    func deliver(lab: Lab, bin: URL, work: URL, nodes: Int, mode: String, server: String) throws -> Double {
+    /// One delivery to `nodes` nodes by ql-mcast-client (multicast or unicast).
+    func deliver(lab: Lab, bin: URL, work: URL, nodes: Int, mode: String, server: String) throws -> Delivery {
         var processes: [Process] = []
+        let expect = mode == "multicast" && !noExpect ? ["--expect", "\(nodes)"] : []
+        let t0 = Date()
         for i in 1...nodes {
             let out = work.appendingPathComponent("n\(i)").path
             try? FileManager.default.removeItem(atPath: out)
@@ -137,14 +225,16 @@ struct ImageBenchmark: ParsableCommand {
                     on: i,
                     [
                         bin.appendingPathComponent("ql-mcast-client").path, "--server", server, "--image", "bench",
-                        "--output",
-                        out + "/bench.img", "--root", out, "--quiet", "--report-json", out + ".json",
-                    ] + (mode == "unicast" ? ["--unicast"] : []), timeout: 900, log: out + ".log"))
+                        "--output", out + "/bench.img", "--root", out, "--quiet", "--report-json", out + ".json",
+                    ] + (mode == "unicast" ? ["--unicast"] : expect), timeout: 900, log: out + ".log"))
         }
-        var longest = 0.0
+        var transfer = 0.0
+        var wall = 0.0
+        var session: Int?
         for (k, p) in processes.enumerated() {
             let i = k + 1
             let status = lab.wait(p, seconds: 900)
+            wall = max(wall, Date().timeIntervalSince(t0))
             let reportPath = work.appendingPathComponent("n\(i).json").path
             guard status == 0, let data = FileManager.default.contents(atPath: reportPath),
                 let r = try JSONSerialization.jsonObject(with: data) as? [String: Any]
@@ -155,9 +245,28 @@ struct ImageBenchmark: ParsableCommand {
             }
             let path = r["path"] as? String ?? ""
             guard path == mode else { throw LabError("node \(i) took the \(path) path in a \(mode) run") }
-            longest = max(longest, r["transferSeconds"] as? Double ?? .nan)
+            transfer = max(transfer, r["transferSeconds"] as? Double ?? .nan)
+            session = r["sessionID"] as? Int
             try? FileManager.default.removeItem(atPath: work.appendingPathComponent("n\(i)").path)
         }
-        return longest
+        var repairShare: Double?
+        if mode == "multicast", let session {
+            // The sender's last progress is in the status once the session has finished.
+            let deadline = Date().addingTimeInterval(10)
+            while repairShare == nil && Date() < deadline {
+                let sessions = try status(lab, bin: bin, server: server)["sessions"] as? [[String: Any]] ?? []
+                if let s = sessions.first(where: {
+                    $0["sessionID"] as? Int == session && $0["state"] as? String == "finished"
+                }),
+                    let c = (s["progress"] as? [String: Any])?["counters"] as? [String: Any],
+                    let sent = (c["datagramsSent"] as? NSNumber)?.doubleValue, sent > 0
+                {
+                    repairShare = ((c["repairSymbols"] as? NSNumber)?.doubleValue ?? 0) / sent
+                } else {
+                    usleep(100_000)
+                }
+            }
+        }
+        return Delivery(wall: wall, transfer: transfer, repairShare: repairShare)
     }
 }

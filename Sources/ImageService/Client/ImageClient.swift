@@ -35,6 +35,9 @@ public struct ClientOptions: Sendable {
     public var fetchChunk = 4 << 20
     /// This node's enrollment token, for a server with a registry that gives it one.
     public var token: String?
+    /// Nodes of this boot wave that will ask (this one included): the session starts once they all
+    /// have, instead of at its window's end. nil: the window alone.
+    public var expect: Int?
 
     public init(serverHost: String, image: String, output: String) {
         self.serverHost = serverHost
@@ -60,7 +63,9 @@ public struct ClientReport: Sendable, Codable {
     /// Why multicast did not deliver everything, when it did not.
     public var fallbackReason: String?
     public var receiver: ReceiverCounters?
-    /// How long the ticket said to wait for the session to start.
+    /// How long this node waited for the session to start: from its ticket to the session's first
+    /// ANNOUNCE (what the ticket said when none came). A session starts before the ticket's time
+    /// when every expected member has asked.
     public var windowWaitSeconds: Double = 0
 }
 
@@ -138,7 +143,8 @@ public final class ImageClient {
         -> ImageTicket
     {
         let request = ImageRequest(
-            image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token)
+            image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token,
+            expect: options.expect)
         while true {
             do {
                 return try client.call(ImageOperation.requestImage, request, as: ImageTicket.self)
@@ -173,6 +179,7 @@ public final class ImageClient {
         var client = try connect(deadline: deadline)
         defer { client.close() }
         let ticket = try requestTicket(&client, name, deadline: deadline)
+        let ticketAt = MonotonicClock.nanoseconds()
         let layout = try ticket.layout()
         let partial = options.output + ".partial"
         let parent = (options.output as NSString).deletingLastPathComponent
@@ -198,6 +205,9 @@ public final class ImageClient {
             )
             let outcome = receiveMulticast(ticket, layout: layout, into: file)
             report.receiver = outcome.counters
+            if outcome.announcedAt > ticketAt {
+                report.windowWaitSeconds = Double(outcome.announcedAt - ticketAt) / 1e9
+            }
             switch outcome.result {
             case .success:
                 report.path = "multicast"
@@ -261,6 +271,8 @@ public final class ImageClient {
         var missing: [Range<UInt64>]?
         var hashState: (SHA256, UInt64)?
         var counters: ReceiverCounters?
+        /// When the first ANNOUNCE arrived (monotonic ns; 0: none did).
+        var announcedAt: UInt64 = 0
     }
 
     private func receiveMulticast(_ ticket: ImageTicket, layout: ObjectLayout, into file: MappedFile)
@@ -326,13 +338,14 @@ public final class ImageClient {
             log.info(
                 "multicast: \(c.dataSymbols) data, \(c.repairSymbols) repair symbols, \(c.blocksDecoded) blocks decoded, \(c.naksSent) NAKs"
             )
-            return MulticastOutcome(result: .success(digest), counters: receiver.counters)
+            return MulticastOutcome(
+                result: .success(digest), counters: receiver.counters, announcedAt: receiver.announcedAt)
         } catch {
             let announced = receiver.announce != nil
             return MulticastOutcome(
                 result: .failure(error), missing: announced ? receiver.missingRanges() : nil,
                 hashState: announced && error.code != .integrity ? receiver.takeHashState() : nil,
-                counters: receiver.counters)
+                counters: receiver.counters, announcedAt: receiver.announcedAt)
         }
     }
 

@@ -4,7 +4,7 @@ import Transport
 /// The operations ql-mcastd answers on its control port (framed JSON, see docs/PROTOCOL.md and
 /// docs/IMAGE-SERVICE.md), and their arguments and answers.
 public enum ImageOperation {
-    /// `request-image {image, host?, unicast?, token?}` → `ImageTicket`. With a registry, this,
+    /// `request-image {image, host?, unicast?, token?, expect?}` → `ImageTicket`. With a registry, this,
     /// `fetch` and `list-images` are answered for registered nodes only (`not-registered`).
     public static let requestImage = "request-image"
     /// `fetch {image, sha256, offset, length}` → data frame `FetchHeader` + the bytes.
@@ -23,12 +23,20 @@ public struct ImageRequest: Codable, Sendable {
     public var unicast: Bool?
     /// The node's enrollment token, when the registry gives it one.
     public var token: String?
+    /// How many nodes of this boot wave will ask for the image, this one included: the session
+    /// starts as soon as that many members have asked (the largest number any member gave), at
+    /// the latest when its window ends. 1…`ImageRequest.maxExpect`.
+    public var expect: Int?
 
-    public init(image: String, host: String? = nil, unicast: Bool? = nil, token: String? = nil) {
+    /// The largest `expect` a request may carry; more is garbage, not a wave.
+    public static let maxExpect = 1_000_000
+
+    public init(image: String, host: String? = nil, unicast: Bool? = nil, token: String? = nil, expect: Int? = nil) {
         self.image = image
         self.host = host
         self.unicast = unicast
         self.token = token
+        self.expect = expect
     }
 }
 
@@ -118,6 +126,11 @@ public struct SessionStatus: Codable, Sendable {
     public var group: String
     public var state: State
     public var members: [MemberStatus]
+    /// Members the session waits for before its window ends (the largest `expect` asked with;
+    /// nil: it waits for the window alone).
+    public var expected: Int?
+    /// Why it started (or starts): `all N expected members asked` or `window`; nil while gathering.
+    public var startReason: String?
     /// Seconds since the first request; negative start means it has not started yet.
     public var ageSeconds: Double
     /// The sender's last snapshot (rate, blocks, NAKs, per-receiver loss), once running.
@@ -139,6 +152,10 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var sessionsFinished: UInt64 = 0
     public var sessionsAborted: UInt64 = 0
     public var lateJoins: UInt64 = 0
+    /// Sessions started before their window ended because every expected member had asked.
+    public var sessionsStartedEarly: UInt64 = 0
+    /// Requests whose `expect` was outside 1…`ImageRequest.maxExpect` (refused as malformed).
+    public var badExpect: UInt64 = 0
     public var unicastTickets: UInt64 = 0
     public var fetches: UInt64 = 0
     public var fetchedBytes: UInt64 = 0

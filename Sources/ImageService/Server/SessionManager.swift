@@ -67,6 +67,13 @@ public final class SessionManager: Sendable {
             }
             throw ControlFailure(.internalError, error.message)
         }
+        if let e = request.expect, !(1...ImageRequest.maxExpect).contains(e) {
+            count {
+                $0.badRequests += 1
+                $0.badExpect += 1
+            }
+            throw ControlFailure(.malformedRequest, "expect \(e) is outside 1…\(ImageRequest.maxExpect)")
+        }
         // The name a node gives is its claim: shown and logged, so kept to what a host name holds.
         let host = String(
             (request.host ?? peer.host).prefix(64).map { SessionManager.hostCharacters.contains($0) ? $0 : "?" })
@@ -135,6 +142,7 @@ public final class SessionManager: Sendable {
             let late = chosen.state == .running
             chosen.members.append(
                 MemberStatus(receiverID: receiverID, host: host, address: peer.address, lateJoin: late))
+            if !late { expectMembers(request.expect, in: chosen, now: now) }
             if late {
                 chosen.mailbox.post(.expectReceiver(receiverID))
                 s.counters.lateJoins += 1
@@ -191,6 +199,28 @@ public final class SessionManager: Sendable {
         let header = (try? JSONEncoder().encode(FetchHeader(offset: f.offset, length: f.length))).map(Array.init) ?? []
         // Its own descriptor: the snapshot may be released before the answer is written.
         return try .file(json: header, duplicating: snapshot.descriptor, offset: Int(f.offset), count: f.length)
+    }
+
+    /// How long after the last expected member asked its session starts: time for that member
+    /// to join the group before the first datagrams (a member that misses them joins late).
+    static let allHereGraceNanos: UInt64 = 200_000_000
+
+    /// Takes a member's `expect` into a gathering session (the largest any member gave, at most
+    /// `max-clients`: one host cannot lower what another said) and brings its start forward to
+    /// `allHereGraceNanos` from now once that many have asked. Under the state lock.
+    private func expectMembers(_ expect: Int?, in session: StreamSession, now: UInt64) {
+        if let expect { session.expected = max(session.expected, min(expect, configuration.maxClients)) }
+        guard session.expected > 0, session.members.count >= session.expected, session.startReason == nil else {
+            return
+        }
+        let early = now + Self.allHereGraceNanos
+        if early < session.startAt {
+            session.startAt = early
+            session.startReason = "all \(session.expected) expected members asked"
+            log.info(
+                "session \(session.id): all \(session.expected) expected members asked; starting in \(Self.allHereGraceNanos / 1_000_000) ms, not at the window's end"
+            )
+        }
     }
 
     /// Members one source address may be of one session: a node runs one client; a host asking
@@ -250,6 +280,11 @@ public final class SessionManager: Sendable {
             for session in starting {
                 session.state = .running
                 s.counters.sessionsStarted += 1
+                if session.startReason == nil {
+                    session.startReason = "window"
+                } else {
+                    s.counters.sessionsStartedEarly += 1
+                }
             }
             shareRate(&s)
             return starting

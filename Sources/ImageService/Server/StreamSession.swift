@@ -22,6 +22,9 @@ final class StreamSession: @unchecked Sendable {
     var members: [MemberStatus] = []
     var outcome: String?
     var finishedAt: UInt64?
+    /// Members to wait for before the window ends (0: the window alone).
+    var expected = 0
+    var startReason: String?
     /// The share of the daemon's rate last posted to the sender.
     var rateShare: Rate?
 
@@ -40,7 +43,8 @@ final class StreamSession: @unchecked Sendable {
     func status(now: UInt64) -> SessionStatus {
         SessionStatus(
             sessionID: id, image: snapshot.name.value, sha256: snapshot.manifest.sha256, group: endpoint.description,
-            state: state, members: members, ageSeconds: Double(now &- createdAt) / 1e9,
+            state: state, members: members, expected: expected > 0 ? expected : nil, startReason: startReason,
+            ageSeconds: Double(now &- createdAt) / 1e9,
             progress: progress.withLockedValue { $0 }, outcome: outcome)
     }
 

@@ -9,7 +9,8 @@ import Platform
 /// mounted: image read-only, tmpfs for changes, the reserved chroot component), and switches
 /// to `/sbin/init.qlustar` in the union. A failed fetch is retried (`ql.retries=N`, default 3,
 /// each waiting up to `ql.server-timeout=S` seconds, default 60, for the server); then the node
-/// drops to a shell with the reason on the console.
+/// drops to a shell with the reason on the console. `ql.expect=N` (the nodes booted together)
+/// lets the session start as soon as N nodes have asked instead of at the grouping window's end.
 ///
 /// Testable outside a boot: every command is found through `PATH`, every path hangs below
 /// `$QL_ROOT` (empty at boot), `$QL_CMDLINE` replaces `/proc/cmdline` and `$QL_SHELL` the
@@ -47,13 +48,18 @@ public enum InitScript {
             ip link set lo up
         }
         cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"
-        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""
+        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""; expect=""
         for word in $cmdline; do
             case "$word" in
                 ql.server=*) server="${word#ql.server=}" ;;
                 ql.image=*) image="${word#ql.image=}" ;;
                 ql.retries=*) retries="${word#ql.retries=}" ;;
                 ql.server-timeout=*) wait="${word#ql.server-timeout=}" ;;
+                ql.expect=*)
+                    case "${word#ql.expect=}" in
+                        ""|*[!0-9]*) say "ignoring $word: not a number of nodes" ;;
+                        *) expect="--expect ${word#ql.expect=}" ;;
+                    esac ;;
                 BOOTIF=*) bootif="$(echo "${word#BOOTIF=}" | cut -c4- | tr '-' ':' | tr 'A-F' 'a-f')" ;;
                 ip=*) ipconf="${word#ip=}" ;;
                 debug) set -x; debug=1 ;;
@@ -116,7 +122,7 @@ public enum InitScript {
         attempt=1
         while :; do
             ql-mcast-client --server "$server" --image "$image" --output "$R/run/qlustar/$image.img" --union "$R" --mount \
-                --root "$R" --server-timeout "$wait" $ca >> "$LOG" 2>&1 && break
+                --root "$R" --server-timeout "$wait" $ca $expect >> "$LOG" 2>&1 && break
             status=$?
             [ "$attempt" -ge "$retries" ] && rescue "fetching image '$image' from $server failed $attempt times (last exit status $status; see /var/log/qlustar/ql-mcast-client.log)"
             say "fetching image '$image' failed (exit status $status); retry $attempt of $retries in $((attempt * 2)) s"

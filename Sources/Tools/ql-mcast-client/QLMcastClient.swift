@@ -55,6 +55,13 @@ struct QLMcastClient: ParsableCommand {
     @Option(help: "Seconds to keep trying to reach the server and get a ticket.") var serverTimeout = 60.0
     @Option(
         help: ArgumentHelp(
+            "Nodes of this boot wave that will ask for the image, this one included.",
+            discussion:
+                "The session starts as soon as that many nodes have asked (the largest number any of them gave), instead of at the end of ql-mcastd's grouping window (--window), which stays the upper bound. /init passes ql.expect=N from the kernel command line."
+        ))
+    var expect: Int?
+    @Option(
+        help: ArgumentHelp(
             "Testing aid: drop received datagrams with the engine's seeded model, P[,BURST][@SEED] or none.",
             discussion:
                 "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."
@@ -72,6 +79,9 @@ struct QLMcastClient: ParsableCommand {
 
     mutating func validate() throws {
         guard multicastTimeout > 0, serverTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        if let expect, !(1...ImageRequest.maxExpect).contains(expect) {
+            throw ValidationError("--expect \(expect) is outside 1…\(ImageRequest.maxExpect)")
+        }
         if mount && union == nil { throw ValidationError("--mount needs --union DIR") }
         _ = try Self.lossModel(simulateLoss)
         do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
@@ -122,6 +132,7 @@ struct QLMcastClient: ParsableCommand {
         }
         options.multicastTimeout = multicastTimeout
         options.serverTimeout = serverTimeout
+        options.expect = expect
         (options.simulateLoss, options.simulateLossSeed) = try Self.lossModel(simulateLoss)
         let client = ImageClient(options: options, log: log)
         client.showProgress = !quiet

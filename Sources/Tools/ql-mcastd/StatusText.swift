@@ -12,7 +12,7 @@ enum StatusText {
         out +=
             "  requests \(c.requests), sessions started \(c.sessionsStarted) finished \(c.sessionsFinished) aborted \(c.sessionsAborted), "
         out +=
-            "late joins \(c.lateJoins), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
+            "late joins \(c.lateJoins), started early \(c.sessionsStartedEarly), unicast tickets \(c.unicastTickets), fetches \(c.fetches) (\(c.fetchedBytes) bytes)\n"
         out +=
             "  refused at limit \(c.refusedAtLimit), bad requests \(c.badRequests), unknown images \(c.unknownImages), "
         out +=
@@ -23,7 +23,8 @@ enum StatusText {
         if s.sessions.isEmpty { out += "no sessions\n" }
         for session in s.sessions {
             out += "session \(session.sessionID)  \(session.image)  \(session.group)  \(session.state.rawValue)  "
-            out += "\(session.members.count) members  age \(f(session.ageSeconds, 1)) s\n"
+            out += "\(session.members.count)\(session.expected.map { " of \($0) expected" } ?? "") members  "
+            out += "age \(f(session.ageSeconds, 1)) s\(session.startReason.map { "  started: \($0)" } ?? "")\n"
             if let p = session.progress {
                 let pc = p.counters
                 out +=

@@ -53,6 +53,8 @@ public final class Receiver {
     var parityList: [(index: Int, bytes: UnsafePointer<UInt8>)] = []
 
     var startedAt: UInt64 = 0
+    /// When the session's first ANNOUNCE was taken (0: none yet): the session reached us.
+    public private(set) var announcedAt: UInt64 = 0
     var lastSenderPacket: UInt64 = 0
     /// Last sender datagram other than a final FIN: the sender still sending.
     var lastStreamAt: UInt64 = 0
@@ -220,6 +222,7 @@ public final class Receiver {
         gate.sessionID = h.sessionID
         gate.objectID = h.objectID
         announce = body
+        announcedAt = now
         let l = body.layout
         layout = l
         decoder = BlockDecoder(symbolSize: l.symbolSize)

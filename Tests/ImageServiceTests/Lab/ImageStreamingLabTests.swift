@@ -49,6 +49,23 @@ final class ImageStreamingLabTests: XCTestCase {
         XCTAssertEqual(try l.counters()["fetches"] as? Int, 0)
     }
 
+    func testNodesThatSayHowManyAreComingStartTheSessionOnceAllAskedNotAtTheWindowsEnd() throws {
+        let l = try makeLab(nodes: 3)
+        let sha = try l.addImage("compute", size: 16 << 20)
+        // A minute's window: every node done well within it proves the session did not wait it out.
+        try l.startDaemon(["--window", "60"])
+        let started = Date()
+        for i in 1...3 { try l.startClient(i, "compute", ["--expect", "3"], timeout: 50) }
+        for i in 1...3 { try assertDelivered(l, i, "compute", sha: sha, path: "multicast") }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 40, "the session waited for its window")
+        XCTAssertLessThan(try l.report(3)["windowWaitSeconds"] as? Double ?? 99, 1)
+        let session = try l.sessions()[0]
+        XCTAssertEqual(session["expected"] as? Int, 3)
+        XCTAssertEqual(session["startReason"] as? String, "all 3 expected members asked")
+        XCTAssertEqual(try l.counters()["sessionsStartedEarly"] as? Int, 1)
+        XCTAssertTrue(l.harness.log("daemon.log").contains("all 3 expected members asked; starting in 200 ms"))
+    }
+
     func testTwoImagesAtOnceGetTwoSessionsOnDistinctGroups() throws {
         let l = try makeLab(nodes: 4)
         let a = try l.addImage("compute", size: 24 << 20)

@@ -100,6 +100,32 @@ final class ImageServerTests: XCTestCase {
         XCTAssertEqual(counters.badRequests, 6)
     }
 
+    func testExpectIsTheLargestAnyMemberGaveAndOutOfRangeValuesAreRefused() throws {
+        try start()
+        let c = try client()
+        func ask(_ expect: Int?, host: String) throws -> ImageTicket {
+            try c.call(
+                ImageOperation.requestImage, ImageRequest(image: "compute", host: host, expect: expect),
+                as: ImageTicket.self)
+        }
+        for bad in [0, -3, ImageRequest.maxExpect + 1, Int.max, Int.min] {
+            XCTAssertEqual(failure { _ = try ask(bad, host: "x") }?.code, .malformedRequest, "\(bad)")
+        }
+        XCTAssertEqual(
+            failure {
+                _ = try c.call(
+                    ControlRequest(op: "request-image", args: Array(#"{"image": "compute", "expect": "all"}"#.utf8)))
+            }?.code, .malformedRequest)
+        // Three expected; a second member saying one cannot lower it, so the window still holds.
+        XCTAssertGreaterThan(try ask(3, host: "n1").startsInMillis, 500_000)
+        XCTAssertGreaterThan(try ask(1, host: "n2").startsInMillis, 500_000)
+        let status = try c.call(ImageOperation.status, [String: String](), as: ServerStatus.self)
+        XCTAssertEqual(status.sessions.first?.expected, 3)
+        let counters = server!.sessions.counters
+        XCTAssertEqual(counters.badExpect, 5)
+        XCTAssertGreaterThanOrEqual(counters.badRequests, 6)
+    }
+
     func testFetchReturnsExactBytesAndRefusesBadRanges() throws {
         let s = try start()
         let c = try client()

@@ -99,7 +99,7 @@ final class BootScriptsLabTests: XCTestCase {
             on: 0,
             [
                 try LabHarness.releaseBinary("ql-mcastd").path, "--root", head.prefix, "--interface", l.address(0),
-                "--window", "1",
+                "--window", "30",
             ],
             timeout: 180, log: "ql-mcastd.out")
         let stand = try standIns(l, ["switch_root", "rescue-shell"])
@@ -107,13 +107,16 @@ final class BootScriptsLabTests: XCTestCase {
 
         let status = try boot(
             l, 1, script: InitScript.text(try ImageName("compute")), root: l.path("n1"),
-            cmdline: "BOOT_IMAGE=vmlinuz BOOTIF=\(bootif) ql.server=198.18.0.10 ql.image=compute early-shell",
+            cmdline:
+                "BOOT_IMAGE=vmlinuz BOOTIF=\(bootif) ql.server=198.18.0.10 ql.image=compute ql.expect=1 early-shell",
             standIns: stand, log: "init1")
         let log =
             (try? String(contentsOfFile: l.path("n1") + "/var/log/qlustar/init.log", encoding: .utf8)) ?? l.log("init1")
         XCTAssertEqual(status, 0, log)
         XCTAssertTrue(log.contains("init: eth0: 198.18.0.111 by DHCP"), log)
         XCTAssertTrue(log.contains("init: image 'compute' verified; union root in /union"), log)
+        // ql.expect=1: the session started once this node asked, not after the 30 s window.
+        XCTAssertTrue(l.log("ql-mcastd.out").contains("all 1 expected members asked; starting in 200 ms"))
         // switch_root got the merged union (overlayfs over the mounted image) and init.qlustar.
         let trace = l.log("init1.trace").split(separator: "\n").map(String.init)
         XCTAssertEqual(trace.first, "switch_root \(l.path("n1"))/union/root /sbin/init.qlustar")
@@ -141,11 +144,13 @@ final class BootScriptsLabTests: XCTestCase {
         // Static address from ip=, nothing listening on the server's port.
         let status = try boot(
             l, 1, script: InitScript.text(try ImageName("compute")), root: l.path("n1"),
-            cmdline: "ip=198.18.0.51::198.18.0.1:24 ql.server=198.18.0.10:1 ql.retries=2 ql.server-timeout=1",
+            cmdline:
+                "ip=198.18.0.51::198.18.0.1:24 ql.server=198.18.0.10:1 ql.retries=2 ql.server-timeout=1 ql.expect=all",
             standIns: stand, log: "init1")
         XCTAssertEqual(status, 0)
         let console = try String(contentsOfFile: l.path("init1.console"), encoding: .utf8)
         XCTAssertTrue(console.contains("init: eth0: 198.18.0.51 (ip= on the kernel command line)"), console)
+        XCTAssertTrue(console.contains("init: ignoring ql.expect=all: not a number of nodes"), console)
         XCTAssertTrue(
             console.contains("init: fetching image 'compute' failed (exit status 4); retry 1 of 2 in 2 s"), console)
         XCTAssertTrue(
