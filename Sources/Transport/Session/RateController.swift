@@ -2,8 +2,8 @@
 /// rate it decides on. The sender measures and counts; the policy only decides, so it can be
 /// driven with scripted signals in a test and replaced as a whole.
 ///
-/// Called from the sender's thread: `pressure` for a receiver report, `sent` about every 10 ms,
-/// `windowEnded` every ~100 ms (`RateWindow`).
+/// Called from the sender's thread: `pressure` for a receiver report, `limit(to:)` when the
+/// daemon changes the session's share, `windowEnded` every ~100 ms (`RateWindow`).
 public protocol RateController {
     /// The rate in force now.
     var rate: Rate { get }
