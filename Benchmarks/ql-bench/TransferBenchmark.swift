@@ -36,7 +36,11 @@ struct TransferBenchmark: ParsableCommand {
     var nft = false
     @Option(help: "Lab MTU (1500 or 9000).") var mtu = 1500
     @Option(help: "Alternating repetitions per system.") var reps = 3
-    @Option(help: "Systems to run.") var systems: [String] = ["ql-mcast", "raw-sendmmsg", "raw-gso-gro", "udpcast"]
+    @Option(
+        help:
+            "Systems to run: ql-mcast, ql-mcast-encrypted, raw-sendmmsg, raw-gso-gro, raw-work (GRO receive, each payload into a fresh tmpfs mapping, SHA-256 of the prefix: the work a verified receive cannot avoid), udpcast, uftp."
+    )
+    var systems: [String] = ["ql-mcast", "raw-sendmmsg", "raw-gso-gro", "raw-work", "udpcast"]
     @Option(help: "Extra arguments for `ql-mcast send` (e.g. --rate 1g).") var senderArgs: [String] = []
     @Flag(help: "Also run ql-mcast with sealed symbols (system ql-mcast-encrypted) and measure AES-GCM alone.")
     var encrypt = false
@@ -98,6 +102,12 @@ struct TransferBenchmark: ParsableCommand {
                 system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)",
                 ours.map { fmt($0 / g) } ?? "n/a",
             ])
+        }
+        if let plain = results["ql-mcast"], let floor = results["raw-work"] {
+            let ratio = median(plain.map(\.receiverCPU)) / max(1e-9, median(floor.map(\.receiverCPU)))
+            report.notes.append(
+                "receiver CPU ÷ raw-work (the copy into a fresh tmpfs mapping and SHA-256 it cannot avoid): \(fmt(ratio))"
+            )
         }
         report.notes.append(
             "goodput: file size / (receiver done − sender start), median over receivers, then over reps")
@@ -240,10 +250,11 @@ struct TransferRunner {
                     qlMcast, "receive", "--group", group, "--interface", lab.address(i), "--output", p("out\(i)"),
                     "--stats-json", p("rx\(i).json"),
                 ] + (engineLoss.map { ["--loss", "\($0)@\(i + rep * 7)"] } ?? []) + sealing
-            case "raw-sendmmsg", "raw-gso-gro":
+            case "raw-sendmmsg", "raw-gso-gro", "raw-work":
                 return [
                     qlBench, "probe-recv", "--group", group, "--interface", lab.address(i), "--bytes", "\(probeBytes)",
-                ] + (system == "raw-gso-gro" ? ["--gro"] : [])
+                ] + (system == "raw-sendmmsg" ? [] : ["--gro"])
+                    + (system == "raw-work" ? ["--work", p("out\(i)")] : [])
             case "udpcast":
                 return [
                     "udp-receiver", "--file", p("out\(i)"), "--interface", "eth0", "--portbase", "33000",
@@ -268,11 +279,11 @@ struct TransferRunner {
                     "--symbol-size", "\(symbol - (sealing.isEmpty ? 0 : PacketHeader.tagSize))", "--stats-json",
                     p("tx.json"),
                 ] + senderArgs + sealing
-            case "raw-sendmmsg", "raw-gso-gro":
+            case "raw-sendmmsg", "raw-gso-gro", "raw-work":
                 [
                     qlBench, "probe-send", "--group", group, "--interface", lab.address(0), "--datagram", "\(datagram)",
                     "--bytes", "\(probeBytes)",
-                ] + (system == "raw-gso-gro" ? ["--gso"] : [])
+                ] + (system == "raw-sendmmsg" ? [] : ["--gso"])
             case "uftp":
                 [
                     "uftp", "-I", "eth0", "-M", "239.255.9.4", "-P", "239.255.9.5", "-R", "-1", "-B", "4194304", "-Y",
