@@ -18,6 +18,45 @@ public protocol RateController {
     mutating func windowEnded(_ window: RateWindow, achieved: Double, now: UInt64) -> RateChange
 }
 
+/// What one receiver's STATUS says about its pace, before it turns into loss: its receive queue
+/// (percent of its socket buffer, the most it saw since its last report) against the lowest
+/// its reports showed since the last cut it caused, and whether its kernel dropped datagrams.
+///
+/// A receiver that keeps up drains its queue between two of its time slices: on a loaded node
+/// a few percent of a 128 MiB buffer. A queue past `risingAt` that grew `riseStep` points above
+/// its trough means the sender is faster than that receiver's pace now: cut, before the buffer
+/// overflows (at today's rates it holds a few hundred milliseconds). A queue that is deep but no
+/// longer growing was cut for already: hold, so one episode does not take the rate to the floor
+/// while its backlog drains. Past `alarmAt`, or on an overrun, it cuts whatever the trend.
+public enum QueuePressure: Sendable, Equatable {
+    case none, hold, cut
+
+    /// A receiver with this much queued reports at once (at most every 20 ms), not at its
+    /// status interval, so the sender sees the trend while there is room left.
+    public static let reportAt = 8
+    /// The sender holds its rate while any receiver's queue is this full.
+    public static let holdAt = 4
+    /// Past this, a queue `riseStep` points above its trough is a cut.
+    public static let risingAt = 8
+    public static let riseStep = 2
+    /// Past this, cut whatever the trend.
+    public static let alarmAt = 50
+
+    /// - Parameters:
+    ///   - fill: The queue this report shows (0…100).
+    ///   - trough: The lowest queue this receiver reported since its last cut (0 before any).
+    ///   - overran: Its kernel dropped datagrams since its last report.
+    public init(fill: Int, trough: Int, overran: Bool) {
+        if overran || fill >= Self.alarmAt || (fill >= Self.risingAt && fill >= trough + Self.riseStep) {
+            self = .cut
+        } else if fill >= Self.holdAt {
+            self = .hold
+        } else {
+            self = .none
+        }
+    }
+}
+
 /// What one ~100 ms window of the session showed.
 public struct RateWindow: Sendable, Equatable {
     /// Symbols sent (pass and repair).
@@ -49,12 +88,13 @@ public struct FixedRateControl: RateController {
     public func windowEnded(_ window: RateWindow, achieved: Double, now: UInt64) -> RateChange { .unchanged }
 }
 
-/// Today's adaptive policy. Slow start from the initial rate (+25 % a window) until a receiver
-/// pushes back; a back-off to 3/4 of the rate (or of what is achieved, when unpaced) on every
-/// overrun or queue alarm and whenever the NAK ratio climbs well above the baseline learnt in the
-/// first windows after NAKs begin (steady random loss is not congestion: backing off would not
-/// reduce it); between, a 5 % probe each quiet window up to the limit, never above the rate that
-/// last overran a receiver (the ceiling), which is lifted again while nobody is in trouble.
+/// The adaptive policy. Slow start from the initial rate (+25 % a window) until a receiver
+/// pushes back (`QueuePressure`: its queue grows, or its kernel dropped datagrams); a back-off
+/// to 3/4 of what is sent on each such report and whenever the NAK ratio climbs well above the
+/// baseline learnt in the first windows after NAKs begin (steady random loss is not congestion:
+/// backing off would not reduce it); between, a climb back toward the rate that last overran a
+/// receiver (the ceiling) and a 5 % probe each quiet window up to the limit. The ceiling is
+/// lifted again while nobody is in trouble. The rate grows only while the sender reaches it.
 public struct NakRatioRateControl: RateController {
     /// Windows with too few symbols say nothing about the ratio.
     public static let minimumWindowSymbols: UInt64 = 256
@@ -72,6 +112,14 @@ public struct NakRatioRateControl: RateController {
     public static let backoffSpacingNanos: UInt64 = 100_000_000
     /// Slow start toward an unpaced limit goes unpaced above this (bytes/s).
     public static let unpacedAbove = 4e9
+    /// A sender achieving less than this share of its rate is held back by its own CPU, not by
+    /// the rate: raising the rate then only makes the next back-off miss (a cut from a rate
+    /// nobody reached changes nothing), so it grows only while it reaches the rate.
+    public static let reachedShare = 0.85
+    /// After a back-off the rate climbs back toward this share of the ceiling (the rate that
+    /// overran) in halving steps, then probes from there: a receiver's pace is rarely far below
+    /// where it last overran, and 5 % a window would take seconds to get back.
+    public static let recoveryShare = 0.9
 
     public private(set) var rate: Rate
     /// The most the rate may grow to: the configured rate, or a share the daemon set.
@@ -123,6 +171,8 @@ public struct NakRatioRateControl: RateController {
         if climbing { return backOff(achieved: achieved, now: now) ? .decreased : .unchanged }
         guard !held, !rate.isUnpaced else { return .unchanged }
         let current = Double(rate.bytesPerSecond)
+        // `achieved` 0: not measured (nothing sent yet, or a test that does not say).
+        guard achieved <= 0 || achieved >= Self.reachedShare * current else { return .unchanged }
         if slowStart {
             let before = rate
             let next = current * Self.slowStartGrowth
@@ -136,7 +186,8 @@ public struct NakRatioRateControl: RateController {
         guard rate != limit else { return .unchanged }
         // Probe toward the limit, never above the rate that last overran a receiver.
         let cap = limit.isUnpaced ? ceiling : min(ceiling, Double(limit.bytesPerSecond))
-        let next = min(cap, current * Self.probeGrowth)
+        let recovery = current + (Self.recoveryShare * cap - current) / 2
+        let next = min(cap, max(current * Self.probeGrowth, recovery))
         if next >= current + 1 {
             rate = Rate(bytesPerSecond: UInt64(next))
             return .increased
@@ -150,12 +201,16 @@ public struct NakRatioRateControl: RateController {
         return .unchanged
     }
 
-    /// Cuts the rate to 3/4 of what is being sent (at most once per spacing). Returns whether it cut.
+    /// Cuts the rate to 3/4 of what is being sent — the rate, or what the sender achieves when
+    /// that is less (but not under half the rate: a sender idle between repairs achieves
+    /// little) — at most once per spacing. Returns whether it cut.
     private mutating func backOff(achieved: Double, now: UInt64) -> Bool {
         guard now < lastBackoff || now - lastBackoff >= Self.backoffSpacingNanos else { return false }
         lastBackoff = now
         slowStart = false
-        let base = rate.isUnpaced ? max(achieved, 1e6) : Double(rate.bytesPerSecond)
+        let current = Double(rate.bytesPerSecond)
+        let base =
+            rate.isUnpaced ? max(achieved, 1e6) : achieved > 0 ? min(current, max(achieved, current / 2)) : current
         ceiling = ceiling == 0 ? base : min(ceiling, base)
         rate = Rate(bytesPerSecond: UInt64(max(Double(minimum.bytesPerSecond), base * Self.backoffFactor)))
         return true

@@ -68,7 +68,7 @@ extension Receiver {
             lastQueueProbe = now
             queueFill = max(queueFill, channel?.receiveQueuePercent ?? 0)
         }
-        let alarm = overruns > reportedOverruns || queueFill >= Receiver.queueAlarm
+        let alarm = overruns > reportedOverruns || queueFill >= QueuePressure.reportAt
         if now - lastStatus >= configuration.statusIntervalNanos || (alarm && now - lastStatus >= 20_000_000) {
             try sendStatus(now: now)
         }

@@ -71,8 +71,6 @@ public final class Receiver {
     var reportedOverruns: UInt64 = 0
     var queueFill = 0
     var lastQueueProbe: UInt64 = 0
-    /// Receive-queue fill (percent) at which the sender is told at once to slow down.
-    static let queueAlarm = 70
     let control = ControlDatagram()
 
     /// - Parameters:

@@ -147,15 +147,20 @@ extension Sender {
             let (sum, overflow) = dLost.addingReportingOverflow(s.received - r.received)
             if !overflow, sum > 64 { r.recentLoss = Double(dLost) / Double(sum) }
         }
-        if s.overruns > r.overruns {
-            // The receiver's kernel dropped datagrams: it cannot keep up at this rate.
-            if pressure(from: s.receiverID, now: now, cut: true) { counters.overrunBackoffs += 1 }
-        } else if Int(s.queueFill) >= Receiver.queueAlarm {
-            // Its queue is filling: slow down before it overflows.
-            if pressure(from: s.receiverID, now: now, cut: true) { counters.queueBackoffs += 1 }
-        } else if s.queueFill >= 45 {
-            _ = pressure(from: s.receiverID, now: now, cut: false)  // hold the rate while a queue is half-way there
+        let overran = s.overruns > r.overruns
+        let fill = Int(s.queueFill)
+        r.queueTrough = min(r.queueTrough, fill)
+        switch QueuePressure(fill: fill, trough: r.queueTrough, overran: overran) {
+        case .cut:
+            // Its kernel dropped datagrams, or its queue grows: it cannot keep up at this rate.
+            if pressure(from: s.receiverID, now: now, cut: true) {
+                if overran { counters.overrunBackoffs += 1 } else { counters.queueBackoffs += 1 }
+                r.queueTrough = fill
+            }
+        case .hold: _ = pressure(from: s.receiverID, now: now, cut: false)
+        case .none: break
         }
+        r.queueFill = fill
         // Taken back on any "receiving" report, whatever its counters: a forged "complete" may
         // carry received = 2⁶⁴−1, which no honest count would exceed. (A report overtaken by the
         // receiver's own "complete" would cost only the silence bound; one socket does not reorder.)

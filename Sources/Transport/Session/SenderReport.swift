@@ -28,6 +28,10 @@ public struct ReceiverRecord: Sendable, Codable, Equatable {
     public var received: UInt64 = 0
     public var lost: UInt64 = 0
     public var overruns: UInt64 = 0
+    /// Its receive queue (percent) in its last report, and the lowest since the last cut it
+    /// caused (`QueuePressure`).
+    public var queueFill = 0
+    public var queueTrough = 0
     /// Loss fraction between its last two reports.
     public var recentLoss = 0.0
     /// Since when its reported loss exceeds the bound.

@@ -69,8 +69,8 @@ final class RateControllerTests: XCTestCase {
         XCTAssertEqual(cuts, 1)
         XCTAssertEqual(p.rate.bytesPerSecond, 150_000_000)
         XCTAssertEqual(p.ceiling, 200e6)
-        // The window of the burst holds; then +5 % a window up to the ceiling, and past it only as
-        // the ceiling is lifted while nobody complains.
+        // The window of the burst holds; then halving steps toward 90 % of the ceiling, +5 % a
+        // window up to it, and past it only as the ceiling is lifted while nobody complains.
         now += window
         XCTAssertEqual(p.windowEnded(windowAt(p.rate), achieved: 0, now: now), .unchanged)
         var trace: [Double] = []
@@ -79,13 +79,14 @@ final class RateControllerTests: XCTestCase {
             _ = p.windowEnded(windowAt(p.rate), achieved: 0, now: now)
             trace.append(Double(p.rate.bytesPerSecond))
         }
-        XCTAssertEqual(trace[0], 157.5e6, accuracy: 1)
-        // 150 → 200 MB/s at ×1.05: six windows, the last capped at the ceiling; one window there
-        // (the ceiling is lifted 5 %), then the next step.
-        XCTAssertTrue(trace.prefix(7).allSatisfy { $0 <= 200e6 + 1 }, "not above the ceiling at once: \(trace)")
+        XCTAssertEqual(trace[0], 165e6, accuracy: 1, "half-way from 150 to 180 MB/s")
+        // Then ×1.05 (above the halving step): five windows to the ceiling, the last capped; one
+        // window there (the ceiling is lifted 5 %), then the next step.
+        XCTAssertTrue(trace.prefix(6).allSatisfy { $0 <= 200e6 + 1 }, "not above the ceiling at once: \(trace)")
+        XCTAssertEqual(trace[1], 173.25e6, accuracy: 1)
+        XCTAssertEqual(trace[4], 200e6, accuracy: 1)
         XCTAssertEqual(trace[5], 200e6, accuracy: 1)
-        XCTAssertEqual(trace[6], 200e6, accuracy: 1)
-        XCTAssertEqual(trace[7], 210e6, accuracy: 1)
+        XCTAssertEqual(trace[6], 210e6, accuracy: 1)
         for _ in 0..<40 {
             now += window
             _ = p.windowEnded(windowAt(p.rate), achieved: 0, now: now)
@@ -166,5 +167,57 @@ final class RateControllerTests: XCTestCase {
         XCTAssertEqual(p.rate.bytesPerSecond, 40_000_000)
         p.limit(to: .unpaced)
         XCTAssertEqual(p.rate.bytesPerSecond, 40_000_000)
+    }
+
+    func testASenderThatCannotReachItsRateDoesNotRaiseItAndBacksOffFromWhatItSends() {
+        var p = policy(initial: 200e6)
+        var now: UInt64 = 0
+        // Its CPU lets it send 120 MB/s: the rate does not run away above that.
+        for _ in 0..<10 {
+            now += window
+            XCTAssertEqual(p.windowEnded(windowAt(p.rate), achieved: 120e6, now: now), .unchanged)
+        }
+        XCTAssertEqual(p.rate.bytesPerSecond, 200_000_000)
+        // A cut then takes 3/4 of what it sends, not of the rate it never reached: one cut acts.
+        XCTAssertTrue(p.pressure(cut: true, achieved: 120e6, now: now + 1))
+        XCTAssertEqual(p.rate.bytesPerSecond, 90_000_000)
+        XCTAssertEqual(p.ceiling, 120e6)
+        // An idle moment (between repairs) does not count as its pace: at most half the rate.
+        var q = policy(initial: 200e6)
+        XCTAssertTrue(q.pressure(cut: true, achieved: 1e6, now: window))
+        XCTAssertEqual(q.rate.bytesPerSecond, 75_000_000)
+        // The window of the cut holds; reaching the rate again, it grows again.
+        now += window
+        XCTAssertEqual(p.windowEnded(windowAt(p.rate), achieved: 89e6, now: now), .unchanged)
+        now += window
+        XCTAssertEqual(p.windowEnded(windowAt(p.rate), achieved: 89e6, now: now), .increased)
+    }
+
+    func testAGrowingQueueCutsOnceAndADrainingOneHolds() {
+        // Below `holdAt`: nothing; between: hold; past `risingAt` and above the trough: cut.
+        XCTAssertEqual(QueuePressure(fill: 2, trough: 0, overran: false), .none)
+        XCTAssertEqual(QueuePressure(fill: QueuePressure.holdAt, trough: 0, overran: false), .hold)
+        XCTAssertEqual(QueuePressure(fill: QueuePressure.risingAt, trough: 0, overran: false), .cut)
+        XCTAssertEqual(QueuePressure(fill: 1, trough: 0, overran: true), .cut, "an overrun cuts whatever the queue")
+        XCTAssertEqual(QueuePressure(fill: QueuePressure.alarmAt, trough: 60, overran: false), .cut)
+        // A receiver's reports, 20 ms apart, with the sender's trough rule: the queue grows 3 → 13
+        // (a cut at 8; 9 is within `riseStep` of it; 12 is not: the cut was not enough), drains
+        // to 5 (holding while above `holdAt`, no cut per report), and grows again: 9 is 4 points
+        // above the new trough, another cut.
+        var trough = 0
+        var cuts: [Int] = []
+        var holds = 0
+        for fill in [3, 6, 8, 9, 12, 13, 10, 7, 5, 6, 9, 3] {
+            trough = min(trough, fill)
+            switch QueuePressure(fill: fill, trough: trough, overran: false) {
+            case .cut:
+                cuts.append(fill)
+                trough = fill
+            case .hold: holds += 1
+            case .none: break
+            }
+        }
+        XCTAssertEqual(cuts, [8, 12, 9])
+        XCTAssertEqual(holds, 7)
     }
 }
