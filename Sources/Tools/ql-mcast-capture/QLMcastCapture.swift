@@ -16,7 +16,8 @@ struct QLMcastCapture: ParsableCommand {
         commandName: "ql-mcast-capture",
         abstract:
             "Capture or read ql-mcast traffic and report per session: sender, receivers, data, parity, NAKs, repairs, loss.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Live on an interface (promiscuous; root) or from a pcap/pcapng file. Decodes the protocol of
             docs/PROTOCOL.md and prints a summary per session; --json for machines; --write saves what it
             captured as a standard pcap (tshark and Wireshark read it; contrib/wireshark/ql-mcast.lua
@@ -30,7 +31,7 @@ struct QLMcastCapture: ParsableCommand {
             --filter 'udp' also counts what is not ours (foreign).
             A live capture runs until --duration, --count, or Ctrl-C / SIGTERM, then prints its summary.
             Exit status: 0; 1 bad arguments or filter; 2 the interface or file cannot be read; 3 a corrupt file.
-            """)
+            """))
 
     @Option(help: "Capture live on this interface.") var interface: String?
     @Option(help: "Read this pcap or pcapng file.") var read: String?

@@ -15,7 +15,8 @@ struct QLMcastClient: ParsableCommand {
         commandName: "ql-mcast-client",
         abstract:
             "Fetch a node OS image from ql-mcastd by multicast (unicast fallback), verify it, lay out the union root.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Run by the initrd's /init (boot step 4). Asks ql-mcastd for the image, receives it together
             with every node that asked at the same time, fetches over unicast only what multicast did
             not deliver (or everything, with --unicast), and verifies the SHA-256 before the file
@@ -33,7 +34,7 @@ struct QLMcastClient: ParsableCommand {
               4  the server could not be reached, or the transfer failed
               5  the union root could not be laid out
             Log: <root>/var/log/qlustar/ql-mcast-client.log (a line per 10 % when not on a terminal).
-            """
+            """)
     )
 
     @Option(help: "ql-mcastd's control address HOST[:PORT] (port \(DaemonConfiguration.defaultPort) if omitted).")

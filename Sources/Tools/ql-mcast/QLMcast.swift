@@ -9,7 +9,8 @@ struct QLMcast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcast",
         abstract: "Send or receive one file over reliable multicast (the transport engine's own tool).",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             The low-level tool of the ql-mcast engine: ql-mcastd and ql-mcast-client use the same engine
             with sessions handed out over the control channel. Use this one to test a network path,
             measure throughput, or move a file to many hosts by hand:
@@ -19,7 +20,7 @@ struct QLMcast: ParsableCommand {
 
             The receiver verifies the SHA-256 the sender announces and exits non-zero, naming the
             missing blocks, if it cannot complete the file.
-            """,
+            """),
         subcommands: [SendCommand.self, ReceiveCommand.self, StatusCommand.self]
     )
 }

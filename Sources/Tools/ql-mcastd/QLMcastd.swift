@@ -14,7 +14,8 @@ struct QLMcastd: AsyncParsableCommand {
         commandName: "ql-mcastd",
         abstract:
             "The Qlustar multicast image server: streams node OS images to every node that asks at the same time.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Serves the images in <root>/var/lib/qlustar/images (image NAME is the file NAME.img). Nodes
             (ql-mcast-client, run by the initrd) ask on the control port for an image; requests for
             the same image within --window seconds share one multicast session on a group:port from
@@ -26,7 +27,7 @@ struct QLMcastd: AsyncParsableCommand {
 
             Signals: SIGTERM/SIGINT let running sessions finish (--shutdown-grace), then abort them;
             SIGHUP re-reads the image directory and reopens the log. Log: <root>/var/log/qlustar/ql-mcastd.log.
-            """,
+            """),
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self
     )
@@ -35,10 +36,11 @@ struct QLMcastd: AsyncParsableCommand {
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve", abstract: "Run the image server (the default subcommand).",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Every option is also a key of the configuration file (--config FILE: 'key = value' lines,
             '#' comments, keys named like the options without dashes); options given here win.
-            """)
+            """))
 
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(help: "Configuration file ('key = value' lines).") var config: String?

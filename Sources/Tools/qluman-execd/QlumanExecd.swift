@@ -14,7 +14,8 @@ struct QlumanExecd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qluman-execd",
         abstract: "QluMan's agent on a node: writes the node's configuration from qlumand, runs its init.d scripts.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Run twice by /sbin/init.qlustar before systemd starts (boot step 5), then as a service:
 
               qluman-execd --configure --server 192.168.52.1     fetch this node's options, write them, exit
@@ -39,7 +40,7 @@ struct QlumanExecd: ParsableCommand {
             6 (--run-initd) at least one script failed (all others still ran);
             7 (--init-disks) a configured disk could not be initialised or mounted (the others were).
             Log: <root>/var/log/qlustar/qluman-execd.log; script output: <root>/var/log/qlustar/init.d/NAME.log.
-            """)
+            """))
 
     @Flag(help: "Fetch this node's configuration from qlumand and write it (one-shot).") var configure = false
     @Flag(help: "Run the executables in <root>/lib/qlustar/init.d in alphanumeric order (one-shot).") var runInitd =

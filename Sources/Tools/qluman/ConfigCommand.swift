@@ -8,7 +8,8 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Config classes: named configurations assigned to groups and, overriding them, to nodes.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Classes and example bodies (JSON, given with --body or --file):
             \(ConfigClass.allCases.map { "  \($0.rawValue)\($0.allowsSeveral ? " (several per node)" : ""): \($0.example)" }.joined(separator: "\n"))
 
@@ -20,7 +21,7 @@ struct ConfigCommand: ParsableCommand {
               qluman config add network compute-net --body '{"interfaces":[{"name":"eth0","address":"boot"}]}'
               qluman config assign network compute-net --group compute
               qluman preview beo-01
-            """,
+            """),
         subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self])
 
     struct Add: ParsableCommand {

@@ -10,7 +10,8 @@ import Transport
 struct Preview: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show exactly what qluman-execd --configure writes to a node (or write it into a directory).",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Uses the same code as qlumand and qluman-execd, so the preview is the result: every file
             with owner, group, mode and content, every link and directory, and the commands run
             (ipmitool). The node's OS family decides the network files and its time daemon the NTP
@@ -19,7 +20,7 @@ struct Preview: ParsableCommand {
 
               qluman preview beo-01
               qluman preview beo-01 --dir /tmp/beo-01          the files themselves, as the node gets them
-            """)
+            """))
     @OptionGroup var common: Common
     @Argument(help: "Node name.") var node: String
     @Option(help: "debian or redhat (default: as last reported by the node, else debian).") var osFamily: String?

@@ -11,14 +11,15 @@ struct QluMan: ParsableCommand {
         commandName: "qluman",
         abstract:
             "Manage the cluster's node registry: nodes, groups, config classes, boot configurations, provisioning.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             The registry is an SQLite database in <root>/var/lib/qlustar/qluman.db; every change is
             one transaction, safe with several administrators at once.
 
               qluman group add compute
               qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
-            """,
+            """),
         subcommands: [
             NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self,
             Provision.self, Exec.self,
@@ -219,13 +220,14 @@ struct BootConfigCommand: ParsableCommand {
 struct Provision: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Regenerate the dnsmasq configuration, the TFTP tree and pxelinux.cfg from the registry.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Writes <root>/etc/qlustar/dnsmasq/{qlustar.conf,dhcp-hosts} (DHCP for registered MACs only,
             TFTP from <root>/var/lib/tftpboot), the TFTP links (pxelinux.0, pxelinux.cfg, qlustar),
             <root>/etc/qlustar/pxelinux.cfg/default and a Hostid link per node with a custom boot
             configuration. Each file is replaced in one rename; a dnsmasq whose pid is in
             <root>/run/qlustar/dnsmasq.pid gets SIGHUP to re-read the hosts.
-            """)
+            """))
     @OptionGroup var common: Common
     func run() throws {
         let root = Root(common.root)

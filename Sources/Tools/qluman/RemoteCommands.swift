@@ -45,14 +45,15 @@ struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
             "Run a command on a node through its qluman-execd; output streams back, the exit status is the command's.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             The command runs without a shell (use sh -c '…' for one), in the node's root directory.
             The node's execd must run in daemon mode; qlumand passes the command over the node's own
             TLS connection. Exit status: the command's; 125 when it was killed or could not start.
 
               qluman exec beo-01 -- uptime
               qluman exec beo-01 --timeout 60 -- sh -c 'dmesg | tail'
-            """)
+            """))
     @OptionGroup var admin: AdminSocket
     @Argument(help: "Node name.") var node: String
     @Option(help: "Seconds before the command is killed.") var timeout = 600.0

@@ -14,7 +14,8 @@ struct Qlumand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlumand",
         abstract: "The QluMan server on the head node: hands every booting node its configuration.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Serves the node registry (<root>/var/lib/qlustar/qluman.db, managed with qluman) to the
             nodes' qluman-execd --configure, over TLS with a certificate signed by the cluster CA
             (scripts/cluster-ca /etc/qlustar/ssl qlumand HEAD-ADDRESS). A node is recognised by the
@@ -28,7 +29,7 @@ struct Qlumand: AsyncParsableCommand {
 
             Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log (logrotate).
             Log: <root>/var/log/qlustar/qlumand.log.
-            """,
+            """),
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self
     )

@@ -9,7 +9,8 @@ struct QlustarImageEdit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image-edit",
         abstract: "Add or edit files of node images (kept across rebuilds), or edit a built initrd/squashfs in place.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Static files, kept across every rebuild (edited with $VISUAL, $EDITOR, sensible-editor or vi):
               qlustar-image-edit -e /some/path/filename          all images: /etc/qlustar/images/common/copy/…
               qlustar-image-edit -e img /some/path/filename      image img:  /etc/qlustar/images/img/copy/…
@@ -25,7 +26,7 @@ struct QlustarImageEdit: ParsableCommand {
               qlustar-image-edit -s img      a shell in the unpacked squashfs
             'exit' regenerates it, 'exit 1' throws the changes away. --command CMD runs CMD instead
             of the shell (its exit status decides), for scripts.
-            """
+            """)
     )
 
     @Flag(name: .customShort("e"), help: "Create or edit a file.") var edit = false

@@ -14,7 +14,8 @@ struct QlustarImageReconfigure: ParsableCommand {
         commandName: "qlustar-image-reconfigure",
         abstract:
             "Set an image's root password, and reset its initrd and squashfs to what its modules and copy files produce.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             By default an image's root password is the head node's (its hash in /etc/shadow). Run
             interactively, this asks for a new one twice (not echoed; empty keeps the current
             setting). The hash is stored as SHA-512 crypt in the image definition. In every case
@@ -23,7 +24,7 @@ struct QlustarImageReconfigure: ParsableCommand {
               qlustar-image-reconfigure compute
               mkpasswd -m sha-512 | qlustar-image-reconfigure compute --password-hash "$(cat)"
               echo 'secret' | qlustar-image-reconfigure compute --password-stdin
-            """
+            """)
     )
 
     @Argument(help: "Image name.") var image: String

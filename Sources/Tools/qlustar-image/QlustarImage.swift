@@ -9,7 +9,8 @@ struct QlustarImage: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image",
         abstract: "Build node OS images from image modules and publish them for ql-mcastd.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             An image is defined in <root>/etc/qlustar/images/IMG/image.json (its modules, in layer
             order; core always first). Building layers the newest installed version of each module
             (<root>/var/lib/qlustar/image-modules/NAME/VERSION), then the static copy files of
@@ -21,7 +22,7 @@ struct QlustarImage: ParsableCommand {
               qlustar-image define compute --modules core,slurm
               qlustar-image build compute
               qlustar-image update          after module upgrades: rebuild what changed
-            """,
+            """),
         subcommands: [Define.self, Build.self, Update.self, List.self]
     )
 }
