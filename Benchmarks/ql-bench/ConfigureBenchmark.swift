@@ -20,13 +20,14 @@ struct ConfigureBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "configure",
         abstract: "N concurrent qluman-execd --configure runs against one qlumand vs cpio of the same files.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Needs root (a lab namespace; file owners) and the release qlumand
             (swift build -c release --product qlumand). Works in /dev/shm. Reports per rep: the
             baseline (cpio -idm of the node's Root FS archive into N roots, 2 in parallel), the
             wall time until all N nodes are configured, median and p99 time per node, and
             qlumand's CPU seconds.
-            """)
+            """))
 
     @Option(help: "Nodes configuring at once.") var nodes = 500
     @Option(help: "Files in the Root FS Customization tree.") var files = 1_000

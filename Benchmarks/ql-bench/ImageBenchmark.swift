@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabSupport
+import Platform
 
 /// `ql-bench image`: time to deliver one image to N nodes with ql-mcastd/ql-mcast-client, by
 /// multicast and by the unicast fallback alone, against udpcast moving the same file, alternating
@@ -10,20 +11,28 @@ struct ImageBenchmark: ParsableCommand {
         commandName: "image",
         abstract:
             "Image delivery to N nodes: ql-mcastd multicast vs its unicast fallback vs udpcast (on the test hosts).",
-        discussion: """
-            ql-mcastd runs on h0 with the image (one daemon for the whole run: every multicast rep is
-            a new session on it); for each node count and mode, N nodes on h1…hN ask for it at once.
-            multicast: ql-mcast-client on each node, told how many nodes come (--expect N, unless
-            --no-expect), so the session starts once they all asked; unicast: every client
-            --unicast, fetching over TCP from the same server (sendfile); udpcast: udp-sender on h0
-            with --min-receivers N (started first, as a daemon would be), udp-receiver on each node.
-            wall: from starting the nodes' programs to the last one done — the session's start
-            included; transfer: ql-mcast-client's own time without its wait for the session.
-            Every copy is checked (ql-mcast-client verifies its SHA-256; udpcast's output is hashed
-            afterwards, outside its time) and the path a client took is checked. Every rep is
-            listed, with the spread (max ÷ min) over the reps. Needs root; the image lives in
-            /dev/shm.
+        discussion: HelpText.paragraphs(
             """
+            ql-mcastd runs on h0 with the image (one daemon for the whole run: every multicast rep \
+            is a new session on it); for each node count and mode, N nodes on h1…hN ask for it at \
+            once.
+
+            multicast: ql-mcast-client on each node, told how many nodes come (--expect N, unless \
+            --no-expect), so the session starts once they all asked. unicast: every client \
+            --unicast, fetching over TCP from the same server (sendfile). udpcast: udp-sender on h0 \
+            with --min-receivers N (started first, as a daemon would be), udp-receiver on each node.
+
+            wall: from starting the nodes' programs to the last one done, the session's start \
+            included; transfer: ql-mcast-client's own time without its wait for the session. Every \
+            copy is checked (ql-mcast-client verifies its SHA-256; udpcast's output is hashed \
+            afterwards, outside its time) and the path a client took is checked. Every rep is \
+            listed, with the spread (max ÷ min) over the reps.
+
+            Needs root; the image and the nodes' copies live in /dev/shm. Before the first rep the \
+            nodes' memory is warmed once (as much written and removed as they will write): on a VM \
+            that hands freed memory back to its host, the first rep would otherwise pay alone for \
+            touching it again.
+            """)
     )
 
     @Option(help: "Node counts, comma separated.") var receivers = "1,3,6"
@@ -39,6 +48,10 @@ struct ImageBenchmark: ParsableCommand {
     @Option(help: "Extra ql-mcastd options, e.g. --daemon-option=--rate --daemon-option=400m.")
     var daemonOption: [String] = []
     @Option(help: "Write the table as JSON to this file.") var json: String?
+    @Option(
+        help: "Write ql-mcastd's status at the end (every session with its counters) to this file, its log beside it."
+    )
+    var sessionsJson: String?
 
     var counts: [Int] { receivers.split(separator: ",").compactMap { Int($0) } }
 
@@ -97,6 +110,7 @@ struct ImageBenchmark: ParsableCommand {
             if !ready { usleep(200_000) }
         }
         guard ready else { throw LabError("ql-mcastd did not start") }
+        try warmNodeMemory(work: work, nodes: maxNodes)
 
         var runs: [String: [Delivery]] = [:]
         var headBytes: [String: [Double]] = [:]
@@ -116,6 +130,18 @@ struct ImageBenchmark: ParsableCommand {
                                 .utf8))
                 }
             }
+        }
+        if let sessionsJson {
+            let text = try lab.exec(
+                on: 0,
+                [
+                    bin.appendingPathComponent("ql-mcastd").path, "status", "--server", server, "--timeout", "2",
+                    "--json",
+                ])
+            try Data(text.utf8).write(to: URL(fileURLWithPath: sessionsJson))
+            try? FileManager.default.removeItem(atPath: sessionsJson + ".daemon.log")
+            try? FileManager.default.copyItem(
+                atPath: work.appendingPathComponent("daemon.log").path, toPath: sessionsJson + ".daemon.log")
         }
         var report = Report(
             benchmark:
@@ -155,6 +181,17 @@ struct ImageBenchmark: ParsableCommand {
         )
         report.printTable()
         try report.write(json: json)
+    }
+
+    /// Writes and removes as much as the nodes will write, once, before the first rep. On a VM
+    /// with free page reporting (this one: Firecracker, `page_reporting_order=11`) memory freed
+    /// more than ~2 s ago has gone back to the host, and touching it again costs ~0.4 s of system
+    /// time per 512 MiB (`docs/PERFORMANCE.md`); every later rep reuses the pages its predecessor's
+    /// copies freed just before. Without this the first rep alone pays it, in every mode.
+    func warmNodeMemory(work: URL, nodes: Int) throws {
+        let files = (1...nodes).map { work.appendingPathComponent("warm\($0)").path }
+        for f in files { try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/zero > \(f)"]) }
+        for f in files { try FileManager.default.removeItem(atPath: f) }
     }
 
     func status(_ lab: Lab, bin: URL, server: String) throws -> [String: Any] {

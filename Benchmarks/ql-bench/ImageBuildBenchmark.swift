@@ -12,13 +12,14 @@ struct ImageBuildBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "image-build",
         abstract: "Image build from modules vs bare mksquashfs of the same tree; unchanged rebuild time.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Makes three modules (core and ofed as trees, slurm as a tar archive) of --size MiB in all
             from this machine's own files (/opt/swift/usr/lib, /usr/share, /usr/bin); builds once to warm up (module listings, initrd),
             then alternates: edit a copy file and rebuild (squashfs from modules; the initrd is kept
             because its inputs did not change) / mksquashfs of the unpacked final tree with the same
             options. Needs root (owners); works in /dev/shm.
-            """
+            """)
     )
 
     @Option(help: "Total module size in MiB.") var size = 500

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabSupport
+import Platform
 
 /// `ql-bench peers`: the same file moved on the same test hosts, in the same run, alternating,
 /// by this engine, udpcast, uftp and the raw GSO → GRO ceiling, for each receiver count and loss
@@ -9,14 +10,15 @@ struct PeersBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peers",
         abstract: "ql-mcast vs udpcast and uftp (and the raw ceiling) by receivers and loss, with an SVG plot.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Each peer at its fastest documented settings (docs/PERFORMANCE.md, LIMITS.md): udpcast's
             defaults (under loss --fec 8x8/128, without which it drops receivers); uftp -R -1 -B 4M with
             uftpd -B 4M -c 20M. Loss: ql-mcast receivers drop with the
             engine's seeded model; udpcast and uftp get real loss from nftables on each receiving host
             (per datagram: they send without GSO). The raw ceiling has no repair (n/a under loss).
             Needs root (network namespaces) and the release ql-mcast and ql-bench.
-            """)
+            """))
 
     @Option(help: "Receiver counts, comma-separated.") var receivers = "1,3"
     @Option(help: "Loss rates in percent, comma-separated.") var loss = "0,5"
@@ -24,7 +26,8 @@ struct PeersBenchmark: ParsableCommand {
     @Option(help: "Alternating repetitions.") var reps = 3
     @Option(help: "Systems.") var systems: [String] = ["ql-mcast", "udpcast", "uftp", "raw-gso-gro"]
     @Option(help: "Write the tables as JSON to this file.") var json: String?
-    @Option(help: "Write an SVG plot (goodput vs receivers, and vs loss) to this file.") var plot: String?
+    @Option(help: "Write an SVG plot (goodput vs receivers, and vs loss; log scale; drawn by gnuplot) to this file.")
+    var plot: String?
 
     func validate() throws {
         guard getuid() == 0 else { throw ValidationError("ql-bench peers needs root (network namespaces)") }
@@ -103,7 +106,9 @@ struct PeersBenchmark: ParsableCommand {
             "loss: engine model for ql-mcast; nftables per datagram on each receiving host for udpcast and uftp")
         report.printTable()
         try report.write(json: json)
-        if let plot { try SVGPlot.write(points, receivers: counts, losses: losses, to: plot) }
+        if let plot {
+            try PeersPlot.write(points, receivers: counts, losses: losses, title: report.benchmark, to: plot)
+        }
     }
 }
 
@@ -114,70 +119,70 @@ struct Point: Codable {
     var goodput: Double
 }
 
-/// Two panels drawn by hand (no plotting program): goodput vs receivers at the lowest loss, and
-/// goodput vs loss at the most receivers; one line per system.
-enum SVGPlot {
+/// The plot, drawn by gnuplot (Debian's `gnuplot-nox`, installed by `scripts/setup`): goodput
+/// vs receivers at the lowest loss, and vs loss at the most receivers, one line per system, on a
+/// logarithmic axis — the raw ceiling is several times every real system, and on a linear axis
+/// it squashes them all to the floor. A system with no figure at a point (the raw ones under
+/// loss: they cannot repair) has no point there, not a fall to zero.
+enum PeersPlot {
     static let colours = ["ql-mcast": "#d62728", "udpcast": "#1f77b4", "uftp": "#2ca02c", "raw-gso-gro": "#7f7f7f"]
 
-    static func write(_ points: [Point], receivers: [Int], losses: [Double], to path: String) throws {
-        let width = 900.0
-        let height = 420.0
-        var svg =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        let top = points.map(\.goodput).max() ?? 1
+    static func write(_ points: [Point], receivers: [Int], losses: [Double], title: String, to path: String) throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ql-bench-plot-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         let lowLoss = losses.min() ?? 0
         let mostN = receivers.max() ?? 1
-        svg += panel(
-            x0: 60, title: "goodput vs receivers (loss \(fmt(lowLoss, 0)) %)", xs: receivers.map(Double.init),
-            xLabel: "receivers",
-            series: points.filter { $0.loss == lowLoss }.map { ($0.system, Double($0.receivers), $0.goodput) },
-            top: top, height: height)
-        svg += panel(
-            x0: 510, title: "goodput vs loss (\(mostN) receivers)", xs: losses, xLabel: "loss %",
-            series: points.filter { $0.receivers == mostN }.map { ($0.system, $0.loss, $0.goodput) }, top: top,
-            height: height)
-        var y = 40.0
-        for (system, colour) in colours.sorted(by: { $0.key < $1.key })
-        where points.contains(where: { $0.system == system }) {
-            svg +=
-                "<rect x=\"800\" y=\"\(y - 9)\" width=\"12\" height=\"12\" fill=\"\(colour)\"/><text x=\"816\" y=\"\(y + 1)\">\(system)</text>\n"
-            y += 18
+        let systems = Array(Set(points.map(\.system))).sorted { order($0) < order($1) }
+        // One data file per panel and system: x and goodput, sorted by x.
+        func data(_ panel: String, _ system: String, _ pts: [(Double, Double)]) throws -> String {
+            let file = dir.appendingPathComponent("\(panel)-\(system).dat").path
+            let rows = pts.sorted { $0.0 < $1.0 }.map { "\($0.0)\t\($0.1)" }
+            try (rows.joined(separator: "\n") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            return file
         }
-        svg += "</svg>\n"
-        try svg.write(toFile: path, atomically: true, encoding: .utf8)
+        func plotLines(_ panel: String, _ pick: (Point) -> Double?) throws -> String {
+            var lines: [String] = []
+            for system in systems {
+                let pts = points.filter { $0.system == system }.compactMap { p in pick(p).map { ($0, p.goodput) } }
+                guard !pts.isEmpty else { continue }
+                let file = try data(panel, system, pts)
+                lines.append(
+                    "'\(file)' using 1:2 with linespoints lw 2 pt 7 ps 0.8 lc rgb '\(colours[system] ?? "#000000")' title '\(system)'"
+                )
+            }
+            return "plot " + lines.joined(separator: ", \\\n     ")
+        }
+        let byReceivers = try plotLines("receivers") { $0.loss == lowLoss ? Double($0.receivers) : nil }
+        let byLoss = try plotLines("loss") { $0.receivers == mostN ? $0.loss : nil }
+        let script = """
+            set terminal svg size 960,440 dynamic font 'sans,11' background '#ffffff'
+            set output '\(path)'
+            set multiplot layout 1,2 title '\(title.replacingOccurrences(of: "'", with: ""))'
+            set logscale y
+            set grid ytics mytics lc rgb '#dddddd'
+            set ylabel 'goodput MB/s (log scale)'
+            set key top right box opaque
+            set xtics (\(receivers.map { "'\($0)' \($0)" }.joined(separator: ", ")))
+            set xrange [\(Double(receivers.min() ?? 1) - 0.5):\(Double(mostN) + 0.5)]
+            set xlabel 'receivers'
+            set title 'by receivers, loss \(fmt(lowLoss, 0)) %'
+            \(byReceivers)
+            set xtics (\(losses.map { "'\(fmt($0, 0))' \($0)" }.joined(separator: ", ")))
+            set xrange [\((losses.min() ?? 0) - 0.5):\((losses.max() ?? 0) + 0.5)]
+            set xlabel 'random loss %'
+            set title 'by loss, \(mostN) receivers'
+            \(byLoss)
+            unset multiplot
+
+            """
+        let scriptFile = dir.appendingPathComponent("peers.gp").path
+        try script.write(toFile: scriptFile, atomically: true, encoding: .utf8)
+        try Lab.run("/usr/bin/gnuplot", [scriptFile])
     }
 
-    private static func panel(
-        x0: Double, title: String, xs: [Double], xLabel: String, series: [(String, Double, Double)], top: Double,
-        height: Double
-    ) -> String {
-        let w = 330.0
-        let h = height - 110
-        let y0 = 50.0
-        let lo = xs.min() ?? 0
-        let hi = max(xs.max() ?? 1, lo + 1)
-        func px(_ x: Double) -> Double { x0 + (xs.count == 1 ? w / 2 : (x - lo) / (hi - lo) * w) }
-        func py(_ v: Double) -> Double { y0 + h - v / (top * 1.1) * h }
-        var out = "<text x=\"\(x0)\" y=\"30\" font-weight=\"bold\">\(title)</text>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0 + h)\" x2=\"\(x0 + w)\" y2=\"\(y0 + h)\" stroke=\"black\"/>\n"
-        out += "<line x1=\"\(x0)\" y1=\"\(y0)\" x2=\"\(x0)\" y2=\"\(y0 + h)\" stroke=\"black\"/>\n"
-        for x in xs { out += "<text x=\"\(px(x) - 6)\" y=\"\(y0 + h + 16)\">\(fmt(x, 0))</text>\n" }
-        out += "<text x=\"\(x0 + w / 2 - 20)\" y=\"\(y0 + h + 34)\">\(xLabel)</text>\n"
-        for i in 0...4 {
-            let v = top * 1.1 * Double(i) / 4
-            out +=
-                "<text x=\"\(x0 - 50)\" y=\"\(py(v) + 4)\">\(fmt(v, 0))</text><line x1=\"\(x0)\" y1=\"\(py(v))\" x2=\"\(x0 + w)\" y2=\"\(py(v))\" stroke=\"#ddd\"/>\n"
-        }
-        out += "<text x=\"\(x0 - 55)\" y=\"\(y0 - 8)\">MB/s</text>\n"
-        for system in Set(series.map(\.0)).sorted() {
-            let pts = series.filter { $0.0 == system }.sorted { $0.1 < $1.1 }
-            let colour = colours[system] ?? "black"
-            out +=
-                "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" points=\""
-                + pts.map { "\(px($0.1)),\(py($0.2))" }.joined(separator: " ") + "\"/>\n"
-            for p in pts { out += "<circle cx=\"\(px(p.1))\" cy=\"\(py(p.2))\" r=\"3\" fill=\"\(colour)\"/>\n" }
-        }
-        return out
+    /// The project's system first, then its peers, then the raw ceilings.
+    private static func order(_ system: String) -> String {
+        system == "ql-mcast" ? "0" : system.hasPrefix("raw") ? "2" + system : "1" + system
     }
 }

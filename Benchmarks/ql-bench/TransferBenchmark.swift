@@ -11,7 +11,8 @@ struct TransferBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transfer",
         abstract: "Goodput, wire overhead and CPU per GiB on the test hosts, vs raw ceilings and udpcast.",
-        discussion: """
+        discussion: HelpText.paragraphs(
+            """
             Loss (--loss P): ql-mcast receivers drop P % of datagrams with the engine's seeded model
             (random, or Gilbert–Elliott bursts with --burst), per datagram as loss on a real wire
             is; udpcast cannot be told to lose packets, so it gets real loss from an nftables rule
@@ -24,7 +25,7 @@ struct TransferBenchmark: ParsableCommand {
             16-byte tag: symbols 16 bytes shorter) beside the plain run, and measures in-process what
             sealing and opening 1 GiB of such datagrams costs alone: the floor of what encryption can
             add on this CPU.
-            """
+            """)
     )
 
     @Option(help: "Receiving hosts.") var receivers = 3
