@@ -42,6 +42,18 @@ public final class Lab {
         return p
     }
 
+    /// Sends `signal` to the program `start` ran on a host, by its pid: the one child of its
+    /// `timeout` (`ip netns exec` execs the program in place). Signalling `timeout` itself would
+    /// not do: it cannot pass SIGKILL on, and passing any other signal on arms its kill timer.
+    public func signal(_ p: Process, _ signal: Int32) throws {
+        let pid = p.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        guard let child = children.split(separator: " ").first.flatMap({ Int32($0) }) else {
+            throw LabError("pid \(pid) runs no program (ended already?)")
+        }
+        try Lab.run("/bin/kill", ["-s", "\(signal)", "\(child)"])
+    }
+
     /// Waits for `p` at most `seconds`, terminating it then; returns its exit status.
     public func wait(_ p: Process, seconds: Double = 150) -> Int32 {
         let deadline = Date().addingTimeInterval(seconds)

@@ -48,7 +48,7 @@ final class CaptureLabTests: XCTestCase {
         for (i, r) in receivers.enumerated() { XCTAssertEqual(l.wait(r, seconds: 30), 0, l.log("rx\(i + 1).log")) }
         // Stopped as an administrator stops it (Ctrl-C): it writes its file and prints what it saw.
         usleep(500_000)
-        _ = try? Lab.run("/usr/bin/pkill", ["-INT", "-f", "ql-mcast-capture --interface eth0 --json --write \(pcap)"])
+        try l.lab.signal(watcher, SIGINT)
         XCTAssertEqual(l.wait(watcher, seconds: 10), 0, l.log("capture.json"))
 
         let tx = ((try l.json("tx.json"))["report"] as! [String: Any])["counters"] as! [String: Any]

@@ -230,7 +230,7 @@ final class MulticastTransferTests: XCTestCase {
         let tx = try startSender(
             lab, object.path, ["--receivers", "3", "--rate", "150m", "--stats-json", lab.path("tx.json")], timeout: 60)
         usleep(1_000_000)
-        try Lab.run("/usr/bin/pkill", ["-KILL", "-f", "--", "--output \(lab.path("out3"))"])
+        try lab.lab.signal(rx[2], SIGKILL)
         let started = Date()
         XCTAssertNotEqual(lab.wait(tx), 0)
         XCTAssertLessThan(Date().timeIntervalSince(started), 20, "the sender stopped waiting for the dead receiver")
