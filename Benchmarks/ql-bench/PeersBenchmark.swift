@@ -89,12 +89,13 @@ struct PeersBenchmark: ParsableCommand {
                         continue
                     }
                     let g = median(rs.map(\.goodput))
-                    points.append(Point(system: system, receivers: n, loss: pct, goodput: g))
+                    // A system that delivered no verified copy has no point in the plot.
+                    if g > 0 { points.append(Point(system: system, receivers: n, loss: pct, goodput: g)) }
                     report.rows.append([
                         "\(n)", fmt(pct, 0), system, fmt(g, 1), fmt(median(rs.map(\.senderCPU))),
                         fmt(median(rs.map(\.receiverCPU))),
                         system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)",
-                        ours.map { fmt($0 / g) } ?? "n/a",
+                        g > 0 ? ours.map { fmt($0 / g) } ?? "n/a" : "n/a (no verified copy)",
                     ])
                 }
             }
@@ -162,7 +163,7 @@ enum PeersPlot {
             set logscale y
             set grid ytics mytics lc rgb '#dddddd'
             set ylabel 'goodput MB/s (log scale)'
-            set key top right box opaque
+            set key below horizontal
             set xtics (\(receivers.map { "'\($0)' \($0)" }.joined(separator: ", ")))
             set xrange [\(Double(receivers.min() ?? 1) - 0.5):\(Double(mostN) + 0.5)]
             set xlabel 'receivers'

@@ -345,7 +345,9 @@ struct TransferRunner {
                 let output = system == "uftp" ? p("in\(i)") + "/" + (file as NSString).lastPathComponent : p("out\(i)")
                 let ok = (try? Lab.sha256(output)) == sha
                 if !ok {
-                    let log = (try? String(contentsOfFile: p("rx\(i).log"), encoding: .utf8)) ?? ""
+                    // uftpd writes its own log (-L); the others write rxN.log.
+                    let logName = system == "uftp" ? "uftpd\(i).log" : "rx\(i).log"
+                    let log = (try? String(contentsOfFile: p(logName), encoding: .utf8)) ?? ""
                     FileHandle.standardError.write(
                         "\(system) receiver \(i) failed: \(log.suffix(400))\n".data(using: .utf8)!)
                 }
