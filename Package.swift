@@ -161,7 +161,15 @@ let package = Package(
                 "Platform", logging,
                 "ImageService", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/Tools/ql-mcast-client"
+            path: "Sources/Tools/ql-mcast-client",
+            // It goes into every node's initrd, fetched by TFTP: one static program, with no Swift
+            // runtime, Foundation or ICU beside it (docs/PROVISIONING.md, "The initrd's size").
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-executable", "-lFoundationEssentials", "-l_FoundationCollections", "-l_FoundationCShims",
+                    "-lswiftSynchronization",
+                ])
+            ]
         ),
 
         .executableTarget(

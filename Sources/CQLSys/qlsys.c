@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 
 _Static_assert(sizeof(struct qlsys_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(QLSYS_CMSG_INT_SPACE >= CMSG_SPACE(sizeof(int)), "cmsg space");
@@ -128,3 +129,5 @@ int qlsys_spawn(int *pid, const char *path, char *const argv[], char *const envp
 }
 
 int qlsys_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int qlsys_name_this_thread(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }

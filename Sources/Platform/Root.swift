@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The root prefix every path of a tool hangs from (DESIGN.md, "Every path has a root").
 ///

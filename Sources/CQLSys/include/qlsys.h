@@ -77,6 +77,9 @@ int qlsys_pipe_cloexec(int fds[2]);
 int qlsys_spawn(int *pid, const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd,
                 const char *dir, int new_group);
 
+/// Names the calling thread (prctl(PR_SET_NAME): the kernel keeps 15 bytes); 0 or -1 with errno.
+int qlsys_name_this_thread(const char *name);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import Platform
@@ -96,7 +96,7 @@ public final class ImageCatalog: Sendable {
         }
         guard let id = copied else { throw QlustarError(.io, "cannot open image '\(name)'") }
         let copySeconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
-        log?.info("image '\(name)': \(id.size) bytes copied into memory in \(String(format: "%.2f", copySeconds)) s")
+        log?.info("image '\(name)': \(id.size) bytes copied into memory in \(String(printf: "%.2f", copySeconds)) s")
         var manifest = cachedManifest(name, id)
         if manifest == nil {
             let t0 = MonotonicClock.nanoseconds()
@@ -107,7 +107,7 @@ public final class ImageCatalog: Sendable {
                 identity: id)
             let seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
             log?.info(
-                "image '\(name)': \(id.size) bytes, sha256 \(digest) (hashed in \(String(format: "%.2f", seconds)) s)")
+                "image '\(name)': \(id.size) bytes, sha256 \(digest) (hashed in \(String(printf: "%.2f", seconds)) s)")
             storeManifest(fresh)
             manifest = fresh
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Platform
 import Transport
@@ -182,7 +182,7 @@ public final class ImageClient {
         let ticketAt = MonotonicClock.nanoseconds()
         let layout = try ticket.layout()
         let partial = options.output + ".partial"
-        let parent = (options.output as NSString).deletingLastPathComponent
+        let parent = options.output.parentPath
         if !parent.isEmpty { try FileSystem.makeDirectories(parent) }
         let file: MappedFile
         do { file = try MappedFile.create(writingTo: partial, size: layout.paddedSize, mode: 0o600) } catch {

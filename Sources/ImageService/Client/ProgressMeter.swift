@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Platform
 import Transport
@@ -41,22 +41,23 @@ public final class ProgressMeter {
             let filled = Int(fraction * Double(width))
             let eta = rate > 0 ? Double(total - min(total, done)) / rate : 0
             let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-            let line = String(
-                format: "\r%@ [%@] %3d%% %7.1f MB/s ETA %3.0fs (%@) ", label, bar, Int(fraction * 100), rate / 1e6, eta,
-                via)
-            FileHandle.standardError.write(Data(line.utf8))
+            let figures = String(printf: "%3d%% %7.1f MB/s ETA %3.0fs", Int32(fraction * 100), rate / 1e6, eta)
+            var line = "\r\(label) [\(bar)] \(figures) (\(via)) "
+            line.withUTF8 { try? Posix.writeAll(2, UnsafeRawBufferPointer($0)) }
             drawn = true
         } else {
             let decile = Int(fraction * 10)
             guard decile > lastDecile else { return }
             lastDecile = decile
-            log?.info("\(String(format: "%@: %d%% (%.1f MB/s, %@)", label, decile * 10, rate / 1e6, via))")
+            log?.info("\(label): \(decile * 10)% (\(String(printf: "%.1f", rate / 1e6)) MB/s, \(via))")
         }
     }
 
     /// Ends the bar's line on a terminal.
     public func finish() {
-        if terminal, drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+        if terminal, drawn {
+            "\n".utf8.withContiguousStorageIfAvailable { try? Posix.writeAll(2, UnsafeRawBufferPointer($0)) }
+        }
         drawn = false
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Platform
 import Transport
@@ -191,13 +191,13 @@ public struct DaemonConfiguration: Sendable {
         }
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmed
             if trimmed.isEmpty { continue }
             guard let eq = trimmed.firstIndex(of: "=") else {
                 throw QlustarError(.configuration, "\(path):\(n + 1): expected 'key = value', got '\(trimmed)'")
             }
-            let key = trimmed[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = trimmed[trimmed.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = trimmed[..<eq].trimmed
+            let value = trimmed[trimmed.index(after: eq)...].trimmed
             do { try set(key, value) } catch {
                 throw QlustarError(.configuration, "\(path):\(n + 1): \(error.message)")
             }

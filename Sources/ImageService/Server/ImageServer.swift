@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -48,7 +48,7 @@ public final class ImageServer: Sendable {
         log.info(
             "serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))"
         )
-        sessions.startConductor()
+        try sessions.startConductor()
         var options = ControlServer.Options()
         options.tls = try configuration.controlTLS()
         if options.tls == nil, configuration.sessionKeys {

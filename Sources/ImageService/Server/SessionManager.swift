@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import NIOConcurrencyHelpers
 import Platform
@@ -256,15 +257,18 @@ public final class SessionManager: Sendable {
 
     /// Runs the conductor on its own thread until `stop()`: every 20 ms, start sessions whose
     /// window closed, share the rate, reap old sessions.
-    public func startConductor() {
-        let thread = Thread { [self] in
-            while !conductorStop.withLockedValue({ $0 }) {
-                turn(now: MonotonicClock.nanoseconds())
-                usleep(20_000)
+    /// - Throws: `QlustarError` when the system will not start another thread.
+    public func startConductor() throws(QlustarError) {
+        do {
+            try DetachedThread.start(name: "conductor") { [self] in
+                while !conductorStop.withLockedValue({ $0 }) {
+                    turn(now: MonotonicClock.nanoseconds())
+                    usleep(20_000)
+                }
             }
+        } catch {
+            throw QlustarError(.io, "cannot start the session conductor: \(error)")
         }
-        thread.name = "ql-mcastd conductor"
-        thread.start()
     }
 
     /// One turn of the conductor (also callable from tests).
@@ -311,22 +315,28 @@ public final class SessionManager: Sendable {
         log.info(
             "session \(session.id): starting '\(session.snapshot.name)' to \(members.count) members on \(session.endpoint)"
         )
-        let thread = Thread { [self] in
-            let outcome = stream(session, config)
-            state.withLockedValue { s in
-                session.state = .finished
-                session.finishedAt = MonotonicClock.nanoseconds()
-                session.outcome = outcome
-                s.pool.release(session.endpoint)
-                s.senders.remove(session.id)
-                s.counters.sessionsFinished += 1
-                if outcome.hasPrefix("aborted") { s.counters.sessionsAborted += 1 }
-            }
-            log.info("session \(session.id): \(outcome)")
-        }
-        thread.name = "ql-mcastd session \(session.id)"
         state.withLockedValue { _ = $0.senders.insert(session.id) }
-        thread.start()
+        do {
+            try DetachedThread.start(name: "session \(session.id)") { [self] in
+                finish(session, outcome: stream(session, config))
+            }
+        } catch {
+            finish(session, outcome: "failed: cannot start its sender: \(error)")
+        }
+    }
+
+    /// Marks `session` finished with `outcome` and gives its group back to the pool.
+    private func finish(_ session: StreamSession, outcome: String) {
+        state.withLockedValue { s in
+            session.state = .finished
+            session.finishedAt = MonotonicClock.nanoseconds()
+            session.outcome = outcome
+            s.pool.release(session.endpoint)
+            s.senders.remove(session.id)
+            s.counters.sessionsFinished += 1
+            if outcome.hasPrefix("aborted") { s.counters.sessionsAborted += 1 }
+        }
+        log.info("session \(session.id): \(outcome)")
     }
 
     /// Runs one session's sender to its end; returns the outcome line.
@@ -344,9 +354,9 @@ public final class SessionManager: Sendable {
             let complete = records.filter { $0.state == .complete }.count
             let c = report.counters
             let summary =
-                "\(complete)/\(records.count) receivers complete, \(String(format: "%.2f", report.seconds)) s, "
-                + "\(String(format: "%.1f", Double(c.objectBytes) / 1e6 / max(report.passSeconds, 1e-9))) MB/s pass, "
-                + "wire/payload \(String(format: "%.3f", Double(c.wireBytes) / max(1, Double(c.objectBytes)))), "
+                "\(complete)/\(records.count) receivers complete, \(String(printf: "%.2f", report.seconds)) s, "
+                + "\(String(printf: "%.1f", Double(c.objectBytes) / 1e6 / max(report.passSeconds, 1e-9))) MB/s pass, "
+                + "wire/payload \(String(printf: "%.3f", Double(c.wireBytes) / max(1, Double(c.objectBytes)))), "
                 + "repair \(c.repairSymbols), NAKs \(c.naksReceived), dropped \(c.receiversDropped), silent \(c.receiversSilent)"
             if let reason = report.abortReason { return "aborted (\(reason)): " + summary }
             return "finished: " + summary

@@ -434,7 +434,17 @@ public final class ImageBuilder {
                     try cpio.addFile("init", data: Array(InitScript.text(image).utf8), mode: 0o755)
                 }
             ))
-        for (name, source) in programs {
+        // A file that goes in under several names (busybox as bin/busybox and bin/sh) is stored
+        // once: the first name in byte order carries it, the others link to it.
+        var carrier: [String: String] = [:]
+        for (name, source) in programs.sorted(by: { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) })
+        {
+            if let first = carrier[source] {
+                let target = Self.relativeLink(from: name, to: first)
+                entries.append((name, { () throws(QlustarError) in try cpio.addSymlink(name, target: target) }))
+                continue
+            }
+            carrier[source] = name
             let copy = try initrdCopy(of: source)
             entries.append((name, { () throws(QlustarError) in try cpio.addFile(name, contentsOf: copy) }))
         }
@@ -442,6 +452,17 @@ public final class ImageBuilder {
             try add()
         }
         try cpio.finish()
+    }
+
+    /// The target of a symlink at `name` that reaches `other` (both relative to the initrd's
+    /// root): `busybox` from `bin/sh` to `bin/busybox`, `../bin/busybox` from `sbin/x`.
+    static func relativeLink(from name: String, to other: String) -> String {
+        let from = name.split(separator: "/").dropLast()
+        let to = other.split(separator: "/")
+        var common = 0
+        while common < from.count, common < to.count - 1, from[from.startIndex + common] == to[common] { common += 1 }
+        let up = Array(repeating: "..", count: from.count - common)
+        return (up + to[common...].map(String.init)).joined(separator: "/")
     }
 
     /// What the initrd carries for `source`: an ELF file without its symbol tables and debug

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
@@ -82,7 +82,7 @@ public final class LogFile: Sendable {
         var out = ""
         for u in message.unicodeScalars {
             if u.value < 0x20 || u.value == 0x7F {
-                out += String(format: "\\x%02X", u.value)
+                out += String(printf: "\\x%02X", u.value)
             } else {
                 out.unicodeScalars.append(u)
             }
@@ -98,8 +98,8 @@ public final class LogFile: Sendable {
         var seconds = now.tv_sec
         gmtime_r(&seconds, &t)
         return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+            printf: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
             t.tm_min,
-            t.tm_sec, now.tv_nsec / 1_000_000)
+            t.tm_sec, Int32(now.tv_nsec / 1_000_000))
     }
 }

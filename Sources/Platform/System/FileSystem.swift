@@ -197,7 +197,7 @@ package enum FileSystem {
     /// Splits `path` into its directory (`/` or `.` where it has none) and its last component.
     private static func split(_ path: String) -> (parent: String, name: String) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path) }
-        return (slash == path.startIndex ? "/" : String(path[..<slash]), String(path[path.index(after: slash)...]))
+        return (path.parentPath, String(path[path.index(after: slash)...]))
     }
 
     /// Syncs the directory holding `path` (its entries: a rename or a new file in it).

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 #if canImport(Glibc)
     import Glibc
@@ -186,7 +186,7 @@ package final class Subprocess {
         }
         let (out, err, end) = child.collect()
         guard end.succeeded else {
-            let text = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = String(decoding: err, as: UTF8.self).trimmed
             let how: String
             switch end {
             case .exited(let status): how = "exited \(status)"

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import ImageService
 import Logging
 import Platform
@@ -144,11 +144,10 @@ struct QLMcastClient: ParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try encoder.encode(report).write(to: URL(fileURLWithPath: reportJson))
             }
-            let fetched = String(
-                format: "'%@': %llu bytes in %.2f s (%.2f s after the grouping window, %.1f MB/s) via %@", image,
-                report.size, report.seconds, report.transferSeconds,
-                Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9), report.path)
-            log.info("\(fetched)")
+            let figures = String(
+                printf: "%.2f s (%.2f s after the grouping window, %.1f MB/s)", report.seconds, report.transferSeconds,
+                Double(report.size) / 1e6 / max(report.transferSeconds, 1e-9))
+            log.info("'\(image)': \(report.size) bytes in \(figures) via \(report.path)")
             if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
         } catch let error as QlustarError {
             log.error("\(error.message)")

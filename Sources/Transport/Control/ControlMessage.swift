@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A request on the control channel: an operation name and its JSON arguments.
 public struct ControlRequest: Sendable {
@@ -31,14 +31,14 @@ public struct ControlRequest: Sendable {
     }
 
     static func decode(_ body: [UInt8]) throws(ControlFailure) -> ControlRequest {
-        guard let obj = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        guard case .object(let members)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body)) else {
             throw ControlFailure(.malformedRequest, "request body is not a JSON object")
         }
-        guard let op = obj["op"] as? String, !op.isEmpty, op.utf8.count <= 64 else {
+        guard case .string(let op)? = members["op"], !op.isEmpty, op.utf8.count <= 64 else {
             throw ControlFailure(.malformedRequest, "request has no 'op' string (1–64 bytes)")
         }
-        let args = obj["args"] ?? [String: Any]()
-        guard args is [String: Any], let data = try? JSONSerialization.data(withJSONObject: args) else {
+        let args = members["args"] ?? .object([:])
+        guard case .object = args, let data = try? JSONEncoder().encode(args) else {
             throw ControlFailure(.malformedRequest, "'args' of '\(op)' must be a JSON object")
         }
         return ControlRequest(op: op, args: Array(data))

@@ -62,7 +62,7 @@ public final class PacketAuthenticator {
 
     /// `key` as lower-case hex digits.
     public static func hex(_ key: [UInt8]) -> String {
-        key.map { String(format: "%02x", $0) }.joined()
+        key.map { String(printf: "%02x", $0) }.joined()
     }
 
     /// A fresh random key from OpenSSL's CSPRNG.

@@ -222,3 +222,40 @@ final class ControlChannelTests: XCTestCase {
         XCTAssertEqual(try other.call("echo", Echo(text: "", n: 5), as: Echo.self).n, 6)
     }
 }
+
+/// The request envelope is read without Foundation's JSONSerialization (not in the initrd).
+final class ControlEnvelopeTests: XCTestCase {
+    func testArgumentsPassThroughWithExactIntegers() throws {
+        let body = Array(
+            #"{"op":"fetch","args":{"offset":18446744073709551615,"n":-9007199254740993,"x":1.5,"s":"a\"b","l":[true,null]}}"#
+                .utf8)
+        let request = try ControlRequest.decode(body)
+        XCTAssertEqual(request.op, "fetch")
+        struct Args: Decodable, Equatable {
+            var offset: UInt64
+            var n: Int64
+            var x: Double
+            var s: String
+            var l: [Bool?]
+        }
+        XCTAssertEqual(
+            try request.arguments(Args.self),
+            Args(offset: .max, n: -9_007_199_254_740_993, x: 1.5, s: "a\"b", l: [true, nil]))
+    }
+
+    func testMalformedEnvelopesAreNamed() {
+        let cases: [(String, String)] = [
+            ("[1,2]", "not a JSON object"), ("{\"op\":", "not a JSON object"), ("{\"args\":{}}", "no 'op'"),
+            ("{\"op\":\"\"}", "no 'op'"), ("{\"op\":5}", "no 'op'"),
+            ("{\"op\":\"\(String(repeating: "x", count: 65))\"}", "no 'op'"),
+            ("{\"op\":\"a\",\"args\":[1]}", "must be a JSON object"),
+        ]
+        for (body, message) in cases {
+            XCTAssertThrowsError(try ControlRequest.decode(Array(body.utf8)), body) { e in
+                XCTAssertEqual((e as? ControlFailure)?.code, .malformedRequest)
+                XCTAssertTrue((e as? ControlFailure)?.message.contains(message) ?? false, "\(body): \(e)")
+            }
+        }
+        XCTAssertEqual(try ControlRequest.decode(Array("{\"op\":\"status\"}".utf8)).args, Array("{}".utf8))
+    }
+}
