@@ -4,8 +4,9 @@ import LabSupport
 import Logging
 import NodeRegistry
 import Platform
-import Provisioning
 import XCTest
+
+@testable import Provisioning
 
 /// `qluman provision` output, checked with the real tools: `gethostip -x` for Hostids,
 /// `dnsmasq --test` for the configuration.
@@ -78,6 +79,7 @@ final class ProvisionerTests: XCTestCase {
         XCTAssertTrue(conf.contains("dhcp-leasefile=\(dir)/var/lib/qlustar/dnsmasq.leases\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=192.168.52.0,static,255.255.255.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=10.9.0.0,static,255.255.0.0,12h\n"), conf)
+        XCTAssertTrue(conf.contains("tftp-max=50\ndhcp-lease-max=1000\n"), "dnsmasq's defaults for 3 nodes: \(conf)")
         let check = try Lab.run("/usr/sbin/dnsmasq", ["--test", "--conf-file=" + p.dnsmasqConfig])
         XCTAssertTrue(check.contains("syntax check OK"), check)
 
@@ -94,6 +96,21 @@ final class ProvisionerTests: XCTestCase {
             try String(contentsOfFile: p.pxelinuxConfig + "/default", encoding: .utf8).contains(
                 "KERNEL qlustar/images/compute.vmlinuz"))
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: p.pxelinuxConfig).contains { $0.contains(".tmp.") })
+    }
+
+    func testDnsmasqLimitsGrowWithTheNodesThatMayBootAtOnce() throws {
+        XCTAssertTrue(Provisioner.limits(nodes: 0) == (50, 1000))
+        XCTAssertTrue(Provisioner.limits(nodes: 25) == (50, 1000))
+        XCTAssertTrue(Provisioner.limits(nodes: 100) == (200, 1000))
+        XCTAssertTrue(Provisioner.limits(nodes: 2_000) == (4_000, 4_000))
+        let conf = provisioner().dnsmasqText(networks: ["10.1.0.0/16"], nodes: 2_000)
+        XCTAssertTrue(conf.contains("# Sized for 2000 registered nodes"), conf)
+        XCTAssertTrue(conf.contains("tftp-max=4000\ndhcp-lease-max=4000\n"), conf)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let file = dir + "/dnsmasq-2000.conf"
+        try conf.write(toFile: file, atomically: true, encoding: .utf8)
+        let check = try Lab.run("/usr/sbin/dnsmasq", ["--test", "--conf-file=" + file])
+        XCTAssertTrue(check.contains("syntax check OK"), check)
     }
 
     func testBootConfigValuesThatWouldBreakPxelinuxAreRefused() throws {

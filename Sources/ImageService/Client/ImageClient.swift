@@ -119,6 +119,7 @@ public final class ImageClient {
         } catch {
             throw QlustarError(.invalidArgument, error.message)
         }
+        var backoff = Backoff(first: 1, cap: 5)
         while true {
             do {
                 return try ControlClient(
@@ -135,7 +136,7 @@ public final class ImageClient {
             }
             log.warning(
                 "ql-mcastd at \(options.serverHost):\(options.serverPort) not reachable (\(lastError)); retrying")
-            usleep(1_000_000)
+            backoff.wait()
         }
     }
 
@@ -145,6 +146,8 @@ public final class ImageClient {
         let request = ImageRequest(
             image: name.value, host: options.host, unicast: options.unicastOnly ? true : nil, token: options.token,
             expect: options.expect)
+        // A hundred nodes told `busy` at once must not come back at once.
+        var backoff = Backoff(first: 2, cap: 8)
         while true {
             do {
                 return try client.call(ImageOperation.requestImage, request, as: ImageTicket.self)
@@ -162,8 +165,7 @@ public final class ImageClient {
                             .unreachable, "ql-mcastd did not hand out '\(name)' in time: \(error.message)")
                     }
                     log.warning("ql-mcastd: \(error.message); retrying")
-                    // 1–3 s, random: a hundred nodes told `busy` at once must not come back at once.
-                    usleep(UInt32.random(in: 1_000_000...3_000_000))
+                    backoff.wait()
                     // A new connection every time: a connection-level `busy` (too many connections)
                     // came with the server closing this one.
                     client.close()

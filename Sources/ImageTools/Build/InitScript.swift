@@ -8,8 +8,10 @@ import Platform
 /// `ql-mcast-client --union` (multicast with unicast fallback, SHA-256 verified, the union root
 /// mounted: image read-only, tmpfs for changes, the reserved chroot component), and switches
 /// to `/sbin/init.qlustar` in the union. A failed fetch is retried (`ql.retries=N`, default 3,
-/// each waiting up to `ql.server-timeout=S` seconds, default 60, for the server); then the node
-/// drops to a shell with the reason on the console. `ql.expect=N` (the nodes booted together)
+/// each waiting up to `ql.server-timeout=S` seconds, default 60, for the server), DHCP in up to
+/// `ql.dhcp-retries=N` rounds (default 5) — each pause doubling with random jitter, so a wave
+/// that failed together does not return together; then the node drops to a shell with the
+/// reason on the console. `ql.expect=N` (the nodes booted together)
 /// lets the session start as soon as N nodes have asked instead of at the grouping window's end.
 ///
 /// Testable outside a boot: every command is found through `PATH`, every path hangs below
@@ -34,6 +36,17 @@ public enum InitScript {
             say "dropping to a shell (log: /var/log/qlustar/init.log)"
             exec ${QL_SHELL:-sh}
         }
+        # backoff N CAP: seconds to wait after the Nth failure (N ≥ 1): the bound doubles from 2
+        # up to CAP, the wait is drawn from its upper half, to milliseconds — so a wave of nodes
+        # that failed together does not come back together (Platform's Backoff, in shell).
+        backoff() {
+            b=2; n=1
+            while [ "$n" -lt "$1" ] && [ "$b" -lt "$2" ]; do b=$((b * 2)); n=$((n + 1)); done
+            [ "$b" -gt "$2" ] && b="$2"
+            r="$(od -An -N2 -tu2 /dev/urandom 2>/dev/null | tr -d ' ')"
+            ms=$((b * 500 + ${r:-$$} % (b * 500 + 1)))
+            echo "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
+        }
         [ -n "$QL_CMDLINE" ] || {
             # busybox (static) in the initrd: its applets become the commands below (mount, ip,
             # udhcpc, insmod, switch_root…), as links beside the files the initrd already has.
@@ -48,12 +61,13 @@ public enum InitScript {
             ip link set lo up
         }
         cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"
-        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""; expect=""
+        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""; expect=""; dhcp_rounds=5
         for word in $cmdline; do
             case "$word" in
                 ql.server=*) server="${word#ql.server=}" ;;
                 ql.image=*) image="${word#ql.image=}" ;;
                 ql.retries=*) retries="${word#ql.retries=}" ;;
+                ql.dhcp-retries=*) dhcp_rounds="${word#ql.dhcp-retries=}" ;;
                 ql.server-timeout=*) wait="${word#ql.server-timeout=}" ;;
                 ql.expect=*)
                     case "${word#ql.expect=}" in
@@ -106,8 +120,15 @@ public enum InitScript {
         exit 0
         SCRIPT
                 chmod 0755 "$R/run/qlustar/udhcpc.script"
-                QL_LEASE="$R/run/qlustar/address" udhcpc -i "$nic" -n -q -t 5 -T 2 -s "$R/run/qlustar/udhcpc.script" >> "$LOG" 2>&1 \
-                    || rescue "no DHCP answer on $nic (is this node registered? qluman node add … --mac $bootif)"
+                # Rounds of 3 requests 2 s apart; between rounds a wait with jitter (backoff).
+                round=1
+                until QL_LEASE="$R/run/qlustar/address" udhcpc -i "$nic" -n -q -t 3 -T 2 -s "$R/run/qlustar/udhcpc.script" >> "$LOG" 2>&1; do
+                    [ "$round" -ge "$dhcp_rounds" ] && rescue "no DHCP answer on $nic after $round rounds (is this node registered? qluman node add … --mac $bootif)"
+                    pause="$(backoff "$round" 16)"
+                    say "no DHCP answer on $nic (round $round of $dhcp_rounds); again in $pause s"
+                    sleep "$pause"
+                    round=$((round + 1))
+                done
                 say "$nic: $(cat "$R/run/qlustar/address") by DHCP" ;;
             *)
                 # ip=ADDRESS::GATEWAY:NETMASK (the kernel's format; the rest ignored)
@@ -125,8 +146,9 @@ public enum InitScript {
                 --root "$R" --server-timeout "$wait" $ca $expect >> "$LOG" 2>&1 && break
             status=$?
             [ "$attempt" -ge "$retries" ] && rescue "fetching image '$image' from $server failed $attempt times (last exit status $status; see /var/log/qlustar/ql-mcast-client.log)"
-            say "fetching image '$image' failed (exit status $status); retry $attempt of $retries in $((attempt * 2)) s"
-            sleep $((attempt * 2))
+            pause="$(backoff "$attempt" 32)"
+            say "fetching image '$image' failed (exit status $status); retry $attempt of $retries in $pause s"
+            sleep "$pause"
             attempt=$((attempt + 1))
         done
         say "image '$image' verified; union root in /union (image, rw, chroot)"

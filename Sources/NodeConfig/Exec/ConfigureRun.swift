@@ -149,7 +149,7 @@ public struct ConfigureRun {
             throw QlustarError(.invalidArgument, "cannot encode the request: \(error)")
         }
         let deadline = MonotonicClock.nanoseconds() + UInt64(settings.serverTimeout * 1e9)
-        var delay = 0.25
+        var backoff = Backoff(first: 0.5, cap: 4)
         while true {
             do throws(ControlFailure) {
                 let client = try ControlClient(
@@ -172,8 +172,7 @@ public struct ConfigureRun {
                     }
                     log.debug(
                         "qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
-                    usleep(UInt32(delay * 1e6))
-                    delay = min(delay * 2, 2)
+                    backoff.wait()
                     continue
                 case .tls:
                     throw QlustarError(

@@ -33,10 +33,10 @@ public final class ExecAgent {
         self.log = log
     }
 
-    /// Serves until the process is stopped: reconnects (backing off up to 30 s) whenever the
-    /// connection fails.
+    /// Serves until the process is stopped: reconnects (backing off with jitter up to 30 s)
+    /// whenever the connection fails.
     public func run() -> Never {
-        var backoff = 1.0
+        var backoff = Backoff(first: 2, cap: 30)
         var lastFailure = ""
         while true {
             do throws(ControlFailure) {
@@ -47,15 +47,14 @@ public final class ExecAgent {
                 log.info(
                     "connected to qlumand \(settings.configure.serverHost):\(settings.configure.serverPort); reporting every \(Int(settings.interval)) s"
                 )
-                backoff = 1
+                backoff.reset()
                 lastFailure = ""
                 try serve(client)
             } catch {
                 // Each new reason is logged once, not at every retry.
                 if error.message != lastFailure { log.error("qlumand: \(error.message); retrying") }
                 lastFailure = error.message
-                sleep(UInt32(backoff))
-                backoff = min(backoff * 2, 30)
+                backoff.wait()
             }
         }
     }
