@@ -7,7 +7,7 @@ struct QLBench: ParsableCommand {
         abstract: "Benchmarks of the ql-mcast engine against reference implementations and peers.",
         subcommands: [
             FECBenchmark.self, TransferBenchmark.self, PeersBenchmark.self, ImageBenchmark.self,
-            ImageBuildBenchmark.self, ConfigureBenchmark.self,
+            ImageBuildBenchmark.self, ConfigureBenchmark.self, BootBenchmark.self,
             ConfigureWorker.self, ProbeSend.self, ProbeReceive.self,
         ]
     )

@@ -380,4 +380,25 @@ enum Benchmarks {
         }
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
     }
+
+    /// Where the release tools are: beside this ql-bench (QL_MCAST_BIN overrides).
+    static func releaseDirectory() -> String {
+        ProcessInfo.processInfo.environment["QL_MCAST_BIN"]
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+    }
+
+    /// The machine, for every table: CPU model and cores.
+    static func machine() -> String { Report.machineDescription() }
+
+    /// Runs `command` with its output going to ours as it comes (a long run's progress lines).
+    /// - Returns: its exit status.
+    static func runStreaming(_ command: [String], environment: [String: String] = [:]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst())
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
 }

@@ -6,7 +6,8 @@
 /// image's `init` (systemd). `debug` traces every step. Logs: /var/log/qlustar/init.qlustar.log.
 ///
 /// Testable outside a boot like `/init`: commands through `PATH`, paths below `$QL_ROOT`,
-/// `$QL_CMDLINE` for `/proc/cmdline`, `$QL_SHELL` for the early shell, `$QL_INIT` for `/sbin/init`.
+/// `$QL_CMDLINE` for `/proc/cmdline`, `$QL_CONSOLE` for the console, `$QL_SHELL` for the early
+/// shell, `$QL_INIT` for `/sbin/init`; it sets up `/proc`, `/sys`, `/dev` and `/run` only as PID 1.
 public enum InitQlustarScript {
     public static let path = "/sbin/init.qlustar"
 
@@ -22,14 +23,15 @@ public enum InitQlustarScript {
             echo "$(date +%H:%M:%S) init.qlustar: $*" >> "$LOG"
             echo "init.qlustar: $*" >> "${QL_CONSOLE:-/dev/console}" 2>/dev/null || echo "init.qlustar: $*" >&2
         }
-        [ -n "$QL_CMDLINE" ] || {
+        # As PID 1 (switch_root made it so): the system's own set-up; a test is not PID 1.
+        if [ "$$" = 1 ]; then
             [ -r /proc/cmdline ] || mount -t proc proc /proc
             [ -d /sys/class ] || mount -t sysfs sysfs /sys
             [ -c /dev/null ] || mount -t devtmpfs devtmpfs /dev
             mkdir -p /run && mount -t tmpfs -o mode=0755 tmpfs /run
             # Loopback, as every system has it (services talk to 127.0.0.1).
             ip link set lo up 2>/dev/null
-        }
+        fi
         cmdline="$(cat "${QL_CMDLINE:-/proc/cmdline}")"
         server=""; early=""; debug=""
         for word in $cmdline; do

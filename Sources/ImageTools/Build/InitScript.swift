@@ -12,11 +12,14 @@ import Platform
 /// `ql.dhcp-retries=N` rounds (default 5) — each pause doubling with random jitter, so a wave
 /// that failed together does not return together; then the node drops to a shell with the
 /// reason on the console. `ql.expect=N` (the nodes booted together)
-/// lets the session start as soon as N nodes have asked instead of at the grouping window's end.
+/// lets the session start as soon as N nodes have asked instead of at the grouping window's end;
+/// `ql.unicast` fetches the whole image over TCP instead of joining a multicast session.
 ///
 /// Testable outside a boot: every command is found through `PATH`, every path hangs below
-/// `$QL_ROOT` (empty at boot), `$QL_CMDLINE` replaces `/proc/cmdline` and `$QL_SHELL` the
-/// rescue shell, so a test runs it under a root prefix with stand-ins for `switch_root`.
+/// `$QL_ROOT` (empty at boot), `$QL_CMDLINE` replaces `/proc/cmdline`, `$QL_CONSOLE` the console
+/// and `$QL_SHELL` the rescue shell, so a test runs it under a root prefix with stand-ins for
+/// `switch_root`. Only as PID 1 does it set up the system (busybox's applets, `/proc`, `/sys`,
+/// `/dev`, `lo`): at boot, and as a virtual node's init (`scripts/vnode`).
 public enum InitScript {
     public static func text(_ image: ImageName) -> String {
         #"""
@@ -47,7 +50,9 @@ public enum InitScript {
             ms=$((b * 500 + ${r:-$$} % (b * 500 + 1)))
             echo "$((ms / 1000)).$(printf %03d $((ms % 1000)))"
         }
-        [ -n "$QL_CMDLINE" ] || {
+        # As PID 1 (at boot, or in a virtual node's pid namespace): the system's own set-up. A
+        # test that runs this script under a root prefix is not PID 1 and leaves the host alone.
+        if [ "$$" = 1 ]; then
             # busybox (static) in the initrd: its applets become the commands below (mount, ip,
             # udhcpc, insmod, switch_root…), as links beside the files the initrd already has.
             if [ -x /bin/busybox ]; then
@@ -59,15 +64,16 @@ public enum InitScript {
             # Loopback first, as every system has it (our tools no longer need it: they start
             # programs with posix_spawn, not Foundation's Process, which hung without it).
             ip link set lo up
-        }
+        fi
         cmdline="$(cat "${QL_CMDLINE:-$R/proc/cmdline}")"
-        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""; expect=""; dhcp_rounds=5
+        server=""; image="\#(image)"; retries=3; wait=60; bootif=""; ipconf="dhcp"; debug=""; expect=""; dhcp_rounds=5; unicast=""
         for word in $cmdline; do
             case "$word" in
                 ql.server=*) server="${word#ql.server=}" ;;
                 ql.image=*) image="${word#ql.image=}" ;;
                 ql.retries=*) retries="${word#ql.retries=}" ;;
                 ql.dhcp-retries=*) dhcp_rounds="${word#ql.dhcp-retries=}" ;;
+                ql.unicast) unicast="--unicast" ;;
                 ql.server-timeout=*) wait="${word#ql.server-timeout=}" ;;
                 ql.expect=*)
                     case "${word#ql.expect=}" in
@@ -80,7 +86,7 @@ public enum InitScript {
             esac
         done
         # debug: the logs of this boot stage on the console as they grow.
-        [ -n "$debug" ] && [ -z "$QL_CMDLINE" ] && { tail -F "$LOG" "$R/var/log/qlustar/ql-mcast-client.log" > /dev/console 2>&1 & }
+        [ -n "$debug" ] && [ "$$" = 1 ] && { tail -F "$LOG" "$R/var/log/qlustar/ql-mcast-client.log" >> "${QL_CONSOLE:-/dev/console}" 2>&1 & }
         say "image '$image' from '${server:-?}', boot NIC ${bootif:-first}, network $ipconf"
         # The kernel modules the initrd carries (lib/modules/*.ko: the boot NIC's driver, loop,
         # squashfs, overlay), in name order; one built into the kernel is simply already there.
@@ -143,7 +149,7 @@ public enum InitScript {
         attempt=1
         while :; do
             ql-mcast-client --server "$server" --image "$image" --output "$R/run/qlustar/$image.img" --union "$R" --mount \
-                --root "$R" --server-timeout "$wait" $ca $expect >> "$LOG" 2>&1 && break
+                --root "$R" --server-timeout "$wait" $ca $expect $unicast >> "$LOG" 2>&1 && break
             status=$?
             [ "$attempt" -ge "$retries" ] && rescue "fetching image '$image' from $server failed $attempt times (last exit status $status; see /var/log/qlustar/ql-mcast-client.log)"
             pause="$(backoff "$attempt" 32)"

@@ -164,9 +164,11 @@ struct QlumanExecd: ParsableCommand {
         }
     }
 
-    /// `NAME=value` (or `NAME` alone: "") from /proc/cmdline.
+    /// `NAME=value` (or `NAME` alone: "") from the kernel command line: /proc/cmdline, or the file
+    /// `QL_CMDLINE` names (a virtual node's, as the boot scripts read it).
     static func kernelParameter(_ name: String) -> String? {
-        guard let text = try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8) else { return nil }
+        let file = ProcessInfo.processInfo.environment["QL_CMDLINE"] ?? "/proc/cmdline"
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         for word in text.split(whereSeparator: \.isWhitespace) {
             if word == name { return "" }
             if word.hasPrefix(name + "=") { return String(word.dropFirst(name.count + 1)) }

@@ -73,7 +73,9 @@ final class BootScriptsLabTests: XCTestCase {
                 "env", "QL_ROOT=" + root, "QL_CMDLINE=" + l.path("\(log).cmdline"),
                 "QL_CONSOLE=" + l.path("\(log).console"),
                 "QL_TRACE=" + l.path("\(log).trace"), "QL_SHELL=rescue-shell", "QL_INIT=init",
-                "PATH=\(standIns):\(bin):/usr/sbin:/usr/bin:/sbin:/bin", "sh", file,
+                "PATH=\(standIns):\(bin):/usr/sbin:/usr/bin:/sbin:/bin",
+                // A node's host name is its own: the lease script's `hostname` must not rename this machine.
+                "unshare", "--uts", "sh", file,
             ],
             timeout: 120, log: log)
         return l.wait(p, seconds: 130)
@@ -104,6 +106,7 @@ final class BootScriptsLabTests: XCTestCase {
             timeout: 180, log: "ql-mcastd.out")
         let stand = try standIns(l, ["switch_root", "rescue-shell"])
         let bootif = "01-" + (try mac(l, 1)).replacingOccurrences(of: ":", with: "-")
+        let machine = try Lab.run("/bin/hostname", [])
 
         let status = try boot(
             l, 1, script: InitScript.text(try ImageName("compute")), root: l.path("n1"),
@@ -114,6 +117,7 @@ final class BootScriptsLabTests: XCTestCase {
             (try? String(contentsOfFile: l.path("n1") + "/var/log/qlustar/init.log", encoding: .utf8)) ?? l.log("init1")
         XCTAssertEqual(status, 0, log)
         XCTAssertTrue(log.contains("init: eth0: 198.18.0.111 by DHCP"), log)
+        XCTAssertEqual(try Lab.run("/bin/hostname", []), machine, "the lease named the node, not this machine")
         XCTAssertTrue(log.contains("init: image 'compute' verified; union root in /union"), log)
         // ql.expect=1: the session started once this node asked, not after the 30 s window.
         XCTAssertTrue(l.log("ql-mcastd.out").contains("all 1 expected members asked; starting in 200 ms"))
