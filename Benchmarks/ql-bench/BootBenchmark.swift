@@ -31,7 +31,7 @@ struct BootBenchmark: ParsableCommand {
             Modes alternate (multicast, unicast, multicast, …) so both see the same machine. \
             Every node is a process on this machine's cores: what grows with N because each node \
             costs CPU is the lab's, not the head node's — read headCpuSecondsPerNode for that. \
-            Memory: each node holds its initrd and its image in RAM (about N × (image + 30 MB)).
+            Memory: each node holds its unpacked initrd and its image in RAM (about N × (payload + 70 MB)).
             """)
     )
 
@@ -58,7 +58,7 @@ struct BootBenchmark: ParsableCommand {
         guard !modes.isEmpty, modes.allSatisfy({ ["multicast", "unicast"].contains($0) }) else {
             throw ValidationError("--modes: multicast, unicast")
         }
-        let memory = Double(nodes) * (Double(imageMib) * 1.048_576 + 90) / 1000
+        let memory = Double(nodes) * (Double(imageMib) * 1.048_576 + 70) / 1000
         let available = Double(Self.availableMemoryKiB()) / 1e6
         guard memory < available * 0.9 else {
             throw ValidationError(

@@ -80,6 +80,7 @@ final class ProvisionerTests: XCTestCase {
         XCTAssertTrue(conf.contains("dhcp-range=192.168.52.0,static,255.255.255.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=10.9.0.0,static,255.255.0.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("tftp-max=50\ndhcp-lease-max=1000\n"), "dnsmasq's defaults for 3 nodes: \(conf)")
+        XCTAssertTrue(conf.contains("\ntftp-single-port\n"), "a repeated request restarts its transfer: \(conf)")
         let check = try Lab.run("/usr/sbin/dnsmasq", ["--test", "--conf-file=" + p.dnsmasqConfig])
         XCTAssertTrue(check.contains("syntax check OK"), check)
 
@@ -100,12 +101,12 @@ final class ProvisionerTests: XCTestCase {
 
     func testDnsmasqLimitsGrowWithTheNodesThatMayBootAtOnce() throws {
         XCTAssertTrue(Provisioner.limits(nodes: 0) == (50, 1000))
-        XCTAssertTrue(Provisioner.limits(nodes: 25) == (50, 1000))
-        XCTAssertTrue(Provisioner.limits(nodes: 100) == (200, 1000))
-        XCTAssertTrue(Provisioner.limits(nodes: 2_000) == (4_000, 4_000))
+        XCTAssertTrue(Provisioner.limits(nodes: 4) == (50, 1000))
+        XCTAssertTrue(Provisioner.limits(nodes: 100) == (1000, 1000))
+        XCTAssertTrue(Provisioner.limits(nodes: 2_000) == (20_000, 4_000))
         let conf = provisioner().dnsmasqText(networks: ["10.1.0.0/16"], nodes: 2_000)
         XCTAssertTrue(conf.contains("# Sized for 2000 registered nodes"), conf)
-        XCTAssertTrue(conf.contains("tftp-max=4000\ndhcp-lease-max=4000\n"), conf)
+        XCTAssertTrue(conf.contains("tftp-max=20000\ndhcp-lease-max=4000\n"), conf)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let file = dir + "/dnsmasq-2000.conf"
         try conf.write(toFile: file, atomically: true, encoding: .utf8)
