@@ -258,4 +258,14 @@ final class ControlEnvelopeTests: XCTestCase {
         }
         XCTAssertEqual(try ControlRequest.decode(Array("{\"op\":\"status\"}".utf8)).args, Array("{}".utf8))
     }
+
+    func testDeeplyNestedArgumentsAreRefusedNotRecursedInto() {
+        // A hostile frame: 100,000 nested arrays in a 200 KB body (under the frame limit).
+        let body =
+            "{\"op\":\"x\",\"args\":{\"a\":" + String(repeating: "[", count: 100_000)
+            + String(repeating: "]", count: 100_000) + "}}"
+        XCTAssertThrowsError(try ControlRequest.decode(Array(body.utf8))) { e in
+            XCTAssertEqual((e as? ControlFailure)?.code, .malformedRequest)
+        }
+    }
 }
