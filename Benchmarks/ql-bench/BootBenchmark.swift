@@ -108,7 +108,7 @@ struct BootBenchmark: ParsableCommand {
             var top = summaries.first { $0["mode"] as? String == "multicast" } ?? summaries[0]
             top["unicast"] = summaries.first { $0["mode"] as? String == "unicast" }
             top["reps"] = summaries
-            top["machine"] = Benchmarks.machine()
+            top["machine"] = Report.machineDescription()
             let data = try JSONSerialization.data(withJSONObject: top, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json))
         }
@@ -128,12 +128,13 @@ struct BootBenchmark: ParsableCommand {
             out += "\(f(d(r, "headBytesSent").map { $0 / 1e6 })) | \(f(d(r, "headBytesRatio"), 3)) | "
             out += "\(f(d(r, "headCpuSecondsPerNode"), 3)) |\n"
         }
-        func median(_ mode: String, _ key: String) -> Double? {
-            let v = rows.filter { $0["mode"] as? String == mode }.compactMap { d($0, key) }.sorted()
-            return v.isEmpty ? nil : v[v.count / 2]
+        func figures(_ mode: String, _ key: String) -> [Double] {
+            rows.filter { $0["mode"] as? String == mode }.compactMap { d($0, key) }
         }
         for key in ["imageStageSeconds", "wallSeconds"] {
-            if let m = median("multicast", key), let u = median("unicast", key), u > 0 {
+            let m = median(figures("multicast", key))
+            let u = median(figures("unicast", key))
+            if m.isFinite, u.isFinite, u > 0 {
                 out += "\n\(key): multicast ÷ unicast = \(f(m, 2)) ÷ \(f(u, 2)) = \(f(m / u, 3))"
             }
         }

@@ -387,9 +387,6 @@ enum Benchmarks {
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
     }
 
-    /// The machine, for every table: CPU model and cores.
-    static func machine() -> String { Report.machineDescription() }
-
     /// Runs `command` with its output going to ours as it comes (a long run's progress lines).
     /// - Returns: its exit status.
     static func runStreaming(_ command: [String], environment: [String: String] = [:]) throws -> Int32 {
