@@ -145,7 +145,8 @@ public final class SessionManager: Sendable {
                 MemberStatus(receiverID: receiverID, host: host, address: peer.address, lateJoin: late))
             if !late { expectMembers(request.expect, in: chosen, now: now) }
             if late {
-                chosen.mailbox.post(.expectReceiver(receiverID))
+                // The sender takes its pass round the image once more for it (a carousel).
+                chosen.mailbox.post(.joinLate(receiverID))
                 s.counters.lateJoins += 1
                 log.info("session \(chosen.id): \(host) (\(peer.address)) joins late")
             }
@@ -355,7 +356,9 @@ public final class SessionManager: Sendable {
             let c = report.counters
             let summary =
                 "\(complete)/\(records.count) receivers complete, \(String(printf: "%.2f", report.seconds)) s, "
-                + "\(String(printf: "%.1f", Double(c.objectBytes) / 1e6 / max(report.passSeconds, 1e-9))) MB/s pass, "
+                + "\(String(printf: "%.1f", Double(c.wireBytes) / 1e6 / max(report.passSeconds, 1e-9))) MB/s pass, "
+                + (c.passes > 1
+                    ? "\(c.passes) turns (\(c.passExtensions) late joins, \(c.carouselBlocks) blocks again), " : "")
                 + "wire/payload \(String(printf: "%.3f", Double(c.wireBytes) / max(1, Double(c.objectBytes)))), "
                 + "repair \(c.repairSymbols), NAKs \(c.naksReceived), dropped \(c.receiversDropped), silent \(c.receiversSilent)"
             if let reason = report.abortReason { return "aborted (\(reason)): " + summary }

@@ -28,7 +28,7 @@ enum StatusText {
             if let p = session.progress {
                 let pc = p.counters
                 out +=
-                    "  pass \(p.passBlocks)/\(p.blocks) blocks, rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
+                    "  pass \(p.passBlocks)/\(p.blocks) blocks\(pc.passExtensions > 0 ? " (turn \(pc.passes) for \(pc.passExtensions) late joins, \(pc.carouselBlocks) blocks again)" : ""), rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
                 out += "sent \(pc.datagramsSent) (repair \(pc.repairSymbols)), NAKs \(pc.naksReceived), "
                 out += "\(f(Double(pc.wireBytes) / 1e6 / max(p.elapsedSeconds, 1e-3), 1)) MB/s\n"
             }

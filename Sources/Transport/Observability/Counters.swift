@@ -79,7 +79,13 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     /// Bytes copied to pad the object's final short symbol for parity computation.
     public var paddingBytesCopied: UInt64 = 0
     public var sendCalls: UInt64 = 0
+    /// Turns of the pass round the object (more than one when members joined late).
     public var passes: UInt64 = 0
+    /// Blocks sent again by the pass for members that joined late, and the joins that extended it.
+    public var carouselBlocks: UInt64 = 0
+    public var passExtensions: UInt64 = 0
+    /// Late joins the pass could not cover in full within `maxPasses` turns.
+    public var lateJoinsBeyondPasses: UInt64 = 0
     public var drops = DropCounters()
 
     public init() {}

@@ -60,7 +60,13 @@ struct BlockTable {
     var blocks: [BlockState] = []
     var repair: [RepairState] = []
     var completed = 0
-    /// Blocks before this one have had their turn in the pass.
+    /// The block of the first pass symbol heard (-1: none yet): a member that joined late hears
+    /// the pass from there on, round the object (the sender's pass is a carousel).
+    var passStart = -1
+    /// How far the pass has come since `passStart`, in blocks, unwrapped.
+    var passHeard = 0
+    /// Blocks that have had their turn in the pass, counted from `passStart` round the object:
+    /// those short are NAKed.
     var ended = 0
     /// Blocks before this one are in the SHA-256.
     var hashed = 0
@@ -73,6 +79,25 @@ struct BlockTable {
     }
 
     var count: Int { blocks.count }
+
+    /// The pass moved on to block `b` (not a repair): returns how many blocks from `passStart`
+    /// have now had their turn. A step forward by less than the whole object less a reorder
+    /// margin is progress, round the end to the start too; a step back is a reordered datagram.
+    /// - Parameter blockStart: The symbol is the block's first source. When the first symbol
+    ///   heard is inside a later block than the first (a member joining late, mid-block), that
+    ///   block counts as heard last: the pass brings its start round again.
+    mutating func passHeard(block b: Int, blockStart: Bool) -> Int {
+        let n = count
+        if passStart < 0 { passStart = blockStart || b == 0 ? b : (b + 1) % n }
+        let step = (b - (passStart + passHeard) % n + n) % n
+        let reorderMargin = min((n - 1) / 2, 16)
+        if step > 0, step < n - reorderMargin { passHeard += step }
+        return min(passHeard, n)
+    }
+
+    /// The block at `position` blocks from `passStart`, round the object.
+    func block(atPassPosition position: Int) -> Int { (max(0, passStart) + position) % count }
+
     var allComplete: Bool { completed == blocks.count }
 
     /// The runs of incomplete blocks, in order, as closed ranges of block numbers.

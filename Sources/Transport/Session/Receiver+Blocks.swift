@@ -21,8 +21,9 @@ extension Receiver {
         }
         if h.flags.contains(.repair) {
             noteRepair(block: b, now: now)
-        } else if b > table.ended {
-            endBlocks(upTo: b, now: now)
+        } else {
+            let heard = table.passHeard(block: b, blockStart: h.type == .data && j == 0)
+            if heard > table.ended { endBlocks(upTo: heard, now: now) }
         }
         if table.blocks[b].complete { return counters.drops.count(.blockAlreadyComplete) }
         if h.type == .data {

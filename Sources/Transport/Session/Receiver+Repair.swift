@@ -21,10 +21,13 @@ extension Receiver {
         }
     }
 
-    /// Blocks before `upTo` have had their turn in the pass: schedule NAKs for the short ones.
+    /// The first `upTo` blocks of the pass as this receiver heard it (from `passStart`, round
+    /// the object) have had their turn: schedule NAKs for the short ones. A member that joined
+    /// late does not NAK what went before it joined until the pass comes round to it again, or
+    /// the pass ends (FIN).
     func endBlocks(upTo: Int, now: UInt64) {
-        while table.ended < upTo {
-            let b = table.ended
+        while table.ended < min(upTo, table.count) {
+            let b = table.block(atPassPosition: table.ended)
             table.ended += 1
             if !table.blocks[b].complete { schedule(b, at: now + backoff(), now: now) }
         }

@@ -101,9 +101,11 @@ extension Sender {
         return budget
     }
 
-    /// Whether the pass has sent every source symbol of the last block (or is over).
+    /// Whether the first turn of the pass has sent every source symbol of the last block.
     var lastSourcesSent: Bool {
-        passDone || (passBlock == layout.blockCount - 1 && passSymbol >= layout.sourceSymbols(inBlock: passBlock))
+        let last = layout.blockCount - 1
+        return passDone || passPosition > last
+            || (passPosition == last && passSymbol >= layout.sourceSymbols(inBlock: last))
     }
 
     /// A receiver we took as finished speaks up as receiving: its "complete" was not its own

@@ -61,7 +61,11 @@ public final class Sender {
     var parityOutputs: [UnsafeMutablePointer<UInt8>?]
     var parityIndices: [Int]
 
-    // Pass state.
+    // Pass state. The pass is a carousel: `passPosition` counts blocks whose turn came since the
+    // start (unwrapped), the block being sent is `passPosition % blockCount`, and the pass ends
+    // at `passEnd` — one turn of every block, extended for members that join while it runs.
+    var passPosition = 0
+    var passEnd: Int
     var passBlock = 0
     var passSymbol = 0
     var passParity = 0
@@ -89,6 +93,8 @@ public final class Sender {
     var tokens = 0.0
     var lastRefill: UInt64 = 0
     var lastAnnounce: UInt64 = 0
+    /// ANNOUNCE every 10 ms until then: a member joined late and waits for one.
+    var announceBurstUntil: UInt64 = 0
     var lastFin: UInt64 = 0
     var lastActivity: UInt64 = 0
     var windowStart: UInt64 = 0
@@ -119,6 +125,7 @@ public final class Sender {
         layout = try configuration.validate(objectSize: UInt64(object.count))
         self.mailbox = mailbox
         expectedReceivers = configuration.expectedReceivers
+        passEnd = layout.blockCount
         self.configuration = configuration
         self.object = object
         self.digest = digest
@@ -215,7 +222,8 @@ public final class Sender {
         applyCommands(now: now)
         if abortReason != nil { return .finished }
         try drainControl(now: now)
-        if now &- lastAnnounce >= configuration.announceIntervalNanos { try sendAnnounce(now: now) }
+        let announceEvery = now < announceBurstUntil ? 10_000_000 : configuration.announceIntervalNanos
+        if now &- lastAnnounce >= announceEvery { try sendAnnounce(now: now) }
         adapt(now: now)
         if passDone {
             if now &- lastFin >= configuration.finIntervalNanos { try sendFin(now: now, final: false) }
@@ -257,6 +265,10 @@ public final class Sender {
                 expectedReceivers += 1
                 // Known from now: the silence bound applies from the moment it joined.
                 if noteReceiver(id, now: now, admit: true) { lastActivity = now }
+            case .joinLate(let id):
+                expectedReceivers += 1
+                if noteReceiver(id, now: now, admit: true) { lastActivity = now }
+                extendPass(now: now)
             case .rateLimit(let r):
                 rateControl.limit(to: r)
             case .abort(let reason):
@@ -415,16 +427,53 @@ public final class Sender {
             passParity = n == 0 ? 0 : passParity - n
             if passParity > 0 { return }
         }
-        // Block done: advance.
-        passBlock += 1
+        // Block done: advance (past the last block, round to the first while the carousel runs).
+        passPosition += 1
+        passBlock = passPosition % layout.blockCount
         passSymbol = 0
         passParity = 0
-        if passBlock == layout.blockCount {
+        if passPosition > layout.blockCount { counters.carouselBlocks += 1 }
+        counters.passes = UInt64((passPosition + layout.blockCount - 1) / layout.blockCount)
+        if passPosition == passEnd {
             passDone = true
-            counters.passes += 1
             passEndedAt = now
             lastActivity = passEndedAt
         }
+    }
+
+    /// A member joined while the session runs: it hears the pass from about here on, so the
+    /// pass goes on round the object until every block has had one more turn (and a margin for
+    /// the time the member takes to join the group), at most `maxPasses` turns in all. What the
+    /// bound leaves out, the member NAKs once the pass ends (or fetches by unicast).
+    func extendPass(now: UInt64) {
+        let count = layout.blockCount
+        // ANNOUNCEs every 10 ms for a while: the member cannot take a symbol before it has one.
+        announceBurstUntil = now + Self.joinMarginNanos
+        let wanted = passPosition + count + joinMarginBlocks()
+        let limit = max(count, configuration.maxPasses * count)
+        if wanted > limit { counters.lateJoinsBeyondPasses += 1 }
+        guard min(wanted, limit) > passEnd else { return }
+        passEnd = min(wanted, limit)
+        counters.passExtensions += 1
+        if passDone {
+            // The pass had ended (repair and linger time): it starts again at the first block.
+            passDone = false
+            passSymbol = 0
+            passParity = 0
+        }
+    }
+
+    /// How long a late member may take from the daemon admitting it to taking symbols: its
+    /// ticket, setting up, joining the group and the next ANNOUNCE (every 10 ms after a join).
+    static let joinMarginNanos: UInt64 = 100_000_000
+
+    /// The blocks the pass sends in `joinMarginNanos` at the rate it achieves (at least 8,
+    /// at most the object): what a late member may miss before it hears the group.
+    func joinMarginBlocks() -> Int {
+        let rate = sendRateEstimate > 0 ? sendRateEstimate : Double(configuration.initialRate.bytesPerSecond)
+        let blockBytes = Double(layout.symbolSize * layout.sourceSymbols) * (1 + proactiveRatio)
+        let blocks = rate * Double(Self.joinMarginNanos) / 1e9 / blockBytes
+        return min(layout.blockCount, max(8, Int(blocks.rounded(.up))))
     }
 
     func emitRepair(block b: Int, max: Int, now: UInt64) {

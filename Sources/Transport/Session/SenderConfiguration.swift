@@ -35,6 +35,9 @@ public struct SenderConfiguration: Sendable {
     public var lingerNanos: UInt64 = 2_000_000_000
     /// After the pass, end at the latest after this long, whatever is still missing.
     public var maxLingerNanos: UInt64 = 120_000_000_000
+    /// Most turns the pass takes round the object for members that join late (`joinLate`):
+    /// past it, a late member NAKs what it missed once the pass ends.
+    public var maxPasses = 3
     /// End as soon as this many receivers reported complete (0: rely on linger).
     public var expectedReceivers = 0
     /// A receiver still incomplete this long after the others finished is dropped.
@@ -65,6 +68,7 @@ public struct SenderConfiguration: Sendable {
 
     func validate(objectSize: UInt64) throws(TransportError) -> ObjectLayout {
         let layout = try ObjectLayout(objectSize: objectSize, symbolSize: symbolSize, sourceSymbols: sourceSymbols)
+        guard (1...64).contains(maxPasses) else { throw TransportError(.invalidArgument, "max passes must be 1…64") }
         guard batch >= 1, batch <= 1024 else { throw TransportError(.invalidArgument, "batch must be 1…1024") }
         guard (0...1).contains(proactiveParity), (0...1).contains(maxProactiveParity) else {
             throw TransportError(.invalidArgument, "parity ratios must be between 0 and 1")

@@ -9,6 +9,9 @@ public final class SenderMailbox: Sendable {
     public enum Command: Sendable, Equatable {
         /// A member joined: wait for it (as if it had spoken now) before ending the session.
         case expectReceiver(UInt32)
+        /// A member joined the session while it runs: wait for it, and take the pass round the
+        /// object once more from here (`SenderConfiguration.maxPasses` bounds the turns).
+        case joinLate(UInt32)
         /// The most this session may send, in bytes per second (a share of a daemon-wide cap).
         case rateLimit(Rate)
         /// End now: tell receivers with a final FIN, then return from `run()`.

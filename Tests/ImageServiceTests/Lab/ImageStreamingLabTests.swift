@@ -94,6 +94,16 @@ final class ImageStreamingLabTests: XCTestCase {
         XCTAssertEqual(try l.report(3)["lateJoin"] as? Bool, true)
         XCTAssertEqual(try l.counters()["lateJoins"] as? Int, 1)
         XCTAssertEqual(try l.counters()["sessionsStarted"] as? Int, 1)
+        // The pass went round the image again for it: nothing by unicast, (almost) nothing NAKed.
+        XCTAssertEqual(try l.report(3)["unicastBytes"] as? Int, 0)
+        let progress = try XCTUnwrap(try l.sessions()[0]["progress"] as? [String: Any])
+        let sent = try XCTUnwrap(progress["counters"] as? [String: Any])
+        XCTAssertEqual(sent["passes"] as? Int, 2, "\(sent)")
+        XCTAssertEqual(sent["passExtensions"] as? Int, 1)
+        XCTAssertGreaterThan(sent["carouselBlocks"] as? Int ?? 0, 0)
+        XCTAssertLessThan(
+            sent["repairSymbols"] as? Int ?? .max, (sent["dataSymbols"] as? Int ?? 0) / 20,
+            "what it missed came by the carousel, not as repair")
     }
 
     func testNodeMulticastNeverReachesCompletesByFallbackOthersByMulticast() throws {

@@ -157,4 +157,99 @@ final class SteppedSessionTests: XCTestCase {
         XCTAssertEqual(clearSymbols, 0, "no symbol crossed the wire in the clear")
         XCTAssertEqual(o.receiver.drops[.authenticationFailed], 0)
     }
+
+    /// Two members of a daemon's session (closed membership): `early` hears the pass from its
+    /// start; `late` joins when the pass is `joinAt` blocks in, announced with `.joinLate`.
+    func lateJoinSession(joinAt: Int, maxPasses: Int = 3) throws -> (
+        report: SenderReport, early: Receiver, late: Receiver, delivered: (Bool, Bool), blocks: Int, joinedAt: Int
+    ) {
+        let f = try SessionFixture(size: 60_000, symbolSize: 256, k: 12, parityPerBlock: 0)
+        let wire = Wire()
+        let object = UnsafeMutableRawBufferPointer.allocate(byteCount: f.object.count, alignment: 64)
+        defer { object.deallocate() }
+        f.object.withUnsafeBytes { object.copyMemory(from: $0) }
+        var now: UInt64 = 5_000_000_000
+        var c = SenderConfiguration(sessionID: f.sessionID)
+        c.objectID = f.objectID
+        c.symbolSize = 256
+        c.sourceSymbols = 12
+        c.closedMembership = true
+        c.maxPasses = maxPasses
+        // 1 MB/s: the pass takes 60 ms, longer than a late member waits for its first ANNOUNCE.
+        c.rate = Rate(bytesPerSecond: 1_000_000)
+        c.adaptiveRate = false
+        let sender = try Sender(
+            object: UnsafeRawBufferPointer(object), digest: f.digest, channel: SenderEnd(wire), configuration: c,
+            clock: { now })
+        let (early, earlyDest) = try f.receiver(channel: ReceiverEnd(wire)) { $0.receiverID = 1 }
+        let (late, lateDest) = try f.receiver(channel: ReceiverEnd(wire)) { $0.receiverID = 2 }
+        sender.mailbox.post(.expectReceiver(1))
+        try sender.begin(now: now)
+        var joined = false
+        var joinedAt = 0
+        var finished = false
+        for _ in 0..<200_000 {
+            if !joined, sender.passPosition >= joinAt {
+                joined = true
+                joinedAt = sender.passPosition
+                sender.mailbox.post(.joinLate(2))
+            }
+            let turn = try sender.turn(now: now)
+            for d in wire.toReceiver {
+                early.feed(d, at: now)
+                // The late member hears the group only once it joined (ANNOUNCEs repeat).
+                if joined { late.feed(d, at: now) }
+            }
+            wire.toReceiver = []
+            for r in [early, late] where !r.isFinished || r === late && !joined {
+                try r.tick(now: now)
+                if r.isFinished { try r.reportEnd(now: now) }
+            }
+            switch turn {
+            case .finished: finished = true
+            case .sent: now += 20_000
+            case .wait(let nanos): now += min(nanos, 1_000_000)
+            }
+            if finished { break }
+        }
+        XCTAssertTrue(finished, "the session ended within the step bound")
+        XCTAssertTrue(joined)
+        let report = try sender.finish(now: now)
+        func delivered(_ r: Receiver, _ d: SessionFixture.Destination) -> Bool {
+            r.state == .complete(f.digest) && d.bytes(f.object.count) == f.object
+        }
+        return (
+            report, early, late, (delivered(early, earlyDest), delivered(late, lateDest)), f.layout.blockCount,
+            joinedAt
+        )
+    }
+
+    func testAMemberThatJoinsLateGetsAnotherTurnOfThePassAndNaksNothing() throws {
+        let o = try lateJoinSession(joinAt: 10)
+        XCTAssertEqual(o.delivered.0, true)
+        XCTAssertEqual(o.delivered.1, true, "the late member got the whole object")
+        let c = o.report.counters
+        XCTAssertEqual(c.passes, 2, "the pass went round the object once more")
+        XCTAssertEqual(c.passExtensions, 1)
+        XCTAssertEqual(c.lateJoinsBeyondPasses, 0)
+        // From where it joined once round the object, and the join margin (≤ one more turn).
+        XCTAssertGreaterThanOrEqual(c.carouselBlocks, UInt64(o.joinedAt))
+        XCTAssertLessThanOrEqual(c.carouselBlocks, UInt64(o.joinedAt + o.blocks))
+        XCTAssertEqual(o.late.counters.naksSent, 0, "what it missed came round again: nothing to NAK")
+        XCTAssertEqual(o.early.counters.naksSent, 0)
+        XCTAssertEqual(c.repairSymbols, 0)
+        XCTAssertEqual(o.report.receivers[2]?.state, .complete)
+    }
+
+    func testALateJoinPastTheTurnBoundIsRepairedOnceThePassEnds() throws {
+        // One turn only: the late member NAKs the blocks before its join after the FIN.
+        let o = try lateJoinSession(joinAt: 10, maxPasses: 1)
+        XCTAssertEqual(o.delivered.1, true)
+        let c = o.report.counters
+        XCTAssertEqual(c.passes, 1)
+        XCTAssertEqual(c.lateJoinsBeyondPasses, 1)
+        XCTAssertEqual(c.carouselBlocks, 0)
+        XCTAssertGreaterThan(o.late.counters.naksSent, 0)
+        XCTAssertGreaterThanOrEqual(c.repairSymbols, 10 * 12, "the ten blocks it missed came as repair")
+    }
 }
