@@ -115,6 +115,22 @@ public final class Registry: Sendable {
         m.registerMigration("4 time daemon in configure reports") { db in
             try db.execute(sql: "ALTER TABLE node_report ADD COLUMN time_daemon TEXT")
         }
+        m.registerMigration("5 boots") { db in
+            // One row per boot of a node (its newest few): stage and outcome as columns for
+            // queries, the whole record with its events as JSON.
+            try db.execute(
+                sql: """
+                    CREATE TABLE boot (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        node TEXT NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE,
+                        started_at REAL NOT NULL,
+                        stage TEXT NOT NULL,
+                        outcome TEXT NOT NULL CHECK (outcome IN ('booting', 'up', 'failed')),
+                        record TEXT NOT NULL
+                    );
+                    CREATE INDEX boot_by_node ON boot(node, id);
+                    """)
+        }
         return m
     }
 

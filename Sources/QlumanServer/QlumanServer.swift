@@ -28,12 +28,19 @@ public final class QlumanServer: Sendable {
         public var idleTimeoutSeconds = 30.0
         /// The neighbour table nodes are recognised by.
         public var neighbourTable = "/proc/net/arp"
+        /// dnsmasq's log (`log-dhcp`), read by the boot monitor for DHCP and TFTP.
+        public var dnsmasqLog: String
+        /// ql-mcastd's control address, polled by the boot monitor for the image stage (nil: not).
+        public var imageServer: (host: String, port: Int)? = ("127.0.0.1", DaemonConfiguration.defaultPort)
+        /// The cluster CA for ql-mcastd's TLS (nil: plain).
+        public var imageServerCA: String?
 
         public init(root: Root, certificate: String, key: String) {
             self.root = root
             self.certificate = certificate
             self.key = key
             adminSocket = root.path(QlumanDefaults.adminSocket)
+            dnsmasqLog = root.path(QlumanDefaults.dnsmasqLog)
         }
     }
 
@@ -44,12 +51,16 @@ public final class QlumanServer: Sendable {
     private let control = NIOLockedValueBox<ControlServer?>(nil)
     private let admin = NIOLockedValueBox<ControlServer?>(nil)
     let agents = AgentHub()
+    /// Every node's boot: `Boot/BootMonitor.swift`.
+    public let boots: BootMonitor
     private let counters = NIOLockedValueBox(QlumandStatus())
+    private let stopping = NIOLockedValueBox(false)
 
     public init(settings: Settings, log: Logger) throws(QlustarError) {
         self.settings = settings
         self.log = log
         source = NodeConfigSource(root: settings.root, registry: try Registry(root: settings.root), log: log)
+        boots = BootMonitor(registry: source.registry, log: log)
     }
 
     /// The port actually bound.
@@ -87,6 +98,7 @@ public final class QlumanServer: Sendable {
         }
         control.withLockedValue { $0 = server }
         self.admin.withLockedValue { $0 = admin }
+        try startBootMonitor()
         let nodes = (try? registry.nodes().count) ?? 0
         log.info(
             "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), registry \(registry.path) with \(nodes) nodes"
@@ -94,9 +106,71 @@ public final class QlumanServer: Sendable {
     }
 
     public func stop() {
+        stopping.withLockedValue { $0 = true }
         control.withLockedValue { $0?.stop() }
         admin.withLockedValue { $0?.stop() }
+        boots.store()
         log.info("qlumand stopped")
+    }
+
+    /// The boot monitor's two threads: one follows dnsmasq's log (every 250 ms) and stores what
+    /// changed (every 500 ms); one polls ql-mcastd's status (every second; its answer may take
+    /// seconds when ql-mcastd is down, which must not hold up the log).
+    private func startBootMonitor() throws(QlustarError) {
+        let boots = self.boots
+        let logPath = settings.dnsmasqLog
+        do {
+            try DetachedThread.start(name: "boot-log") { [self] in
+                var follower = LogFollower(path: logPath)
+                var reader = DnsmasqBootEvents()
+                var lastStore: UInt64 = 0
+                while !stopping.withLockedValue({ $0 }) {
+                    let (lines, tooLong) = follower.poll()
+                    let now = BootMonitor.now()
+                    for line in lines {
+                        if let parsed = DnsmasqLogLine.parse(line) { reader.take(parsed, at: now, into: boots) }
+                    }
+                    boots.count {
+                        $0.logLines += UInt64(lines.count)
+                        $0.logLinesTooLong += UInt64(tooLong)
+                    }
+                    let t = MonotonicClock.nanoseconds()
+                    if t.subtractingClamped(lastStore) >= 500_000_000 {
+                        boots.store()
+                        lastStore = t
+                    }
+                    if lines.isEmpty { usleep(250_000) }
+                }
+                follower.close()
+            }
+            if let server = settings.imageServer {
+                let ca = settings.imageServerCA
+                try DetachedThread.start(name: "boot-image") { [self] in
+                    var watch = ImageServerWatch(host: server.host, port: server.port, ca: ca)
+                    var lastFailure = ""
+                    while !stopping.withLockedValue({ $0 }) {
+                        do throws(ControlFailure) {
+                            try watch.poll(into: boots)
+                            boots.count { $0.imageServerPolls += 1 }
+                            lastFailure = ""
+                        } catch {
+                            boots.count { $0.imageServerErrors += 1 }
+                            // Each new reason once: ql-mcastd may simply not run on this head.
+                            if error.message != lastFailure {
+                                log.notice("boot monitor: ql-mcastd at \(server.host):\(server.port): \(error.message)")
+                            }
+                            lastFailure = error.message
+                        }
+                        usleep(1_000_000)
+                    }
+                }
+            }
+        } catch {
+            throw QlustarError(.io, "cannot start the boot monitor: \(error)")
+        }
+        log.info(
+            "boot monitor: dnsmasq log \(logPath), ql-mcastd \(settings.imageServer.map { "\($0.host):\($0.port)" } ?? "not watched")"
+        )
     }
 
     public func status() -> QlumandStatus {
@@ -122,6 +196,7 @@ public final class QlumanServer: Sendable {
             case QlumanOperation.agentWait:
                 let wait = try request.arguments(AgentWaitRequest.self)
                 let node = try identify(wait.credentials.macs, wait.credentials.token, peer)
+                boots.agentSeen(node.name)
                 // A poll must end well before the connection counts as idle.
                 let seconds = min(wait.seconds, settings.idleTimeoutSeconds * 0.8)
                 return agents.wait(node: node.name, report: wait.report, seconds: seconds, loop: loop)
@@ -135,6 +210,11 @@ public final class QlumanServer: Sendable {
                 let node = try identify(result.credentials.macs, result.credentials.token, peer)
                 try agents.result(node: node.name, job: result.job, status: result.status, outcome: result.outcome)
                 log.info("job \(result.job) on \(node.name): \(result.outcome)")
+                return loop.makeSucceededFuture(.json(Array("{}".utf8)))
+            case QlumanOperation.bootReport:
+                let report = try request.arguments(BootReportRequest.self)
+                let node = try identify(report.credentials.macs, report.credentials.token, peer)
+                try recordBootReport(report, node: node.name)
                 return loop.makeSucceededFuture(.json(Array("{}".utf8)))
             case QlumanOperation.status:
                 return loop.makeSucceededFuture(.json(canonicalJSON(status())))
@@ -167,6 +247,23 @@ public final class QlumanServer: Sendable {
                 return agents.poll(job: poll.job, offset: poll.offset, loop: loop)
             case QlumanOperation.nodes:
                 return loop.makeSucceededFuture(.json(canonicalJSON(agents.monitor())))
+            case QlumanOperation.bootStatus:
+                let query = try request.arguments(BootStatusRequest.self)
+                guard query.stuckSeconds > 0, query.stuckSeconds < 1e9 else {
+                    throw ControlFailure(.malformedRequest, "stuck threshold \(query.stuckSeconds) s is not 0…1e9")
+                }
+                if let names = query.nodes {
+                    guard names.count <= Hostlist.maxNames else {
+                        throw ControlFailure(.malformedRequest, "more than \(Hostlist.maxNames) nodes asked for")
+                    }
+                    let known = Set(((try? registry.nodes()) ?? []).map(\.name))
+                    let unknown = names.filter { !known.contains($0) }
+                    guard unknown.isEmpty else {
+                        throw ControlFailure(.notFound, "no registered node \(Hostlist.fold(unknown))")
+                    }
+                }
+                let connected = Set(agents.monitor().filter(\.connected).map(\.node))
+                return loop.makeSucceededFuture(.json(canonicalJSON(boots.status(query, connected: connected))))
             case QlumanOperation.status:
                 return loop.makeSucceededFuture(.json(canonicalJSON(status())))
             default:
@@ -205,6 +302,7 @@ public final class QlumanServer: Sendable {
 
     private func configure(_ request: ConfigureRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
         let node = try identify(request.macs, request.token, peer)
+        boots.record(node.name, BootEvent(at: BootMonitor.now(), stage: .configure, what: "configure requested"))
         do {
             let (options, trees) = try source.resolve(node)
             let payload = trees.flatMap(\.bytes)
@@ -219,6 +317,23 @@ public final class QlumanServer: Sendable {
         } catch {
             throw failed("node \(node.name): \(error.message)")
         }
+    }
+
+    /// A node's execd reports a boot step: configure begun, configured, init.d done — or failed.
+    /// Only those stages: `up` is qlumand's own observation (the agent's poll), the earlier ones
+    /// are dnsmasq's and ql-mcastd's.
+    private func recordBootReport(_ report: BootReportRequest, node: String) throws(ControlFailure) {
+        guard [.configure, .initd, .system].contains(report.stage) else {
+            throw ControlFailure(
+                .malformedRequest,
+                "a node reports stages configure, initd and system only, not \(report.stage.rawValue)")
+        }
+        // The node's words, shown to administrators: printable, one line, bounded.
+        let what = String(
+            report.what.prefix(BootEvent.maxWhat).map { c in
+                c.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7f } ? c : " "
+            })
+        boots.record(node, BootEvent(at: BootMonitor.now(), stage: report.stage, what: what, failed: report.failed))
     }
 
     private func refuse(_ reason: String, _ message: String, _ peer: ControlPeer) -> ControlFailure {

@@ -8,4 +8,6 @@ public enum QlumanDefaults {
     public static let tokenFile = "/etc/qlustar/execd.token"
     /// qlumand's administration socket on the head node (root only).
     public static let adminSocket = "/run/qlustar/qlumand.sock"
+    /// dnsmasq's log as `qluman provision` configures it; qlumand's boot monitor reads it.
+    public static let dnsmasqLog = "/var/log/qlustar/dnsmasq.log"
 }

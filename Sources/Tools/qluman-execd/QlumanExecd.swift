@@ -97,12 +97,23 @@ struct QlumanExecd: ParsableCommand {
             settings.interval = reportInterval
             ExecAgent(settings: settings, log: log).run()
         }
+        // What the boot monitor on the head node hears of this boot (nil: no qlumand known).
+        let reporter = (try? configureSettings(root: root)).map { BootReporter(settings: $0, log: log) }
         if configure {
+            // qlumand records the configure stage itself when it answers the request.
             do {
                 let report = try ConfigureRun(settings: try configureSettings(root: root), log: log).run()
                 print("configured \(report.node): \(report.files) entries (\(report.classes.joined(separator: " ")))")
+                reporter?.report(
+                    .initd,
+                    "configured: \(report.files) entries (\(report.classes.joined(separator: " ")))"
+                        + (report.actionsFailed > 0 ? ", \(report.actionsFailed) actions failed" : ""))
             } catch let error as QlustarError {
                 log.error("configure: \(error.message)")
+                // Refused or unreachable: qlumand knows (or cannot be told); anything else it must hear.
+                if error.code != .refused, error.code != .unreachable {
+                    reporter?.report(.configure, "configure failed: \(error.message)", failed: true)
+                }
                 throw ExitCode(Self.exitCode(error.code))
             }
         }
@@ -124,7 +135,15 @@ struct QlumanExecd: ParsableCommand {
             var runner = InitDRunner(root: root, log: log)
             runner.timeoutSeconds = scriptTimeout
             let results = runner.run()
-            if results.contains(where: { $0.outcome != "ok" && $0.outcome != "skipped" }) { throw ExitCode(6) }
+            let failed = results.filter { $0.outcome != "ok" && $0.outcome != "skipped" }
+            if failed.isEmpty {
+                reporter?.report(.system, "init.d done: \(results.count) scripts")
+            } else {
+                reporter?.report(
+                    .initd, "init.d: " + failed.map { "\($0.script) \($0.outcome)" }.joined(separator: ", "),
+                    failed: true)
+                throw ExitCode(6)
+            }
         }
     }
 

@@ -23,7 +23,7 @@ struct QluMan: ParsableCommand {
         subcommands: [
             NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self,
             Provision.self, Exec.self,
-            Reconfigure.self, Nodes.self,
+            Reconfigure.self, Nodes.self, BootCommand.self,
         ]
     )
 }

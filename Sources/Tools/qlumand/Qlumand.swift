@@ -49,6 +49,21 @@ struct Serve: AsyncParsableCommand {
         String?
     @Option(help: "Most open connections (booting nodes at once).") var maxConnections = 2_048
     @Option(help: "Seconds before a silent connection is closed.") var idleTimeout = 30.0
+    @Option(
+        help:
+            "dnsmasq's log, which the boot monitor follows for DHCP and TFTP (dnsmasq --log-facility=PATH with log-dhcp; default <root>\(QlumanDefaults.dnsmasqLog))."
+    )
+    var dnsmasqLog: String?
+    @Option(
+        help:
+            "ql-mcastd's control address HOST[:PORT], polled for the image stage of each boot (default 127.0.0.1; none: do not)."
+    )
+    var imageServer = "127.0.0.1"
+    @Option(
+        help:
+            "The cluster CA to verify ql-mcastd's TLS with (default <root>\(QlumanDefaults.ca) when ql-mcastd has a certificate; none: plain)."
+    )
+    var imageServerCa: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?
 
@@ -62,6 +77,21 @@ struct Serve: AsyncParsableCommand {
         settings.listenPort = port
         settings.maxConnections = maxConnections
         settings.idleTimeoutSeconds = idleTimeout
+        if let dnsmasqLog { settings.dnsmasqLog = dnsmasqLog }
+        if imageServer == "none" {
+            settings.imageServer = nil
+        } else {
+            settings.imageServer = try DaemonConfiguration.hostPort(
+                imageServer, defaultPort: DaemonConfiguration.defaultPort)
+        }
+        switch imageServerCa {
+        case "none"?: settings.imageServerCA = nil
+        case let ca?: settings.imageServerCA = ca
+        case nil:
+            // ql-mcastd speaks TLS when it has its certificate on this head node.
+            let hasCertificate = FileSystem.isRegularFile(root.path("/etc/qlustar/ssl/ql-mcastd.crt"))
+            settings.imageServerCA = hasCertificate ? root.path(QlumanDefaults.ca) : nil
+        }
         let log = Logger(root: root, name: "qlumand", level: try logLevel.map { try Logger.level(parsing: $0) })
         let server = try QlumanServer(settings: settings, log: log)
         try server.start()

@@ -54,10 +54,38 @@ final class BootWaveLabTests: XCTestCase {
             XCTAssertEqual(Set(times.keys), Set(stages), "\(node["name"] ?? "?"): \(times)")
             XCTAssertEqual(node["inOrder"] as? Bool, true, "\(node["name"] ?? "?"): \(times)")
         }
+        try checkBootMonitor(dir)
         let console = try String(contentsOfFile: dir + "/nodes/vn007/console", encoding: .utf8)
         XCTAssertTrue(console.contains("vnode: init.d ran on vn007"), "configured, then its init.d: \(console)")
         XCTAssertEqual(try Lab.run("/bin/hostname", []), machine, "a virtual node's host name stays its own")
         XCTAssertEqual(
             try Lab.run("/bin/sh", ["-c", "ip netns list | grep -c '^qlw-' || true"]), "0\n", "no namespace left")
+    }
+
+    /// What qlumand's boot monitor saw (`qluman boot status --json`, taken by boot-wave at the
+    /// end): every node up, through every stage in order, in the wave's one session, with
+    /// plausible times.
+    func checkBootMonitor(_ dir: String) throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/boot-status.json"))
+        let errors = (try? String(contentsOfFile: dir + "/boot-status.err", encoding: .utf8)) ?? ""
+        let status = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], errors)
+        XCTAssertEqual(status["counts"] as? [String: Int], ["up": 10], "\(status["counts"] ?? "-")")
+        let lines = try XCTUnwrap(status["nodes"] as? [[String: Any]])
+        XCTAssertEqual(lines.count, 10)
+        let order = ["dhcp", "tftp", "initrd", "image", "verified", "configure", "initd", "system", "up"]
+        var sessions = Set<String>()
+        for line in lines {
+            let name = line["node"] as? String ?? "?"
+            XCTAssertEqual(line["state"] as? String, "up", "\(name): \(line)")
+            XCTAssertNil(line["lastError"], "\(name): \(line)")
+            XCTAssertEqual(line["retries"] as? Int, 0, "\(name): \(line)")
+            let stages = try XCTUnwrap(line["stages"] as? [String: Double], name)
+            XCTAssertEqual(Set(stages.keys), Set(order), "\(name): every stage seen: \(stages)")
+            let times = order.compactMap { stages[$0] }
+            XCTAssertEqual(times, times.sorted(), "\(name): stages in order: \(stages)")
+            XCTAssertLessThan(times.last ?? 999, 600, "\(name): booted within the wave: \(stages)")
+            if let s = line["session"] as? String { sessions.insert(s) }
+        }
+        XCTAssertEqual(sessions.count, 1, "one session for the wave: \(sessions)")
     }
 }

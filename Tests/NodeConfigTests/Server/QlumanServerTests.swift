@@ -60,6 +60,14 @@ final class QlumanServerTests: XCTestCase {
                 QlumanOperation.agentOutput, #"{"credentials":{"macs":["52:54:00:00:00:01"]},"job":1,"data":"aGk="}"#,
                 .refused
             ),
+            (
+                QlumanOperation.bootReport, #"{"credentials":{"macs":[]},"stage":"warp","what":"x","failed":false}"#,
+                .malformedRequest
+            ),
+            (
+                QlumanOperation.bootReport,
+                #"{"credentials":{"macs":["52:54:00:00:00:01"]},"stage":"system","what":"x","failed":false}"#, .refused
+            ),
             ("drop-tables", "{}", .unknownOperation),
             (
                 QlumanOperation.exec, #"{"node":"beo-01","kind":"run","argv":["id"],"timeoutSeconds":5}"#,
@@ -73,7 +81,7 @@ final class QlumanServerTests: XCTestCase {
         // Plain text on the TLS port.
         _ = try? RawTCP.exchange(port: s.port, send: Array("GET / HTTP/1.0\r\n\r\n".utf8), wait: 1)
         let status = try client.call(QlumanOperation.status, [String: String](), as: QlumandStatus.self)
-        XCTAssertEqual(status.refused, ["unknown-address": 2])
+        XCTAssertEqual(status.refused, ["unknown-address": 3])
         XCTAssertEqual(status.configured, 0)
         XCTAssertGreaterThanOrEqual(status.tlsErrors, 1)
         // Exec is only on the administration socket, which only its owner can open.
@@ -98,5 +106,22 @@ final class QlumanServerTests: XCTestCase {
         }
         XCTAssertEqual(noJob?.code, .notFound)
         XCTAssertEqual(try admin.call(QlumanOperation.nodes, [String: String](), as: [NodeMonitor].self).count, 0)
+        // The boot monitor: unknown nodes and absurd thresholds are refused; a node never seen is "never".
+        let noNode = failure {
+            _ = try admin.call(
+                QlumanOperation.bootStatus, BootStatusRequest(nodes: ["beo-02", "beo-03"], stuckSeconds: 60),
+                as: BootStatus.self)
+        }
+        XCTAssertEqual(noNode?.message, "no registered node beo-[02-03]")
+        let badThreshold = failure {
+            _ = try admin.call(
+                QlumanOperation.bootStatus, BootStatusRequest(nodes: nil, stuckSeconds: -1), as: BootStatus.self)
+        }
+        XCTAssertEqual(badThreshold?.code, .malformedRequest)
+        let boots = try admin.call(
+            QlumanOperation.bootStatus, BootStatusRequest(nodes: nil, stuckSeconds: 60), as: BootStatus.self)
+        XCTAssertEqual(boots.nodes.map(\.node), ["beo-01"])
+        XCTAssertEqual(boots.nodes.first?.state, "never")
+        XCTAssertEqual(boots.counts, ["never": 1])
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import ImageService
+import NodeConfig
+import Platform
+import Transport
+
+/// The image stage of every node, from ql-mcastd's `status` (pulled once a second over its
+/// control channel, as `ql-mcastd status` does): a member joining a session is "image requested",
+/// its receiver's blocks are the progress, its receiver reporting complete (SHA-256 verified) is
+/// "verified"; a receiver that failed or was dropped goes on by unicast (a retry, not a failure).
+///
+/// Why pulled and not pushed: ql-mcastd stays independent of qlumand (it serves images without
+/// one), and its status already holds every member and receiver; a second a poll is the
+/// resolution an administrator watching a boot needs.
+struct ImageServerWatch {
+    var host: String
+    var port: Int
+    /// The cluster CA when ql-mcastd speaks TLS.
+    var ca: String?
+    /// What was seen of each (session, receiver): to report changes once.
+    private var seen: [String: String] = [:]
+
+    init(host: String, port: Int, ca: String?) {
+        self.host = host
+        self.port = port
+        self.ca = ca
+    }
+
+    /// One poll: asks ql-mcastd and records what changed.
+    /// - Throws: The control channel's failure (ql-mcastd down or refusing): counted by the caller.
+    mutating func poll(into monitor: BootMonitor) throws(ControlFailure) {
+        let tls = try ca.map { c throws(ControlFailure) in try ControlTLS.client(ca: c, host: host) }
+        let client = try ControlClient(host: host, port: port, timeout: 2, tls: tls)
+        defer { client.close() }
+        let body = try client.call(ControlRequest(op: ImageOperation.status), timeout: 3)
+        let status: ServerStatus
+        do { status = try JSONDecoder().decode(ServerStatus.self, from: Data(body)) } catch {
+            throw ControlFailure(.internalError, "ql-mcastd's status does not decode: \(error)")
+        }
+        take(status, into: monitor)
+    }
+
+    mutating func take(_ status: ServerStatus, into monitor: BootMonitor) {
+        let now = BootMonitor.now()
+        var current: [String: String] = [:]
+        for session in status.sessions {
+            let receivers = Dictionary(
+                (session.progress?.receivers ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+            let blocks = max(1, session.progress?.blocks ?? 1)
+            for m in session.members {
+                let ip = String(m.address.split(separator: ":").first ?? "")
+                let key = "\(session.sessionID)/\(m.receiverID)"
+                let r = receivers[m.receiverID]
+                let state = r.map { "\($0.state)" } ?? "asked"
+                current[key] = state
+                let before = seen[key]
+                if before == state {
+                    if state == "receiving", let r, let node = monitor.node(ip: ip) {
+                        monitor.update(node) { $0.progress = Double(r.blocksComplete) / Double(blocks) }
+                    }
+                    continue
+                }
+                guard let node = monitor.node(ip: ip) else { continue }
+                let sid = String(session.sessionID)
+                if before == nil {
+                    monitor.record(
+                        node,
+                        BootEvent(
+                            at: now, stage: .image,
+                            what: "requested \(session.image): session \(sid)\(m.lateJoin ? " (joined late)" : "")")
+                    ) { b in
+                        b.image = session.image
+                        b.session = sid
+                    }
+                }
+                switch r?.state {
+                case .complete?:
+                    monitor.record(node, BootEvent(at: now, stage: .verified, what: "image verified (session \(sid))"))
+                case .failed?:
+                    monitor.record(
+                        node,
+                        BootEvent(
+                            at: now, stage: .image, what: "multicast failed in session \(sid): the rest by unicast",
+                            retry: true))
+                case .dropped?:
+                    monitor.record(
+                        node,
+                        BootEvent(
+                            at: now, stage: .image, what: "dropped from session \(sid) (too slow): the rest by unicast",
+                            retry: true))
+                case .receiving?:
+                    monitor.update(node) { $0.progress = Double(r!.blocksComplete) / Double(blocks) }
+                case nil: break
+                }
+            }
+        }
+        // Keys of sessions ql-mcastd no longer lists are forgotten (its finished sessions stay
+        // listed for a while, so nothing is reported twice).
+        seen = current
+    }
+}
