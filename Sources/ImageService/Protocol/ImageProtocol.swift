@@ -116,6 +116,31 @@ public struct ServerStatus: Codable, Sendable {
     public var sessions: [SessionStatus]
     public var counters: ServerCounters
     public var limits: ServerLimits
+    /// What happened to clients' requests outside the sessions (refusals, unicast tickets):
+    /// those after `eventsSince`, or the newest 50 (absent from older daemons).
+    public var events: [ClientEvent]?
+}
+
+/// `status {eventsSince?}`: the events after that sequence number (a boot monitor's poll).
+public struct StatusRequest: Codable, Sendable {
+    public var eventsSince: UInt64?
+    public init(eventsSince: UInt64?) { self.eventsSince = eventsSince }
+}
+
+/// One thing that happened to a client's request: refused (and why), or answered with a
+/// unicast ticket. Numbered: a poller asks for what came after the last it saw.
+public struct ClientEvent: Codable, Sendable, Equatable {
+    public var seq: UInt64
+    /// Seconds since the epoch.
+    public var at: Double
+    /// The client's address (no port).
+    public var address: String
+    public var image: String
+    public var what: String
+    /// The request cannot succeed as asked (no such image, malformed, refused by the registry).
+    public var failed: Bool
+    /// The client is expected to ask again (ql-mcastd busy).
+    public var retry: Bool
 }
 
 public struct SessionStatus: Codable, Sendable {

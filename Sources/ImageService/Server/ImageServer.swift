@@ -113,14 +113,34 @@ public final class ImageServer: Sendable {
         case ImageOperation.requestImage:
             var args = try counted { () throws(ControlFailure) in try request.arguments(ImageRequest.self) }
             // An admitted node is shown by its registered name, not the name it claims.
-            if let node = try admit(peer, token: args.token) { args.host = node }
-            return .json(try encode(try sessions.request(args, peer: peer)))
+            do {
+                if let node = try admit(peer, token: args.token) { args.host = node }
+            } catch {
+                // Not counted against the node at that address as its failure: anyone can knock.
+                sessions.note(peer, image: args.image, "image request refused: \(error.message)")
+                throw error
+            }
+            let ticket: ImageTicket
+            do { ticket = try sessions.request(args, peer: peer) } catch {
+                let busy = error.code == .busy
+                sessions.note(
+                    peer, image: args.image, "image request \(busy ? "deferred" : "refused"): \(error.message)",
+                    failed: !busy, retry: busy)
+                throw error
+            }
+            if ticket.mode == .unicast {
+                sessions.note(peer, image: args.image, "unicast: \(ticket.reason ?? "asked for")")
+            }
+            return .json(try encode(ticket))
         case ImageOperation.fetch:
             let args = try counted { () throws(ControlFailure) in try request.arguments(FetchRequest.self) }
             _ = try admit(peer, token: args.token)
             return try sessions.fetch(args)
         case ImageOperation.status:
-            return .json(try encode(sessions.status(control: control.withLockedValue { $0?.counters })))
+            let since = try counted { () throws(ControlFailure) in try request.arguments(StatusRequest.self) }
+            return .json(
+                try encode(
+                    sessions.status(control: control.withLockedValue { $0?.counters }, eventsSince: since.eventsSince)))
         case ImageOperation.listImages:
             let args = try counted { () throws(ControlFailure) in try request.arguments(Credentials.self) }
             _ = try admit(peer, token: args.token)

@@ -19,7 +19,13 @@ public final class SessionManager: Sendable {
         /// Sessions whose sender thread has not returned yet.
         var senders: Set<UInt32> = []
         var stopping = false
+        /// The newest client events (refusals, unicast tickets), oldest first.
+        var events: [ClientEvent] = []
+        var eventSeq: UInt64 = 0
     }
+
+    /// Client events kept for `status` pollers.
+    static let keptEvents = 1_024
 
     public let configuration: DaemonConfiguration
     public let catalog: ImageCatalog
@@ -230,10 +236,27 @@ public final class SessionManager: Sendable {
     static let maxMembersPerHost = 4
     static let hostCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
 
-    public func status(control: ControlServer.Counters?) -> ServerStatus {
+    /// Records what happened to a client's request (for a boot monitor polling `status`).
+    func note(_ peer: ControlPeer, image: String, _ what: String, failed: Bool = false, retry: Bool = false) {
+        let at = Date().timeIntervalSince1970
+        state.withLockedValue { s in
+            s.eventSeq += 1
+            s.events.append(
+                ClientEvent(
+                    seq: s.eventSeq, at: at, address: peer.host, image: String(image.prefix(64)),
+                    what: String(what.prefix(300)), failed: failed, retry: retry))
+            if s.events.count > Self.keptEvents { s.events.removeFirst(s.events.count - Self.keptEvents) }
+        }
+    }
+
+    /// - Parameter eventsSince: Client events after this one (nil: the newest 50).
+    public func status(control: ControlServer.Counters?, eventsSince: UInt64? = nil) -> ServerStatus {
         let now = MonotonicClock.nanoseconds()
-        let (sessions, counters) = state.withLockedValue { s in
-            (s.sessions.values.sorted { $0.createdAt < $1.createdAt }.map { $0.status(now: now) }, s.counters)
+        let (sessions, counters, events) = state.withLockedValue { s in
+            (
+                s.sessions.values.sorted { $0.createdAt < $1.createdAt }.map { $0.status(now: now) }, s.counters,
+                eventsSince.map { since in Array(s.events.filter { $0.seq > since }) } ?? Array(s.events.suffix(50))
+            )
         }
         var c = counters
         if let control {
@@ -251,7 +274,8 @@ public final class SessionManager: Sendable {
             counters: c,
             limits: ServerLimits(
                 maxSessions: configuration.maxSessions, maxClients: configuration.maxClients,
-                rate: configuration.rate.description))
+                rate: configuration.rate.description),
+            events: events)
     }
 
     // MARK: - Conductor

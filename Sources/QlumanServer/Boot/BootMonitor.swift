@@ -157,7 +157,8 @@ public final class BootMonitor: Sendable {
         if booting { record(node, BootEvent(at: Self.now(), stage: .up, what: "execd connected to qlumand")) }
     }
 
-    static func now() -> Double { Date().timeIntervalSince1970 }
+    /// The head node's clock in seconds since the epoch: what every event is stamped with.
+    public static func now() -> Double { Date().timeIntervalSince1970 }
 
     // MARK: - Storing
 

@@ -152,6 +152,8 @@ struct LogFollower {
     private var pending: [UInt8] = []
     private var skipping = false
     private var started = false
+    /// What one poll reads at most, allocated once.
+    private var chunk = [UInt8](repeating: 0, count: 1 << 20)
 
     init(path: String) { self.path = path }
 
@@ -175,7 +177,6 @@ struct LogFollower {
             pending.removeAll()
             skipping = false
         }
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
         let n = chunk.withUnsafeMutableBytes { b in (try? Posix.pread(fd, into: b, at: offset)) ?? 0 }
         guard n > 0 else { return ([], 0) }
         offset += n

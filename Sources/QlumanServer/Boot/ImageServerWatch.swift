@@ -19,6 +19,9 @@ struct ImageServerWatch {
     var ca: String?
     /// What was seen of each (session, receiver): to report changes once.
     private var seen: [String: String] = [:]
+    /// The last client event taken (nil before the first poll: the events already there are old).
+    private var lastEvent: UInt64?
+    private var lastUptime = 0.0
 
     init(host: String, port: Int, ca: String?) {
         self.host = host
@@ -32,7 +35,8 @@ struct ImageServerWatch {
         let tls = try ca.map { c throws(ControlFailure) in try ControlTLS.client(ca: c, host: host) }
         let client = try ControlClient(host: host, port: port, timeout: 2, tls: tls)
         defer { client.close() }
-        let body = try client.call(ControlRequest(op: ImageOperation.status), timeout: 3)
+        let args = lastEvent.map { "{\"eventsSince\":\($0)}" } ?? "{}"
+        let body = try client.call(ControlRequest(op: ImageOperation.status, args: Array(args.utf8)), timeout: 3)
         let status: ServerStatus
         do { status = try JSONDecoder().decode(ServerStatus.self, from: Data(body)) } catch {
             throw ControlFailure(.internalError, "ql-mcastd's status does not decode: \(error)")
@@ -42,6 +46,7 @@ struct ImageServerWatch {
 
     mutating func take(_ status: ServerStatus, into monitor: BootMonitor) {
         let now = BootMonitor.now()
+        takeEvents(status, into: monitor)
         var current: [String: String] = [:]
         for session in status.sessions {
             let receivers = Dictionary(
@@ -97,5 +102,23 @@ struct ImageServerWatch {
         // Keys of sessions ql-mcastd no longer lists are forgotten (its finished sessions stay
         // listed for a while, so nothing is reported twice).
         seen = current
+    }
+
+    /// Refused requests and unicast tickets: the image stage's failures and detours.
+    mutating func takeEvents(_ status: ServerStatus, into monitor: BootMonitor) {
+        let events = status.events ?? []
+        // ql-mcastd restarted: its numbering starts again.
+        if status.uptimeSeconds < lastUptime { lastEvent = 0 }
+        lastUptime = status.uptimeSeconds
+        defer { lastEvent = max(lastEvent ?? 0, events.map(\.seq).max() ?? 0) }
+        guard lastEvent != nil else { return }
+        for e in events where e.seq > lastEvent! {
+            guard let node = monitor.node(ip: e.address) else { continue }
+            monitor.record(
+                node, BootEvent(at: e.at, stage: .image, what: e.what, failed: e.failed, retry: e.retry)
+            ) { b in
+                if b.image == nil { b.image = e.image }
+            }
+        }
     }
 }

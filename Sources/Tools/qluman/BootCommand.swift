@@ -7,7 +7,7 @@ import Transport
 struct BootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boot", abstract: "Watch the nodes boot: every node's stage, for how long, and why it is stuck.",
-        subcommands: [Status.self])
+        subcommands: [Status.self, Watch.self])
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -60,6 +60,65 @@ struct BootCommand: ParsableCommand {
     }
 }
 
+extension BootCommand {
+    struct Watch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The same as status, live: redrawn in place every second until every node is up or failed.",
+            discussion: HelpText.paragraphs(
+                """
+                On a terminal the table is redrawn in place (like top); otherwise one line is
+                printed per change of a node's state or stage ("12:01:03 beo-007 tftp -> initrd
+                after 4 s"), for logs and scripts. Ends when every listed node is up or failed,
+                after --timeout seconds (exit status 2 if some are not), or on Ctrl-C.
+
+                  qluman boot watch 'beo-[001-100]'
+                """))
+
+        @OptionGroup var admin: AdminSocket
+        @Argument(help: "Nodes, as a hostlist (default: every registered node).") var hostlist: String?
+        @Option(help: "Seconds in one stage after which a node is flagged stuck.") var stuck = 60.0
+        @Option(help: "Give up after this many seconds (0: never).") var timeout = 0.0
+        @Option(help: "Seconds between updates.") var interval = 1.0
+
+        func validate() throws {
+            guard stuck > 0, stuck < 1e9 else { throw ValidationError("--stuck must be a positive number of seconds") }
+            guard timeout >= 0, timeout < 1e9 else { throw ValidationError("--timeout must be 0 or more seconds") }
+            guard interval >= 0.1, interval <= 3_600 else { throw ValidationError("--interval must be 0.1…3600 s") }
+            if let hostlist { _ = try Hostlist.expand(hostlist) }
+        }
+
+        func run() throws {
+            let nodes = try hostlist.map { h throws(QlustarError) in try Hostlist.expand(h) }
+            let terminal = isatty(STDOUT_FILENO) == 1
+            let started = Date()
+            var last: [String: String] = [:]
+            while true {
+                let status = try admin.connect().call(
+                    QlumanOperation.bootStatus, BootStatusRequest(nodes: nodes, stuckSeconds: stuck),
+                    as: BootStatus.self)
+                let done = status.nodes.allSatisfy { $0.state == "up" || $0.state == "failed" }
+                if terminal {
+                    // Home, clear, the table: one screen, redrawn.
+                    print("\u{1B}[H\u{1B}[2J" + BootStatusText.table(status), terminator: "")
+                } else {
+                    for line in BootStatusText.changes(status, since: &last) { print(line) }
+                }
+                fflush(nil)  // every stream: the update shows now, also through a pipe
+                if done {
+                    if !terminal { print(BootStatusText.summary(status)) }
+                    if status.nodes.contains(where: { $0.state == "failed" }) { throw ExitCode(2) }
+                    return
+                }
+                if timeout > 0, Date().timeIntervalSince(started) >= timeout {
+                    print(BootStatusText.summary(status) + " (gave up after \(Int(timeout)) s)")
+                    throw ExitCode(2)
+                }
+                usleep(UInt32(interval * 1e6))
+            }
+        }
+    }
+}
+
 /// How `qluman boot status` prints: a line per node, then the counts.
 enum BootStatusText {
     static func table(_ s: BootStatus) -> String {
@@ -73,12 +132,39 @@ enum BootStatusText {
             out += pad(n.progress.map { String(printf: "%.0f %%", $0 * 100) } ?? "-", 10) + pad("\(n.retries)", 9)
             out += (n.lastError ?? "") + "\n"
         }
+        return out + summary(s) + "\n"
+    }
+
+    /// "100 nodes: image 3, up 96, failed 1; wave began 75 s ago"
+    static func summary(_ s: BootStatus) -> String {
         let order =
             BootStage.allCases.map(\.rawValue).filter { $0 != "up" } + ["up", "failed", "silent", "never", "stuck"]
-        let summary = order.compactMap { k in s.counts[k].map { "\(k) \($0)" } }
-        out += "\(s.nodes.count) nodes: " + (summary.isEmpty ? "none" : summary.joined(separator: ", "))
+        let counts = order.compactMap { k in s.counts[k].map { "\(k) \($0)" } }
+        var out = "\(s.nodes.count) nodes: " + (counts.isEmpty ? "none" : counts.joined(separator: ", "))
         if let start = s.waveStartedAt { out += "; wave began \(duration(s.at - start)) ago" }
-        return out + "\n"
+        return out
+    }
+
+    /// One line per node whose state or stage changed since `last` (updated), stamped with the
+    /// time: what `qluman boot watch` prints when its output is not a terminal.
+    static func changes(_ s: BootStatus, since last: inout [String: String]) -> [String] {
+        var t = time_t(s.at)
+        var parts = tm()
+        localtime_r(&t, &parts)
+        let clock = String(printf: "%02d:%02d:%02d", parts.tm_hour, parts.tm_min, parts.tm_sec)
+        var lines: [String] = []
+        for n in s.nodes {
+            let now = n.state == "booting" ? (n.stage?.rawValue ?? "?") : n.state
+            let flag = n.stuck ? " STUCK" : ""
+            let key = now + flag
+            guard last[n.node] != key else { continue }
+            let before = last[n.node].map { $0 + " -> " } ?? ""
+            var line = "\(clock) \(n.node) \(before)\(now)\(flag)"
+            if let e = n.lastError, n.state == "failed" || n.stuck { line += ": \(e)" }
+            lines.append(line)
+            last[n.node] = key
+        }
+        return lines
     }
 
     static func duration(_ seconds: Double) -> String {

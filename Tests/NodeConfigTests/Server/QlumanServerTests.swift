@@ -124,4 +124,73 @@ final class QlumanServerTests: XCTestCase {
         XCTAssertEqual(boots.nodes.first?.state, "never")
         XCTAssertEqual(boots.counts, ["never": 1])
     }
+
+    /// `qluman boot status` and `boot watch` against a running qlumand, as an administrator
+    /// meets them: exit status, JSON shape, the stuck flag, and a stage change arriving live.
+    func testBootStatusFlagsStuckAndSilentNodesAndWatchShowsChangesAsTheyHappen() throws {
+        let (s, f, _) = try start()
+        for i in 1...2 {
+            _ = try f.registry.addNode(
+                name: "beo-0\(i)", macs: ["52:54:00:00:00:0\(i)"], ip: "10.0.0.\(i)/16", image: nil, group: nil)
+        }
+        let socket = ["--socket", s.settings.adminSocket]
+        func qluman(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            try ReleaseTool.run("qluman", args + socket, environment: ["PATH": "/usr/bin:/bin"])
+        }
+        var r = try qluman(["boot", "status"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("2 nodes: never 2\n"), r.stdout)
+
+        // beo-01's firmware asked for DHCP 100 s ago and nothing since: stuck; beo-02 is silent.
+        let t0 = BootMonitor.now() - 100
+        s.boots.record("beo-01", BootEvent(at: t0, stage: .dhcp, what: "DHCPDISCOVER (PXE)"), startsBoot: true)
+        r = try qluman(["boot", "status", "--json"])
+        XCTAssertEqual(r.status, 2, "a stuck or silent node: exit status 2")
+        let status = try JSONDecoder().decode(BootStatus.self, from: Data(r.stdout.utf8))
+        XCTAssertEqual(status.counts, ["dhcp": 1, "silent": 1, "stuck": 1])
+        XCTAssertEqual(status.nodes.map(\.node), ["beo-01", "beo-02"])
+        XCTAssertEqual(status.nodes[0].stuck, true)
+        XCTAssertEqual(status.nodes[0].stage, .dhcp)
+        XCTAssertEqual(status.nodes[1].state, "silent")
+        r = try qluman(["boot", "status", "beo-01", "--stuck", "500"])
+        XCTAssertEqual(r.status, 0, "not stuck under a longer threshold: \(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("beo-01            booting  dhcp       100 s"), r.stdout)
+        r = try qluman(["boot", "status", "beo-0[1-"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("'[' is not closed at character 9"), r.stderr)
+
+        // watch, its output a pipe: a line per change, as the stages arrive.
+        let done = DispatchSemaphore(value: 0)
+        let result = WatchResult()
+        let args = ["boot", "watch", "beo-01", "--interval", "0.2", "--timeout", "30"] + socket
+        DispatchQueue.global().async {
+            result.value = try? ReleaseTool.run("qluman", args, environment: ["PATH": "/usr/bin:/bin"])
+            done.signal()
+        }
+        for stage in [BootStage.tftp, .image, .up] {
+            usleep(700_000)
+            s.boots.record("beo-01", BootEvent(at: BootMonitor.now(), stage: stage, what: stage.rawValue))
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success, "watch ends once the node is up")
+        let watch = try XCTUnwrap(result.value)
+        XCTAssertEqual(watch.status, 0, watch.stderr)
+        // Each change once, after its time stamp; then the counts.
+        let lines = watch.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(
+            lines.dropLast().map { String($0.drop { $0 != " " }.dropFirst()) },
+            ["beo-01 dhcp STUCK", "beo-01 dhcp STUCK -> tftp", "beo-01 tftp -> image", "beo-01 image -> up"],
+            watch.stdout)
+        XCTAssertTrue(lines.last?.hasPrefix("1 nodes: up 1; wave began") == true, watch.stdout)
+        // A node that never comes: watch gives up after its timeout, exit status 2.
+        r = try qluman(["boot", "watch", "beo-02", "--interval", "0.2", "--timeout", "1"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stdout.contains("beo-02 silent"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("(gave up after 1 s)"), r.stdout)
+    }
+}
+
+/// What the watch thread got. `@unchecked Sendable`: written once before the semaphore is
+/// signalled, read only after the wait.
+private final class WatchResult: @unchecked Sendable {
+    var value: (status: Int32, stdout: String, stderr: String)?
 }
