@@ -118,6 +118,8 @@ let package = Package(
                 "Platform", logging,
                 "NodeRegistry", "NodeConfig", "ImageService", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/QlumanServer"

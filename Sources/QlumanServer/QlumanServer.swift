@@ -34,6 +34,9 @@ public final class QlumanServer: Sendable {
         public var imageServer: (host: String, port: Int)? = ("127.0.0.1", DaemonConfiguration.defaultPort)
         /// The cluster CA for ql-mcastd's TLS (nil: plain).
         public var imageServerCA: String?
+        /// The boot page's address (nil: no page) and the file holding its login token.
+        public var web: (host: String, port: Int)?
+        public var webToken: String
 
         public init(root: Root, certificate: String, key: String) {
             self.root = root
@@ -41,6 +44,7 @@ public final class QlumanServer: Sendable {
             self.key = key
             adminSocket = root.path(QlumanDefaults.adminSocket)
             dnsmasqLog = root.path(QlumanDefaults.dnsmasqLog)
+            webToken = root.path(QlumanDefaults.webToken)
         }
     }
 
@@ -49,6 +53,7 @@ public final class QlumanServer: Sendable {
     public var registry: Registry { source.registry }
     let log: Logger
     private let control = NIOLockedValueBox<ControlServer?>(nil)
+    private let web = NIOLockedValueBox<WebServer?>(nil)
     private let admin = NIOLockedValueBox<ControlServer?>(nil)
     let agents = AgentHub()
     /// Every node's boot: `Boot/BootMonitor.swift`.
@@ -99,18 +104,51 @@ public final class QlumanServer: Sendable {
         control.withLockedValue { $0 = server }
         self.admin.withLockedValue { $0 = admin }
         try startBootMonitor()
+        if let address = settings.web {
+            // The page is a window on the boot, not the boot: without it nodes are still served.
+            do { try startWeb(address) } catch {
+                log.error("boot page: \(error.message); qlumand serves on without it")
+            }
+        }
         let nodes = (try? registry.nodes().count) ?? 0
         log.info(
             "qlumand listening on \(settings.listenHost):\(server.port) (TLS), administration on \(settings.adminSocket), registry \(registry.path) with \(nodes) nodes"
         )
     }
 
+    /// The boot page's port (0: none).
+    public var webPort: Int { web.withLockedValue { $0?.port ?? 0 } }
+
     public func stop() {
         stopping.withLockedValue { $0 = true }
+        web.withLockedValue { $0?.stop() }
         control.withLockedValue { $0?.stop() }
         admin.withLockedValue { $0?.stop() }
         boots.store()
         log.info("qlumand stopped")
+    }
+
+    /// The boot page, with the same certificate as the control port and the web token.
+    private func startWeb(_ address: (host: String, port: Int)) throws(QlustarError) {
+        let tls: ControlTLS
+        do { tls = try ControlTLS.server(certificate: settings.certificate, key: settings.key) } catch {
+            throw QlustarError(.configuration, error.message)
+        }
+        var web = WebServer.Settings(tls: tls, token: try WebServer.token(at: settings.webToken))
+        web.host = address.host
+        web.port = address.port
+        let boots = self.boots
+        let agents = self.agents
+        let registry = self.registry
+        let view = WebView(
+            status: { stuck in
+                let connected = Set(agents.monitor().filter(\.connected).map(\.node))
+                return boots.status(BootStatusRequest(nodes: nil, stuckSeconds: stuck), connected: connected)
+            },
+            sessions: { boots.sessions },
+            boots: { name in (try? registry.boots(of: name)) ?? [] })
+        let server = try WebServer.start(settings: web, view: view, log: log)
+        self.web.withLockedValue { $0 = server }
     }
 
     /// The boot monitor's two threads: one follows dnsmasq's log (every 250 ms) and stores what

@@ -10,4 +10,7 @@ public enum QlumanDefaults {
     public static let adminSocket = "/run/qlustar/qlumand.sock"
     /// dnsmasq's log as `qluman provision` configures it; qlumand's boot monitor reads it.
     public static let dnsmasqLog = "/var/log/qlustar/dnsmasq.log"
+    /// The boot page's port (HTTPS) and the file holding its login token (0600, made at first start).
+    public static let webPort = 7880
+    public static let webToken = "/etc/qlustar/qlumand-web.token"
 }

@@ -36,6 +36,7 @@ public final class BootMonitor: Sendable {
         var names: [String] = []
         var indexedAt: UInt64 = 0
         var counters = Counters()
+        var sessions: [SessionSummary] = []
     }
 
     /// A firmware DHCP this long after a boot's last event starts a new boot even in stage dhcp.
@@ -58,6 +59,12 @@ public final class BootMonitor: Sendable {
     }
 
     public var counters: Counters { state.withLockedValue { $0.counters } }
+
+    /// ql-mcastd's sessions as last polled (for the boot page).
+    public var sessions: [SessionSummary] {
+        get { state.withLockedValue { $0.sessions } }
+        set { state.withLockedValue { $0.sessions = newValue } }
+    }
 
     func count(_ update: (inout Counters) -> Void) { state.withLockedValue { update(&$0.counters) } }
 

@@ -47,6 +47,7 @@ struct ImageServerWatch {
     mutating func take(_ status: ServerStatus, into monitor: BootMonitor) {
         let now = BootMonitor.now()
         takeEvents(status, into: monitor)
+        monitor.sessions = status.sessions.map(Self.summary)
         var current: [String: String] = [:]
         for session in status.sessions {
             let receivers = Dictionary(
@@ -120,5 +121,17 @@ struct ImageServerWatch {
                 if b.image == nil { b.image = e.image }
             }
         }
+    }
+
+    /// A session as the boot page shows it.
+    static func summary(_ s: SessionStatus) -> SessionSummary {
+        let p = s.progress
+        let receivers = p?.receivers ?? []
+        let loss = receivers.isEmpty ? 0 : receivers.map(\.recentLoss).reduce(0, +) / Double(receivers.count)
+        return SessionSummary(
+            id: String(s.sessionID), image: s.image, state: s.state.rawValue, members: s.members.count,
+            rate: p.map { "\($0.rate)" } ?? "-",
+            wireMBps: p.map { Double($0.counters.wireBytes) / 1e6 / max($0.elapsedSeconds, 1e-3) } ?? 0,
+            lossPercent: loss * 100, repairSymbols: p?.counters.repairSymbols ?? 0, passes: p?.counters.passes ?? 0)
     }
 }

@@ -64,6 +64,16 @@ struct Serve: AsyncParsableCommand {
             "The cluster CA to verify ql-mcastd's TLS with (default <root>\(QlumanDefaults.ca) when ql-mcastd has a certificate; none: plain)."
     )
     var imageServerCa: String?
+    @Option(
+        help:
+            "The boot page's address ADDR[:PORT] (HTTPS with this certificate; default 127.0.0.1:\(QlumanDefaults.webPort), reach it with ssh -L; none: no page)."
+    )
+    var web = "127.0.0.1"
+    @Option(
+        help:
+            "The file holding the boot page's login token (made, 0600, when missing; default <root>\(QlumanDefaults.webToken))."
+    )
+    var webToken: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?
 
@@ -78,6 +88,8 @@ struct Serve: AsyncParsableCommand {
         settings.maxConnections = maxConnections
         settings.idleTimeoutSeconds = idleTimeout
         if let dnsmasqLog { settings.dnsmasqLog = dnsmasqLog }
+        settings.web = web == "none" ? nil : try DaemonConfiguration.hostPort(web, defaultPort: QlumanDefaults.webPort)
+        if let webToken { settings.webToken = webToken }
         if imageServer == "none" {
             settings.imageServer = nil
         } else {

@@ -43,7 +43,7 @@ public struct ControlTLS: Sendable {
     }
 
     /// The handler that goes first in a connection's pipeline.
-    func handler() throws -> ChannelHandler {
+    package func handler() throws -> ChannelHandler {
         isServer
             ? NIOSSLServerHandler(context: context)
             : try NIOSSLClientHandler(context: context, serverHostname: serverName)

@@ -69,7 +69,7 @@ final class BootWaveLabTests: XCTestCase {
             try Lab.run("/bin/sh", ["-c", "ip netns list | grep -c '^qlw-' || true"]), "0\n", "no namespace left")
     }
 
-    /// What qlumand's boot monitor saw (`qluman boot status --json --stuck 10`, taken by
+    /// What qlumand's boot monitor saw (`qluman boot status --json --stuck 5`, taken by
     /// boot-wave at the end): the eight good nodes up, through every stage in order, in the wave's
     /// one session; the node without DHCP stuck in dhcp; the one whose image does not exist failed
     /// with ql-mcastd's reason.
