@@ -34,6 +34,8 @@ public final class QlumanServer: Sendable {
         public var imageServer: (host: String, port: Int)? = ("127.0.0.1", DaemonConfiguration.defaultPort)
         /// The cluster CA for ql-mcastd's TLS (nil: plain).
         public var imageServerCA: String?
+        /// Prometheus text on http://HOST:PORT/metrics (nil: off).
+        public var metrics: (host: String, port: Int)?
         /// The boot page's address (nil: no page) and the file holding its login token.
         public var web: (host: String, port: Int)?
         public var webToken: String
@@ -54,6 +56,7 @@ public final class QlumanServer: Sendable {
     let log: Logger
     private let control = NIOLockedValueBox<ControlServer?>(nil)
     private let web = NIOLockedValueBox<WebServer?>(nil)
+    private let metrics = NIOLockedValueBox<MetricsServer?>(nil)
     private let admin = NIOLockedValueBox<ControlServer?>(nil)
     let agents = AgentHub()
     /// Every node's boot: `Boot/BootMonitor.swift`.
@@ -104,6 +107,16 @@ public final class QlumanServer: Sendable {
         control.withLockedValue { $0 = server }
         self.admin.withLockedValue { $0 = admin }
         try startBootMonitor()
+        if let m = settings.metrics {
+            do {
+                let http = try MetricsServer.start(host: m.host, port: m.port) { [self] in metricsText() }
+                metrics.withLockedValue { $0 = http }
+                log.info("Prometheus metrics on http://\(m.host):\(http.port)/metrics")
+            } catch {
+                stop()
+                throw error
+            }
+        }
         if let address = settings.web {
             // The page is a window on the boot, not the boot: without it nodes are still served.
             do { try startWeb(address) } catch {
@@ -118,10 +131,21 @@ public final class QlumanServer: Sendable {
 
     /// The boot page's port (0: none).
     public var webPort: Int { web.withLockedValue { $0?.port ?? 0 } }
+    /// The metrics port (0: none).
+    public var metricsPort: Int { metrics.withLockedValue { $0?.port ?? 0 } }
+
+    /// What `/metrics` answers: `Boot/QlumandMetrics.swift`.
+    public func metricsText() -> String {
+        let connected = Set(agents.monitor().filter(\.connected).map(\.node))
+        return QlumandMetrics.render(
+            status: status(), boot: boots.status(BootStatusRequest(nodes: nil, stuckSeconds: 60), connected: connected),
+            durations: boots.stageDurations, monitor: boots.counters)
+    }
 
     public func stop() {
         stopping.withLockedValue { $0 = true }
         web.withLockedValue { $0?.stop() }
+        metrics.withLockedValue { $0?.stop() }
         control.withLockedValue { $0?.stop() }
         admin.withLockedValue { $0?.stop() }
         boots.store()
@@ -367,10 +391,7 @@ public final class QlumanServer: Sendable {
                 "a node reports stages configure, initd and system only, not \(report.stage.rawValue)")
         }
         // The node's words, shown to administrators: printable, one line, bounded.
-        let what = String(
-            report.what.prefix(BootEvent.maxWhat).map { c in
-                c.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7f } ? c : " "
-            })
+        let what = String(report.what.prefix(BootEvent.maxWhat)).printableLine
         boots.record(node, BootEvent(at: BootMonitor.now(), stage: report.stage, what: what, failed: report.failed))
     }
 

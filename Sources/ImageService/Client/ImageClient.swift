@@ -109,6 +109,38 @@ public final class ImageClient {
         }
     }
 
+    /// Tells ql-mcastd this client gives up and why, with the last lines of its log: what the
+    /// head node's boot monitor shows for the node. Best effort, one try of at most 3 s.
+    public func reportFailure(exitStatus: Int32, message: String, logFile: String?) {
+        let tail = logFile.flatMap { Self.lastLines(of: $0, count: 10) }
+        let report = ClientFailureReport(
+            image: options.image, exitStatus: exitStatus, message: message, logTail: tail, token: options.token)
+        do throws(QlustarError) {
+            let client = try connect(deadline: MonotonicClock.nanoseconds() + 1_000_000_000)
+            defer { client.close() }
+            do throws(ControlFailure) {
+                _ = try client.call(ImageOperation.report, report, as: [String: String].self, timeout: 2)
+            } catch {
+                log.notice("could not report the failure to ql-mcastd: \(error.message)")
+            }
+        } catch {
+            log.notice("could not report the failure to ql-mcastd: \(error.message)")
+        }
+    }
+
+    /// The last `count` lines of a file (read from its last 8 KiB).
+    static func lastLines(of path: String, count: Int) -> [String]? {
+        guard let fd = try? Posix.open(path, O_RDONLY | O_CLOEXEC) else { return nil }
+        defer { Posix.close(fd) }
+        guard let st = try? Posix.fstat(fd) else { return nil }
+        let size = Int(st.st_size)
+        let start = max(0, size - 8_192)
+        var bytes = [UInt8](repeating: 0, count: size - start)
+        let n = bytes.withUnsafeMutableBytes { (try? Posix.pread(fd, into: $0, at: start)) ?? 0 }
+        let lines = String(decoding: bytes.prefix(n), as: UTF8.self).split(separator: "\n")
+        return lines.suffix(count).map(String.init)
+    }
+
     private func connect(deadline: UInt64) throws(QlustarError) -> ControlClient {
         var lastError = ""
         let tls: ControlTLS?

@@ -13,6 +13,27 @@ public enum ImageOperation {
     public static let status = "status"
     /// `list-images {token?}` → `[ImageManifest]`.
     public static let listImages = "list-images"
+    /// `report {image, exitStatus, message, token?}` → `{}`: a client that gives up says why (a
+    /// boot monitor shows it; the daemon only records it).
+    public static let report = "report"
+}
+
+/// What a client that failed says before it exits.
+public struct ClientFailureReport: Codable, Sendable {
+    public var image: String
+    public var exitStatus: Int32
+    public var message: String
+    /// The client's last log lines (the daemon keeps at most 10, each at most 150 characters).
+    public var logTail: [String]?
+    public var token: String?
+
+    public init(image: String, exitStatus: Int32, message: String, logTail: [String]?, token: String?) {
+        self.image = image
+        self.exitStatus = exitStatus
+        self.message = message
+        self.logTail = logTail
+        self.token = token
+    }
 }
 
 public struct ImageRequest: Codable, Sendable {
@@ -177,6 +198,8 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var sessionsFinished: UInt64 = 0
     public var sessionsAborted: UInt64 = 0
     public var lateJoins: UInt64 = 0
+    /// Clients that reported giving up (`report`).
+    public var clientFailures: UInt64 = 0
     /// Sessions started before their window ended because every expected member had asked.
     public var sessionsStartedEarly: UInt64 = 0
     /// Requests whose `expect` was outside 1…`ImageRequest.maxExpect` (refused as malformed).

@@ -136,6 +136,18 @@ public final class ImageServer: Sendable {
             let args = try counted { () throws(ControlFailure) in try request.arguments(FetchRequest.self) }
             _ = try admit(peer, token: args.token)
             return try sessions.fetch(args)
+        case ImageOperation.report:
+            let r = try counted { () throws(ControlFailure) in try request.arguments(ClientFailureReport.self) }
+            // Only a registered node may say its boot failed (with a registry): not anyone on the LAN.
+            _ = try admit(peer, token: r.token)
+            // The client's words, to be printed on administrators' terminals: one line each.
+            let tail = (r.logTail ?? []).suffix(10).map { String($0.prefix(150)).printableLine }
+            sessions.note(
+                peer, image: r.image,
+                "ql-mcast-client failed (exit status \(r.exitStatus)): \(String(r.message.prefix(300)).printableLine)"
+                    + (tail.isEmpty ? "" : "\n" + tail.joined(separator: "\n")), failed: true)
+            sessions.count { $0.clientFailures += 1 }
+            return .json(Array("{}".utf8))
         case ImageOperation.status:
             let since = try counted { () throws(ControlFailure) in try request.arguments(StatusRequest.self) }
             return .json(
@@ -149,7 +161,8 @@ public final class ImageServer: Sendable {
             sessions.count { $0.badRequests += 1 }
             throw ControlFailure(
                 .unknownOperation,
-                "ql-mcastd answers request-image, fetch, status and list-images, not '\(request.op.prefix(64))'")
+                "ql-mcastd answers request-image, fetch, report, status and list-images, not '\(request.op.prefix(64))'"
+            )
         }
     }
 

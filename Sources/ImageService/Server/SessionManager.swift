@@ -244,7 +244,7 @@ public final class SessionManager: Sendable {
             s.events.append(
                 ClientEvent(
                     seq: s.eventSeq, at: at, address: peer.host, image: String(image.prefix(64)),
-                    what: String(what.prefix(300)), failed: failed, retry: retry))
+                    what: String(what.prefix(2_000)), failed: failed, retry: retry))
             if s.events.count > Self.keptEvents { s.events.removeFirst(s.events.count - Self.keptEvents) }
         }
     }

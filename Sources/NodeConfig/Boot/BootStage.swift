@@ -53,8 +53,9 @@ public struct BootEvent: Codable, Sendable, Equatable {
         self.retry = retry
     }
 
-    /// The longest `what` kept: events come from the network (a node's report) and logs.
-    public static let maxWhat = 300
+    /// The longest `what` kept: events come from the network (a node's report, a client's last
+    /// log lines) and logs.
+    public static let maxWhat = 2_000
 }
 
 /// One boot of one node: where it is, since when, and what it has seen.

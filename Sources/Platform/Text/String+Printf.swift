@@ -29,6 +29,12 @@ extension String {
         }
     }
 
+    /// One line of text as another host sent it, safe to print on a terminal or log: every
+    /// control character (newlines, escape sequences) becomes a space.
+    public var printableLine: String {
+        String(map { c in c.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7f } ? c : " " })
+    }
+
     /// Without the whitespace and newlines at either end.
     public var trimmed: String {
         let isSpace: (Character) -> Bool = { $0.isWhitespace || $0.isNewline }
@@ -47,6 +53,12 @@ extension String {
 }
 
 extension Substring {
+    /// One line of text as another host sent it, safe to print on a terminal or log: every
+    /// control character (newlines, escape sequences) becomes a space.
+    public var printableLine: String {
+        String(map { c in c.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7f } ? c : " " })
+    }
+
     /// Without the whitespace and newlines at either end.
     public var trimmed: String { String(self).trimmed }
 }

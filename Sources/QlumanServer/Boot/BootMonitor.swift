@@ -37,6 +37,22 @@ public final class BootMonitor: Sendable {
         var indexedAt: UInt64 = 0
         var counters = Counters()
         var sessions: [SessionSummary] = []
+        /// How long boots stayed in each stage (observed when they moved on).
+        var durations: [BootStage: Histogram] = [:]
+    }
+
+    /// A Prometheus histogram: cumulative bucket counts, sum and count.
+    public struct Histogram: Sendable, Equatable {
+        public static let bounds: [Double] = [1, 2, 5, 10, 20, 30, 60, 120, 300, 600]
+        public var buckets = [UInt64](repeating: 0, count: Histogram.bounds.count)
+        public var sum = 0.0
+        public var count: UInt64 = 0
+
+        mutating func observe(_ seconds: Double) {
+            for (i, b) in Self.bounds.enumerated() where seconds <= b { buckets[i] += 1 }
+            sum += seconds
+            count += 1
+        }
     }
 
     /// A firmware DHCP this long after a boot's last event starts a new boot even in stage dhcp.
@@ -59,6 +75,9 @@ public final class BootMonitor: Sendable {
     }
 
     public var counters: Counters { state.withLockedValue { $0.counters } }
+
+    /// How long boots stayed in each stage, since qlumand started.
+    public var stageDurations: [BootStage: Histogram] { state.withLockedValue { $0.durations } }
 
     /// ql-mcastd's sessions as last polled (for the boot page).
     public var sessions: [SessionSummary] {
@@ -138,7 +157,9 @@ public final class BootMonitor: Sendable {
             }
             var e = event
             if repeatIsRetry, r.events.contains(where: { $0.stage == e.stage && $0.what == e.what }) { e.retry = true }
+            let (before, since) = (r.stage, r.stageAt)
             r.take(e)
+            if r.stage > before, !started { s.durations[before, default: Histogram()].observe(max(0, e.at - since)) }
             update?(&r)
             s.current[node] = r
             s.dirty.insert(node)

@@ -151,7 +151,14 @@ struct QLMcastClient: ParsableCommand {
             if let union { try UnionLayout(directory: union, mount: mount).build(from: output, log: log) }
         } catch let error as QlustarError {
             log.error("\(error.message)")
-            throw ExitCode(Self.exitStatus(error.code))
+            let status = Self.exitStatus(error.code)
+            // ql-mcastd shows it to the head node's boot monitor (not when it cannot be reached).
+            if error.code != .unreachable {
+                client.reportFailure(
+                    exitStatus: status, message: error.message,
+                    logFile: rootPath.path("/var/log/qlustar/ql-mcast-client.log"))
+            }
+            throw ExitCode(status)
         }
     }
 

@@ -126,7 +126,18 @@ struct QlumanExecd: ParsableCommand {
                 disks.dryRun = dryRun
                 let steps = disks.run(config)
                 if dryRun { for s in steps { print("\(s.device): \(s.detail)") } }
-                if steps.contains(where: { $0.action == "refused" }) { throw ExitCode(7) }
+                let refused = steps.filter { $0.action == "refused" }
+                if !dryRun {
+                    // The boot monitor's "disks" line (the node is configured; init.d comes next).
+                    reporter?.report(
+                        .initd,
+                        refused.isEmpty
+                            ? "disks: "
+                                + (steps.map { "\($0.device) \($0.action)" }.joined(separator: ", ").nonEmpty ?? "none")
+                            : "disks: " + refused.map { "\($0.device): \($0.detail)" }.joined(separator: "; "),
+                        failed: !refused.isEmpty)
+                }
+                if !refused.isEmpty { throw ExitCode(7) }
             } else {
                 log.info("disks: no \(file): no local disks to initialise")
             }
@@ -205,4 +216,8 @@ struct QlumanExecd: ParsableCommand {
             return mac.count == 17 && mac != "00:00:00:00:00:00" ? mac : nil
         }
     }
+}
+
+extension String {
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

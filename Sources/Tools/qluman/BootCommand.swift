@@ -130,7 +130,8 @@ enum BootStatusText {
             out += pad(n.node, 18) + pad(n.stuck ? "STUCK" : n.state, 9) + pad(n.state == "silent" ? "-" : stage, 11)
             out += pad(forText, 9) + pad(n.image ?? "-", 17) + pad(n.session ?? "-", 12)
             out += pad(n.progress.map { String(printf: "%.0f %%", $0 * 100) } ?? "-", 10) + pad("\(n.retries)", 9)
-            out += (n.lastError ?? "") + "\n"
+            // The first line: a client's failure carries its last log lines below it (--json has all).
+            out += (n.lastError.map { String($0.prefix { $0 != "\n" }) } ?? "") + "\n"
         }
         return out + summary(s) + "\n"
     }
@@ -160,7 +161,7 @@ enum BootStatusText {
             guard last[n.node] != key else { continue }
             let before = last[n.node].map { $0 + " -> " } ?? ""
             var line = "\(clock) \(n.node) \(before)\(now)\(flag)"
-            if let e = n.lastError, n.state == "failed" || n.stuck { line += ": \(e)" }
+            if let e = n.lastError, n.state == "failed" || n.stuck { line += ": " + String(e.prefix { $0 != "\n" }) }
             lines.append(line)
             last[n.node] = key
         }

@@ -69,6 +69,8 @@ struct Serve: AsyncParsableCommand {
             "The boot page's address ADDR[:PORT] (HTTPS with this certificate; default 127.0.0.1:\(QlumanDefaults.webPort), reach it with ssh -L; none: no page)."
     )
     var web = "127.0.0.1"
+    @Option(help: "Serve Prometheus text on http://ADDR:PORT/metrics (boot stages, configure counters; default: off).")
+    var metrics: String?
     @Option(
         help:
             "The file holding the boot page's login token (made, 0600, when missing; default <root>\(QlumanDefaults.webToken))."
@@ -90,6 +92,7 @@ struct Serve: AsyncParsableCommand {
         if let dnsmasqLog { settings.dnsmasqLog = dnsmasqLog }
         settings.web = web == "none" ? nil : try DaemonConfiguration.hostPort(web, defaultPort: QlumanDefaults.webPort)
         if let webToken { settings.webToken = webToken }
+        if let metrics { settings.metrics = try DaemonConfiguration.hostPort(metrics, defaultPort: 9_780) }
         if imageServer == "none" {
             settings.imageServer = nil
         } else {

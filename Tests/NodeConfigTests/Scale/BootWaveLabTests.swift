@@ -92,8 +92,11 @@ final class BootWaveLabTests: XCTestCase {
         let badImage = try XCTUnwrap(all.first { $0["node"] as? String == "vn009" })
         XCTAssertEqual(badImage["state"] as? String, "failed", "\(badImage)")
         XCTAssertEqual(badImage["stage"] as? String, "image", "\(badImage)")
-        XCTAssertTrue(
-            (badImage["lastError"] as? String ?? "").contains("no image 'missing'"), "\(badImage)")
+        // The client's own last word (its exit status, its log's last lines) after ql-mcastd's refusal.
+        let reason = badImage["lastError"] as? String ?? ""
+        XCTAssertTrue(reason.hasPrefix("ql-mcast-client failed (exit status 2): "), reason)
+        XCTAssertTrue(reason.contains("no image 'missing'"), reason)
+        XCTAssertTrue(reason.contains("\n"), "with the client's last log lines: \(reason)")
         XCTAssertEqual(
             Set((badImage["stages"] as? [String: Double] ?? [:]).keys), ["dhcp", "tftp", "initrd", "image"])
         let lines = all.filter { !["vn009", "vn010"].contains($0["node"] as? String ?? "") }

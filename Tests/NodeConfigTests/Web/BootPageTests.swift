@@ -42,6 +42,7 @@ final class BootPageTests: XCTestCase {
         settings.imageServer = nil
         settings.web = ("127.0.0.1", 0)
         settings.webToken = f.dir + "/web.token"
+        settings.metrics = ("127.0.0.1", 0)
         let s = try QlumanServer(settings: settings, log: Logger(root: f.root, name: "qlumand", echo: false))
         try s.start()
         server = s
@@ -116,6 +117,40 @@ final class BootPageTests: XCTestCase {
         print(
             "boot page: \(Self.nodes) nodes, loaded in \(page["loadMs"] ?? "?") ms, a change shown \(latency) ms after it was made; screenshot \(shot)"
         )
+    }
+
+    func testMetricsCountTheNodesPerStageAndHowLongStagesTook() throws {
+        let (s, _, _, _) = try start()
+        let text = try Lab.run(
+            "/usr/bin/python3",
+            [
+                "-c", "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end='')",
+                "http://127.0.0.1:\(s.metricsPort)/metrics",
+            ])
+        var samples: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            XCTAssertEqual(parts.count, 2, String(line))
+            samples[String(parts[0])] = Double(parts[1])
+        }
+        let counts = s.boots.status(BootStatusRequest(nodes: nil, stuckSeconds: 60), connected: []).counts
+        for stage in BootStage.allCases where stage != .up {
+            XCTAssertEqual(
+                samples["qlumand_boot_nodes{state=\"booting\",stage=\"\(stage.rawValue)\"}"],
+                Double(counts[stage.rawValue] ?? 0), stage.rawValue)
+        }
+        XCTAssertEqual(samples["qlumand_boot_nodes{state=\"up\"}"], Double(counts["up"] ?? 0))
+        XCTAssertEqual(samples["qlumand_boot_nodes{state=\"failed\"}"], 1)
+        XCTAssertEqual(samples["qlumand_boot_nodes{state=\"silent\"}"], 1)
+        XCTAssertEqual(samples["qlumand_registered_nodes"], Double(Self.nodes))
+        // Every one of the 999 boots left dhcp after 5 s: all in the 5 s bucket, none in 2 s.
+        XCTAssertEqual(samples["qlumand_boot_stage_seconds_count{stage=\"dhcp\"}"], 999)
+        XCTAssertEqual(samples["qlumand_boot_stage_seconds_sum{stage=\"dhcp\"}"], 999 * 5)
+        XCTAssertEqual(samples["qlumand_boot_stage_seconds_bucket{stage=\"dhcp\",le=\"2\"}"], 0)
+        XCTAssertEqual(samples["qlumand_boot_stage_seconds_bucket{stage=\"dhcp\",le=\"5\"}"], 999)
+        XCTAssertEqual(samples["qlumand_boot_stage_seconds_bucket{stage=\"dhcp\",le=\"+Inf\"}"], 999)
+        XCTAssertEqual(samples["qlumand_boots_started_total"], 999)
+        XCTAssertTrue(text.contains("# TYPE qlumand_boot_stage_seconds histogram\n"))
     }
 
     func testStrangersGetNothingButTheLoginPage() throws {
