@@ -28,14 +28,9 @@ public final class MetricsServer: Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let admitted = open.withLockedValue { n -> Bool in
-                    guard n < maxConnections else { return false }
-                    n += 1
-                    return true
+                guard admit(channel, open: open, most: maxConnections, lifetime: lifetime) else {
+                    return channel.close()
                 }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
-                channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) }
                 return channel.pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout)).flatMap {
                     channel.pipeline.configureHTTPServerPipeline()
                 }.flatMap {
@@ -52,6 +47,21 @@ public final class MetricsServer: Sendable {
     }
 
     public func stop() { try? channel.close().wait() }
+
+    /// Counts `channel` among the `open` connections of a server that takes `most` at once and
+    /// closes each after `lifetime`. Returns false (the caller closes it) when the server is full.
+    public static func admit(_ channel: Channel, open: NIOLockedValueBox<Int>, most: Int, lifetime: TimeAmount) -> Bool
+    {
+        let admitted = open.withLockedValue { n -> Bool in
+            guard n < most else { return false }
+            n += 1
+            return true
+        }
+        guard admitted else { return false }
+        channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+        channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) }
+        return true
+    }
 }
 
 /// Answers one request per head (event-loop confined).

@@ -70,7 +70,11 @@ public struct BootRecord: Codable, Sendable, Equatable {
     public var outcome: BootOutcome
     /// The image and its version as the head node served it.
     public var image: String?
+    /// The image's version as served: the first 12 hex digits of its SHA-256.
+    public var imageVersion: String?
     public var session: String?
+    /// The node's receiver's recent loss (0…1) in its session, as ql-mcastd last saw it.
+    public var loss: Double?
     /// Fraction of the image received (0…1) while in `image`.
     public var progress: Double?
     /// Steps repeated so far (DHCP and TFTP requests sent again, fetches retried).

@@ -49,8 +49,12 @@ public struct BootStatus: Codable, Sendable {
         public var stuck: Bool
         public var startedAt: Double?
         public var image: String?
+        /// The first 12 hex digits of the image's SHA-256, as served.
+        public var imageVersion: String?
         public var session: String?
         public var progress: Double?
+        /// The node's multicast loss (0…1) while in `image`.
+        public var loss: Double?
         public var retries: Int
         public var lastError: String?
         /// The boot's stages with the time each was reached (seconds since it started).

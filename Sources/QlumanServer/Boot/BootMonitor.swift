@@ -254,6 +254,7 @@ public final class BootMonitor: Sendable {
             if let r = current[name] {
                 line.startedAt = r.startedAt
                 line.image = r.image
+                line.imageVersion = r.imageVersion
                 line.session = r.session
                 line.retries = r.retries
                 line.lastError = r.lastError
@@ -265,6 +266,7 @@ public final class BootMonitor: Sendable {
                 } else {
                     line.state = r.outcome.rawValue
                     line.progress = r.stage == .image ? r.progress : nil
+                    line.loss = r.stage == .image ? r.loss : nil
                     line.seconds = max(0, now - (r.outcome == .booting ? r.stageAt : r.lastEventAt))
                     line.stuck = r.outcome == .booting && now - r.stageAt > request.stuckSeconds
                 }

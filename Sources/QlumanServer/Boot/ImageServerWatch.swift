@@ -62,7 +62,7 @@ struct ImageServerWatch {
                 let before = seen[key]
                 if before == state {
                     if state == "receiving", let r, let node = monitor.node(ip: ip) {
-                        monitor.update(node) { $0.progress = Double(r.blocksComplete) / Double(blocks) }
+                        monitor.update(node) { Self.progress(&$0, r, blocks) }
                     }
                     continue
                 }
@@ -76,6 +76,7 @@ struct ImageServerWatch {
                             what: "requested \(session.image): session \(sid)\(m.lateJoin ? " (joined late)" : "")")
                     ) { b in
                         b.image = session.image
+                        b.imageVersion = String(String(describing: session.sha256).prefix(12))
                         b.session = sid
                     }
                 }
@@ -95,7 +96,7 @@ struct ImageServerWatch {
                             at: now, stage: .image, what: "dropped from session \(sid) (too slow): the rest by unicast",
                             retry: true))
                 case .receiving?:
-                    monitor.update(node) { $0.progress = Double(r!.blocksComplete) / Double(blocks) }
+                    monitor.update(node) { Self.progress(&$0, r!, blocks) }
                 case nil: break
                 }
             }
@@ -121,6 +122,12 @@ struct ImageServerWatch {
                 if b.image == nil { b.image = e.image }
             }
         }
+    }
+
+    /// A receiver's blocks and loss into its node's boot.
+    static func progress(_ b: inout BootRecord, _ r: ReceiverRecord, _ blocks: Int) {
+        b.progress = min(1, Double(r.blocksComplete) / Double(blocks))
+        b.loss = min(1, max(0, r.recentLoss))
     }
 
     /// A session as the boot page shows it.

@@ -88,7 +88,9 @@ enum WebAssets {
         function label(n) {
           let t = n.node + ': ' + (n.state === 'booting' ? n.stage : n.state);
           if (n.seconds !== undefined) t += ' for ' + secs(n.seconds);
+          if (n.image) t += ', image ' + n.image + (n.imageVersion ? '@' + n.imageVersion.slice(0, 8) : '');
           if (n.progress !== undefined && n.progress !== null) t += ', ' + Math.round(n.progress * 100) + ' %';
+          if (n.loss) t += ', loss ' + (n.loss * 100).toFixed(1) + ' %';
           if (n.retries) t += ', ' + n.retries + ' retries';
           if (n.lastError) t += ' — ' + n.lastError;
           return t;

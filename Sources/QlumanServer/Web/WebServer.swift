@@ -1,4 +1,5 @@
 import Foundation
+import ImageService
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -61,14 +62,9 @@ public final class WebServer: Sendable {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let admitted = open.withLockedValue { n -> Bool in
-                    guard n < maxConnections else { return false }
-                    n += 1
-                    return true
+                guard MetricsServer.admit(channel, open: open, most: maxConnections, lifetime: lifetime) else {
+                    return channel.close()
                 }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
-                channel.eventLoop.scheduleTask(in: lifetime) { channel.close(promise: nil) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(try settings.tls.handler())
                 }.flatMap {

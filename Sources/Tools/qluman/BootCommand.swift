@@ -128,7 +128,8 @@ enum BootStatusText {
             let forText = n.seconds.map { duration($0) } ?? "-"
             let stage = n.stage?.rawValue ?? "-"
             out += pad(n.node, 18) + pad(n.stuck ? "STUCK" : n.state, 9) + pad(n.state == "silent" ? "-" : stage, 11)
-            out += pad(forText, 9) + pad(n.image ?? "-", 17) + pad(n.session ?? "-", 12)
+            let image = n.image.map { i in n.imageVersion.map { i + "@" + $0.prefix(8) } ?? i } ?? "-"
+            out += pad(forText, 9) + pad(image, 17) + pad(n.session ?? "-", 12)
             out += pad(n.progress.map { String(printf: "%.0f %%", $0 * 100) } ?? "-", 10) + pad("\(n.retries)", 9)
             // The first line: a client's failure carries its last log lines below it (--json has all).
             out += (n.lastError.map { String($0.prefix { $0 != "\n" }) } ?? "") + "\n"

@@ -26,7 +26,10 @@ final class BootWaveLabTests: XCTestCase {
         do {
             output = try Lab.run(
                 "/usr/bin/timeout",
-                ["900", script, "--nodes", "10", "--work", dir, "--image-mib", "16", "--window", "60", "--faults"],
+                [
+                    "900", script, "--nodes", "10", "--work", dir, "--image-mib", "16", "--window", "60", "--faults",
+                    "--screenshot", dir + "/boot-page.png",
+                ],
                 environment: ["QL_MCAST_BIN": bin, "QL_BOOT_PREFIX": "qlw"])
         } catch {
             let consoles = (try? Lab.run("/bin/sh", ["-c", "tail -n 5 \(dir)/nodes/*/console \(dir)/*.out"])) ?? ""
@@ -62,6 +65,7 @@ final class BootWaveLabTests: XCTestCase {
             XCTAssertEqual(node["inOrder"] as? Bool, true, "\(node["name"] ?? "?"): \(times)")
         }
         try checkBootMonitor(dir)
+        try checkBootPage(dir)
         let console = try String(contentsOfFile: dir + "/nodes/vn007/console", encoding: .utf8)
         XCTAssertTrue(console.contains("vnode: init.d ran on vn007"), "configured, then its init.d: \(console)")
         XCTAssertEqual(try Lab.run("/bin/hostname", []), machine, "a virtual node's host name stays its own")
@@ -116,5 +120,32 @@ final class BootWaveLabTests: XCTestCase {
             if let s = line["session"] as? String { sessions.insert(s) }
         }
         XCTAssertEqual(sessions.count, 1, "one session for the wave: \(sessions)")
+    }
+
+    /// The boot page as headless Chromium showed it at the end of the wave (boot-wave
+    /// --screenshot): a tile for every node, in the state and stage the monitor has.
+    func checkBootPage(_ dir: String) throws {
+        let status = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/boot-status.json")))
+                as? [String: Any])
+        let text = try String(contentsOfFile: dir + "/boot-page.json", encoding: .utf8)
+        let page = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data((text.split(separator: "\n").first ?? "").utf8))
+                as? [String: Any], text)
+        let tiles = try XCTUnwrap(page["tiles"] as? [String: [String: Any]])
+        for line in try XCTUnwrap(status["nodes"] as? [[String: Any]]) {
+            let name = line["node"] as? String ?? "?"
+            let tile = try XCTUnwrap(tiles[name], "\(name) has a tile")
+            XCTAssertEqual(tile["state"] as? String, line["state"] as? String, name)
+            XCTAssertEqual(tile["stage"] as? String, line["stage"] as? String ?? "", name)
+        }
+        XCTAssertEqual(tiles.count, 10)
+        XCTAssertGreaterThan(
+            (try? FileManager.default.attributesOfItem(atPath: dir + "/boot-page.png")[.size] as? Int) ?? 0, 10_000)
+        // Kept past the test (its work directory goes): the test artifact.
+        let artifacts = LabHarness.repositoryRoot.appendingPathComponent(".build/test-artifacts").path
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: artifacts + "/boot-wave-page.png")
+        try FileManager.default.copyItem(atPath: dir + "/boot-page.png", toPath: artifacts + "/boot-wave-page.png")
     }
 }

@@ -60,6 +60,18 @@ final class SteppedSessionTests: XCTestCase {
         var receiver: ReceiverCounters
     }
 
+    /// The fixture's object in a buffer of its own (as a file mapping would be), and a sender
+    /// configuration for its layout (256-byte symbols, k = 12).
+    static func sending(_ f: SessionFixture) -> (UnsafeMutableRawBufferPointer, SenderConfiguration) {
+        let object = UnsafeMutableRawBufferPointer.allocate(byteCount: f.object.count, alignment: 64)
+        f.object.withUnsafeBytes { object.copyMemory(from: $0) }
+        var c = SenderConfiguration(sessionID: f.sessionID)
+        c.objectID = f.objectID
+        c.symbolSize = 256
+        c.sourceSymbols = 12
+        return (object, c)
+    }
+
     /// Runs one session to its end; `drop(n, datagram)` says whether the wire loses the n-th
     /// datagram to the receiver.
     func session(
@@ -67,14 +79,10 @@ final class SteppedSessionTests: XCTestCase {
     ) throws -> Outcome {
         let f = try SessionFixture(size: 60_000, symbolSize: 256, k: 12, parityPerBlock: 0)
         let wire = Wire()
-        let object = UnsafeMutableRawBufferPointer.allocate(byteCount: f.object.count, alignment: 64)
+        let (object, layout) = Self.sending(f)
+        var c = layout
         defer { object.deallocate() }
-        f.object.withUnsafeBytes { object.copyMemory(from: $0) }
         var now: UInt64 = 5_000_000_000
-        var c = SenderConfiguration(sessionID: f.sessionID)
-        c.objectID = f.objectID
-        c.symbolSize = 256
-        c.sourceSymbols = 12
         c.expectedReceivers = 1
         c.authenticationKey = key
         c.encrypt = encrypt
@@ -165,14 +173,10 @@ final class SteppedSessionTests: XCTestCase {
     ) {
         let f = try SessionFixture(size: 60_000, symbolSize: 256, k: 12, parityPerBlock: 0)
         let wire = Wire()
-        let object = UnsafeMutableRawBufferPointer.allocate(byteCount: f.object.count, alignment: 64)
+        let (object, layout) = Self.sending(f)
+        var c = layout
         defer { object.deallocate() }
-        f.object.withUnsafeBytes { object.copyMemory(from: $0) }
         var now: UInt64 = 5_000_000_000
-        var c = SenderConfiguration(sessionID: f.sessionID)
-        c.objectID = f.objectID
-        c.symbolSize = 256
-        c.sourceSymbols = 12
         c.closedMembership = true
         c.maxPasses = maxPasses
         // 1 MB/s: the pass takes 60 ms, longer than a late member waits for its first ANNOUNCE.
