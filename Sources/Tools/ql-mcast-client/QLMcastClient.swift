@@ -152,8 +152,9 @@ struct QLMcastClient: ParsableCommand {
         } catch let error as QlustarError {
             log.error("\(error.message)")
             let status = Self.exitStatus(error.code)
-            // ql-mcastd shows it to the head node's boot monitor (not when it cannot be reached).
-            if error.code != .unreachable {
+            // ql-mcastd shows it to the head node's boot monitor — not when it cannot be reached,
+            // nor when it refused this host (it knows, and would refuse the report too).
+            if error.code != .unreachable, error.code != .refused {
                 client.reportFailure(
                     exitStatus: status, message: error.message,
                     logFile: rootPath.path("/var/log/qlustar/ql-mcast-client.log"))
