@@ -21,7 +21,8 @@ public enum BootStage: String, Codable, Sendable, CaseIterable, Comparable {
     /// execd's daemon connected to qlumand: the node is up.
     case up
 
-    public var order: Int { Self.allCases.firstIndex(of: self)! }
+    /// The stage's place in the boot (0 for `dhcp`).
+    public var order: Int { Self.allCases.firstIndex(of: self) ?? 0 }
 
     public static func < (a: BootStage, b: BootStage) -> Bool { a.order < b.order }
 }

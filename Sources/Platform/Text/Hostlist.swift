@@ -78,11 +78,11 @@ public enum Hostlist {
         for i in range.lowerBound...range.upperBound where i == range.upperBound || chars[i] == "," {
             let part = String(chars[start..<i])
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            // At most 9 ASCII digits each: Int holds them.
             guard (1...2).contains(bounds.count), bounds.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) }),
-                bounds.allSatisfy({ $0.allSatisfy(\.isNumber) }), bounds.allSatisfy({ $0.count <= 9 })
+                bounds.allSatisfy({ $0.allSatisfy(\.isNumber) }), bounds.allSatisfy({ $0.count <= 9 }),
+                let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1])
             else { throw error(expression, start, "'\(part)' is not a number or a range like 01-16") }
-            let low = Int(bounds[0])!
-            let high = Int(bounds[bounds.count - 1])!
             guard low <= high else { throw error(expression, start, "the range \(part) runs backwards") }
             guard high - low < maxNames, values.count + (high - low + 1) <= maxNames else {
                 throw QlustarError(
