@@ -56,6 +56,8 @@ final class WebHandler: ChannelInboundHandler {
             head = h
             body = []
         case .body(var buffer):
+            // Refused already (too large): the rest of it is not read.
+            guard head != nil else { return }
             guard body.count + buffer.readableBytes <= Self.maxBody else {
                 head = nil
                 return respond(context, .payloadTooLarge, "request too large\n", keepAlive: false)
