@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C: GF(2^8) kernels (GFNI / AVX2 / scalar, chosen at run time).
@@ -104,12 +105,20 @@ let package = Package(
             ],
             path: "Sources/NodeConfig"),
 
-        // qlumand's node registry (SQLite through GRDB).
+        // qlumand's node registry (SQLite through GRDB; node tables in CSV and YAML through Yams).
         .target(
             name: "NodeRegistry",
-            dependencies: ["Platform", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Platform", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ],
             path: "Sources/NodeRegistry"
         ),
+
+        // Administering many nodes from the head node: power through the BMCs (ipmitool), fan-out.
+        .target(
+            name: "ClusterAdmin", dependencies: ["Platform", "NodeConfig", "NodeRegistry", "Transport"],
+            path: "Sources/ClusterAdmin"),
 
         // qlumand: the registry served to the nodes' execd over TLS.
         .target(
@@ -185,7 +194,7 @@ let package = Package(
             name: "qluman",
             dependencies: [
                 "Platform", logging,
-                "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer",
+                "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer", "ClusterAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qluman"
@@ -277,6 +286,10 @@ let package = Package(
             ],
             path: "Tests/NodeConfigTests"
         ),
+        .testTarget(
+            name: "ClusterAdminTests",
+            dependencies: ["Platform", "ClusterAdmin", "NodeRegistry", "NodeConfig", "LabSupport", "LabTestSupport"],
+            path: "Tests/ClusterAdminTests"),
         .testTarget(
             name: "CaptureTests", dependencies: ["Platform", "Capture", "Transport", "LabSupport", "LabTestSupport"],
             path: "Tests/CaptureTests"),

@@ -8,9 +8,14 @@ public struct Node: Codable, Sendable, Equatable {
     public var group: String?
     /// The node's own boot configuration (nil: its group's, else `default`).
     public var bootConfig: String?
+    /// The address of the node's BMC (`10.2.0.5` or `10.2.0.5:6230`) when it is registered
+    /// with the node; nil: the one its `ipmi` config gives, if any.
+    public var bmc: String?
 
     public init(
-        name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?, bootConfig: String? = nil
+        name: String, macs: [String], ip: String, prefix: Int, image: String?, group: String?,
+        bootConfig: String? = nil,
+        bmc: String? = nil
     ) {
         self.name = name
         self.macs = macs
@@ -19,5 +24,6 @@ public struct Node: Codable, Sendable, Equatable {
         self.image = image
         self.group = group
         self.bootConfig = bootConfig
+        self.bmc = bmc
     }
 }

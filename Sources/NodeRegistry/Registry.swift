@@ -131,45 +131,28 @@ public final class Registry: Sendable {
                     CREATE INDEX boot_by_node ON boot(node, id);
                     """)
         }
+        m.registerMigration("6 BMC addresses") { db in
+            // Two nodes cannot share a BMC: a power command for one would reach the other.
+            try db.execute(
+                sql: """
+                    ALTER TABLE node ADD COLUMN bmc TEXT;
+                    CREATE UNIQUE INDEX node_bmc ON node(bmc) WHERE bmc IS NOT NULL;
+                    """)
+        }
         return m
     }
 
     // MARK: - Nodes
 
     /// Registers a node.
-    /// - Throws: `.invalidArgument` for a malformed value, a name, MAC or IP already registered
-    ///   (naming the node that has it), or an unknown group.
-    public func addNode(name: String, macs: [String], ip: String, image: String?, group: String?) throws(QlustarError)
-        -> Node
-    {
-        let name = try NodeFields.hostname(name)
-        guard !macs.isEmpty else { throw QlustarError(.invalidArgument, "node \(name) needs at least one --mac") }
-        let macs = try macs.map { m throws(QlustarError) in try NodeFields.mac(m) }
-        guard Set(macs).count == macs.count else { throw QlustarError(.invalidArgument, "the same MAC is given twice") }
-        let (address, prefix) = try NodeFields.ipv4(ip)
-        let image = try image.map { i throws(QlustarError) in try ImageName(i).value }
-        let group = try group.map { g throws(QlustarError) in try NodeFields.group(g) }
-        try write { db throws(QlustarError) in
-            if let owner = try self.fetchString(db, "SELECT name FROM node WHERE name = ?", [name]) {
-                throw QlustarError(.invalidArgument, "node \(owner) is already registered")
-            }
-            for mac in macs {
-                if let owner = try self.fetchString(db, "SELECT node FROM node_mac WHERE mac = ?", [mac]) {
-                    throw QlustarError(.invalidArgument, "MAC \(mac) already belongs to node \(owner)")
-                }
-            }
-            if let owner = try self.fetchString(db, "SELECT name FROM node WHERE ip = ?", [address]) {
-                throw QlustarError(.invalidArgument, "IP \(address) already belongs to node \(owner)")
-            }
-            if let group, try self.fetchString(db, "SELECT name FROM node_group WHERE name = ?", [group]) == nil {
-                throw QlustarError(.invalidArgument, "no group \(group) (qluman group add \(group))")
-            }
-            try self.execute(
-                db, "INSERT INTO node (name, ip, prefix, image, group_name) VALUES (?, ?, ?, ?, ?)",
-                [name, address, prefix, image, group])
-            for mac in macs { try self.execute(db, "INSERT INTO node_mac (mac, node) VALUES (?, ?)", [mac, name]) }
-        }
-        return try node(name)
+    /// - Throws: `.invalidArgument` for a malformed value, a name, MAC, IP or BMC already
+    ///   registered (naming the node that has it), or an unknown group.
+    public func addNode(
+        name: String, macs: [String], ip: String, image: String?, group: String?, bmc: String? = nil
+    ) throws(QlustarError) -> Node {
+        let added = try addNodes([NodeSpec(name: name, macs: macs, ip: ip, image: image, group: group, bmc: bmc)])
+        guard let node = added.first else { throw QlustarError(.io, "node \(name) vanished after it was registered") }
+        return node
     }
 
     /// The node `name`.
@@ -188,9 +171,12 @@ public final class Registry: Sendable {
     /// Changes what is given; the rest stays.
     public func setNode(
         _ name: String, ip: String? = nil, image: String?? = nil, group: String?? = nil, bootConfig: String?? = nil,
-        addMACs: [String] = [], removeMACs: [String] = []
+        bmc: String?? = nil, addMACs: [String] = [], removeMACs: [String] = []
     ) throws(QlustarError) -> Node {
         let current = try node(name)
+        let bmc = try bmc.map { b throws(QlustarError) -> String? in
+            try b.map { v throws(QlustarError) in try NodeFields.bmc(v) }
+        }
         let ipv4 = try ip.map { i throws(QlustarError) in try NodeFields.ipv4(i) }
         let image = try image.map { i throws(QlustarError) -> String? in
             try i.map { v throws(QlustarError) in try ImageName(v).value }
@@ -225,6 +211,15 @@ public final class Registry: Sendable {
                         .invalidArgument, "no boot configuration \(NodeFields.quoted(b)) (qluman boot-config add)")
                 }
                 try self.execute(db, "UPDATE node SET boot_config = ? WHERE name = ?", [bootConfig, current.name])
+            }
+            if let bmc {
+                if let b = bmc,
+                    let owner = try self.fetchString(
+                        db, "SELECT name FROM node WHERE bmc = ? AND name != ?", [b, current.name])
+                {
+                    throw QlustarError(.invalidArgument, "BMC \(b) already belongs to node \(owner)")
+                }
+                try self.execute(db, "UPDATE node SET bmc = ? WHERE name = ?", [bmc, current.name])
             }
             for mac in remove {
                 guard current.macs.contains(mac) else {
@@ -384,7 +379,7 @@ public final class Registry: Sendable {
                 rows = try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name, n.boot_config,
+                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name, n.boot_config, n.bmc,
                                (SELECT group_concat(mac, ' ') FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac)) AS macs
                         FROM node n \(clause) ORDER BY n.name
                         """, arguments: StatementArguments(arguments))
@@ -393,8 +388,9 @@ public final class Registry: Sendable {
                 Node(
                     name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [],
                     ip: row["ip"],
-                    prefix: row["prefix"], image: row["image"], group: row["group_name"], bootConfig: row["boot_config"]
-                )
+                    prefix: row["prefix"], image: row["image"], group: row["group_name"],
+                    bootConfig: row["boot_config"],
+                    bmc: row["bmc"])
             }
         }
     }

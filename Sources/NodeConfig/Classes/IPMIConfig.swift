@@ -12,6 +12,14 @@ public struct IPMIConfig: Codable, Sendable, Equatable {
         if let g = gateway { _ = try FieldCheck.ipv4(g, "ipmi.gateway") }
         if let c = channel, !(1...15).contains(c) { throw FieldCheck.fail("ipmi.channel", "must be 1–15") }
     }
+
+    /// The BMC address of the node `name` at `ip`/`prefix`: its host number in `network`.
+    /// - Throws: `.invalidArgument` when the host number does not fit the IPMI network.
+    public func address(ofNode name: String, ip: String, prefix: Int) throws(QlustarError) -> String {
+        let network = try FieldCheck.network(self.network, "ipmi.network")
+        let host = try FieldCheck.ipv4(ip, "node address")
+        return IPv4Network.format(try network.address(forHost: host, hostPrefix: prefix, node: name))
+    }
 }
 
 extension ConfigClass {
@@ -33,8 +41,7 @@ extension IPMIConfig: NodeConfigClass {
         guard let ipmi = configs.last?.config else { return }
         let node = context.node
         let network = try FieldCheck.network(ipmi.network, "ipmi.network")
-        let host = try FieldCheck.ipv4(node.ip, "node address")
-        let address = IPv4Network.format(try network.address(forHost: host, hostPrefix: node.prefix, node: node.name))
+        let address = try ipmi.address(ofNode: node.name, ip: node.ip, prefix: node.prefix)
         let channel = String(ipmi.channel ?? 1)
         context.optionsFile("ipmi", of: kind, into: &plan) { o in
             o.set("QLUMAN_IPMI_ADDRESS", address)

@@ -135,6 +135,9 @@ package final class Subprocess {
     /// What the output pipe holds now: bytes, empty when nothing is waiting, nil at its end.
     package func readAvailable() -> [UInt8]? { Self.drain(&output) }
 
+    /// What the error pipe holds now: bytes, empty when nothing is waiting, nil at its end.
+    package func readAvailableErrors() -> [UInt8]? { Self.drain(&errors) }
+
     /// Reads both pipes to their ends (waiting with poll, so a full pipe never blocks the
     /// child), keeping at most `limit` bytes of each, then waits for the child.
     package func collect(limit: Int = 64 << 20) -> (output: [UInt8], errors: [UInt8], termination: Posix.Termination) {

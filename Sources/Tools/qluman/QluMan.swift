@@ -7,6 +7,13 @@ import Provisioning
 
 @main
 struct QluMan: ParsableCommand {
+    /// `qluman --root R node add …`: the shared options are taken before the subcommand too.
+    static func main() {
+        main(
+            LeadingOptions.hoist(
+                Array(CommandLine.arguments.dropFirst()), valued: ["--root", "--socket"], flags: ["--json"]))
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "qluman",
         abstract:
@@ -23,7 +30,7 @@ struct QluMan: ParsableCommand {
         subcommands: [
             NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self,
             Provision.self, Exec.self,
-            Reconfigure.self, Nodes.self, BootCommand.self,
+            Reconfigure.self, Nodes.self, BootCommand.self, PowerCommand.self,
         ]
     )
 }
@@ -48,86 +55,6 @@ struct Common: ParsableArguments {
 func describe(_ n: Node) -> String {
     "\(n.name)  \(n.ip)/\(n.prefix)  \(n.macs.joined(separator: ","))  image \(n.image ?? "-")  group \(n.group ?? "-")"
         + "  boot \(n.bootConfig ?? "-")\n"
-}
-
-struct NodeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Register, list, show, change and remove nodes.",
-        subcommands: [Add.self, List.self, Show.self, Set.self, Remove.self])
-
-    struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register a node (DHCP will answer its MACs).")
-        @OptionGroup var common: Common
-        @Argument(help: "Host name.") var name: String
-        @Option(help: "MAC address of a NIC (repeat for several).") var mac: [String] = []
-        @Option(help: "IPv4 address, optionally with prefix length (default /24).") var ip: String
-        @Option(help: "Image the node boots.") var image: String?
-        @Option(help: "Group the node belongs to.") var group: String?
-
-        func run() throws {
-            let node = try common.registry().addNode(name: name, macs: mac, ip: ip, image: image, group: group)
-            try common.print(node) { "registered " + describe(node) }
-        }
-    }
-
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the registered nodes.")
-        @OptionGroup var common: Common
-        func run() throws {
-            let nodes = try common.registry().nodes()
-            try common.print(nodes) { nodes.map(describe).joined() }
-        }
-    }
-
-    struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show one node.")
-        @OptionGroup var common: Common
-        @Argument(help: "Node name.") var name: String
-        func run() throws {
-            let node = try common.registry().node(name)
-            try common.print(node) { describe(node) }
-        }
-    }
-
-    struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a node; what is not given stays.")
-        @OptionGroup var common: Common
-        @Argument(help: "Node name.") var name: String
-        @Option(help: "New IPv4 address[/prefix].") var ip: String?
-        @Option(help: "Image to boot ('none' to clear).") var image: String?
-        @Option(help: "Group ('none' to clear).") var group: String?
-        @Option(help: "Add a MAC address.") var addMac: [String] = []
-        @Option(help: "Remove a MAC address.") var removeMac: [String] = []
-        @Option(help: "Custom boot configuration ('none': the group's, else default).") var bootConfig: String?
-        @Option(help: "Enrollment token the node must present (read from this file; only its SHA-256 is stored).")
-        var tokenFile: String?
-        @Flag(help: "The node needs no enrollment token any more.") var clearToken = false
-
-        func run() throws {
-            let registry = try common.registry()
-            if let tokenFile {
-                let token = String(decoding: try FileSystem.readFile(tokenFile, limit: 4_096), as: UTF8.self)
-                try registry.setToken(name, token: token.trimmingCharacters(in: .whitespacesAndNewlines))
-            } else if clearToken {
-                try registry.setToken(name, token: nil)
-            }
-            let node = try registry.setNode(
-                name, ip: ip, image: image.map { $0 == "none" ? nil : $0 },
-                group: group.map { $0 == "none" ? nil : $0 },
-                bootConfig: bootConfig.map { $0 == "none" ? nil : $0 }, addMACs: addMac, removeMACs: removeMac)
-            try common.print(node) { "changed " + describe(node) }
-        }
-    }
-
-    struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a node from the registry.")
-        @OptionGroup var common: Common
-        @Argument(help: "Node name.") var name: String
-        func run() throws {
-            try common.registry().removeNode(name)
-            try common.print(["removed": name]) { "removed \(name)\n" }
-        }
-    }
 }
 
 struct GroupCommand: ParsableCommand {

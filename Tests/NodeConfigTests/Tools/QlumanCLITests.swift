@@ -93,4 +93,58 @@ final class QlumanCLITests: XCTestCase {
 
             """)
     }
+
+    /// A cluster registered the way an administrator does it: hostlists that count addresses up,
+    /// shared options before the subcommand, a table exported, edited and imported again.
+    func testHostlistsBulkAddExportImportAndLeadingOptions() throws {
+        let plain = { (args: [String]) throws -> (status: Int32, stdout: String, stderr: String) in
+            try ReleaseTool.run("qluman", args, environment: ["PATH": "/usr/bin:/bin"])
+        }
+        XCTAssertEqual(try plain(["--root", dir, "group", "add", "compute"]).status, 0)
+        let add = try plain([
+            "--root", dir, "node", "add", "beo-[001-100]", "--ip", "10.1.0.1/16", "--mac", "52:54:00:01:00:01",
+            "--bmc", "10.2.0.1", "--group", "compute", "--image", "compute",
+        ])
+        XCTAssertEqual(add.stdout, "registered 100 nodes: beo-[001-100]\n", add.stderr)
+        let list = try run("qluman", ["node", "list", "beo-[099-100]", "-o", "name,ip,mac,bmc,state"])
+        XCTAssertEqual(
+            list.stdout,
+            """
+            NAME     IP             MAC                BMC         STATE
+            beo-099  10.1.0.99/16   52:54:00:01:00:63  10.2.0.99   unknown
+            beo-100  10.1.0.100/16  52:54:00:01:00:64  10.2.0.100  unknown
+
+            """)
+        XCTAssertTrue(list.stderr.hasPrefix("qluman: qlumand did not answer"), list.stderr)
+        let conflict = try run(
+            "qluman", ["node", "add", "beo-[100-101]", "--ip", "10.1.0.100/16", "--mac", "52:54:00:09:00:01"])
+        XCTAssertEqual(
+            conflict.stderr,
+            "Error: none of the 2 nodes was registered: 1 problem\n  node beo-100 is already registered\n")
+        // Exported, removed, imported: the same table again.
+        let csv = try run("qluman", ["node", "export"])
+        let yaml = try run("qluman", ["node", "export", "beo-[001-010]", "--format", "yaml"])
+        XCTAssertEqual(csv.stdout.split(separator: "\n").count, 101)
+        try csv.stdout.write(toFile: dir + "/nodes.csv", atomically: true, encoding: .utf8)
+        try yaml.stdout.write(toFile: dir + "/nodes.yml", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try run("qluman", ["node", "rm", "beo-[001-100]"]).stdout, "removed beo-[001-100]\n")
+        XCTAssertEqual(
+            try run("qluman", ["node", "import", dir + "/nodes.yml"]).stdout, "registered 10 nodes: beo-[001-010]\n")
+        let again = try run("qluman", ["node", "import", dir + "/nodes.csv"])
+        XCTAssertTrue(
+            again.stderr.hasPrefix("Error: none of the 100 nodes was registered: 10 problems\n"), again.stderr)
+        XCTAssertEqual(try run("qluman", ["node", "rm", "beo-[001-010]"]).status, 0)
+        XCTAssertEqual(try run("qluman", ["node", "import", dir + "/nodes.csv"]).status, 0)
+        XCTAssertEqual(try run("qluman", ["node", "export"]).stdout, csv.stdout)
+        let set = try run("qluman", ["--json", "node", "set", "beo-[001-002]", "--image", "new"])
+        XCTAssertEqual(set.status, 0, set.stderr)
+        XCTAssertTrue(set.stdout.contains("\"image\" : \"new\""), set.stdout)
+        let wrong = try run("qluman", ["node", "set", "beo-[001-002]", "--ip", "10.1.0.7"])
+        XCTAssertTrue(
+            wrong.stderr.hasPrefix(
+                "Error: --ip, --add-mac, --remove-mac, --bmc and the token belong to one node, not 2"), wrong.stderr)
+        let bad = try run("qluman", ["node", "add", "beo-[1-", "--ip", "10.0.0.1", "--mac", "52:54:00:00:00:01"])
+        XCTAssertEqual(
+            bad.stderr, "Error: hostlist 'beo-[1-': '[' is not closed at character 8\n  beo-[1-\n         ^\n")
+    }
 }
