@@ -75,12 +75,29 @@ public struct Provisioner {
         let fallback = configs["default"].map(Self.pxelinuxFile) ?? Self.noDefault
         try FileSystem.writeAtomically(pxelinuxConfig + "/default", Array(fallback.utf8))
         var links: [String: String] = [:]
+        var variants: [String: BootConfig] = [:]
         for node in nodes {
-            guard let name = chosen[node.name], name != "default" else { continue }
-            guard configs[name] != nil else {
+            let name = chosen[node.name] ?? "default"
+            guard let config = configs[name] else {
+                if name == "default" { continue }
                 throw QlustarError(.configuration, "node \(node.name) boots with '\(name)', which is not defined")
             }
-            links[Self.hostid(node.ip)] = "configs/" + name
+            // A node registered with an image other than its configuration's boots a variant
+            // of that configuration for its image.
+            if let image = node.image, let variant = Self.variant(config, image: image) {
+                variants[variant.name] = variant
+                links[Self.hostid(node.ip)] = "configs/" + variant.name
+            } else if name != "default" {
+                links[Self.hostid(node.ip)] = "configs/" + name
+            }
+        }
+        for variant in variants.values {
+            try FileSystem.writeAtomically(
+                pxelinuxConfig + "/configs/" + variant.name, Array(Self.pxelinuxFile(variant).utf8))
+        }
+        // Variants no node boots any more (after every link is in place: see below).
+        let staleVariants = ((try? FileSystem.list(pxelinuxConfig + "/configs")) ?? []).filter {
+            $0.contains("@") && !$0.contains(".tmp.") && variants[$0] == nil
         }
         for (hostid, target) in links { try link(pxelinuxConfig + "/" + hostid, to: target) }
         var removed: [String] = []
@@ -88,6 +105,7 @@ public struct Provisioner {
             FileSystem.remove(pxelinuxConfig + "/" + entry)
             removed.append(entry)
         }
+        for name in staleVariants { FileSystem.remove(pxelinuxConfig + "/configs/" + name) }
 
         // dnsmasq: the hosts file (re-read on SIGHUP), then the main configuration.
         let hosts = nodes.map { node in (node.macs + [node.ip, node.name]).joined(separator: ",") + "\n" }.joined()
@@ -109,6 +127,56 @@ public struct Provisioner {
         return Report(
             nodes: nodes.count, hostidLinks: links, removedLinks: removed.sorted(), networks: networks,
             reloaded: reloaded)
+    }
+
+    /// Checks that the kernel and initrd `nodes` will boot (their configuration, or its variant
+    /// for their image) are below the TFTP root.
+    /// - Throws: `.notFound` naming the first missing file and the nodes that need it.
+    public func checkPublished(_ nodes: [Node], registry: Registry) throws(QlustarError) {
+        let configs = Dictionary(uniqueKeysWithValues: try registry.bootConfigs().map { ($0.name, $0) })
+        let chosen = try registry.effectiveBootConfigs()
+        var needed: [String: [String]] = [:]
+        for node in nodes {
+            let name = chosen[node.name] ?? "default"
+            guard let config = configs[name] else {
+                throw QlustarError(
+                    .notFound, "node \(node.name) boots with '\(name)', which is not defined (qluman boot-config add)")
+            }
+            let booted = node.image.flatMap { Self.variant(config, image: $0) } ?? config
+            for path in [booted.kernel, booted.initrd] { needed[path, default: []].append(node.name) }
+        }
+        for (path, users) in needed.sorted(by: { $0.key < $1.key }) {
+            // qlustar/… is the link to /var/lib/qlustar that `provision` makes.
+            let file =
+                path.hasPrefix("qlustar/")
+                ? root.path("/var/lib/qlustar/" + path.dropFirst("qlustar/".count)) : tftpRoot + "/" + path
+            guard FileSystem.exists(file) else {
+                throw QlustarError(
+                    .notFound,
+                    "\(path) is not published below the TFTP root (\(Hostlist.fold(users)) would boot it): build or "
+                        + "publish the image first (qlustar-image build IMAGE)")
+            }
+        }
+    }
+
+    /// `config` as a node registered with `image` boots it (`qluman node add --image`, `qluman
+    /// boot set --image`): named `CONFIG@IMAGE`, its `ql.image=` set to `image`, and its kernel and
+    /// initrd, when they are its own image's as the image tooling publishes them
+    /// (`…/X.vmlinuz`, `…/X.initrd` for `ql.image=X`), the new image's. nil when `config`
+    /// boots `image` already.
+    public static func variant(_ config: BootConfig, image: String) -> BootConfig? {
+        var words = config.append.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let index = words.firstIndex { $0.hasPrefix("ql.image=") }
+        let current = index.map { String(words[$0].dropFirst("ql.image=".count)) }
+        guard current != image else { return nil }
+        if let index { words[index] = "ql.image=" + image } else { words.append("ql.image=" + image) }
+        func swapped(_ path: String, _ suffix: String) -> String {
+            guard let current, path == current + suffix || path.hasSuffix("/" + current + suffix) else { return path }
+            return String(path.dropLast(current.count + suffix.count)) + image + suffix
+        }
+        return BootConfig(
+            name: config.name + "@" + image, kernel: swapped(config.kernel, ".vmlinuz"),
+            initrd: swapped(config.initrd, ".initrd"), append: words.joined(separator: " "))
     }
 
     /// A pxelinux configuration: serial console, no prompt, one label; `IPAPPEND 2` adds

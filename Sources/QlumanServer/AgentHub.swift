@@ -38,7 +38,7 @@ final class AgentHub: Sendable {
         var done = false
         var status: Int32?
         var outcome: String?
-        var pollers: [(offset: Int, promise: EventLoopPromise<ControlReply>, timer: Scheduled<Void>)] = []
+        var pollers: [(offset: Int, limit: Int, promise: EventLoopPromise<ExecPollReply>, timer: Scheduled<Void>)] = []
     }
 
     private struct State {
@@ -121,7 +121,7 @@ final class AgentHub: Sendable {
     /// Applies `change` to a job of `node` (a node may only report on its own jobs) and returns
     /// the wake-up of its pollers, to run outside the lock.
     private func update(node: String, job: UInt64, _ change: (inout Job) -> Void) throws(ControlFailure) -> () -> Void {
-        let result: Result<[(Int, EventLoopPromise<ControlReply>, Scheduled<Void>)], ControlFailure> =
+        let result: Result<[(Int, Int, EventLoopPromise<ExecPollReply>, Scheduled<Void>)], ControlFailure> =
             state.withLockedValue { s in
                 guard var j = s.jobs[job], j.node == node, !j.done else {
                     return .failure(ControlFailure(.notFound, "no running job \(job) for node \(node)"))
@@ -138,9 +138,9 @@ final class AgentHub: Sendable {
             }
         let pollers = try result.get()
         return { [self] in
-            for (offset, promise, timer) in pollers {
+            for (offset, limit, promise, timer) in pollers {
                 timer.cancel()
-                promise.succeed(pollReply(job, offset))
+                promise.succeed(pollReply(job, offset, limit: limit))
             }
         }
     }
@@ -177,7 +177,30 @@ final class AgentHub: Sendable {
 
     /// A job's output from `offset`: at once when there is some (or it is done), else within a second.
     func poll(job: UInt64, offset: Int, loop: EventLoop) -> EventLoopFuture<ControlReply> {
-        let promise = loop.makePromise(of: ControlReply.self)
+        pollValue(job: job, offset: offset, loop: loop).map { .json(canonicalJSON($0)) }
+    }
+
+    /// Several jobs' output at once (`qluman exec HOSTLIST`): each as `poll` answers it, all
+    /// within a second; a job that is not known (any more) is answered as done, outcome "lost".
+    func pollMany(_ polls: [ExecPollRequest], loop: EventLoop) -> EventLoopFuture<ControlReply> {
+        let futures = polls.map {
+            pollValue(job: $0.job, offset: $0.offset, limit: Self.maxPollManyData, loop: loop)
+        }
+        return EventLoopFuture.whenAllComplete(futures, on: loop).map { results in
+            .json(
+                canonicalJSON(
+                    zip(polls, results).map { poll, result in
+                        (try? result.get())
+                            ?? ExecPollReply(
+                                data: Data(), offset: poll.offset, done: true, status: nil, outcome: "lost")
+                    }))
+        }
+    }
+
+    private func pollValue(job: UInt64, offset: Int, limit: Int = maxPollData, loop: EventLoop)
+        -> EventLoopFuture<ExecPollReply>
+    {
+        let promise = loop.makePromise(of: ExecPollReply.self)
         let timer = loop.scheduleTask(in: .seconds(1)) { [self] in
             let mine = state.withLockedValue { s -> Bool in
                 guard
@@ -190,12 +213,12 @@ final class AgentHub: Sendable {
                 s.jobs[job]?.pollers.remove(at: index)
                 return true
             }
-            if mine { promise.succeed(pollReply(job, offset)) }
+            if mine { promise.succeed(pollReply(job, offset, limit: limit)) }
         }
         let now: Bool? = state.withLockedValue { s in
             guard let j = s.jobs[job] else { return nil }
             if j.done || j.output.count > offset { return true }
-            s.jobs[job]?.pollers.append((offset, promise, timer))
+            s.jobs[job]?.pollers.append((offset, limit, promise, timer))
             return false
         }
         switch now {
@@ -204,24 +227,30 @@ final class AgentHub: Sendable {
             promise.fail(ControlFailure(.notFound, "no job \(job)"))
         case true?:
             timer.cancel()
-            promise.succeed(pollReply(job, offset))
+            promise.succeed(pollReply(job, offset, limit: limit))
         case false?:
             break
         }
         return promise.futureResult
     }
 
-    private func pollReply(_ job: UInt64, _ offset: Int) -> ControlReply {
-        let reply = state.withLockedValue { s -> ExecPollReply in
+    /// The most output one poll answers with (the poller continues from the offset it gets),
+    /// so that a reply stays below a control frame's bound: 256 KiB for one job, 64 KiB per job
+    /// of a `pollMany` (of at most `ExecPollRequest.maxPerRequest` jobs).
+    static let maxPollData = 256 << 10
+    static let maxPollManyData = 64 << 10
+
+    private func pollReply(_ job: UInt64, _ offset: Int, limit: Int = maxPollData) -> ExecPollReply {
+        state.withLockedValue { s -> ExecPollReply in
             guard let j = s.jobs[job] else {
                 return ExecPollReply(data: Data(), offset: offset, done: true, status: nil, outcome: "lost")
             }
             let start = min(max(offset, 0), j.output.count)
+            let end = min(j.output.count, start + limit)
             return ExecPollReply(
-                data: Data(j.output[start...]), offset: j.output.count, done: j.done, status: j.status,
-                outcome: j.outcome)
+                data: Data(j.output[start..<end]), offset: end, done: j.done && end == j.output.count,
+                status: j.status, outcome: j.outcome)
         }
-        return .json(canonicalJSON(reply))
     }
 
     /// Every agent qlumand has heard from.

@@ -307,6 +307,13 @@ public final class QlumanServer: Sendable {
             case QlumanOperation.execPoll:
                 let poll = try request.arguments(ExecPollRequest.self)
                 return agents.poll(job: poll.job, offset: poll.offset, loop: loop)
+            case QlumanOperation.execPollMany:
+                let polls = try request.arguments(ExecPollManyRequest.self).polls
+                guard polls.count <= ExecPollRequest.maxPerRequest else {
+                    throw ControlFailure(
+                        .malformedRequest, "more than \(ExecPollRequest.maxPerRequest) jobs polled at once")
+                }
+                return agents.pollMany(polls, loop: loop)
             case QlumanOperation.nodes:
                 return loop.makeSucceededFuture(.json(canonicalJSON(agents.monitor())))
             case QlumanOperation.bootStatus:

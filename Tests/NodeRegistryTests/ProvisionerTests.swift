@@ -99,6 +99,35 @@ final class ProvisionerTests: XCTestCase {
         XCTAssertFalse(try fm.contentsOfDirectory(atPath: p.pxelinuxConfig).contains { $0.contains(".tmp.") })
     }
 
+    /// A node registered with another image than its boot configuration's boots that
+    /// configuration for its own image: ql.image, kernel and initrd follow the node.
+    func testANodesImageMakesAVariantOfItsBootConfiguration() throws {
+        let r = try Registry(root: root)
+        try r.putBootConfig(
+            BootConfig(
+                name: "default", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.server=192.168.52.1 ql.image=compute debug"))
+        try r.addNodes([
+            NodeSpec(name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "192.168.52.11", image: "compute"),
+            NodeSpec(name: "beo-02", macs: ["52:54:00:00:00:02"], ip: "192.168.52.12", image: "compute-2"),
+            NodeSpec(name: "beo-03", macs: ["52:54:00:00:00:03"], ip: "192.168.52.13"),
+        ])
+        let p = provisioner()
+        XCTAssertEqual(try p.provision(r).hostidLinks, ["C0A8340C": "configs/default@compute-2"])
+        let variant = try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/C0A8340C", encoding: .utf8)
+        XCTAssertTrue(variant.contains("KERNEL qlustar/images/compute-2.vmlinuz\n"), variant)
+        XCTAssertTrue(variant.contains("INITRD qlustar/images/compute-2.initrd\n"), variant)
+        XCTAssertTrue(variant.contains("APPEND console=ttyS0,115200 ql.server=192.168.52.1 ql.image=compute-2 debug\n"))
+        XCTAssertEqual(
+            Provisioner.variant(
+                BootConfig(name: "x", kernel: "k/vmlinuz", initrd: "k/initrd", append: "quiet"), image: "a"),
+            BootConfig(name: "x@a", kernel: "k/vmlinuz", initrd: "k/initrd", append: "quiet ql.image=a"))
+        // Back to the configuration's image: link and variant go.
+        _ = try r.setNodes(["beo-02"], image: .some("compute"))
+        XCTAssertEqual(try p.provision(r).removedLinks, ["C0A8340C"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: p.pxelinuxConfig + "/configs/default@compute-2"))
+    }
+
     func testDnsmasqLimitsGrowWithTheNodesThatMayBootAtOnce() throws {
         XCTAssertTrue(Provisioner.limits(nodes: 0) == (50, 1000))
         XCTAssertTrue(Provisioner.limits(nodes: 4) == (50, 1000))

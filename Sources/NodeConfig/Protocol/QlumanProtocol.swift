@@ -186,6 +186,10 @@ public struct ExecStarted: Codable, Sendable {
 
 /// `exec-poll`: output from `offset` on, waiting up to a second for more.
 public struct ExecPollRequest: Codable, Sendable {
+    /// The most jobs one `exec-poll-many` asks for (each answered with at most 64 KiB, so
+    /// that the reply fits a control frame of 16 MiB).
+    public static let maxPerRequest = 128
+
     public var job: UInt64
     public var offset: Int
 
@@ -193,6 +197,12 @@ public struct ExecPollRequest: Codable, Sendable {
         self.job = job
         self.offset = offset
     }
+}
+
+/// `exec-poll-many`: several jobs' output at once.
+public struct ExecPollManyRequest: Codable, Sendable {
+    public var polls: [ExecPollRequest]
+    public init(polls: [ExecPollRequest]) { self.polls = polls }
 }
 
 public struct ExecPollReply: Codable, Sendable {
@@ -234,5 +244,8 @@ extension QlumanOperation {
     /// Administration socket only.
     public static let exec = "exec"
     public static let execPoll = "exec-poll"
+    /// Several jobs at once: `ExecPollManyRequest`, answered by a list of `ExecPollReply` in the
+    /// same order, within a second.
+    public static let execPollMany = "exec-poll-many"
     public static let nodes = "nodes"
 }

@@ -1,13 +1,83 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NodeConfig
+import NodeRegistry
 import Platform
+import Provisioning
 import Transport
 
 struct BootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "boot", abstract: "Watch the nodes boot: every node's stage, for how long, and why it is stuck.",
-        subcommands: [Status.self, Watch.self])
+        commandName: "boot",
+        abstract: "Watch the nodes boot (status, watch) and choose what they boot next (set).",
+        subcommands: [Status.self, Watch.self, Set.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Choose the next boot of nodes: image and/or boot configuration, registry and PXE files at once.",
+            discussion: HelpText.paragraphs(
+                """
+                Changes the nodes' registry entries in one transaction, then regenerates the provisioning
+                files as 'qluman provision' does (each replaced in one rename; dnsmasq re-reads its hosts on
+                SIGHUP). A node whose image differs from its boot configuration's ql.image= boots a variant
+                of that configuration (pxelinux.cfg/configs/CONFIG@IMAGE: ql.image, kernel and initrd of the
+                image). When the image's kernel or initrd is not published, or provisioning fails, the
+                registry is put back as it was and nothing changes.
+
+                  qluman boot set 'beo-[001-010]' --image compute-2
+                  qluman boot set beo-007 --boot-config debug
+                  qluman boot set beo-007 --boot-config none      back to the group's (else default)
+                """))
+        @OptionGroup var common: Common
+        @Argument(help: "The nodes (a hostlist).") var hosts: String
+        @Option(help: "Image the nodes boot next.") var image: String?
+        @Option(help: "Boot configuration ('none': the group's, else default).") var bootConfig: String?
+
+        func validate() throws {
+            guard image != nil || bootConfig != nil else {
+                throw ValidationError("give --image, --boot-config or both")
+            }
+        }
+
+        func run() throws {
+            let root = Root(common.root)
+            let registry = try common.registry()
+            let names = try Hostlist.expand(hosts)
+            let before = try registry.nodes(named: names)
+            let changed = try registry.setNodes(
+                names, image: image.map { .some($0) }, bootConfig: bootConfig.map { $0 == "none" ? nil : $0 })
+            let provisioner = Provisioner(root: root, log: Logger(root: root, name: "qluman", echo: false))
+            let report: Provisioner.Report
+            do {
+                try provisioner.checkPublished(changed, registry: registry)
+                report = try provisioner.provision(registry)
+            } catch {
+                for (key, nodes) in Dictionary(grouping: before, by: { [$0.image, $0.bootConfig] }) {
+                    _ = try? registry.setNodes(
+                        nodes.map(\.name), image: .some(key[0]), bootConfig: .some(key[1]))
+                }
+                throw error
+            }
+            struct Reply: Encodable {
+                var nodes: String
+                var image: String?
+                var bootConfig: String?
+                var links: [String: String]
+                var reloaded: Bool
+            }
+            let hostids = Swift.Set(changed.map { Provisioner.hostid($0.ip) })
+            let reply = Reply(
+                nodes: Hostlist.fold(changed.map(\.name)), image: image, bootConfig: bootConfig,
+                links: report.hostidLinks.filter { hostids.contains($0.key) }, reloaded: report.reloaded)
+            try common.print(reply) {
+                let what = [image.map { "image \($0)" }, bootConfig.map { "boot configuration \($0)" }]
+                    .compactMap { $0 }.joined(separator: ", ")
+                return "next boot of \(reply.nodes): \(what); provisioned \(report.nodes) nodes"
+                    + (report.reloaded ? ", dnsmasq reloaded" : " (no dnsmasq running to reload)") + "\n"
+            }
+        }
+    }
 
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(

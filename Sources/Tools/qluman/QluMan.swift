@@ -54,7 +54,7 @@ struct Common: ParsableArguments {
 
 func describe(_ n: Node) -> String {
     "\(n.name)  \(n.ip)/\(n.prefix)  \(n.macs.joined(separator: ","))  image \(n.image ?? "-")  group \(n.group ?? "-")"
-        + "  boot \(n.bootConfig ?? "-")\n"
+        + "  boot \(n.bootConfig ?? "-")  bmc \(n.bmc ?? "-")\n"
 }
 
 struct GroupCommand: ParsableCommand {

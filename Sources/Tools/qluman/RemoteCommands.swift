@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterAdmin
 import Foundation
 import NodeConfig
 import Platform
@@ -43,42 +44,89 @@ func followJob(_ request: ExecRequest, _ admin: AdminSocket) throws -> Never {
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract:
-            "Run a command on a node through its qluman-execd; output streams back, the exit status is the command's.",
+        abstract: "Run a command on nodes through their qluman-execd; one node streams, many are folded.",
         discussion: HelpText.paragraphs(
             """
             The command runs without a shell (use sh -c '…' for one), in the node's root directory.
             The node's execd must run in daemon mode; qlumand passes the command over the node's own
-            TLS connection. Exit status: the command's; 125 when it was killed or could not start.
+            TLS connection.
+
+            On one node the output streams back and the exit status is the command's (125 when it
+            was killed or could not start). On a hostlist the command runs on up to --parallel nodes
+            at once, each killed after --timeout seconds; then the output is printed once per group
+            of nodes that printed the same (as 'dshbak -c'), followed by the exit statuses folded by
+            outcome. Exit status then: 0 when every node's command exited 0, 1 otherwise.
 
               qluman exec beo-01 -- uptime
-              qluman exec beo-01 --timeout 60 -- sh -c 'dmesg | tail'
+              qluman exec 'beo-[001-100]' --timeout 60 -- sh -c 'dmesg | tail -1'
             """))
     @OptionGroup var admin: AdminSocket
-    @Argument(help: "Node name.") var node: String
+    @Argument(help: "Node name or hostlist.") var hosts: String
     @Option(help: "Seconds before the command is killed.") var timeout = 600.0
+    @Option(help: "Nodes running the command at once.") var parallel = 64
     @Argument(parsing: .postTerminator, help: "The command and its arguments (after --).") var command: [String] = []
 
     func validate() throws {
         guard !command.isEmpty else {
-            throw ValidationError("give the command after --: qluman exec NODE -- CMD ARGS…")
+            throw ValidationError("give the command after --: qluman exec NODES -- CMD ARGS…")
         }
+        guard (1...4_096).contains(parallel) else { throw ValidationError("--parallel is 1–4096") }
     }
 
     func run() throws {
-        try followJob(ExecRequest(node: node, kind: .run, argv: command, timeoutSeconds: timeout), admin)
+        let nodes = try expandHosts(hosts)
+        if nodes.count == 1 {
+            try followJob(ExecRequest(node: nodes[0], kind: .run, argv: command, timeoutSeconds: timeout), admin)
+        }
+        try fanOut(.run, argv: command, nodes: nodes, timeout: timeout, parallel: parallel, admin: admin)
     }
 }
 
 struct Reconfigure: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Make a running node fetch and write its configuration again (what 'qluman preview NODE' shows).")
+        abstract: "Make running nodes fetch and write their configuration again (what 'qluman preview NODE' shows).",
+        discussion: HelpText.paragraphs(
+            """
+            On a hostlist, up to --parallel nodes at once; the outcomes are folded ('configured:
+            beo-[001-099]  not connected: beo-100'). Exit status: 0 when every node was configured.
+            """))
     @OptionGroup var admin: AdminSocket
-    @Argument(help: "Node name.") var node: String
+    @Argument(help: "Node name or hostlist.") var hosts: String
+    @Option(help: "Nodes reconfiguring at once.") var parallel = 64
 
     func run() throws {
-        try followJob(ExecRequest(node: node, kind: .configure, argv: [], timeoutSeconds: 300), admin)
+        let nodes = try expandHosts(hosts)
+        if nodes.count == 1 {
+            try followJob(ExecRequest(node: nodes[0], kind: .configure, argv: [], timeoutSeconds: 300), admin)
+        }
+        try fanOut(.configure, argv: [], nodes: nodes, timeout: 300, parallel: parallel, admin: admin)
     }
+}
+
+/// Runs a job on many nodes and prints the folded output and outcomes; exits 1 unless all succeeded.
+private func fanOut(
+    _ kind: AgentCommand.Kind, argv: [String], nodes: [String], timeout: Double, parallel: Int, admin: AdminSocket
+) throws {
+    let client = try ControlClient(
+        unixSocket: admin.socket ?? Root(admin.root).path(QlumanDefaults.adminSocket), maxBody: 16 << 20)
+    let progress = Progress(total: nodes.count, what: kind == .run ? "exec" : "reconfigure")
+    let results = try FanOut(parallel: parallel, timeout: timeout).run(
+        kind, argv: argv, on: nodes, client: client, progress: progress.update)
+    progress.finish()
+    let summary = OutcomeSummary(results.map { ($0.node, $0.outcome, $0.succeeded) })
+    if admin.json {
+        struct Report: Encodable {
+            var summary: OutcomeSummary
+            var nodes: [FanOut.NodeResult]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try encoder.encode(Report(summary: summary, nodes: results)), as: UTF8.self))
+    } else {
+        print(OutputFold.text(OutputFold.groups(results.map { ($0.node, $0.output) })), terminator: "")
+        print(summary.line)
+    }
+    if !summary.allSucceeded { throw ExitCode(1) }
 }
 
 struct Nodes: ParsableCommand {

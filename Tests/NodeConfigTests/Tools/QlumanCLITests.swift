@@ -147,4 +147,44 @@ final class QlumanCLITests: XCTestCase {
         XCTAssertEqual(
             bad.stderr, "Error: hostlist 'beo-[1-': '[' is not closed at character 8\n  beo-[1-\n         ^\n")
     }
+
+    /// The next boot in one step: registry and pxelinux files change together, or not at all.
+    func testBootSetChangesTheRegistryAndThePXEFilesTogether() throws {
+        let images = dir + "/var/lib/qlustar/images"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        for file in ["compute.vmlinuz", "compute.initrd", "compute-2.vmlinuz", "compute-2.initrd"] {
+            FileManager.default.createFile(atPath: images + "/" + file, contents: Data("x".utf8))
+        }
+        for args in [
+            [
+                "boot-config", "add", "default", "--kernel", "qlustar/images/compute.vmlinuz", "--initrd",
+                "qlustar/images/compute.initrd", "--append", "ql.server=10.1.0.254 ql.image=compute",
+            ],
+            ["node", "add", "beo-[01-04]", "--ip", "10.1.0.1/16", "--mac", "52:54:00:01:00:01", "--image", "compute"],
+        ] {
+            let r = try run("qluman", args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let set = try run("qluman", ["boot", "set", "beo-[01-02]", "--image", "compute-2"])
+        XCTAssertEqual(
+            set.stdout,
+            "next boot of beo-[01-02]: image compute-2; provisioned 4 nodes (no dnsmasq running to reload)\n",
+            set.stderr)
+        let config = try String(contentsOfFile: dir + "/var/lib/tftpboot/pxelinux.cfg/0A010001", encoding: .utf8)
+        XCTAssertTrue(config.contains("KERNEL qlustar/images/compute-2.vmlinuz\n"), config)
+        XCTAssertTrue(config.contains("ql.image=compute-2\n"), config)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/var/lib/tftpboot/pxelinux.cfg/0A010003"))
+        // An image that is not published: refused, and the registry stays as it was.
+        let missing = try run("qluman", ["boot", "set", "beo-[03-04]", "--image", "compute-3"])
+        XCTAssertEqual(
+            missing.stderr,
+            "Error: qlustar/images/compute-3.initrd is not published below the TFTP root (beo-[03-04] would boot it): "
+                + "build or publish the image first (qlustar-image build IMAGE)\n")
+        XCTAssertTrue(try run("qluman", ["node", "show", "beo-03"]).stdout.contains("image compute "))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/var/lib/tftpboot/pxelinux.cfg/0A010003"))
+        let back = try run("qluman", ["--json", "boot", "set", "beo-[01-02]", "--image", "compute"])
+        XCTAssertTrue(
+            back.stdout.contains("\"links\" : {\n\n  }") || back.stdout.contains("\"links\" : {}"), back.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/var/lib/tftpboot/pxelinux.cfg/0A010001"))
+    }
 }
