@@ -121,8 +121,10 @@ public struct DaemonConfiguration: Sendable {
             listenHost = h
             listenPort = p
         case "interface":
-            guard let a = IPv4Address(text), !a.isMulticast, a != .any else {
-                throw bad("the IPv4 address of a local interface")
+            // A name (eth0) or an address, as every tool's --interface.
+            let address = IPv4Address(text) ?? (try? NetworkInterface.resolve(text)).flatMap { IPv4Address($0.address) }
+            guard let a = address, !a.isMulticast, a != .any else {
+                throw bad("the name or IPv4 address of a local interface")
             }
             interface = a
         case "group-pool":

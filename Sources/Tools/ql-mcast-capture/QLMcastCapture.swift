@@ -25,7 +25,7 @@ struct QLMcastCapture: ParsableCommand {
 
               ql-mcast-capture --interface eth0 --duration 30 --write boot.pcap
               ql-mcast-capture --read boot.pcap --json
-              ql-mcast-capture --interface eth0 --follow          a table refreshed every second
+              ql-mcast-capture --interface eth0 --follow    a table, every second
 
             The default filter keeps UDP datagrams that start with the protocol's magic ("QLMC");
             --filter 'udp' also counts what is not ours (foreign).
@@ -33,7 +33,7 @@ struct QLMcastCapture: ParsableCommand {
             Exit status: 0; 1 bad arguments or filter; 2 the interface or file cannot be read; 3 a corrupt file.
             """))
 
-    @Option(help: "Capture live on this interface.") var interface: String?
+    @Option(help: "Capture live on this interface: its name (eth0) or its IPv4 address.") var interface: String?
     @Option(help: "Read this pcap or pcapng file.") var read: String?
     @Option(help: "BPF filter.") var filter = "udp and udp[8:4] = 0x514c4d43"
     @Option(help: "Save the packets read to this pcap file.") var write: String?
@@ -53,7 +53,12 @@ struct QLMcastCapture: ParsableCommand {
     func run() throws {
         let source: PcapSource
         do {
-            source = try interface.map { try PcapSource.live($0) } ?? PcapSource.file(read!)
+            source =
+                try interface.map { name in
+                    // An address names the interface that has it.
+                    let device = NetworkInterface.list().first { $0.address == name }?.name ?? name
+                    return try PcapSource.live(device)
+                } ?? PcapSource.file(read!)
             try source.filter(filter)
             if let write { try source.save(to: write) }
         } catch let error as QlustarError {

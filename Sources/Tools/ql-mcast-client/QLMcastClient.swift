@@ -23,13 +23,15 @@ struct QLMcastClient: ParsableCommand {
             appears at --output (written as OUTPUT.partial until then). With --union DIR it then lays
             out DIR/union/image (unpacked, or mounted with --mount), DIR/union/rw and DIR/union/chroot.
 
-              ql-mcast-client --server 192.168.52.1 --image compute --output /tmp/compute.img --union /
+              ql-mcast-client --server 192.168.52.1 --image compute \\
+                  --output /tmp/compute.img --union /
 
             Exit status:
               0  image received and verified (and the union root laid out, with --union)
              64  bad arguments
-              2  the server does not serve this image, or refused the request (e.g. not-registered:
-                 this host is not a registered node, or not with this MAC or token)
+              2  the server does not serve this image, or refused the request
+                 (e.g. not-registered: this host is not a registered node, or not
+                 with this MAC or token)
               3  verification failed (twice): nothing was written
               4  the server could not be reached, or the transfer failed
               5  the union root could not be laid out
@@ -41,7 +43,10 @@ struct QLMcastClient: ParsableCommand {
     var server: String
     @Option(help: "Name of the image to fetch (the server's NAME.img).") var image: String
     @Option(name: .shortAndLong, help: "Where to write the verified image.") var output: String
-    @Option(help: "Local interface address to receive multicast on (default: the one routing picks toward the server).")
+    @Option(
+        help:
+            "Local interface to receive multicast on: its name (eth0) or its IPv4 address (default: the one routing picks toward the server)."
+    )
     var interface: String?
     @Option(
         help: "The cluster CA (PEM): talk TLS to ql-mcastd and accept only a server certificate it signed for --server."
@@ -63,9 +68,9 @@ struct QLMcastClient: ParsableCommand {
     var expect: Int?
     @Option(
         help: ArgumentHelp(
-            "Testing aid: drop received datagrams with the engine's seeded model, P[,BURST][@SEED] or none.",
+            "Testing aid: drop received datagrams with the engine's seeded model: \(LossModel.syntax).",
             discussion:
-                "P is the loss fraction (1 = multicast never arrives), BURST the mean burst length; the seed defaults to this node's receiver id."
+                "P is the loss fraction (1 = multicast never arrives), LENGTH the mean burst length; the seed defaults to this node's receiver id."
         ))
     var simulateLoss = "none"
     @Option(help: "Root prefix for the log directory (default: $QLUSTAR_ROOT or /).") var root: String?
@@ -87,34 +92,18 @@ struct QLMcastClient: ParsableCommand {
         _ = try Self.lossModel(simulateLoss)
         do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
         if let interface, IPv4Address(interface) == nil {
-            throw ValidationError("--interface '\(interface)' is not an IPv4 address")
+            do { _ = try NetworkInterface.resolve(interface) } catch {
+                throw ValidationError("--interface: \(error.message)")
+            }
         }
     }
 
-    /// `P[,burst][@SEED]` → the engine's loss model (random, or burst with mean length `burst`).
-    /// Without a seed, the client seeds it with its receiver id (`ClientOptions.simulateLossSeed`).
+    /// The loss model (`LossModel.syntax`); without a seed the client seeds it with its receiver
+    /// id (`ClientOptions.simulateLossSeed`).
     static func lossModel(_ text: String) throws -> (LossModel, UInt64?) {
-        if text == "none" || text == "0" { return (.none, nil) }
-        var spec = Substring(text)
-        var seed: UInt64?
-        if let at = spec.firstIndex(of: "@") {
-            guard let s = UInt64(spec[spec.index(after: at)...]) else {
-                throw ValidationError("--simulate-loss: seed is not a number")
-            }
-            seed = s
-            spec = spec[..<at]
+        do { return try LossModel.parse(text) } catch {
+            throw ValidationError("--simulate-loss: \(error.message)")
         }
-        let parts = spec.split(separator: ",")
-        guard let p = Double(parts[0]), (0...1).contains(p), parts.count <= 2 else {
-            throw ValidationError("--simulate-loss '\(text)': expected P[,burst] with P in 0…1")
-        }
-        if parts.count == 2 {
-            guard let burst = Int(parts[1]), burst >= 1 else {
-                throw ValidationError("--simulate-loss: burst must be ≥ 1")
-            }
-            return (try LossModel(parsing: "burst:\(p):\(burst)"), seed)
-        }
-        return (try LossModel(parsing: "random:\(p)"), seed)
     }
 
     func run() throws {
@@ -123,7 +112,9 @@ struct QLMcastClient: ParsableCommand {
         let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
         var options = ClientOptions(serverHost: host, image: image, output: output)
         options.serverPort = port
-        options.interface = interface.flatMap(IPv4Address.init)
+        if let interface {
+            options.interface = try IPv4Address(interface) ?? IPv4Address(NetworkInterface.resolve(interface).address)
+        }
         options.unicastOnly = unicast
         options.ca = ca
         let tokenPath = tokenFile ?? rootPath.path("/etc/qlustar/execd.token")

@@ -15,8 +15,10 @@ struct QLMcast: ParsableCommand {
             with sessions handed out over the control channel. Use this one to test a network path,
             measure throughput, or move a file to many hosts by hand:
 
-              head#  ql-mcast send image.img --group 239.255.1.1:30000 --interface 198.18.0.10 --receivers 3
-              node#  ql-mcast receive --group 239.255.1.1:30000 --interface 198.18.0.11 --output image.img
+              head#  ql-mcast send image.img --group 239.255.1.1:30000 \\
+                         --interface eth0 --receivers 3
+              node#  ql-mcast receive --group 239.255.1.1:30000 \\
+                         --interface eth0 --output image.img
 
             The receiver verifies the SHA-256 the sender announces and exits non-zero, naming the
             missing blocks, if it cannot complete the file.
@@ -30,7 +32,7 @@ struct GroupOptions: ParsableArguments {
     @Option(help: "Multicast group and port, GROUP:PORT (e.g. 239.255.1.1:30000).")
     var group: String
 
-    @Option(help: "Address of the local interface to join the group on and send from.")
+    @Option(help: "Local interface to join the group on and send from: its name (eth0) or its IPv4 address.")
     var interface: String
 
     @Option(
@@ -50,7 +52,9 @@ struct GroupOptions: ParsableArguments {
             """)
     var encrypt = false
 
-    @Option(help: "Inject seeded loss for testing: none, random:P, burst:P:LENGTH, optionally @SEED.")
+    @Option(
+        name: [.customLong("loss"), .customLong("simulate-loss")],
+        help: "Testing aid: drop datagrams with the engine's seeded model: \(LossModel.syntax).")
     var loss = "none"
 
     @Flag(help: "Disable UDP segmentation (GSO) / receive (GRO) offload.")
@@ -62,10 +66,15 @@ struct GroupOptions: ParsableArguments {
     func endpoint() throws -> MulticastEndpoint { try MulticastEndpoint(parsing: group) }
 
     func interfaceAddress() throws -> IPv4Address {
-        guard let a = IPv4Address(interface) else {
-            throw TransportError(.invalidArgument, "--interface '\(interface)' is not an IPv4 address")
+        if let a = IPv4Address(interface) { return a }
+        do {
+            guard let a = IPv4Address(try NetworkInterface.resolve(interface).address) else {
+                throw TransportError(.invalidArgument, "--interface '\(interface)' has no IPv4 address")
+            }
+            return a
+        } catch let e as QlustarError {
+            throw TransportError(.invalidArgument, "--interface: \(e.message)")
         }
-        return a
     }
 
     func key() throws -> [UInt8]? {

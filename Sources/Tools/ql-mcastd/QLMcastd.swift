@@ -22,8 +22,8 @@ struct QLMcastd: AsyncParsableCommand {
             the pool, a request while that session runs joins it late, and a node that multicast does
             not reach fetches the missing ranges over the control connection.
 
-              ql-mcastd --interface 192.168.52.1                    serve (defaults: port \(DaemonConfiguration.defaultPort), pool 239.255.1.0/24)
-              ql-mcastd status --server 127.0.0.1                  sessions, members, progress
+              ql-mcastd --interface eth0             serve (port \(DaemonConfiguration.defaultPort), pool 239.255.1.0/24)
+              ql-mcastd status --server 127.0.0.1   sessions, members, progress
 
             Signals: SIGTERM/SIGINT let running sessions finish (--shutdown-grace), then abort them;
             SIGHUP re-reads the image directory and reopens the log. Log: <root>/var/log/qlustar/ql-mcastd.log.
@@ -90,7 +90,7 @@ struct Serve: AsyncParsableCommand {
             'not-registered'. Without one, any host on the network can.
             """)
     var registry: String?
-    @Option(help: "Testing aid: drop own datagrams with the seeded model none | random:P | burst:P:LEN [@SEED].")
+    @Option(help: "Testing aid: drop own datagrams with the engine's seeded model: \(LossModel.syntax).")
     var simulateLoss: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?

@@ -18,12 +18,16 @@ struct QlumanExecd: ParsableCommand {
             """
             Run twice by /sbin/init.qlustar before systemd starts (boot step 5), then as a service:
 
-              qluman-execd --configure --server 192.168.52.1     fetch this node's options, write them, exit
-              qluman-execd --init-disks                          initialise and mount the local disks of
-                                                                 /etc/qlustar/options.d/disk-config (--dry-run: print)
-              qluman-execd --run-initd                           run /lib/qlustar/init.d/* in order, exit
-              qluman-execd --daemon --server 192.168.52.1        serve qlumand: remote commands, reconfigure,
-                                                                 monitoring reports (systemd: qluman-execd.service)
+              qluman-execd --configure --server 192.168.52.1
+                  fetch this node's options, write them, exit
+              qluman-execd --init-disks
+                  initialise and mount the local disks of
+                  /etc/qlustar/options.d/disk-config (--dry-run: print)
+              qluman-execd --run-initd
+                  run /lib/qlustar/init.d/* in order, exit
+              qluman-execd --daemon --server 192.168.52.1
+                  serve qlumand: remote commands, reconfigure, monitoring
+                  reports (systemd: qluman-execd.service)
 
             In daemon mode execd connects out to qlumand and opens no port: commands reach the node only
             from the qlumand whose certificate the cluster CA signed ('qluman exec NODE -- CMD' on the head).

@@ -27,7 +27,7 @@ struct BootCommand: ParsableCommand {
 
                   qluman boot set 'beo-[001-010]' --image compute-2
                   qluman boot set beo-007 --boot-config debug
-                  qluman boot set beo-007 --boot-config none      back to the group's (else default)
+                  qluman boot set beo-007 --boot-config none    the group's (else default)
                 """))
         @OptionGroup var common: Common
         @Argument(help: "The nodes (a hostlist).") var hosts: String

@@ -10,19 +10,36 @@ struct ConfigCommand: ParsableCommand {
         abstract: "Config classes: named configurations assigned to groups and, overriding them, to nodes.",
         discussion: HelpText.paragraphs(
             """
-            Classes and example bodies (JSON, given with --body or --file):
-            \(ConfigClass.allCases.map { "  \($0.rawValue)\($0.allowsSeveral ? " (several per node)" : ""): \($0.example)" }.joined(separator: "\n"))
+            Classes: \(ConfigClass.allCases.map { $0.rawValue + ($0.allowsSeveral ? " (several per node)" : "") }.joined(separator: ", ")).
+            Bodies are JSON, given with --body or --file; 'qluman config example [CLASS]' prints an
+            example body of each class.
 
             A node gets, per class, its own assignments; only when it has none, its group's.
             Addresses in network and ipmi configs given as a network (10.1.0.0/16) follow each node's
             host number of its boot address. Root FS Customization trees live in
             <root>/var/lib/qlustar/root-fs/NAME (qlustar-image-edit -r -e NAME PATH).
 
-              qluman config add network compute-net --body '{"interfaces":[{"name":"eth0","address":"boot"}]}'
+              qluman config example network > net.json     (edit it)
+              qluman config add network compute-net --file net.json
               qluman config assign network compute-net --group compute
               qluman preview beo-01
             """),
-        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self])
+        subcommands: [Add.self, List.self, Show.self, Remove.self, Assign.self, Unassign.self, Example.self])
+
+    struct Example: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print an example body of a class (or of every class, one per line).")
+        @Argument(help: "The class (default: every class).") var configClass: String?
+
+        func run() throws {
+            let classes = try configClass.map { [try ConfigClass(parsing: $0)] } ?? ConfigClass.allCases
+            for c in classes {
+                print(
+                    configClass == nil
+                        ? "\(c.rawValue)\(c.allowsSeveral ? " (several per node)" : ""): \(c.example)" : c.example)
+            }
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Define (or redefine) a config of a class.")

@@ -35,8 +35,9 @@ struct NodeCommand: ParsableCommand {
                 whole batch is one transaction: all nodes are registered, or none and every
                 conflict is listed.
 
-                  qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute
-                  qluman node add 'beo-[001-100]' --ip 10.1.0.1/16 --mac 52:54:00:01:00:01 --bmc 10.2.0.1 --group compute
+                  qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11
+                  qluman node add 'beo-[001-100]' --ip 10.1.0.1/16 \\
+                      --mac 52:54:00:01:00:01 --bmc 10.2.0.1 --group compute
                 """))
         @OptionGroup var common: Common
         @Argument(help: "Host name or hostlist (beo-[001-100]).") var names: String

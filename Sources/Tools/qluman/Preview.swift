@@ -19,7 +19,7 @@ struct Preview: ParsableCommand {
             debian with systemd-timesyncd.
 
               qluman preview beo-01
-              qluman preview beo-01 --dir /tmp/beo-01          the files themselves, as the node gets them
+              qluman preview beo-01 --dir /tmp/beo-01    the files, as the node gets them
             """))
     @OptionGroup var common: Common
     @Argument(help: "Node name.") var node: String

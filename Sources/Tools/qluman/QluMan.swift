@@ -24,7 +24,8 @@ struct QluMan: ParsableCommand {
             one transaction, safe with several administrators at once.
 
               qluman group add compute
-              qluman node add beo-01 --mac 52:54:00:12:34:56 --ip 192.168.52.11 --image compute --group compute
+              qluman node add 'beo-[001-100]' --mac 52:54:00:12:34:56 \\
+                  --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
             """),
         subcommands: [

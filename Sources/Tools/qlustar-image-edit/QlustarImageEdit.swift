@@ -12,8 +12,11 @@ struct QlustarImageEdit: ParsableCommand {
         discussion: HelpText.paragraphs(
             """
             Static files, kept across every rebuild (edited with $VISUAL, $EDITOR, sensible-editor or vi):
-              qlustar-image-edit -e /some/path/filename          all images: /etc/qlustar/images/common/copy/…
-              qlustar-image-edit -e img /some/path/filename      image img:  /etc/qlustar/images/img/copy/…
+              qlustar-image-edit -e /some/path/filename
+                  all images: /etc/qlustar/images/common/copy/…
+              qlustar-image-edit -e img /some/path/filename
+                  image img:  /etc/qlustar/images/img/copy/…
+
             Remove such a file to undo it. Then `qlustar-image update` rebuilds the images.
 
             Root FS Customization config CUSTOM (sent to nodes at boot, /var/lib/qlustar/root-fs/CUSTOM):

@@ -22,7 +22,8 @@ struct QlustarImageReconfigure: ParsableCommand {
             the image is rebuilt from its modules, which also undoes qlustar-image-edit -i/-s.
 
               qlustar-image-reconfigure compute
-              mkpasswd -m sha-512 | qlustar-image-reconfigure compute --password-hash "$(cat)"
+              mkpasswd -m sha-512 | \\
+                  qlustar-image-reconfigure compute --password-hash "$(cat)"
               echo 'secret' | qlustar-image-reconfigure compute --password-stdin
             """)
     )

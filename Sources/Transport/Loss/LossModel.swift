@@ -5,6 +5,7 @@
 /// - `random:P` — each datagram dropped independently with probability P (0…1, or `5%`)
 /// - `burst:P:L` — Gilbert–Elliott two-state model with mean loss P and mean burst length L
 ///   datagrams (every datagram in the bad state is lost)
+/// - the short forms `P` (random) and `P,L` (burst)
 ///
 /// optionally followed by `@SEED`.
 public struct LossModel: Sendable, Equatable, CustomStringConvertible {
@@ -27,18 +28,37 @@ public struct LossModel: Sendable, Equatable, CustomStringConvertible {
 
     public static let none = LossModel(.none)
 
-    /// Parses `none`, `random:0.05`, `random:5%`, `burst:0.05:8`, each optionally `@SEED`.
+    /// The one loss syntax of every tool (`ql-mcast --loss`, `ql-mcast-client` and `ql-mcastd
+    /// --simulate-loss`), as help texts state it.
+    public static let syntax = "none, random:P, burst:P:LENGTH (short: P, P,LENGTH), optionally @SEED"
+
+    /// Parses `none`, `random:0.05`, `random:5%`, `burst:0.05:8` and the short forms `0.05`
+    /// (random) and `0.05,8` (burst), each optionally `@SEED` (default 1).
     public init(parsing text: String) throws(TransportError) {
+        let (model, _) = try Self.parse(text)
+        self = model
+    }
+
+    /// As `init(parsing:)`, also saying whether a seed was given (a caller may pick its own then).
+    public static func parse(_ text: String) throws(TransportError) -> (model: LossModel, seed: UInt64?) {
         var spec = Substring(text)
-        var seed: UInt64 = 1
+        var given: UInt64?
         if let at = spec.firstIndex(of: "@") {
             guard let s = UInt64(spec[spec.index(after: at)...]) else {
                 throw TransportError(.invalidArgument, "loss seed in '\(text)' is not a number")
             }
-            seed = s
+            given = s
             spec = spec[..<at]
         }
-        let parts = spec.split(separator: ":").map(String.init)
+        let seed = given ?? 1
+        // The short forms: P is random:P, P,LENGTH is burst:P:LENGTH.
+        var parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if parts.count == 1, let first = parts.first,
+            first.first.map({ $0.isASCII && ($0.isNumber || $0 == ".") }) == true
+        {
+            let short = first.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            parts = short.count == 2 ? ["burst"] + short : ["random", first]
+        }
         // Random loss may be total (a host multicast never reaches); burst loss must leave a good state.
         func fraction(_ s: String, allowAll: Bool) throws(TransportError) -> Double {
             let v = s.hasSuffix("%") ? Double(s.dropLast()).map { $0 / 100 } : Double(s)
@@ -50,15 +70,16 @@ public struct LossModel: Sendable, Equatable, CustomStringConvertible {
             return v
         }
         switch parts.first {
-        case "none" where parts.count == 1: self.init(.none, seed: seed)
-        case "random" where parts.count == 2: self.init(.random(try fraction(parts[1], allowAll: true)), seed: seed)
+        case "none" where parts.count == 1: return (LossModel(.none, seed: seed), given)
+        case "random" where parts.count == 2:
+            return (LossModel(.random(try fraction(parts[1], allowAll: true)), seed: seed), given)
         case "burst" where parts.count == 3:
             guard let l = Double(parts[2]), l >= 1 else {
                 throw TransportError(.invalidArgument, "mean burst length in '\(text)' must be ≥ 1")
             }
-            self.init(.burst(loss: try fraction(parts[1], allowAll: false), meanBurst: l), seed: seed)
+            return (LossModel(.burst(loss: try fraction(parts[1], allowAll: false), meanBurst: l), seed: seed), given)
         default:
-            throw TransportError(.invalidArgument, "loss '\(text)' is not none, random:P or burst:P:LENGTH")
+            throw TransportError(.invalidArgument, "loss '\(text)' is not one of: \(syntax)")
         }
     }
 

@@ -19,7 +19,10 @@ final class ToolCLITests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: conf) }
         let cases: [([String], String)] = [
             ([], "Error: no --interface: give the address of the head node's interface to the compute nodes\n"),
-            (["--interface", "1.2.3"], "Error: interface = '1.2.3': expected the IPv4 address of a local interface\n"),
+            (
+                ["--interface", "1.2.3"],
+                "Error: interface = '1.2.3': expected the name or IPv4 address of a local interface\n"
+            ),
             (
                 ["--interface", "127.0.0.1", "--group-pool", "10.0.0.0/24"],
                 "Error: group-pool = '10.0.0.0/24': expected a multicast CIDR like 239.255.1.0/24 (group pool 10.0.0.0/24 is not inside 224.0.0.0/4)\n"
@@ -50,7 +53,9 @@ final class ToolCLITests: XCTestCase {
             "ql-mcast-client", ["--server", "127.0.0.1", "--image", "a", "-o", "/tmp/x", "--simulate-loss", "lots"])
         XCTAssertEqual(loss.status, 64)
         XCTAssertTrue(
-            loss.stderr.hasPrefix("Error: --simulate-loss 'lots': expected P[,burst] with P in 0…1\n"), loss.stderr)
+            loss.stderr.hasPrefix(
+                "Error: --simulate-loss: loss 'lots' is not one of: none, random:P, burst:P:LENGTH (short: P, P,LENGTH), optionally @SEED\n"
+            ), loss.stderr)
         let away = try run(
             "ql-mcast-client",
             ["--server", "127.0.0.1:1", "--image", "a", "-o", "/tmp/x", "--server-timeout", "1", "--quiet"])

@@ -39,6 +39,19 @@ final class LossAndRateTests: XCTestCase {
         XCTAssertEqual(try LossModel(parsing: "none"), .none)
     }
 
+    /// One loss syntax for every tool: the long forms and the short ones mean the same.
+    func testLossSyntaxLongAndShortFormsAgree() throws {
+        XCTAssertEqual(try LossModel(parsing: "0.05"), try LossModel(parsing: "random:0.05"))
+        XCTAssertEqual(try LossModel(parsing: "5%@7"), try LossModel(parsing: "random:0.05@7"))
+        XCTAssertEqual(try LossModel(parsing: "0.1,8"), try LossModel(parsing: "burst:0.1:8"))
+        XCTAssertEqual(try LossModel.parse("0.1@3").seed, 3)
+        XCTAssertNil(try LossModel.parse("0.1").seed, "no seed given: the caller may choose one")
+        XCTAssertEqual(try LossModel(parsing: "1").kind, .random(1))
+        for bad in ["lots", "0.1,0", "2", "random:", "burst:1:8", "0.1@x", "none:1"] {
+            XCTAssertThrowsError(try LossModel(parsing: bad), bad)
+        }
+    }
+
     func testRateParsesBitRates() throws {
         XCTAssertEqual(try Rate(parsing: "2g").bytesPerSecond, 250_000_000)
         XCTAssertEqual(try Rate(parsing: "500m").bytesPerSecond, 62_500_000)

@@ -46,7 +46,7 @@ final class QLMcastCLITests: XCTestCase {
                     "send", "/etc/hostname", "--group", "239.255.1.1:30000", "--interface", "127.0.0.1", "--loss",
                     "lots",
                 ],
-                "Error: loss 'lots' is not none, random:P or burst:P:LENGTH\n"
+                "Error: loss 'lots' is not one of: none, random:P, burst:P:LENGTH (short: P, P,LENGTH), optionally @SEED\n"
             ),
             (
                 [
