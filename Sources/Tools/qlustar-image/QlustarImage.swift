@@ -6,6 +6,13 @@ import Platform
 
 @main
 struct QlustarImage: ParsableCommand {
+    /// `qlustar-image --root R build IMG`: the shared options are taken before the subcommand too.
+    static func main() {
+        main(
+            LeadingOptions.hoist(
+                Array(CommandLine.arguments.dropFirst()), valued: ["--root", "--client"], flags: ["--json"]))
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image",
         abstract: "Build node OS images from image modules and publish them for ql-mcastd.",
@@ -31,8 +38,20 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
     @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).")
     var client: String?
+    @Flag(help: "Print JSON for scripts.") var json = false
 
     var rootPath: Root { Root(root) }
+
+    /// `value` as JSON when --json is given, else `text`.
+    func print<T: Encodable>(_ value: T, text: () -> String) throws {
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        } else {
+            Swift.print(text(), terminator: "")
+        }
+    }
 
     func builder() -> ImageBuilder {
         let log = Logger(root: rootPath, name: "qlustar-image")
@@ -119,7 +138,7 @@ struct Build: ParsableCommand {
 
     func run() throws {
         let result = try common.builder().build(try ImageName(image), force: force)
-        report(result)
+        try common.print(BuildReport(result)) { report(result) }
     }
 }
 
@@ -130,8 +149,11 @@ struct Update: ParsableCommand {
 
     func run() throws {
         let results = try common.builder().update()
-        if results.isEmpty { print("no images defined in \(common.rootPath.path("/etc/qlustar/images"))") }
-        for (_, result) in results { report(result) }
+        try common.print(results.map { BuildReport($0.1) }) {
+            results.isEmpty
+                ? "no images defined in \(common.rootPath.path("/etc/qlustar/images"))\n"
+                : results.map { report($0.1) }.joined()
+        }
     }
 }
 
@@ -142,29 +164,56 @@ struct List: ParsableCommand {
 
     func run() throws {
         let builder = common.builder()
+        struct Listed: Encodable {
+            var image: String
+            var layers: [String]
+            var built: BuildRecord?
+        }
+        var images: [Listed] = []
         for image in ImageDefinition.defined(common.rootPath) {
             let definition = try ImageDefinition.load(common.rootPath, image)
-            let built =
-                (try? builder.record(image)).map {
-                    "built \($0.modules.map { "\($0.name) \($0.version)" }.joined(separator: ", ")), sha256 \($0.sha256.prefix(16))…"
-                } ?? "never built"
-            print("\(image)  [\(definition.layers.joined(separator: " + "))]  \(built)")
+            images.append(Listed(image: image.value, layers: definition.layers, built: try? builder.record(image)))
         }
         let store = ModuleStore(root: common.rootPath)
-        for name in store.names() {
-            print("module \(name): \(store.versions(of: name).map(\.text).joined(separator: ", "))")
+        let modules = Dictionary(uniqueKeysWithValues: store.names().map { ($0, store.versions(of: $0).map(\.text)) })
+        struct Listing: Encodable {
+            var images: [Listed]
+            var modules: [String: [String]]
+        }
+        try common.print(Listing(images: images, modules: modules)) {
+            images.map { i in
+                let built =
+                    i.built.map {
+                        "built \($0.modules.map { "\($0.name) \($0.version)" }.joined(separator: ", ")), sha256 \($0.sha256.prefix(16))…"
+                    } ?? "never built"
+                return "\(i.image)  [\(i.layers.joined(separator: " + "))]  \(built)\n"
+            }.joined()
+                + modules.keys.sorted().map { "module \($0): \(modules[$0, default: []].joined(separator: ", "))\n" }.joined()
         }
     }
 }
 
-func report(_ result: ImageBuilder.Result) {
+/// A build as --json prints it.
+struct BuildReport: Encodable {
+    var image: String
+    var rebuilt: Bool
+    var seconds: Double
+    var record: BuildRecord
+
+    init(_ result: ImageBuilder.Result) {
+        image = result.record.image
+        rebuilt = result.rebuilt
+        seconds = result.seconds
+        record = result.record
+    }
+}
+
+func report(_ result: ImageBuilder.Result) -> String {
     let r = result.record
     if result.rebuilt {
-        print(
-            String(
-                format: "%@: built in %.2f s, %llu bytes, sha256 %@ (initrd %llu bytes)", r.image, result.seconds,
-                r.size, r.sha256, r.initrdSize))
-    } else {
-        print("\(r.image): unchanged, not rebuilt (sha256 \(r.sha256))")
+        return String(
+            format: "%@: built in %.2f s, %llu bytes, sha256 %@ (initrd %llu bytes)\n", r.image, result.seconds, r.size,
+            r.sha256, r.initrdSize)
     }
+    return "\(r.image): unchanged, not rebuilt (sha256 \(r.sha256))\n"
 }
