@@ -52,7 +52,7 @@ final class PowerControlTests: XCTestCase {
             .status, on: PowerControl.targets(try registry.nodes(), registry: registry), credentials: BMCCredentials())
         XCTAssertEqual(results.map(\.outcome), ["no BMC address", "no credentials"])
         XCTAssertEqual(
-            results[0].detail, "no BMC address (qluman node set a1 --bmc ADDRESS, or assign an ipmi config)")
+            results[0].detail, "no BMC address (qluman node set NODE --bmc ADDRESS, or assign an ipmi config)")
         XCTAssertFalse(results.contains { $0.succeeded })
         let summary = OutcomeSummary(results.map { ($0.node, $0.outcome, $0.succeeded) })
         XCTAssertEqual(summary.line, "no BMC address: a1  no credentials: a2")

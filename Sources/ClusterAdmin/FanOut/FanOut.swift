@@ -15,7 +15,7 @@ public struct FanOut: Sendable {
         /// The command's exit status, when it exited.
         public var status: Int32?
         /// `exit 0`, `exit 3`, `timeout`, `killed by signal 9`, `not found`, `configured`,
-        /// `configure failed`, `not connected`, `no answer`, `lost`.
+        /// `configure failed`, `not connected`, `not registered`, `no answer`, `lost`.
         public var outcome: String
         public var output: String
         /// Output beyond `maxOutput` was dropped.
@@ -71,10 +71,15 @@ public struct FanOut: Sendable {
                     let started = try client.call(QlumanOperation.exec, request, as: ExecStarted.self)
                     running.append(Running(index: next, job: started.job, started: MonotonicClock.nanoseconds()))
                 } catch  where error.code == .notFound {
-                    let connected = error.message.contains("is not connected")
+                    // Named by kind, without the node's name, so that nodes alike fold together.
+                    let (outcome, text) =
+                        error.message.contains("is not connected")
+                        ? ("not connected", "its qluman-execd is not connected (is it running in daemon mode?)")
+                        : error.message.contains("registered")
+                            ? ("not registered", "not a registered node") : ("not found", error.message)
                     finish(
-                        next, status: nil, outcome: connected ? "not connected" : error.message,
-                        output: Array((error.message + "\n").utf8), truncated: false, started: nil)
+                        next, status: nil, outcome: outcome, output: Array((text + "\n").utf8), truncated: false,
+                        started: nil)
                 }
                 next += 1
             }

@@ -74,7 +74,7 @@ public struct PowerControl: Sendable {
                         bmc: .failure(
                             QlustarError(
                                 .notFound,
-                                "no BMC address (qluman node set \(node.name) --bmc ADDRESS, or assign an ipmi config)")
+                                "no BMC address (qluman node set NODE --bmc ADDRESS, or assign an ipmi config)")
                         ))
                 }
                 return Target(

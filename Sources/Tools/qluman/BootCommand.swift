@@ -117,13 +117,7 @@ struct BootCommand: ParsableCommand {
             let nodes = try hostlist.map { h throws(QlustarError) in try Hostlist.expand(h) }
             let status = try admin.connect().call(
                 QlumanOperation.bootStatus, BootStatusRequest(nodes: nodes, stuckSeconds: stuck), as: BootStatus.self)
-            if admin.json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(status), as: UTF8.self))
-            } else {
-                print(BootStatusText.table(status), terminator: "")
-            }
+            try JSONOutput.print(status, json: admin.json) { BootStatusText.table(status) }
             let trouble = status.nodes.contains { $0.stuck || $0.state == "failed" || $0.state == "silent" }
             if trouble { throw ExitCode(2) }
         }

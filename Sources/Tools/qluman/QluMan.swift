@@ -43,13 +43,7 @@ struct Common: ParsableArguments {
     func registry() throws -> Registry { try Registry(root: Root(root)) }
 
     func print<T: Encodable>(_ value: T, text: () -> String) throws {
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
-        } else {
-            Swift.print(text(), terminator: "")
-        }
+        try JSONOutput.print(value, json: json, text: text)
     }
 }
 

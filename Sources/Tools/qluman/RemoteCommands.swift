@@ -114,17 +114,12 @@ private func fanOut(
         kind, argv: argv, on: nodes, client: client, progress: progress.update)
     progress.finish()
     let summary = OutcomeSummary(results.map { ($0.node, $0.outcome, $0.succeeded) })
-    if admin.json {
-        struct Report: Encodable {
-            var summary: OutcomeSummary
-            var nodes: [FanOut.NodeResult]
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try encoder.encode(Report(summary: summary, nodes: results)), as: UTF8.self))
-    } else {
-        print(OutputFold.text(OutputFold.groups(results.map { ($0.node, $0.output) })), terminator: "")
-        print(summary.line)
+    struct Report: Encodable {
+        var summary: OutcomeSummary
+        var nodes: [FanOut.NodeResult]
+    }
+    try JSONOutput.print(Report(summary: summary, nodes: results), json: admin.json) {
+        OutputFold.text(OutputFold.groups(results.map { ($0.node, $0.output) })) + summary.line + "\n"
     }
     if !summary.allSucceeded { throw ExitCode(1) }
 }
@@ -137,9 +132,7 @@ struct Nodes: ParsableCommand {
     func run() throws {
         let nodes = try admin.connect().call(QlumanOperation.nodes, [String: String](), as: [NodeMonitor].self)
         if admin.json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(nodes), as: UTF8.self))
+            print(try JSONOutput.text(nodes))
             return
         }
         print("NODE              AGENT     SEEN   LOAD(1/5/15)        MEM FREE/TOTAL     UPTIME   DISK FREE/TOTAL")

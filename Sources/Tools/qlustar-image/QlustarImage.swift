@@ -44,13 +44,7 @@ struct CommonOptions: ParsableArguments {
 
     /// `value` as JSON when --json is given, else `text`.
     func print<T: Encodable>(_ value: T, text: () -> String) throws {
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            Swift.print(String(decoding: try encoder.encode(value), as: UTF8.self))
-        } else {
-            Swift.print(text(), terminator: "")
-        }
+        try JSONOutput.print(value, json: json, text: text)
     }
 
     func builder() -> ImageBuilder {
@@ -188,7 +182,8 @@ struct List: ParsableCommand {
                     } ?? "never built"
                 return "\(i.image)  [\(i.layers.joined(separator: " + "))]  \(built)\n"
             }.joined()
-                + modules.keys.sorted().map { "module \($0): \(modules[$0, default: []].joined(separator: ", "))\n" }.joined()
+                + modules.keys.sorted().map { "module \($0): \(modules[$0, default: []].joined(separator: ", "))\n" }
+                .joined()
         }
     }
 }
