@@ -22,6 +22,9 @@ struct QLMcast: ParsableCommand {
 
             The receiver verifies the SHA-256 the sender announces and exits non-zero, naming the
             missing blocks, if it cannot complete the file.
+
+            Exit status: 0 the transfer completed (receive: the file is complete and verified); 1 it
+            failed, the message naming the fault or the missing blocks; 64 a mistake in the command line.
             """),
         subcommands: [SendCommand.self, ReceiveCommand.self, StatusCommand.self]
     )

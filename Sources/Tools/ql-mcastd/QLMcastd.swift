@@ -27,6 +27,10 @@ struct QLMcastd: AsyncParsableCommand {
 
             Signals: SIGTERM/SIGINT let running sessions finish (--shutdown-grace), then abort them;
             SIGHUP re-reads the image directory and reopens the log. Log: <root>/var/log/qlustar/ql-mcastd.log.
+
+            Exit status: 0 after a clean shutdown (SIGTERM, SIGINT); 1 a configuration it cannot serve
+            with or a fatal error, named in the message; 64 a mistake in the command line. 'status': 0
+            answered, 1 not reachable.
             """),
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self

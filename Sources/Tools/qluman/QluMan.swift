@@ -27,6 +27,11 @@ struct QluMan: ParsableCommand {
               qluman node add 'beo-[001-100]' --mac 52:54:00:12:34:56 \\
                   --ip 192.168.52.11 --image compute --group compute
               qluman node list --json
+
+            Exit status: 0 done; 1 an error, named in the message — or, for power, exec and reconfigure
+            on several nodes, any node failing; 2 boot status or watch found a node failed, stuck or silent;
+            64 a mistake in the command line. exec on one node exits with the command's own status (125
+            when it was killed or could not start).
             """),
         subcommands: [
             NodeCommand.self, GroupCommand.self, ConfigCommand.self, Preview.self, BootConfigCommand.self,

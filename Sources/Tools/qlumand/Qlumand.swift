@@ -29,6 +29,10 @@ struct Qlumand: AsyncParsableCommand {
 
             Signals: SIGTERM/SIGINT stop, SIGHUP reopens the log (logrotate).
             Log: <root>/var/log/qlustar/qlumand.log.
+
+            Exit status: 0 after a clean shutdown (SIGTERM, SIGINT); 1 a configuration it cannot serve
+            with or a fatal error, named in the message; 64 a mistake in the command line. 'status': 0
+            answered, 1 not reachable.
             """),
         subcommands: [Serve.self, Status.self],
         defaultSubcommand: Serve.self

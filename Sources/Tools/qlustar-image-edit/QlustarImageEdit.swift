@@ -29,6 +29,9 @@ struct QlustarImageEdit: ParsableCommand {
               qlustar-image-edit -s img      a shell in the unpacked squashfs
             'exit' regenerates it, 'exit 1' throws the changes away. --command CMD runs CMD instead
             of the shell (its exit status decides), for scripts.
+
+            Exit status: 0 done; 1 an error, or the command given to -i/-s failed (the image part stays
+            as it was); 2 the file, image or configuration does not exist; 64 a mistake in the command line.
             """)
     )
 

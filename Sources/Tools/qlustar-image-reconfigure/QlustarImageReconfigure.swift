@@ -25,6 +25,8 @@ struct QlustarImageReconfigure: ParsableCommand {
               mkpasswd -m sha-512 | \\
                   qlustar-image-reconfigure compute --password-hash "$(cat)"
               echo 'secret' | qlustar-image-reconfigure compute --password-stdin
+
+            Exit status: 0 done; 1 an error, named in the message; 64 a mistake in the command line.
             """)
     )
 

@@ -29,6 +29,9 @@ struct QlustarImage: ParsableCommand {
               qlustar-image define compute --modules core,slurm
               qlustar-image build compute
               qlustar-image update          after module upgrades: rebuild what changed
+
+            Exit status: 0 done (built, unchanged or listed); 1 an error, named in the message; 64 a
+            mistake in the command line.
             """),
         subcommands: [Define.self, Build.self, Update.self, List.self]
     )
