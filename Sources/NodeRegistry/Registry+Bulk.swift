@@ -244,8 +244,25 @@ private struct Problems {
     func refuse(count: Int) throws(QlustarError) {
         guard let first = lines.first else { return }
         if count == 1, lines.count == 1 { throw QlustarError(.invalidArgument, first.text) }
-        let shown = lines.prefix(Registry.listedProblems).map { "  " + ($0.node.map { $0 + ": " } ?? "") + $0.text }
-        let more = lines.count > shown.count ? ["  and \(lines.count - shown.count) more"] : []
+        // The same problem of many nodes is one line, the nodes folded (beo-[001-100]: no group …).
+        var order: [String] = []
+        var nodes: [String: [String]] = [:]
+        var plain: [String] = []
+        for line in lines {
+            guard let node = line.node else {
+                plain.append(line.text)
+                order.append("\u{0}" + String(plain.count - 1))
+                continue
+            }
+            if nodes[line.text] == nil { order.append(line.text) }
+            nodes[line.text, default: []].append(node)
+        }
+        let folded = order.map { key in
+            key.hasPrefix("\u{0}")
+                ? plain[Int(key.dropFirst()) ?? 0] : Hostlist.fold(nodes[key, default: []]) + ": " + key
+        }
+        let shown = folded.prefix(Registry.listedProblems).map { "  " + $0 }
+        let more = folded.count > shown.count ? ["  and \(folded.count - shown.count) more"] : []
         let what = count == 1 ? "the node was not" : "none of the \(count) nodes was"
         throw QlustarError(
             .invalidArgument,

@@ -90,6 +90,14 @@ final class BulkRegistrationTests: XCTestCase {
                   node name 'x_4' is not a host name (1–63 letters, digits, '-'; not starting or ending with '-')
                 """)
         }
+        let alike = (1...50).map {
+            NodeSpec(name: "z\($0)", macs: ["52:54:00:07:00:\($0 + 10)"], ip: "10.7.0.\($0)", group: "gpu")
+        }
+        XCTAssertThrowsError(try r.addNodes(alike)) { e in
+            XCTAssertEqual(
+                (e as? QlustarError)?.message,
+                "none of the 50 nodes was registered: 50 problems\n  z[1-50]: no group gpu (qluman group add gpu)")
+        }
         let many = (1...30).map { NodeSpec(name: "y\($0)", macs: ["52:54:00:01:00:01"], ip: "10.8.0.\($0)") }
         XCTAssertThrowsError(try r.addNodes(many)) { e in
             XCTAssertTrue((e as? QlustarError)?.message.hasSuffix("\n  and 9 more") ?? false, "\(e)")

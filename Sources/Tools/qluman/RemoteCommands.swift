@@ -119,7 +119,9 @@ private func fanOut(
         var nodes: [FanOut.NodeResult]
     }
     try JSONOutput.print(Report(summary: summary, nodes: results), json: admin.json) {
-        OutputFold.text(OutputFold.groups(results.map { ($0.node, $0.output) })) + summary.line + "\n"
+        // A reconfigured node's output names it: only the failures' output is worth reading.
+        let shown = kind == .configure ? results.filter { !$0.succeeded } : results
+        return OutputFold.text(OutputFold.groups(shown.map { ($0.node, $0.output) })) + summary.line + "\n"
     }
     if !summary.allSucceeded { throw ExitCode(1) }
 }
