@@ -22,6 +22,11 @@ public struct Provisioner {
     public var pxelinux = "/usr/lib/PXELINUX/pxelinux.0"
     /// The syslinux modules pxelinux 6 loads (`ldlinux.c32`).
     public var syslinuxModules = "/usr/lib/syslinux/modules/bios"
+    /// The network loader of x86-64 UEFI firmware (Debian's syslinux-efi): it reads the same
+    /// `pxelinux.cfg` files, Hostid links included.
+    public var syslinuxEFI = "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi"
+    /// The module syslinux.efi loads (`ldlinux.e64`, Debian's syslinux-common).
+    public var syslinuxEFIModules = "/usr/lib/syslinux/modules/efi64"
 
     public init(root: Root, log: Logger) {
         self.root = root
@@ -64,6 +69,8 @@ public struct Provisioner {
         // TFTP tree: the three links of the reference (and ldlinux.c32, which pxelinux 6 loads).
         try link(tftpRoot + "/pxelinux.0", to: pxelinux)
         try link(tftpRoot + "/ldlinux.c32", to: syslinuxModules + "/ldlinux.c32")
+        try link(tftpRoot + "/syslinux.efi", to: syslinuxEFI)
+        try link(tftpRoot + "/ldlinux.e64", to: syslinuxEFIModules + "/ldlinux.e64")
         try link(tftpRoot + "/pxelinux.cfg", to: pxelinuxConfig)
         try link(tftpRoot + "/qlustar", to: root.path("/var/lib/qlustar"))
 
@@ -235,7 +242,13 @@ public struct Provisioner {
             dhcp-hostsfile=\(dhcpHosts)
             dhcp-leasefile=\(leaseFile)
             dhcp-ignore=tag:!known
-            dhcp-boot=pxelinux.0
+            # The network loader by the firmware's architecture (DHCP option 93, RFC 4578):
+            # x86-64 UEFI (7, 9) loads syslinux.efi, legacy BIOS (0) pxelinux.0; both read
+            # the same pxelinux.cfg files and Hostid links.
+            dhcp-match=set:efi-x86_64,option:client-arch,7
+            dhcp-match=set:efi-x86_64,option:client-arch,9
+            dhcp-boot=tag:efi-x86_64,syslinux.efi
+            dhcp-boot=tag:!efi-x86_64,pxelinux.0
             enable-tftp
             tftp-root=\(tftpRoot)
             # One port for every transfer: a client's repeated request (its timeout is ~110 ms, a

@@ -57,6 +57,16 @@ final class ProvisionerTests: XCTestCase {
         let fm = FileManager.default
         XCTAssertEqual(
             try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.0"), "/usr/lib/PXELINUX/pxelinux.0")
+        // UEFI firmware's loader and its module, beside the reference's three links; both exist.
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/syslinux.efi"),
+            "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi")
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/ldlinux.e64"),
+            "/usr/lib/syslinux/modules/efi64/ldlinux.e64")
+        for loader in ["pxelinux.0", "ldlinux.c32", "syslinux.efi", "ldlinux.e64"] {
+            XCTAssertTrue(fm.fileExists(atPath: p.tftpRoot + "/" + loader), "\(loader): its package is not installed")
+        }
         XCTAssertEqual(
             try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.cfg"), dir + "/etc/qlustar/pxelinux.cfg")
         XCTAssertEqual(try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/qlustar"), dir + "/var/lib/qlustar")
@@ -76,6 +86,11 @@ final class ProvisionerTests: XCTestCase {
                 + "52:54:00:00:00:02,52:54:00:00:01:02,192.168.52.12,beo-02\n52:54:00:00:00:03,10.9.0.3,beo-03\n")
         let conf = try String(contentsOfFile: p.dnsmasqConfig, encoding: .utf8)
         XCTAssertTrue(conf.contains("dhcp-ignore=tag:!known\n"), conf)
+        // Option 93: x86-64 UEFI (7, 9) gets syslinux.efi, everything else pxelinux.0.
+        XCTAssertTrue(
+            conf.contains(
+                "dhcp-match=set:efi-x86_64,option:client-arch,7\ndhcp-match=set:efi-x86_64,option:client-arch,9\n"
+                    + "dhcp-boot=tag:efi-x86_64,syslinux.efi\ndhcp-boot=tag:!efi-x86_64,pxelinux.0\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-leasefile=\(dir)/var/lib/qlustar/dnsmasq.leases\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=192.168.52.0,static,255.255.255.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=10.9.0.0,static,255.255.0.0,12h\n"), conf)
