@@ -45,7 +45,7 @@ final class DaemonConfigurationTests: XCTestCase {
             ("max-sessions = -1", ":2: max-sessions = '-1': expected a whole number in 1…1024"),
             (
                 "interface = 239.255.0.1",
-                ":2: interface = '239.255.0.1': expected the IPv4 address of a local interface"
+                ":2: interface = '239.255.0.1': expected the name or IPv4 address of a local interface"
             ),
             ("authenticate = maybe", ":2: authenticate = 'maybe': expected yes or no"),
             ("colour = blue", ":2: unknown key 'colour'"),
