@@ -139,6 +139,15 @@ public final class Registry: Sendable {
                     CREATE UNIQUE INDEX node_bmc ON node(bmc) WHERE bmc IS NOT NULL;
                     """)
         }
+        m.registerMigration("7 per-firmware boot configurations") { db in
+            // What UEFI nodes load instead of BIOS nodes' kernel, initrd and parameters (NULL: the same).
+            try db.execute(
+                sql: """
+                    ALTER TABLE boot_config ADD COLUMN uefi_kernel TEXT;
+                    ALTER TABLE boot_config ADD COLUMN uefi_initrd TEXT;
+                    ALTER TABLE boot_config ADD COLUMN uefi_append TEXT;
+                    """)
+        }
         return m
     }
 
@@ -289,7 +298,11 @@ public final class Registry: Sendable {
     ///   a line break (they are written into pxelinux files).
     public func putBootConfig(_ config: BootConfig) throws(QlustarError) {
         let name = try NodeFields.group(config.name)
-        for (what, path) in [("kernel", config.kernel), ("initrd", config.initrd)] {
+        let paths = [
+            ("kernel", config.kernel), ("initrd", config.initrd), ("UEFI kernel", config.uefiKernel),
+            ("UEFI initrd", config.uefiInitrd),
+        ].compactMap { what, path in path.map { (what, $0) } }
+        for (what, path) in paths {
             let parts = path.split(separator: "/")
             guard !path.isEmpty, !path.hasPrefix("/"), !parts.contains(".."),
                 !path.contains(where: { $0.isWhitespace || $0.isNewline })
@@ -299,22 +312,30 @@ public final class Registry: Sendable {
                     "\(what) \(NodeFields.quoted(path)) must be a path below the TFTP root, without '..' or spaces")
             }
         }
-        guard !config.append.contains(where: \.isNewline) else {
+        guard !config.append.contains(where: \.isNewline), !(config.uefiAppend ?? "").contains(where: \.isNewline)
+        else {
             throw QlustarError(.invalidArgument, "kernel parameters must be one line")
         }
         try write { db throws(QlustarError) in
             try self.execute(
-                db, "INSERT OR REPLACE INTO boot_config (name, kernel, initrd, append) VALUES (?, ?, ?, ?)",
-                [name, config.kernel, config.initrd, config.append])
+                db,
+                "INSERT OR REPLACE INTO boot_config (name, kernel, initrd, append, uefi_kernel, uefi_initrd, uefi_append) "
+                    + "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name, config.kernel, config.initrd, config.append, config.uefiKernel, config.uefiInitrd,
+                    config.uefiAppend,
+                ])
         }
     }
 
     public func bootConfigs() throws(QlustarError) -> [BootConfig] {
         try read { db throws(QlustarError) in
             do {
-                return try Row.fetchAll(db, sql: "SELECT name, kernel, initrd, append FROM boot_config ORDER BY name")
+                return try Row.fetchAll(db, sql: "SELECT * FROM boot_config ORDER BY name")
                     .map {
-                        BootConfig(name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"])
+                        BootConfig(
+                            name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"],
+                            uefiKernel: $0["uefi_kernel"], uefiInitrd: $0["uefi_initrd"], uefiAppend: $0["uefi_append"])
                     }
             } catch { throw QlustarError(.io, "node registry: \(error)") }
         }

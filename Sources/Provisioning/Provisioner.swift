@@ -35,6 +35,9 @@ public struct Provisioner {
 
     public var tftpRoot: String { root.path("/var/lib/tftpboot") }
     public var pxelinuxConfig: String { root.path("/etc/qlustar/pxelinux.cfg") }
+    /// The same files as UEFI nodes boot them (each configuration's UEFI kernel, initrd and
+    /// parameters where it names any; the same Hostid links).
+    public var pxelinuxConfigUEFI: String { root.path("/etc/qlustar/pxelinux.cfg.uefi") }
     public var dnsmasqDirectory: String { root.path("/etc/qlustar/dnsmasq") }
     public var dnsmasqConfig: String { dnsmasqDirectory + "/qlustar.conf" }
     public var dhcpHosts: String { dnsmasqDirectory + "/dhcp-hosts" }
@@ -62,25 +65,26 @@ public struct Provisioner {
         let nodes = try registry.nodes()
         let configs = Dictionary(uniqueKeysWithValues: try registry.bootConfigs().map { ($0.name, $0) })
         let chosen = try registry.effectiveBootConfigs()
-        for dir in [tftpRoot, pxelinuxConfig, pxelinuxConfig + "/configs", dnsmasqDirectory] {
+        for dir in [
+            tftpRoot, tftpRoot + "/efi64", pxelinuxConfig + "/configs", pxelinuxConfigUEFI + "/configs",
+            dnsmasqDirectory,
+        ] {
             try FileSystem.makeDirectories(dir)
         }
 
         // TFTP tree: the three links of the reference (and ldlinux.c32, which pxelinux 6 loads).
         try link(tftpRoot + "/pxelinux.0", to: pxelinux)
         try link(tftpRoot + "/ldlinux.c32", to: syslinuxModules + "/ldlinux.c32")
-        try link(tftpRoot + "/syslinux.efi", to: syslinuxEFI)
-        try link(tftpRoot + "/ldlinux.e64", to: syslinuxEFIModules + "/ldlinux.e64")
         try link(tftpRoot + "/pxelinux.cfg", to: pxelinuxConfig)
         try link(tftpRoot + "/qlustar", to: root.path("/var/lib/qlustar"))
+        // UEFI nodes: syslinux.efi takes its directory as the prefix of every path it asks for,
+        // so efi64/ holds its module, its own pxelinux.cfg and the same qlustar link.
+        try link(tftpRoot + "/efi64/syslinux.efi", to: syslinuxEFI)
+        try link(tftpRoot + "/efi64/ldlinux.e64", to: syslinuxEFIModules + "/ldlinux.e64")
+        try link(tftpRoot + "/efi64/pxelinux.cfg", to: pxelinuxConfigUEFI)
+        try link(tftpRoot + "/efi64/qlustar", to: root.path("/var/lib/qlustar"))
 
-        // Boot configurations, then default, then the Hostid links.
-        for config in configs.values {
-            try FileSystem.writeAtomically(
-                pxelinuxConfig + "/configs/" + config.name, Array(Self.pxelinuxFile(config).utf8))
-        }
-        let fallback = configs["default"].map(Self.pxelinuxFile) ?? Self.noDefault
-        try FileSystem.writeAtomically(pxelinuxConfig + "/default", Array(fallback.utf8))
+        // Which file each node boots: its configuration, or a variant of it for its image.
         var links: [String: String] = [:]
         var variants: [String: BootConfig] = [:]
         for node in nodes {
@@ -98,22 +102,12 @@ public struct Provisioner {
                 links[Self.hostid(node.ip)] = "configs/" + name
             }
         }
-        for variant in variants.values {
-            try FileSystem.writeAtomically(
-                pxelinuxConfig + "/configs/" + variant.name, Array(Self.pxelinuxFile(variant).utf8))
-        }
-        // Variants no node boots any more (after every link is in place: see below).
-        let staleVariants = ((try? FileSystem.list(pxelinuxConfig + "/configs")) ?? []).filter {
-            $0.contains("@") && !$0.contains(".tmp.") && variants[$0] == nil
-        }
-        for (hostid, target) in links { try link(pxelinuxConfig + "/" + hostid, to: target) }
+        // One tree per firmware, the same files and links: configurations, default, Hostid links.
         var removed: [String] = []
-        for entry in (try? FileSystem.list(pxelinuxConfig)) ?? [] where Self.isHostid(entry) && links[entry] == nil {
-            FileSystem.remove(pxelinuxConfig + "/" + entry)
-            removed.append(entry)
+        for (dir, firmware) in [(pxelinuxConfig, BootConfig.Firmware.bios), (pxelinuxConfigUEFI, .uefi)] {
+            let gone = try writeTree(dir, firmware, configs: Array(configs.values) + variants.values, links: links)
+            if firmware == .bios { removed = gone }
         }
-        for name in staleVariants { FileSystem.remove(pxelinuxConfig + "/configs/" + name) }
-
         // dnsmasq: the hosts file (re-read on SIGHUP), then the main configuration.
         let hosts = nodes.map { node in (node.macs + [node.ip, node.name]).joined(separator: ",") + "\n" }.joined()
         try FileSystem.writeAtomically(
@@ -136,6 +130,35 @@ public struct Provisioner {
             reloaded: reloaded)
     }
 
+    /// Writes one firmware's pxelinux.cfg tree: every configuration (and variant) in `configs/`,
+    /// `default`, the Hostid links; then removes Hostid links and variants nothing uses any more.
+    /// - Returns: The Hostid links removed.
+    private func writeTree(
+        _ dir: String, _ firmware: BootConfig.Firmware, configs: [BootConfig], links: [String: String]
+    )
+        throws(QlustarError) -> [String]
+    {
+        for config in configs {
+            try FileSystem.writeAtomically(
+                dir + "/configs/" + config.name, Array(Self.pxelinuxFile(config, firmware).utf8))
+        }
+        let fallback = configs.first { $0.name == "default" }.map { Self.pxelinuxFile($0, firmware) } ?? Self.noDefault
+        try FileSystem.writeAtomically(dir + "/default", Array(fallback.utf8))
+        let written = Set(configs.map(\.name))
+        // Variants no node boots any more go after every link is in place.
+        let staleVariants = ((try? FileSystem.list(dir + "/configs")) ?? []).filter {
+            $0.contains("@") && !$0.contains(".tmp.") && !written.contains($0)
+        }
+        for (hostid, target) in links { try link(dir + "/" + hostid, to: target) }
+        var removed: [String] = []
+        for entry in (try? FileSystem.list(dir)) ?? [] where Self.isHostid(entry) && links[entry] == nil {
+            FileSystem.remove(dir + "/" + entry)
+            removed.append(entry)
+        }
+        for name in staleVariants { FileSystem.remove(dir + "/configs/" + name) }
+        return removed
+    }
+
     /// Checks that the kernel and initrd `nodes` will boot (their configuration, or its variant
     /// for their image) are below the TFTP root.
     /// - Throws: `.notFound` naming the first missing file and the nodes that need it.
@@ -150,9 +173,13 @@ public struct Provisioner {
                     .notFound, "node \(node.name) boots with '\(name)', which is not defined (qluman boot-config add)")
             }
             let booted = node.image.flatMap { Self.variant(config, image: $0) } ?? config
-            for path in [booted.kernel, booted.initrd] { needed[path, default: []].append(node.name) }
+            for firmware in BootConfig.Firmware.allCases {
+                let b = booted.boot(firmware)
+                for path in Set([b.kernel, b.initrd]) { needed[path, default: []].append(node.name) }
+            }
         }
         for (path, users) in needed.sorted(by: { $0.key < $1.key }) {
+            let users = Array(Set(users))
             // qlustar/… is the link to /var/lib/qlustar that `provision` makes.
             let file =
                 path.hasPrefix("qlustar/")
@@ -181,27 +208,39 @@ public struct Provisioner {
             guard let current, path == current + suffix || path.hasSuffix("/" + current + suffix) else { return path }
             return String(path.dropLast(current.count + suffix.count)) + image + suffix
         }
+        func uefiAppend(_ append: String) -> String {
+            var w = append.split(separator: " ").map(String.init)
+            if let i = w.firstIndex(where: { $0.hasPrefix("ql.image=") }) {
+                w[i] = "ql.image=" + image
+            } else {
+                w.append("ql.image=" + image)
+            }
+            return w.joined(separator: " ")
+        }
         return BootConfig(
             name: config.name + "@" + image, kernel: swapped(config.kernel, ".vmlinuz"),
-            initrd: swapped(config.initrd, ".initrd"), append: words.joined(separator: " "))
+            initrd: swapped(config.initrd, ".initrd"), append: words.joined(separator: " "),
+            uefiKernel: config.uefiKernel.map { swapped($0, ".vmlinuz") },
+            uefiInitrd: config.uefiInitrd.map { swapped($0, ".initrd") }, uefiAppend: config.uefiAppend.map(uefiAppend))
     }
 
     /// A pxelinux configuration: serial console, no prompt, one label; `IPAPPEND 2` adds
     /// `BOOTIF=01-MAC` so `/init` brings up the NIC the node booted from.
-    public static func pxelinuxFile(_ c: BootConfig) -> String {
-        """
-        # generated by qluman provision: boot configuration '\(c.name)'
-        SERIAL 0 115200
-        DEFAULT qlustar
-        PROMPT 0
-        TIMEOUT 0
-        LABEL qlustar
-          KERNEL \(c.kernel)
-          INITRD \(c.initrd)
-          APPEND console=ttyS0,115200 \(c.append)
-          IPAPPEND 2
+    public static func pxelinuxFile(_ c: BootConfig, _ firmware: BootConfig.Firmware = .bios) -> String {
+        let b = c.boot(firmware)
+        return """
+            # generated by qluman provision: boot configuration '\(c.name)'\(firmware == .uefi ? " (UEFI)" : "")
+            SERIAL 0 115200
+            DEFAULT qlustar
+            PROMPT 0
+            TIMEOUT 0
+            LABEL qlustar
+              KERNEL \(b.kernel)
+              INITRD \(b.initrd)
+              APPEND console=ttyS0,115200 \(b.append)
+              IPAPPEND 2
 
-        """
+            """
     }
 
     static let noDefault = """
@@ -243,11 +282,11 @@ public struct Provisioner {
             dhcp-leasefile=\(leaseFile)
             dhcp-ignore=tag:!known
             # The network loader by the firmware's architecture (DHCP option 93, RFC 4578):
-            # x86-64 UEFI (7, 9) loads syslinux.efi, legacy BIOS (0) pxelinux.0; both read
-            # the same pxelinux.cfg files and Hostid links.
+            # x86-64 UEFI (7, 9) loads efi64/syslinux.efi, legacy BIOS (0) pxelinux.0; both read
+            # pxelinux.cfg files made from the same boot configurations, with the same Hostid links.
             dhcp-match=set:efi-x86_64,option:client-arch,7
             dhcp-match=set:efi-x86_64,option:client-arch,9
-            dhcp-boot=tag:efi-x86_64,syslinux.efi
+            dhcp-boot=tag:efi-x86_64,efi64/syslinux.efi
             dhcp-boot=tag:!efi-x86_64,pxelinux.0
             enable-tftp
             tftp-root=\(tftpRoot)

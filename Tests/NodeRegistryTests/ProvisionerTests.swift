@@ -57,14 +57,27 @@ final class ProvisionerTests: XCTestCase {
         let fm = FileManager.default
         XCTAssertEqual(
             try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/pxelinux.0"), "/usr/lib/PXELINUX/pxelinux.0")
-        // UEFI firmware's loader and its module, beside the reference's three links; both exist.
+        // UEFI firmware's loader in efi64/ (its directory is the prefix of what it asks for): its
+        // module, its pxelinux.cfg tree and the qlustar link beside it; every file exists.
         XCTAssertEqual(
-            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/syslinux.efi"),
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/efi64/syslinux.efi"),
             "/usr/lib/SYSLINUX.EFI/efi64/syslinux.efi")
         XCTAssertEqual(
-            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/ldlinux.e64"),
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/efi64/ldlinux.e64"),
             "/usr/lib/syslinux/modules/efi64/ldlinux.e64")
-        for loader in ["pxelinux.0", "ldlinux.c32", "syslinux.efi", "ldlinux.e64"] {
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/efi64/pxelinux.cfg"),
+            dir + "/etc/qlustar/pxelinux.cfg.uefi")
+        XCTAssertEqual(
+            try fm.destinationOfSymbolicLink(atPath: p.tftpRoot + "/efi64/qlustar"), dir + "/var/lib/qlustar")
+        // The same Hostid rule for both firmwares, and (no UEFI overrides here) the same content.
+        for file in ["C0A8340B", "0A090003"] {
+            XCTAssertEqual(
+                try String(contentsOfFile: p.tftpRoot + "/efi64/pxelinux.cfg/" + file, encoding: .utf8)
+                    .replacingOccurrences(of: " (UEFI)", with: ""),
+                try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/" + file, encoding: .utf8), file)
+        }
+        for loader in ["pxelinux.0", "ldlinux.c32", "efi64/syslinux.efi", "efi64/ldlinux.e64"] {
             XCTAssertTrue(fm.fileExists(atPath: p.tftpRoot + "/" + loader), "\(loader): its package is not installed")
         }
         XCTAssertEqual(
@@ -90,7 +103,7 @@ final class ProvisionerTests: XCTestCase {
         XCTAssertTrue(
             conf.contains(
                 "dhcp-match=set:efi-x86_64,option:client-arch,7\ndhcp-match=set:efi-x86_64,option:client-arch,9\n"
-                    + "dhcp-boot=tag:efi-x86_64,syslinux.efi\ndhcp-boot=tag:!efi-x86_64,pxelinux.0\n"), conf)
+                    + "dhcp-boot=tag:efi-x86_64,efi64/syslinux.efi\ndhcp-boot=tag:!efi-x86_64,pxelinux.0\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-leasefile=\(dir)/var/lib/qlustar/dnsmasq.leases\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=192.168.52.0,static,255.255.255.0,12h\n"), conf)
         XCTAssertTrue(conf.contains("dhcp-range=10.9.0.0,static,255.255.0.0,12h\n"), conf)
@@ -141,6 +154,34 @@ final class ProvisionerTests: XCTestCase {
         _ = try r.setNodes(["beo-02"], image: .some("compute"))
         XCTAssertEqual(try p.provision(r).removedLinks, ["C0A8340C"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: p.pxelinuxConfig + "/configs/default@compute-2"))
+    }
+
+    /// The administrator may give UEFI nodes another kernel, initrd or parameters: only the UEFI
+    /// tree changes, with the same Hostid links; an image variant swaps the UEFI paths too.
+    func testABootConfigurationMayDifferPerFirmware() throws {
+        let r = try Registry(root: root)
+        try r.putBootConfig(
+            BootConfig(
+                name: "default", kernel: "qlustar/images/compute.vmlinuz", initrd: "qlustar/images/compute.initrd",
+                append: "ql.image=compute", uefiKernel: "qlustar/images/compute-efi.vmlinuz",
+                uefiAppend: "ql.image=compute efi=noruntime"))
+        XCTAssertEqual(try r.bootConfigs().first?.uefiAppend, "ql.image=compute efi=noruntime")
+        try r.addNodes([
+            NodeSpec(name: "a", macs: ["52:54:00:00:00:0a"], ip: "192.168.52.21"),
+            NodeSpec(name: "b", macs: ["52:54:00:00:00:0b"], ip: "192.168.52.22", image: "other"),
+        ])
+        let p = provisioner()
+        XCTAssertEqual(try p.provision(r).hostidLinks, ["C0A83416": "configs/default@other"])
+        let bios = try String(contentsOfFile: p.tftpRoot + "/pxelinux.cfg/default", encoding: .utf8)
+        let uefi = try String(contentsOfFile: p.tftpRoot + "/efi64/pxelinux.cfg/default", encoding: .utf8)
+        XCTAssertTrue(bios.contains("KERNEL qlustar/images/compute.vmlinuz\n") && bios.contains("ql.image=compute\n"))
+        XCTAssertTrue(uefi.contains("KERNEL qlustar/images/compute-efi.vmlinuz\n"), uefi)
+        XCTAssertTrue(uefi.contains("INITRD qlustar/images/compute.initrd\n"), uefi)
+        XCTAssertTrue(uefi.contains("APPEND console=ttyS0,115200 ql.image=compute efi=noruntime\n"), uefi)
+        let variant = try String(contentsOfFile: p.tftpRoot + "/efi64/pxelinux.cfg/C0A83416", encoding: .utf8)
+        XCTAssertTrue(variant.contains("KERNEL qlustar/images/compute-efi.vmlinuz\n"), "not the image's own kernel")
+        XCTAssertTrue(variant.contains("INITRD qlustar/images/other.initrd\n"), variant)
+        XCTAssertTrue(variant.contains("ql.image=other efi=noruntime\n"), variant)
     }
 
     func testDnsmasqLimitsGrowWithTheNodesThatMayBootAtOnce() throws {

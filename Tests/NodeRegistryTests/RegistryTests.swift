@@ -121,7 +121,7 @@ final class RegistryTests: XCTestCase {
             ])
         XCTAssertEqual(
             migrations,
-            "[('1 nodes, MACs, groups',), ('2 boot configurations',), ('3 config classes, assignments, tokens, configure reports',), ('4 time daemon in configure reports',), ('5 boots',), ('6 BMC addresses',)]\n"
+            "[('1 nodes, MACs, groups',), ('2 boot configurations',), ('3 config classes, assignments, tokens, configure reports',), ('4 time daemon in configure reports',), ('5 boots',), ('6 BMC addresses',), ('7 per-firmware boot configurations',)]\n"
         )
     }
 

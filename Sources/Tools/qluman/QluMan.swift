@@ -116,8 +116,13 @@ struct BootConfigCommand: ParsableCommand {
         @Option(help: "Kernel, below the TFTP root (e.g. qlustar/images/compute.vmlinuz).") var kernel: String
         @Option(help: "Initrd, below the TFTP root (e.g. qlustar/images/compute.initrd).") var initrd: String
         @Option(help: "Kernel parameters: ql.server=HEAD ql.image=IMG, early-shell, debug …") var append = ""
+        @Option(help: "What UEFI nodes load instead of --kernel (default: the same).") var uefiKernel: String?
+        @Option(help: "What UEFI nodes load instead of --initrd (default: the same).") var uefiInitrd: String?
+        @Option(help: "UEFI nodes' kernel parameters instead of --append (default: the same).") var uefiAppend: String?
         func run() throws {
-            let config = BootConfig(name: name, kernel: kernel, initrd: initrd, append: append)
+            let config = BootConfig(
+                name: name, kernel: kernel, initrd: initrd, append: append, uefiKernel: uefiKernel,
+                uefiInitrd: uefiInitrd, uefiAppend: uefiAppend)
             try common.registry().putBootConfig(config)
             try common.print(config) { "boot configuration \(name): \(kernel) \(initrd) \(append)\n" }
         }
