@@ -245,22 +245,21 @@ private struct Problems {
         guard let first = lines.first else { return }
         if count == 1, lines.count == 1 { throw QlustarError(.invalidArgument, first.text) }
         // The same problem of many nodes is one line, the nodes folded (beo-[001-100]: no group …).
-        var order: [String] = []
-        var nodes: [String: [String]] = [:]
-        var plain: [String] = []
+        var groups: [(text: String, nodes: [String])] = []
+        var index: [String: Int] = [:]
         for line in lines {
             guard let node = line.node else {
-                plain.append(line.text)
-                order.append("\u{0}" + String(plain.count - 1))
+                groups.append((line.text, []))
                 continue
             }
-            if nodes[line.text] == nil { order.append(line.text) }
-            nodes[line.text, default: []].append(node)
+            if let i = index[line.text] {
+                groups[i].nodes.append(node)
+            } else {
+                index[line.text] = groups.count
+                groups.append((line.text, [node]))
+            }
         }
-        let folded = order.map { key in
-            key.hasPrefix("\u{0}")
-                ? plain[Int(key.dropFirst()) ?? 0] : Hostlist.fold(nodes[key, default: []]) + ": " + key
-        }
+        let folded = groups.map { $0.nodes.isEmpty ? $0.text : Hostlist.fold($0.nodes) + ": " + $0.text }
         let shown = folded.prefix(Registry.listedProblems).map { "  " + $0 }
         let more = folded.count > shown.count ? ["  and \(folded.count - shown.count) more"] : []
         let what = count == 1 ? "the node was not" : "none of the \(count) nodes was"

@@ -199,29 +199,28 @@ public struct Provisioner {
     /// (`…/X.vmlinuz`, `…/X.initrd` for `ql.image=X`), the new image's. nil when `config`
     /// boots `image` already.
     public static func variant(_ config: BootConfig, image: String) -> BootConfig? {
-        var words = config.append.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        let index = words.firstIndex { $0.hasPrefix("ql.image=") }
-        let current = index.map { String(words[$0].dropFirst("ql.image=".count)) }
+        let current = config.append.split(separator: " ").first { $0.hasPrefix("ql.image=") }
+            .map { String($0.dropFirst("ql.image=".count)) }
         guard current != image else { return nil }
-        if let index { words[index] = "ql.image=" + image } else { words.append("ql.image=" + image) }
+        // ql.image= set to `image` (added when absent), the other parameters as they are.
+        func appended(_ append: String) -> String {
+            var words = append.split(separator: " ").map(String.init)
+            if let i = words.firstIndex(where: { $0.hasPrefix("ql.image=") }) {
+                words[i] = "ql.image=" + image
+            } else {
+                words.append("ql.image=" + image)
+            }
+            return words.joined(separator: " ")
+        }
         func swapped(_ path: String, _ suffix: String) -> String {
             guard let current, path == current + suffix || path.hasSuffix("/" + current + suffix) else { return path }
             return String(path.dropLast(current.count + suffix.count)) + image + suffix
         }
-        func uefiAppend(_ append: String) -> String {
-            var w = append.split(separator: " ").map(String.init)
-            if let i = w.firstIndex(where: { $0.hasPrefix("ql.image=") }) {
-                w[i] = "ql.image=" + image
-            } else {
-                w.append("ql.image=" + image)
-            }
-            return w.joined(separator: " ")
-        }
         return BootConfig(
             name: config.name + "@" + image, kernel: swapped(config.kernel, ".vmlinuz"),
-            initrd: swapped(config.initrd, ".initrd"), append: words.joined(separator: " "),
+            initrd: swapped(config.initrd, ".initrd"), append: appended(config.append),
             uefiKernel: config.uefiKernel.map { swapped($0, ".vmlinuz") },
-            uefiInitrd: config.uefiInitrd.map { swapped($0, ".initrd") }, uefiAppend: config.uefiAppend.map(uefiAppend))
+            uefiInitrd: config.uefiInitrd.map { swapped($0, ".initrd") }, uefiAppend: config.uefiAppend.map(appended))
     }
 
     /// A pxelinux configuration: serial console, no prompt, one label; `IPAPPEND 2` adds

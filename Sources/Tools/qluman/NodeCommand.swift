@@ -5,11 +5,6 @@ import NodeRegistry
 import Platform
 import Transport
 
-/// Names given as a Slurm hostlist (`beo-[001-100,105]`), expanded.
-func expandHosts(_ expression: String) throws -> [String] {
-    try Hostlist.expand(expression)
-}
-
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node", abstract: "Register, list, show, change, remove, import and export nodes.",
@@ -51,7 +46,7 @@ struct NodeCommand: ParsableCommand {
 
         func run() throws {
             let specs = try NodeSpec.counting(
-                names: expandHosts(names), ip: ip, macs: mac, bmc: bmc, image: image, group: group,
+                names: Hostlist.expand(names), ip: ip, macs: mac, bmc: bmc, image: image, group: group,
                 bootConfig: bootConfig)
             let nodes = try common.registry().addNodes(specs)
             try common.print(nodes.count == 1 ? AnyEncodable(nodes[0]) : AnyEncodable(nodes)) {
@@ -91,7 +86,7 @@ struct NodeCommand: ParsableCommand {
 
         func run() throws {
             let registry = try common.registry()
-            var nodes = try hosts.map { try registry.nodes(named: expandHosts($0)) } ?? registry.nodes()
+            var nodes = try hosts.map { try registry.nodes(named: Hostlist.expand($0)) } ?? registry.nodes()
             if let group { nodes = nodes.filter { $0.group == group } }
             if let image { nodes = nodes.filter { $0.image == image } }
             let agents: [NodeMonitor]?
@@ -147,7 +142,7 @@ struct NodeCommand: ParsableCommand {
 
         func run() throws {
             let registry = try common.registry()
-            let targets = try expandHosts(names)
+            let targets = try Hostlist.expand(names)
             let cleared = { (v: String?) in v.map { $0 == "none" ? nil : $0 } }
             guard targets.count == 1 else {
                 guard ip == nil, addMac.isEmpty, removeMac.isEmpty, bmc == nil, tokenFile == nil, !clearToken else {
@@ -179,7 +174,7 @@ struct NodeCommand: ParsableCommand {
         @OptionGroup var common: Common
         @Argument(help: "Node name or hostlist.") var names: String
         func run() throws {
-            let targets = try expandHosts(names)
+            let targets = try Hostlist.expand(names)
             try common.registry().removeNodes(targets)
             let folded = Hostlist.fold(targets)
             try common.print(["removed": folded]) { "removed \(folded)\n" }
@@ -230,7 +225,7 @@ struct NodeCommand: ParsableCommand {
 
         func run() throws {
             let registry = try common.registry()
-            let nodes = try hosts.map { try registry.nodes(named: expandHosts($0)) } ?? registry.nodes()
+            let nodes = try hosts.map { try registry.nodes(named: Hostlist.expand($0)) } ?? registry.nodes()
             print(NodeTable.encode(nodes, as: try tableFormat(format, path: nil)), terminator: "")
         }
     }

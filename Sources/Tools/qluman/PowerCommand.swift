@@ -50,7 +50,7 @@ struct PowerCommand: ParsableCommand {
             let action = PowerControl.Action(rawValue: action) ?? .status
             let root = Root(common.root)
             let registry = try common.registry()
-            let nodes = try registry.nodes(named: expandHosts(hosts))
+            let nodes = try registry.nodes(named: Hostlist.expand(hosts))
             let credentials = try BMCCredentials.load(root: root)
             var control = PowerControl(parallel: parallel, timeout: timeout)
             control.ipmitool = Subprocess.locate(["/usr/bin/ipmitool", "/usr/sbin/ipmitool"])
@@ -100,7 +100,7 @@ struct PowerCommand: ParsableCommand {
                 throw ValidationError("give --user and --password-file, or --list")
             }
             guard (0...17).contains(cipher) else { throw ValidationError("--cipher is an RMCP+ cipher suite, 0–17") }
-            if let hosts { _ = try expandHosts(hosts) }
+            if let hosts { _ = try Hostlist.expand(hosts) }
         }
 
         func run() throws {

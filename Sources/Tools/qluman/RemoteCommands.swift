@@ -74,7 +74,7 @@ struct Exec: ParsableCommand {
     }
 
     func run() throws {
-        let nodes = try expandHosts(hosts)
+        let nodes = try Hostlist.expand(hosts)
         if nodes.count == 1 {
             try followJob(ExecRequest(node: nodes[0], kind: .run, argv: command, timeoutSeconds: timeout), admin)
         }
@@ -95,7 +95,7 @@ struct Reconfigure: ParsableCommand {
     @Option(help: "Nodes reconfiguring at once.") var parallel = 64
 
     func run() throws {
-        let nodes = try expandHosts(hosts)
+        let nodes = try Hostlist.expand(hosts)
         if nodes.count == 1 {
             try followJob(ExecRequest(node: nodes[0], kind: .configure, argv: [], timeoutSeconds: 300), admin)
         }
