@@ -184,26 +184,7 @@ public struct DaemonConfiguration: Sendable {
     /// Applies a configuration file: `key = value` lines, `#` comments, blank lines ignored.
     /// - Throws: `.configuration` naming the file and line.
     public mutating func apply(file path: String) throws(QlustarError) {
-        let bytes: [UInt8]
-        do { bytes = try FileSystem.readFile(path, limit: 1 << 20) } catch {
-            throw QlustarError(.configuration, "configuration file: \(error.message)")
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw QlustarError(.configuration, "\(path) is not UTF-8 text")
-        }
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let trimmed = line.trimmed
-            if trimmed.isEmpty { continue }
-            guard let eq = trimmed.firstIndex(of: "=") else {
-                throw QlustarError(.configuration, "\(path):\(n + 1): expected 'key = value', got '\(trimmed)'")
-            }
-            let key = trimmed[..<eq].trimmed
-            let value = trimmed[trimmed.index(after: eq)...].trimmed
-            do { try set(key, value) } catch {
-                throw QlustarError(.configuration, "\(path):\(n + 1): \(error.message)")
-            }
-        }
+        try ConfigFile.read(path) { (key, value) throws(QlustarError) in try set(key, value) }
     }
 
     /// Checks what cannot be defaulted and that the pool is usable.

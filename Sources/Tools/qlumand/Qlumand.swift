@@ -41,18 +41,25 @@ struct Qlumand: AsyncParsableCommand {
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "serve", abstract: "Run qlumand (the default subcommand).")
+        commandName: "serve", abstract: "Run qlumand (the default subcommand).",
+        discussion: HelpText.paragraphs(
+            """
+            Every option is also a key of the configuration file (--config FILE: 'key = value' lines,
+            '#' comments, keys named like the options without dashes; the packaged unit reads
+            /etc/qlustar/qlumand.conf); options given here win.
+            """))
 
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
-    @Option(help: "Address ADDR[:PORT] to listen on (default 0.0.0.0:\(QlumanDefaults.port)).") var listen = "0.0.0.0"
+    @Option(help: "Configuration file ('key = value' lines).") var config: String?
+    @Option(help: "Address ADDR[:PORT] to listen on (default 0.0.0.0:\(QlumanDefaults.port)).") var listen: String?
     @Option(
         help:
             "This head node's certificate (PEM, signed by the cluster CA; default <root>/etc/qlustar/ssl/qlumand.crt).")
     var tlsCertificate: String?
     @Option(help: "The certificate's private key (PEM; default <root>/etc/qlustar/ssl/qlumand.key).") var tlsKey:
         String?
-    @Option(help: "Most open connections (booting nodes at once).") var maxConnections = 2_048
-    @Option(help: "Seconds before a silent connection is closed.") var idleTimeout = 30.0
+    @Option(help: "Most open connections (booting nodes at once; default 2048).") var maxConnections: String?
+    @Option(help: "Seconds before a silent connection is closed (default 30).") var idleTimeout: String?
     @Option(
         help:
             "dnsmasq's log, which the boot monitor follows for DHCP and TFTP (dnsmasq --log-facility=PATH with log-dhcp; default <root>\(QlumanDefaults.dnsmasqLog))."
@@ -62,7 +69,7 @@ struct Serve: AsyncParsableCommand {
         help:
             "ql-mcastd's control address HOST[:PORT], polled for the image stage of each boot (default 127.0.0.1; none: do not)."
     )
-    var imageServer = "127.0.0.1"
+    var imageServer: String?
     @Option(
         help:
             "The cluster CA to verify ql-mcastd's TLS with (default <root>\(QlumanDefaults.ca) when ql-mcastd has a certificate; none: plain)."
@@ -72,7 +79,7 @@ struct Serve: AsyncParsableCommand {
         help:
             "The boot page's address ADDR[:PORT] (HTTPS with this certificate; default 127.0.0.1:\(QlumanDefaults.webPort), reach it with ssh -L; none: no page)."
     )
-    var web = "127.0.0.1"
+    var web: String?
     @Option(help: "Serve Prometheus text on http://ADDR:PORT/metrics (boot stages, configure counters; default: off).")
     var metrics: String?
     @Option(
@@ -83,35 +90,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?
 
+    func configuration() throws(QlustarError) -> QlumandConfiguration {
+        var c = QlumandConfiguration()
+        if let config { try c.apply(file: config) }
+        let flags: [(String, String?)] = [
+            ("root", root), ("listen", listen), ("tls-certificate", tlsCertificate), ("tls-key", tlsKey),
+            ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("dnsmasq-log", dnsmasqLog),
+            ("image-server", imageServer), ("image-server-ca", imageServerCa), ("web", web),
+            ("metrics", metrics), ("web-token", webToken), ("log-level", logLevel),
+        ]
+        for (key, value) in flags { if let value { try c.set(key, value) } }
+        return c
+    }
+
     func run() async throws {
-        let root = Root(root)
-        let (host, port) = try DaemonConfiguration.hostPort(listen, defaultPort: QlumanDefaults.port)
-        var settings = QlumanServer.Settings(
-            root: root, certificate: tlsCertificate ?? root.path("/etc/qlustar/ssl/qlumand.crt"),
-            key: tlsKey ?? root.path("/etc/qlustar/ssl/qlumand.key"))
-        settings.listenHost = host
-        settings.listenPort = port
-        settings.maxConnections = maxConnections
-        settings.idleTimeoutSeconds = idleTimeout
-        if let dnsmasqLog { settings.dnsmasqLog = dnsmasqLog }
-        settings.web = web == "none" ? nil : try DaemonConfiguration.hostPort(web, defaultPort: QlumanDefaults.webPort)
-        if let webToken { settings.webToken = webToken }
-        if let metrics { settings.metrics = try DaemonConfiguration.hostPort(metrics, defaultPort: 9_780) }
-        if imageServer == "none" {
-            settings.imageServer = nil
-        } else {
-            settings.imageServer = try DaemonConfiguration.hostPort(
-                imageServer, defaultPort: DaemonConfiguration.defaultPort)
-        }
-        switch imageServerCa {
-        case "none"?: settings.imageServerCA = nil
-        case let ca?: settings.imageServerCA = ca
-        case nil:
-            // ql-mcastd speaks TLS when it has its certificate on this head node.
-            let hasCertificate = FileSystem.isRegularFile(root.path("/etc/qlustar/ssl/ql-mcastd.crt"))
-            settings.imageServerCA = hasCertificate ? root.path(QlumanDefaults.ca) : nil
-        }
-        let log = Logger(root: root, name: "qlumand", level: try logLevel.map { try Logger.level(parsing: $0) })
+        // A configuration error is one line naming the key (and file line), exit status 1.
+        let c = try configuration()
+        let settings = try c.settings()
+        let log = Logger(root: settings.root, name: "qlumand", level: try c.logLevel())
         let server = try QlumanServer(settings: settings, log: log)
         try server.start()
         // The service group's own lines (start, shutdown) only when something goes wrong.
