@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "qlumand", targets: ["qlumand"]),
         .executable(name: "ql-mcast-capture", targets: ["ql-mcast-capture"]),
         .executable(name: "qluman-execd", targets: ["qluman-execd"]),
+        .executable(name: "qlustar-tools", targets: ["qlustar-tools"]),
         .executable(name: "ql-bench", targets: ["ql-bench"]),
     ],
     dependencies: [
@@ -145,17 +146,18 @@ let package = Package(
         .target(name: "LabSupport", path: "Sources/LabSupport"),
 
         // Tools (thin clients of Transport).
-        .executableTarget(
-            name: "ql-mcast",
+        .target(
+            name: "QLMcastTool",
             dependencies: [
                 "Platform", "Transport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             path: "Sources/Tools/ql-mcast"
         ),
+        .executableTarget(name: "ql-mcast", dependencies: ["QLMcastTool"], path: "Sources/Programs/ql-mcast"),
 
-        .executableTarget(
-            name: "ql-mcastd",
+        .target(
+            name: "QLMcastdTool",
             dependencies: [
                 "Platform",
                 "ImageService", "NodeRegistry", "Transport",
@@ -166,6 +168,7 @@ let package = Package(
             ],
             path: "Sources/Tools/ql-mcastd"
         ),
+        .executableTarget(name: "ql-mcastd", dependencies: ["QLMcastdTool"], path: "Sources/Programs/ql-mcastd"),
         .executableTarget(
             name: "ql-mcast-client",
             dependencies: [
@@ -183,15 +186,17 @@ let package = Package(
             ]
         ),
 
-        .executableTarget(
-            name: "qlustar-image",
+        .target(
+            name: "QlustarImageTool",
             dependencies: [
                 "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qlustar-image"
         ),
         .executableTarget(
-            name: "qluman",
+            name: "qlustar-image", dependencies: ["QlustarImageTool"], path: "Sources/Programs/qlustar-image"),
+        .target(
+            name: "QlumanTool",
             dependencies: [
                 "Platform", logging,
                 "NodeRegistry", "Provisioning", "NodeConfig", "QlumanServer", "ClusterAdmin",
@@ -199,8 +204,9 @@ let package = Package(
             ],
             path: "Sources/Tools/qluman"
         ),
-        .executableTarget(
-            name: "qlumand",
+        .executableTarget(name: "qluman", dependencies: ["QlumanTool"], path: "Sources/Programs/qluman"),
+        .target(
+            name: "QlumandTool",
             dependencies: [
                 "Platform",
                 "QlumanServer", "NodeConfig", "ImageService", "Transport",
@@ -211,11 +217,14 @@ let package = Package(
             ],
             path: "Sources/Tools/qlumand"
         ),
-        .executableTarget(
-            name: "ql-mcast-capture",
+        .executableTarget(name: "qlumand", dependencies: ["QlumandTool"], path: "Sources/Programs/qlumand"),
+        .target(
+            name: "QLMcastCaptureTool",
             dependencies: ["Platform", "Capture", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Tools/ql-mcast-capture"
         ),
+        .executableTarget(
+            name: "ql-mcast-capture", dependencies: ["QLMcastCaptureTool"], path: "Sources/Programs/ql-mcast-capture"),
         .executableTarget(
             name: "qluman-execd",
             dependencies: [
@@ -224,20 +233,35 @@ let package = Package(
             ],
             path: "Sources/Tools/qluman-execd"
         ),
-        .executableTarget(
-            name: "qlustar-image-edit",
+        .target(
+            name: "QlustarImageEditTool",
             dependencies: [
                 "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qlustar-image-edit"
         ),
         .executableTarget(
-            name: "qlustar-image-reconfigure",
+            name: "qlustar-image-edit", dependencies: ["QlustarImageEditTool"],
+            path: "Sources/Programs/qlustar-image-edit"),
+        .target(
+            name: "QlustarImageReconfigureTool",
             dependencies: [
                 "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qlustar-image-reconfigure"
         ),
+        .executableTarget(
+            name: "qlustar-image-reconfigure", dependencies: ["QlustarImageReconfigureTool"],
+            path: "Sources/Programs/qlustar-image-reconfigure"),
+
+        // The head node's tools as one program (the packages link each tool's name to it).
+        .executableTarget(
+            name: "qlustar-tools",
+            dependencies: [
+                "QLMcastTool", "QLMcastdTool", "QlustarImageTool", "QlustarImageEditTool",
+                "QlustarImageReconfigureTool", "QlumanTool", "QlumandTool", "QLMcastCaptureTool", "Platform",
+            ],
+            path: "Sources/Programs/qlustar-tools"),
 
         // Benchmarks.
         .executableTarget(

@@ -14,14 +14,17 @@ final class PackagingTests: XCTestCase {
         try String(contentsOf: repository.appendingPathComponent(path), encoding: .utf8)
     }
 
-    /// package → tool, directory, section, from contrib/debian/tools.
-    private func packagedTools() throws -> [String: (package: String, directory: String, section: String)] {
-        var tools: [String: (String, String, String)] = [:]
+    /// tool → package, directory, section, program, from contrib/debian/tools.
+    private func packagedTools() throws -> [String: (
+        package: String, directory: String, section: String, program: String
+    )] {
+        var tools: [String: (String, String, String, String)] = [:]
         for line in try text("contrib/debian/tools").split(separator: "\n") where !line.hasPrefix("#") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard fields.count == 4 else { continue }
+            XCTAssertEqual(fields.count, 5, "contrib/debian/tools: '\(line)'")
+            guard fields.count == 5 else { continue }
             XCTAssertNil(tools[fields[1]], "\(fields[1]) is listed twice")
-            tools[fields[1]] = (fields[0], fields[2], fields[3])
+            tools[fields[1]] = (fields[0], fields[2], fields[3], fields[4])
         }
         return tools
     }
@@ -35,8 +38,18 @@ final class PackagingTests: XCTestCase {
             })
         XCTAssertTrue(products.contains("qluman"), "no executable targets found in Package.swift")
         let tools = try packagedTools()
-        // ql-bench measures the project; it is not installed on head nodes.
-        XCTAssertEqual(Set(tools.keys), products.subtracting(["ql-bench"]))
+        // ql-bench measures the project; it is not installed on head nodes. qlustar-tools is the
+        // head node's tools as one program, installed once, behind their links.
+        XCTAssertEqual(Set(tools.keys), products.subtracting(["ql-bench", "qlustar-tools"]))
+        let multiCall = try text("Sources/Programs/qlustar-tools/main.swift")
+        for (tool, place) in tools {
+            if place.package == "qlustar-head" {
+                XCTAssertEqual(place.program, "qlustar-tools", tool)
+                XCTAssertTrue(multiCall.contains("case \"\(tool)\":"), "qlustar-tools does not start \(tool)")
+            } else {
+                XCTAssertEqual(place.program, tool, "a node's tools are programs of their own")
+            }
+        }
         for (tool, place) in tools {
             XCTAssertTrue(["qlustar-head", "qlustar-node"].contains(place.package), "\(tool): \(place.package)")
             // Daemons and administration tools in sbin with section 8, user commands in bin with 1.

@@ -10,7 +10,6 @@ import Platform
 /// Set by SIGINT/SIGTERM: a live capture stops, writes its file and prints what it saw.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
 
-@main
 struct QLMcastCapture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcast-capture",

@@ -4,7 +4,6 @@ import NIOConcurrencyHelpers
 import Platform
 import Transport
 
-@main
 struct QLMcast: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcast",

@@ -8,7 +8,6 @@ import ServiceLifecycle
 import Transport
 import UnixSignals
 
-@main
 struct QLMcastd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ql-mcastd",

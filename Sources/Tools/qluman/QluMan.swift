@@ -5,7 +5,6 @@ import NodeRegistry
 import Platform
 import Provisioning
 
-@main
 struct QluMan: ParsableCommand {
     /// `qluman --root R node add …`: the shared options are taken before the subcommand too.
     static func main() {

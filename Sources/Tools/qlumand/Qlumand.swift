@@ -9,7 +9,6 @@ import ServiceLifecycle
 import Transport
 import UnixSignals
 
-@main
 struct Qlumand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlumand",

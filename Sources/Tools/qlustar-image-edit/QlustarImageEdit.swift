@@ -4,7 +4,6 @@ import ImageTools
 import Logging
 import Platform
 
-@main
 struct QlustarImageEdit: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image-edit",

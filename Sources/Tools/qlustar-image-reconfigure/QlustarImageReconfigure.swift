@@ -8,7 +8,6 @@ import Platform
     import Glibc
 #endif
 
-@main
 struct QlustarImageReconfigure: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qlustar-image-reconfigure",
@@ -35,8 +34,8 @@ struct QlustarImageReconfigure: ParsableCommand {
     @Flag(help: "Read the new password from the first line of standard input.") var passwordStdin = false
     @Flag(help: "Go back to the head node's root password.") var headPassword = false
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
-    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).") var client:
-        String?
+    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program, else on $PATH).")
+    var client: String?
 
     mutating func validate() throws {
         guard [passwordHash != nil, passwordStdin, headPassword].filter({ $0 }).count <= 1 else {
@@ -69,11 +68,9 @@ struct QlustarImageReconfigure: ParsableCommand {
             }
         }
         try definition.store(rootPath, name)
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent()
-            .appendingPathComponent("ql-mcast-client").path
+        let found = CompanionProgram.path("ql-mcast-client") ?? "ql-mcast-client (beside this program or on $PATH)"
         let builder = ImageBuilder(
-            root: rootPath, log: Logger(root: rootPath, name: "qlustar-image"), clientBinary: client ?? beside)
+            root: rootPath, log: Logger(root: rootPath, name: "qlustar-image"), clientBinary: client ?? found)
         let result = try builder.build(name, force: true)
         print(
             "\(name): rebuilt from its modules (sha256 \(result.record.sha256)); root password: \(definition.rootPasswordHash == nil ? "the head node's" : "set")"

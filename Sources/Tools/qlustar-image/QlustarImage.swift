@@ -4,7 +4,6 @@ import ImageTools
 import Logging
 import Platform
 
-@main
 struct QlustarImage: ParsableCommand {
     /// `qlustar-image --root R build IMG`: the shared options are taken before the subcommand too.
     static func main() {
@@ -39,7 +38,7 @@ struct QlustarImage: ParsableCommand {
 
 struct CommonOptions: ParsableArguments {
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
-    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program).")
+    @Option(help: "The ql-mcast-client binary for the initrd (default: the one beside this program, else on $PATH).")
     var client: String?
     @Flag(help: "Print JSON for scripts.") var json = false
 
@@ -52,10 +51,8 @@ struct CommonOptions: ParsableArguments {
 
     func builder() -> ImageBuilder {
         let log = Logger(root: rootPath, name: "qlustar-image")
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent()
-            .appendingPathComponent("ql-mcast-client").path
-        return ImageBuilder(root: rootPath, log: log, clientBinary: client ?? beside)
+        let found = CompanionProgram.path("ql-mcast-client") ?? "ql-mcast-client (beside this program or on $PATH)"
+        return ImageBuilder(root: rootPath, log: log, clientBinary: client ?? found)
     }
 }
 

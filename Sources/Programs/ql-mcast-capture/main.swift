@@ -1,0 +1,3 @@
+import QLMcastCaptureTool
+
+QLMcastCaptureTool.Program.main()

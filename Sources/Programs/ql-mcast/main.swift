@@ -1,0 +1,3 @@
+import QLMcastTool
+
+QLMcastTool.Program.main()

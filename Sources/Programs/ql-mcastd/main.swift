@@ -1,0 +1,3 @@
+import QLMcastdTool
+
+await QLMcastdTool.Program.main()

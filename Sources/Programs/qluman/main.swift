@@ -1,0 +1,3 @@
+import QlumanTool
+
+QlumanTool.Program.main()

@@ -1,0 +1,3 @@
+import QlumandTool
+
+await QlumandTool.Program.main()

@@ -1,0 +1,3 @@
+import QlustarImageEditTool
+
+QlustarImageEditTool.Program.main()

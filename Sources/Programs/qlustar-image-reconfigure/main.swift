@@ -1,0 +1,3 @@
+import QlustarImageReconfigureTool
+
+QlustarImageReconfigureTool.Program.main()

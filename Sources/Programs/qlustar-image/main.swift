@@ -1,0 +1,3 @@
+import QlustarImageTool
+
+QlustarImageTool.Program.main()

@@ -1,0 +1,7 @@
+/// `qluman`'s entry: called by its own executable (`Sources/Programs/qluman`) and by the head
+/// node's one program for all its tools (`qlustar-tools`, docs/PACKAGING.md).
+public enum Program {
+    public static func main() {
+        QluMan.main()
+    }
+}

@@ -1,0 +1,7 @@
+/// `qlustar-image-edit`'s entry: called by its own executable (`Sources/Programs/qlustar-image-edit`) and by the head
+/// node's one program for all its tools (`qlustar-tools`, docs/PACKAGING.md).
+public enum Program {
+    public static func main() {
+        QlustarImageEdit.main()
+    }
+}
