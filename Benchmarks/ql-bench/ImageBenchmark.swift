@@ -28,10 +28,11 @@ struct ImageBenchmark: ParsableCommand {
             afterwards, outside its time) and the path a client took is checked. Every rep is \
             listed, with the spread (max ÷ min) over the reps.
 
-            Needs root; the image and the nodes' copies live in /dev/shm. Before the first rep the \
-            nodes' memory is warmed once (as much written and removed as they will write): on a VM \
-            that hands freed memory back to its host, the first rep would otherwise pay alone for \
-            touching it again.
+            Needs root; the image and the nodes' copies live in /dev/shm (or a huge-page tmpfs \
+            there, --huge-pages). Before every delivery the nodes' memory is warmed, untimed (as \
+            much written and removed as they will write): on a VM that hands freed memory back to \
+            its host, a delivery after a long one (udpcast's) or the first would otherwise pay \
+            alone for touching it again.
             """)
     )
 
@@ -47,6 +48,12 @@ struct ImageBenchmark: ParsableCommand {
     var noExpect = false
     @Option(help: "Extra ql-mcastd options, e.g. --daemon-option=--rate --daemon-option=400m.")
     var daemonOption: [String] = []
+    @Flag(
+        help: """
+            Keep the image and the nodes' copies on a tmpfs mounted with huge=within_size, as a \
+            node's /init mounts one for its image: writing a copy faults once per 2 MiB.
+            """)
+    var hugePages = false
     @Option(help: "Write the table as JSON to this file.") var json: String?
     @Option(
         help: "Write ql-mcastd's status at the end (every session with its counters) to this file, its log beside it."
@@ -74,6 +81,8 @@ struct ImageBenchmark: ParsableCommand {
         var wall: Double
         var transfer: Double?
         var repairShare: Double?
+        /// CPU seconds (user + system) of the nodes' programs, all of them.
+        var nodesCPU: Double?
     }
 
     func run() throws {
@@ -87,8 +96,15 @@ struct ImageBenchmark: ParsableCommand {
         let work = URL(fileURLWithPath: "/dev/shm/ql-bench-image-\(getpid())")
         let head = work.appendingPathComponent("head").path
         let images = head + "/var/lib/qlustar/images"
+        try FileManager.default.createDirectory(atPath: work.path, withIntermediateDirectories: true)
+        if hugePages {
+            try Lab.run("/bin/mount", ["-t", "tmpfs", "-o", "huge=within_size,mode=0755", "qlbench", work.path])
+        }
+        defer {
+            if hugePages { try? Lab.run("/bin/umount", ["-l", work.path]) }
+            try? FileManager.default.removeItem(at: work)
+        }
         try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: work) }
         let maxNodes = counts.max()!
         let lab = try Lab(prefix: "qlbi", root: root, hosts: maxNodes + 1)
         defer { lab.down() }
@@ -110,18 +126,22 @@ struct ImageBenchmark: ParsableCommand {
             if !ready { usleep(200_000) }
         }
         guard ready else { throw LabError("ql-mcastd did not start") }
-        try warmNodeMemory(work: work, nodes: maxNodes)
 
         var runs: [String: [Delivery]] = [:]
         var headBytes: [String: [Double]] = [:]
         for rep in 0..<reps {
             for n in counts {
                 for mode in modes {
+                    // Memory warmed before every delivery (untimed), not only the first: udpcast's
+                    // ~10 s let this VM hand back what the previous mode freed (huge pages come from
+                    // exactly those large free blocks), and the next mode would pay for it alone.
+                    try warmNodeMemory(work: work, nodes: n)
                     let tx0 = try transmitted(lab)
-                    let d =
+                    var d =
                         mode == "udpcast"
                         ? try udpcast(lab: lab, work: work, file: image, sha: sha, nodes: n)
                         : try deliver(lab: lab, bin: bin, work: work, nodes: n, mode: mode, server: server)
+                    if d.nodesCPU != nil { d.nodesCPU! /= Double(n) * Double(size) / 1_024 }
                     runs["\(mode) \(n)", default: []].append(d)
                     headBytes["\(mode) \(n)", default: []].append(Double(try transmitted(lab) - tx0))
                     FileHandle.standardError.write(
@@ -148,7 +168,7 @@ struct ImageBenchmark: ParsableCommand {
                 "image \(size) MiB to N nodes: ql-mcastd → ql-mcast-client vs udpcast, \(reps) reps, window \(fmt(window, 1)) s\(noExpect ? "" : ", --expect N")",
             columns: [
                 "nodes", "mode", "wall s", "walls of the reps", "spread", "transfer s", "MB/s per node",
-                "udpcast ÷ this", "repair %", "head sent ÷ image",
+                "udpcast ÷ this", "repair %", "head sent ÷ image", "node CPU s/GiB",
             ])
         for n in counts {
             let udpcastWall = runs["udpcast \(n)"].map { median($0.map(\.wall)) }
@@ -158,12 +178,14 @@ struct ImageBenchmark: ParsableCommand {
                 let wall = median(walls)
                 let transfers = ds.compactMap(\.transfer)
                 let repairs = ds.compactMap(\.repairShare)
+                let cpu = ds.compactMap(\.nodesCPU)
                 report.rows.append([
                     "\(n)", mode, fmt(wall), walls.map { fmt($0) }.joined(separator: " / "),
                     fmt(walls.max()! / walls.min()!), transfers.isEmpty ? "n/a" : fmt(median(transfers)),
                     fmt(Double(size << 20) / 1e6 / wall, 1), udpcastWall.map { fmt($0 / wall) } ?? "n/a",
                     repairs.isEmpty ? "n/a" : repairs.map { fmt($0 * 100, 1) }.joined(separator: " / "),
                     fmt(median(headBytes["\(mode) \(n)"] ?? []) / Double(size << 20)),
+                    cpu.isEmpty ? "n/a" : fmt(median(cpu)),
                 ])
             }
         }
@@ -177,20 +199,33 @@ struct ImageBenchmark: ParsableCommand {
             "repair %: the session's repair symbols ÷ the datagrams it sent (ql-mcastd status), per rep; head sent: bytes leaving h0's interface (headers included) over the image size"
         )
         report.notes.append(
+            "node CPU: user + system seconds of the nodes' ql-mcast-client processes per GiB delivered to each node (median)\(hugePages ? "; copies on a huge=within_size tmpfs" : "")"
+        )
+        report.notes.append(
             "every copy checked: ql-mcast-client verifies SHA-256 and its path is checked; udpcast's output is hashed after its time"
         )
         report.printTable()
         try report.write(json: json)
     }
 
-    /// Writes and removes as much as the nodes will write, once, before the first rep. On a VM
+    /// Writes and removes as much as the nodes will write, before every delivery. On a VM
     /// with free page reporting (this one: Firecracker, `page_reporting_order=11`) memory freed
     /// more than ~2 s ago has gone back to the host, and touching it again costs ~0.4 s of system
-    /// time per 512 MiB (`docs/PERFORMANCE.md`); every later rep reuses the pages its predecessor's
-    /// copies freed just before. Without this the first rep alone pays it, in every mode.
+    /// time per 512 MiB (`docs/PERFORMANCE.md`), more with huge pages, which come from exactly
+    /// the large free blocks the VM hands back. Without this the first delivery, and every one
+    /// after udpcast's ~10 s, pays it alone.
     func warmNodeMemory(work: URL, nodes: Int) throws {
         let files = (1...nodes).map { work.appendingPathComponent("warm\($0)").path }
-        for f in files { try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/zero > \(f)"]) }
+        // Sized first and written in place, as the client writes its copy: on a huge=within_size
+        // tmpfs only pages inside the file's size become huge pages.
+        for f in files {
+            try Lab.run(
+                "/bin/sh",
+                [
+                    "-c",
+                    "truncate -s \(size)M \(f) && dd if=/dev/zero of=\(f) bs=1M count=\(size) conv=notrunc status=none",
+                ])
+        }
         for f in files { try FileManager.default.removeItem(atPath: f) }
     }
 
@@ -253,6 +288,9 @@ struct ImageBenchmark: ParsableCommand {
     func deliver(lab: Lab, bin: URL, work: URL, nodes: Int, mode: String, server: String) throws -> Delivery {
         var processes: [Process] = []
         let expect = mode == "multicast" && !noExpect ? ["--expect", "\(nodes)"] : []
+        // The clients are this program's children (ip netns exec runs them in place): what they
+        // used is in RUSAGE_CHILDREN once they are waited for.
+        let cpu0 = Self.childrenCPU()
         let t0 = Date()
         for i in 1...nodes {
             let out = work.appendingPathComponent("n\(i)").path
@@ -304,6 +342,14 @@ struct ImageBenchmark: ParsableCommand {
                 }
             }
         }
-        return Delivery(wall: wall, transfer: transfer, repairShare: repairShare)
+        return Delivery(wall: wall, transfer: transfer, repairShare: repairShare, nodesCPU: Self.childrenCPU() - cpu0)
+    }
+
+    /// User + system seconds of this program's children that have been waited for.
+    static func childrenCPU() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }
