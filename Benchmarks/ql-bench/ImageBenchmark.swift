@@ -141,7 +141,7 @@ struct ImageBenchmark: ParsableCommand {
                         mode == "udpcast"
                         ? try udpcast(lab: lab, work: work, file: image, sha: sha, nodes: n)
                         : try deliver(lab: lab, bin: bin, work: work, nodes: n, mode: mode, server: server)
-                    if d.nodesCPU != nil { d.nodesCPU! /= Double(n) * Double(size) / 1_024 }
+                    d.nodesCPU = d.nodesCPU.map { $0 / (Double(n) * Double(size) / 1_024) }
                     runs["\(mode) \(n)", default: []].append(d)
                     headBytes["\(mode) \(n)", default: []].append(Double(try transmitted(lab) - tx0))
                     FileHandle.standardError.write(
