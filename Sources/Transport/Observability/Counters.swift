@@ -63,6 +63,10 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     public var overrunBackoffs: UInt64 = 0
     /// Rate decreases caused by receivers reporting a filling receive queue.
     public var queueBackoffs: UInt64 = 0
+    /// Rate decreases caused by receivers missing a share of the datagrams only overload explains
+    /// (`OverloadLoss`), and receivers whose loss then stayed at the lower rate (the path's own).
+    public var lossBackoffs: UInt64 = 0
+    public var pathLossReceivers: UInt64 = 0
     public var rateIncreases: UInt64 = 0
     /// Queue and overrun reports that did not slow the session: their receiver had used up the
     /// back-offs it may cause (a receiver that keeps reporting trouble is discounted).

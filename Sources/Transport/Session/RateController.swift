@@ -14,6 +14,10 @@ public protocol RateController {
     /// queue is past the alarm) back off; without (its queue is half-way there) hold the rate for
     /// this window. `achieved` is the measured send rate (bytes/s). Returns whether it cut.
     mutating func pressure(cut: Bool, achieved: Double, now: UInt64) -> Bool
+    /// A receiver got only `1 − loss` of what was sent since its last report, a loss
+    /// (`OverloadLoss`) the path would not have: it takes datagrams at about that share of the
+    /// rate. Back off to below it. `achieved` as in `pressure`. Returns whether it cut.
+    mutating func overloaded(loss: Double, achieved: Double, now: UInt64) -> Bool
     /// A window ended. Returns whether the rate went up, down or stayed.
     mutating func windowEnded(_ window: RateWindow, achieved: Double, now: UInt64) -> RateChange
 }
@@ -57,6 +61,41 @@ public enum QueuePressure: Sendable, Equatable {
     }
 }
 
+/// Loss that follows the rate: a receiver that gets only a share of the datagrams sent, with
+/// nothing left in its socket to read, is losing them before the socket — in its NIC's ring, or
+/// in a virtual NIC that cannot keep up (a TCG VM's e1000 took a fifth of 100 MB/s in
+/// `scripts/e2e`). No queue ever fills, so `QueuePressure` never sees it; only the sequence gaps
+/// do. A path's own random loss rarely comes near `share`; overload that starts a session far too
+/// fast usually goes well past it.
+///
+/// The receiver reports such an interval at once; the sender cuts to what that receiver took
+/// (less a margin) and then checks that the loss followed the rate down: when the receiver's
+/// next interval, all of it after the cut, shows at least `pathShare` of the loss that caused it
+/// — `pathTests` cuts in a row — the loss is the path's, and that receiver's loss cuts no more
+/// (the rate climbs back as after any cut). A receiver's first report is not judged: it spans
+/// the receiver's own start. Each cut also spends the receiver's back-off budget
+/// (`ReceiverBudget`), so a liar cannot use this to pin the rate either.
+public enum OverloadLoss {
+    /// An interval with at least this share of the datagrams sent missing is overload.
+    public static let share = 0.2
+    /// Intervals of fewer datagrams (received and missing) say nothing: at 5 % loss in bursts of
+    /// 16, 1,024 datagrams lose 20 % about once in 10⁵ intervals.
+    public static let minimumSample: UInt64 = 1024
+    /// The rate after a cut is what the receiver took, times this.
+    public static let margin = 0.9
+    /// A loss that kept this much of itself at the lower rate, after this many cuts in a row,
+    /// did not come from the rate. Two, because a node's pace itself moves (a TCG VM's fell by
+    /// half while its neighbour booted): one cut that did not help is not yet proof.
+    public static let pathShare = 0.7
+    public static let pathTests = 2
+
+    /// Whether `lost` of `lost + received` datagrams is overload.
+    public static func isOverload(lost: UInt64, received: UInt64) -> Bool {
+        let (sum, overflow) = lost.addingReportingOverflow(received)
+        return !overflow && sum >= minimumSample && Double(lost) >= share * Double(sum)
+    }
+}
+
 /// What one ~100 ms window of the session showed.
 public struct RateWindow: Sendable, Equatable {
     /// Symbols sent (pass and repair).
@@ -85,6 +124,7 @@ public struct FixedRateControl: RateController {
     }
 
     public func pressure(cut: Bool, achieved: Double, now: UInt64) -> Bool { false }
+    public func overloaded(loss: Double, achieved: Double, now: UInt64) -> Bool { false }
     public func windowEnded(_ window: RateWindow, achieved: Double, now: UInt64) -> RateChange { .unchanged }
 }
 
@@ -93,8 +133,10 @@ public struct FixedRateControl: RateController {
 /// to 3/4 of what is sent on each such report and whenever the NAK ratio climbs well above the
 /// baseline learnt in the first windows after NAKs begin (steady random loss is not congestion:
 /// backing off would not reduce it); between, a climb back toward the rate that last overran a
-/// receiver (the ceiling) and a 5 % probe each quiet window up to the limit. The ceiling is
-/// lifted again while nobody is in trouble. The rate grows only while the sender reaches it.
+/// receiver (the ceiling) and a 5 % probe each quiet window up to the limit; after three quiet
+/// lifts of the ceiling, slow start again. The ceiling is lifted again while nobody is in
+/// trouble. A receiver missing a share of datagrams only overload explains (`OverloadLoss`)
+/// cuts at once to below its pace. The rate grows only while the sender reaches it.
 public struct NakRatioRateControl: RateController {
     /// Windows with too few symbols say nothing about the ratio.
     public static let minimumWindowSymbols: UInt64 = 256
@@ -120,6 +162,11 @@ public struct NakRatioRateControl: RateController {
     /// overran) in halving steps, then probes from there: a receiver's pace is rarely far below
     /// where it last overran, and 5 % a window would take seconds to get back.
     public static let recoveryShare = 0.9
+    /// After this many lifts of the ceiling in a row with nobody in trouble (about 0.6 s at the
+    /// ceiling), slow start again: a pace found under load (a node busy booting, a TCG VM whose
+    /// neighbour was unpacking its initrd) is not the pace for good, and 5 % per lift took 14 s
+    /// to climb from 1 to 6.5 MB/s (`scripts/e2e` unpaced, session 15) where slow start takes 1 s.
+    public static let quietLiftsToResume = 3
 
     public private(set) var rate: Rate
     /// The most the rate may grow to: the configured rate, or a share the daemon set.
@@ -130,9 +177,11 @@ public struct NakRatioRateControl: RateController {
     /// The rate that last overran a receiver (bytes/s; 0: none yet).
     public internal(set) var ceiling = 0.0
     public private(set) var slowStart = true
+    /// Lifts of the ceiling in a row with nobody in trouble between.
+    private var quietLifts = 0
     private var windows = 0
     private var held = false
-    private var lastBackoff: UInt64 = 0
+    private var lastBackoff: UInt64?
 
     /// - Parameters:
     ///   - rate: The limit (unpaced: as fast as receivers allow).
@@ -155,6 +204,12 @@ public struct NakRatioRateControl: RateController {
         return cut && backOff(achieved: achieved, now: now)
     }
 
+    public mutating func overloaded(loss: Double, achieved: Double, now: UInt64) -> Bool {
+        held = true
+        let taken = 1 - min(max(loss, 0), 1)
+        return backOff(achieved: achieved, now: now, pace: taken)
+    }
+
     public mutating func windowEnded(_ w: RateWindow, achieved: Double, now: UInt64) -> RateChange {
         defer { held = false }
         var climbing = false
@@ -169,7 +224,10 @@ public struct NakRatioRateControl: RateController {
             }
         }
         if climbing { return backOff(achieved: achieved, now: now) ? .decreased : .unchanged }
-        guard !held, !rate.isUnpaced else { return .unchanged }
+        guard !held, !rate.isUnpaced else {
+            quietLifts = 0
+            return .unchanged
+        }
         let current = Double(rate.bytesPerSecond)
         // `achieved` 0: not measured (nothing sent yet, or a test that does not say).
         guard achieved <= 0 || achieved >= Self.reachedShare * current else { return .unchanged }
@@ -197,22 +255,29 @@ public struct NakRatioRateControl: RateController {
             // back-off (a burst of real overruns, or reports that lied) lowers it for good; the
             // next real overrun sets it again.
             ceiling *= Self.probeGrowth
+            quietLifts += 1
+            if quietLifts >= Self.quietLiftsToResume { slowStart = true }
         }
         return .unchanged
     }
 
     /// Cuts the rate to 3/4 of what is being sent — the rate, or what the sender achieves when
     /// that is less (but not under half the rate: a sender idle between repairs achieves
-    /// little) — at most once per spacing. Returns whether it cut.
-    private mutating func backOff(achieved: Double, now: UInt64) -> Bool {
-        guard now < lastBackoff || now - lastBackoff >= Self.backoffSpacingNanos else { return false }
+    /// little) — at most once per spacing. With `pace`, the share of that a receiver was seen
+    /// to take (`overloaded`), the ceiling is the receiver's pace and the rate a margin below it.
+    /// Returns whether it cut.
+    private mutating func backOff(achieved: Double, now: UInt64, pace: Double = 1) -> Bool {
+        if let last = lastBackoff, now >= last, now - last < Self.backoffSpacingNanos { return false }
         lastBackoff = now
         slowStart = false
+        quietLifts = 0
         let current = Double(rate.bytesPerSecond)
         let base =
             rate.isUnpaced ? max(achieved, 1e6) : achieved > 0 ? min(current, max(achieved, current / 2)) : current
-        ceiling = ceiling == 0 ? base : min(ceiling, base)
-        rate = Rate(bytesPerSecond: UInt64(max(Double(minimum.bytesPerSecond), base * Self.backoffFactor)))
+        let paced = base * pace
+        ceiling = ceiling == 0 ? paced : min(ceiling, paced)
+        let factor = pace < 1 ? min(Self.backoffFactor, pace * OverloadLoss.margin) : Self.backoffFactor
+        rate = Rate(bytesPerSecond: UInt64(max(Double(minimum.bytesPerSecond), base * factor)))
         return true
     }
 }

@@ -59,16 +59,20 @@ extension Receiver {
     }
 
     /// Sends STATUS every status interval, and at once (at most every 20 ms) when the kernel
-    /// dropped datagrams for us or our queue is filling: the sender must slow down before the
-    /// loss grows.
+    /// dropped datagrams for us, our queue is filling, or we miss a share of the datagrams only
+    /// overload explains (`OverloadLoss`): the sender must slow down before the loss grows.
     func reportIfDue(now: UInt64) throws(TransportError) {
         let overruns = channel?.overruns ?? 0
+        var overloaded = false
         if now - lastQueueProbe >= 2_000_000 {
             // One getsockopt; every 2 ms is plenty to see a queue filling.
             lastQueueProbe = now
             queueFill = max(queueFill, channel?.receiveQueuePercent ?? 0)
+            let gaps = sequenceGaps
+            overloaded = OverloadLoss.isOverload(
+                lost: gaps > gapsAtStatus ? gaps - gapsAtStatus : 0, received: senderDatagrams - receivedAtStatus)
         }
-        let alarm = overruns > reportedOverruns || queueFill >= QueuePressure.reportAt
+        let alarm = overruns > reportedOverruns || queueFill >= QueuePressure.reportAt || overloaded
         if now - lastStatus >= configuration.statusIntervalNanos || (alarm && now - lastStatus >= 20_000_000) {
             try sendStatus(now: now)
         }
@@ -82,8 +86,9 @@ extension Receiver {
             case .failed: .failed
             default: .receiving
             }
-        let expected = firstSequence.map { UInt64(highestSequence &- $0) + 1 } ?? 0
-        counters.sequenceGaps = expected > senderDatagrams ? expected - senderDatagrams : 0
+        counters.sequenceGaps = sequenceGaps
+        gapsAtStatus = counters.sequenceGaps
+        receivedAtStatus = senderDatagrams
         reportedOverruns = channel?.overruns ?? 0
         counters.overruns = reportedOverruns
         let body = StatusBody(
@@ -94,6 +99,13 @@ extension Receiver {
         queueFill = 0
         counters.statusSent += 1
         try sendControl(.status) { body.encode(to: $0, capacity: $1) }
+    }
+
+    /// The sender's datagrams we never got: the gaps in its sequence numbers since the first
+    /// we saw (one socket does not reorder).
+    var sequenceGaps: UInt64 {
+        let expected = firstSequence.map { UInt64(highestSequence &- $0) + 1 } ?? 0
+        return expected > senderDatagrams ? expected - senderDatagrams : 0
     }
 
     func sendControl(_ type: PacketType, body: (UnsafeMutableRawPointer, Int) -> Int) throws(TransportError) {

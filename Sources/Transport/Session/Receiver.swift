@@ -68,6 +68,9 @@ public final class Receiver {
     var firstSequence: UInt32?
     var highestSequence: UInt32 = 0
     var senderDatagrams: UInt64 = 0
+    /// `senderDatagrams` and `sequenceGaps` when the last STATUS went out.
+    var receivedAtStatus: UInt64 = 0
+    var gapsAtStatus: UInt64 = 0
     var reportedOverruns: UInt64 = 0
     var queueFill = 0
     var lastQueueProbe: UInt64 = 0

@@ -148,7 +148,10 @@ extension Sender {
             let dLost = s.lost - r.lost
             let (sum, overflow) = dLost.addingReportingOverflow(s.received - r.received)
             if !overflow, sum > 64 { r.recentLoss = Double(dLost) / Double(sum) }
+            overloadReported(
+                &r, overload: OverloadLoss.isOverload(lost: dLost, received: s.received - r.received), now: now)
         }
+        r.statusAt = now
         let overran = s.overruns > r.overruns
         let fill = Int(s.queueFill)
         r.queueTrough = min(r.queueTrough, fill)
@@ -183,15 +186,49 @@ extension Sender {
         receivers[s.receiverID] = r
     }
 
+    /// Loss that follows the rate (`OverloadLoss`), from one receiver's report. The first
+    /// interval wholly after a cut its loss caused tests that cut: when the loss stayed at the
+    /// lower rate `OverloadLoss.pathTests` times in a row, it is the path's and this receiver's
+    /// loss cuts no more. Otherwise an interval with a share missing that only overload explains
+    /// cuts to the receiver's pace — not one that began before the last such cut (its loss is
+    /// that cut's), nor a receiver's first (it spans the receiver's own start).
+    /// - Parameter overload: This report's interval is overload by `OverloadLoss.isOverload`.
+    func overloadReported(_ r: inout ReceiverRecord, overload: Bool, now: UInt64) {
+        guard r.state == .receiving, !r.lossIsPath, r.statusAt != 0 else { return }
+        if let cutAt = r.lossCutAt {
+            guard r.statusAt > cutAt else { return }
+            r.lossCutAt = nil
+            if overload, r.recentLoss >= OverloadLoss.pathShare * r.lossAtCut {
+                r.lossTestsFailed += 1
+                if r.lossTestsFailed >= OverloadLoss.pathTests {
+                    r.lossIsPath = true
+                    counters.pathLossReceivers += 1
+                    return
+                }
+            } else {
+                r.lossTestsFailed = 0
+            }
+        }
+        if overload, pressure(from: r.id, now: now, loss: r.recentLoss) {
+            counters.lossBackoffs += 1
+            r.lossCutAt = now
+            r.lossAtCut = r.recentLoss
+        }
+    }
+
     /// A receiver reports trouble keeping up: hold the rate for this window and, with `cut`,
     /// back off — as long as that receiver has back-offs left in its budget. One that keeps
     /// reporting trouble is discounted after `ReceiverBudget.backoffBurst` cuts, so a liar (or a
     /// receiver that can never keep up, which the loss and straggler rules drop) cannot pin
-    /// the session's rate. Returns whether the rate was cut.
-    func pressure(from id: UInt32, now: UInt64, cut: Bool) -> Bool {
+    /// the session's rate. The last receiver still receiving is not held to its budget: its
+    /// rate is nobody else's (`scripts/e2e`: a discounted TCG VM got repair at 30 MB/s and took
+    /// 2). Returns whether the rate was cut.
+    /// - Parameter loss: The share of datagrams it missed, when that (not its queue) is the trouble.
+    func pressure(from id: UInt32, now: UInt64, cut: Bool = true, loss: Double? = nil) -> Bool {
         var budget = refilledBudget(id, now: now)
         defer { budgets[id] = budget }
-        guard budget.mayPressure else {
+        let alone = activeReceivers <= 1 && receivers[id]?.state == .receiving
+        guard alone || budget.mayPressure else {
             counters.pressureDiscounted += 1
             return false
         }
@@ -200,7 +237,13 @@ extension Sender {
             budget.spend(backoffs: ReceiverBudget.holdCost)
             return false
         }
-        guard rateControl.pressure(cut: true, achieved: sendRateEstimate, now: now) else { return false }
+        let didCut =
+            if let loss {
+                rateControl.overloaded(loss: loss, achieved: sendRateEstimate, now: now)
+            } else {
+                rateControl.pressure(cut: true, achieved: sendRateEstimate, now: now)
+            }
+        guard didCut else { return false }
         counters.rateDecreases += 1
         budget.spend(backoffs: 1)
         return true

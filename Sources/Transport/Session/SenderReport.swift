@@ -36,6 +36,15 @@ public struct ReceiverRecord: Sendable, Codable, Equatable {
     public var recentLoss = 0.0
     /// Since when its reported loss exceeds the bound.
     public var lossySince: UInt64?
+    /// When its last STATUS came.
+    public var statusAt: UInt64 = 0
+    /// When its loss last cut the rate, and that loss (`OverloadLoss`).
+    public var lossCutAt: UInt64?
+    public var lossAtCut = 0.0
+    /// Cuts in a row whose next interval still showed the loss, and whether that made it the
+    /// path's (it no longer cuts).
+    public var lossTestsFailed = 0
+    public var lossIsPath = false
 
     init(id: UInt32, firstSeen: UInt64) {
         self.id = id

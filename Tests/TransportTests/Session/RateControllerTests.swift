@@ -119,6 +119,25 @@ final class RateControllerTests: XCTestCase {
         XCTAssertGreaterThan(Double(p.rate.bytesPerSecond), 2 * pace)
     }
 
+    func testOverloadLossCutsBelowWhatTheReceiverTookAndTheCeilingIsItsPace() {
+        var p = policy(initial: 100e6)
+        XCTAssertTrue(p.overloaded(loss: 0.8, achieved: 100e6, now: window))
+        XCTAssertEqual(Double(p.rate.bytesPerSecond), 100e6 * 0.2 * OverloadLoss.margin, accuracy: 1)
+        XCTAssertEqual(p.ceiling, 20e6, accuracy: 1)
+        // A small overload still goes below what was taken (79 % here), not only to ¾.
+        var q = policy(initial: 100e6)
+        XCTAssertTrue(q.overloaded(loss: 0.21, achieved: 100e6, now: window))
+        XCTAssertEqual(Double(q.rate.bytesPerSecond), 100e6 * 0.79 * OverloadLoss.margin, accuracy: 1)
+        XCTAssertFalse(FixedRateControl(rate: Rate(bytesPerSecond: 1)).overloaded(loss: 1, achieved: 0, now: 0))
+    }
+
+    func testOverloadIsAShareOfEnoughDatagrams() {
+        XCTAssertTrue(OverloadLoss.isOverload(lost: 205, received: 819))
+        XCTAssertFalse(OverloadLoss.isOverload(lost: 200, received: 823), "under 20 %")
+        XCTAssertFalse(OverloadLoss.isOverload(lost: 500, received: 500), "fewer than 1,024 datagrams")
+        XCTAssertFalse(OverloadLoss.isOverload(lost: .max, received: 2), "a forged count")
+    }
+
     func testAHalfFullQueueHoldsTheRateWithoutCutting() {
         var p = policy(initial: 50e6)
         var now: UInt64 = 0
