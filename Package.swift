@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
@@ -106,12 +107,15 @@ let package = Package(
             ],
             path: "Sources/NodeConfig"),
 
-        // qlumand's node registry (SQLite through GRDB; node tables in CSV and YAML through Yams).
+        // qlumand's node registry (SQLite through GRDB, or PostgreSQL through PostgresNIO for two
+        // head nodes; node tables in CSV and YAML through Yams).
         .target(
             name: "NodeRegistry",
             dependencies: [
                 "Platform", "NodeConfig", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Yams", package: "Yams"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Yams", package: "Yams"),
+                logging,
             ],
             path: "Sources/NodeRegistry"
         ),

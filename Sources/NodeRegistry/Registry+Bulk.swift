@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Platform
 
 /// What an administrator gives for one node to register: values as typed, checked by
@@ -224,12 +223,10 @@ extension Registry {
             bmc: try spec.bmc.map { b throws(QlustarError) in try NodeFields.bmc(b) })
     }
 
-    private func ownerMap(_ db: Database, _ sql: String) throws(QlustarError) -> [String: String] {
-        do {
-            var map: [String: String] = [:]
-            for row in try Row.fetchAll(db, sql: sql) { map[row[0]] = row[1] }
-            return map
-        } catch { throw QlustarError(.io, "node registry: \(error)") }
+    private func ownerMap(_ db: any SQLSession, _ sql: String) throws(QlustarError) -> [String: String] {
+        var map: [String: String] = [:]
+        for row in try rows(db, sql, []) { if let k = row[0].string, let v = row[1].string { map[k] = v } }
+        return map
     }
 }
 

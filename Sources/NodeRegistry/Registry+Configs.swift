@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import NodeConfig
 import Platform
 
@@ -43,7 +42,9 @@ extension Registry {
         let body = try cls.canonical(json, name: name)
         try write { db throws(QlustarError) in
             try self.execute(
-                db, "INSERT OR REPLACE INTO config (class, name, body) VALUES (?, ?, ?)",
+                db,
+                "INSERT INTO config (class, name, body) VALUES (?, ?, ?) "
+                    + "ON CONFLICT (class, name) DO UPDATE SET body = excluded.body",
                 [cls.rawValue, name, String(decoding: body, as: UTF8.self)])
         }
         return try config(cls, name)
@@ -59,24 +60,22 @@ extension Registry {
     /// Every config (of one class, when given), by class and name.
     public func configs(_ cls: ConfigClass? = nil) throws(QlustarError) -> [StoredConfig] {
         try read { db throws(QlustarError) in
-            do {
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT c.class, c.name, c.body,
-                          (SELECT group_concat(target_kind || ':' || target, ' ') FROM
-                             (SELECT target_kind, target FROM config_assignment a
-                              WHERE a.class = c.class AND a.config = c.name ORDER BY target_kind, target)) AS targets
-                        FROM config c WHERE (? IS NULL OR c.class = ?) ORDER BY c.class, c.name
-                        """, arguments: [cls?.rawValue, cls?.rawValue])
-                return rows.compactMap { row in
-                    guard let c = ConfigClass(rawValue: row["class"]) else { return nil }
-                    let targets: String? = row["targets"]
-                    return StoredConfig(
-                        configClass: c, name: row["name"], body: row["body"],
-                        assignedTo: targets?.split(separator: " ").map(String.init) ?? [])
-                }
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
+            let targets = db.dialect.joined("target_kind || ':' || target", separator: " ")
+            return try self.rows(
+                db,
+                """
+                SELECT c.class, c.name, c.body,
+                  (SELECT \(targets) FROM
+                     (SELECT target_kind, target FROM config_assignment a
+                      WHERE a.class = c.class AND a.config = c.name ORDER BY target_kind, target) AS t) AS targets
+                FROM config c WHERE (CAST(? AS TEXT) IS NULL OR c.class = ?) ORDER BY c.class, c.name
+                """, [cls?.rawValue, cls?.rawValue]
+            ).compactMap { row in
+                guard let c = ConfigClass(rawValue: row.text("class")) else { return nil }
+                return StoredConfig(
+                    configClass: c, name: row.text("name"), body: row.text("body"),
+                    assignedTo: row["targets"].string?.split(separator: " ").map(String.init) ?? [])
+            }
         }
     }
 
@@ -109,7 +108,9 @@ extension Registry {
                     [cls.rawValue, target.kind, target.name])
             }
             try self.execute(
-                db, "INSERT OR IGNORE INTO config_assignment (class, config, target_kind, target) VALUES (?, ?, ?, ?)",
+                db,
+                "INSERT INTO config_assignment (class, config, target_kind, target) VALUES (?, ?, ?, ?) "
+                    + "ON CONFLICT DO NOTHING",
                 [cls.rawValue, stored.name, target.kind, target.name])
         }
     }
@@ -132,7 +133,7 @@ extension Registry {
         }
     }
 
-    private func requireTarget(_ db: Database, _ target: ConfigTarget) throws(QlustarError) {
+    private func requireTarget(_ db: any SQLSession, _ target: ConfigTarget) throws(QlustarError) {
         switch target {
         case .group(let g):
             guard try fetchString(db, "SELECT name FROM node_group WHERE name = ?", [g]) != nil else {
@@ -152,20 +153,18 @@ extension Registry {
     /// by the server).
     public func options(for node: Node) throws(QlustarError) -> NodeOptions {
         let rows: [(String, String, String)] = try read { db throws(QlustarError) in
-            do {
-                return try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT a.class, a.config, c.body FROM config_assignment a
-                        JOIN config c ON c.class = a.class AND c.name = a.config
-                        WHERE (a.target_kind = 'node' AND a.target = ?)
-                           OR (a.target_kind = 'group' AND a.target = ? AND NOT EXISTS (
-                                SELECT 1 FROM config_assignment o
-                                WHERE o.class = a.class AND o.target_kind = 'node' AND o.target = ?))
-                        ORDER BY a.class, a.config
-                        """, arguments: [node.name, node.group, node.name]
-                ).map { ($0["class"], $0["config"], $0["body"]) }
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
+            try self.rows(
+                db,
+                """
+                SELECT a.class, a.config, c.body FROM config_assignment a
+                JOIN config c ON c.class = a.class AND c.name = a.config
+                WHERE (a.target_kind = 'node' AND a.target = ?)
+                   OR (a.target_kind = 'group' AND a.target = ? AND NOT EXISTS (
+                        SELECT 1 FROM config_assignment o
+                        WHERE o.class = a.class AND o.target_kind = 'node' AND o.target = ?))
+                ORDER BY a.class, a.config
+                """, [node.name, node.group, node.name]
+            ).map { ($0.text("class"), $0.text("config"), $0.text("body")) }
         }
         var options = NodeOptions(node: .init(name: node.name, ip: node.ip, prefix: node.prefix, macs: node.macs))
         for (cls, name, body) in rows {
@@ -223,7 +222,9 @@ extension Registry {
         try write { db throws(QlustarError) in
             try self.execute(
                 db,
-                "INSERT OR REPLACE INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO node_report (node, os_family, time_daemon, configured_at) VALUES (?, ?, ?, ?) "
+                    + "ON CONFLICT (node) DO UPDATE SET os_family = excluded.os_family, "
+                    + "time_daemon = excluded.time_daemon, configured_at = excluded.configured_at",
                 [name, facts.osFamily.rawValue, facts.timeDaemon.rawValue, now])
         }
     }
@@ -231,17 +232,14 @@ extension Registry {
     /// What `node` reported of its image at its last configure, if it has.
     public func lastFacts(_ name: String) throws(QlustarError) -> NodeFacts? {
         try read { db throws(QlustarError) in
-            do {
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT os_family, time_daemon FROM node_report WHERE node = ?",
-                        arguments: [name.lowercased()]),
-                    let family = OSFamily(rawValue: row["os_family"])
-                else { return nil }
-                let daemon =
-                    (row["time_daemon"] as String?).flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
-                return NodeFacts(osFamily: family, timeDaemon: daemon)
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
+            guard
+                let row = try self.rows(
+                    db, "SELECT os_family, time_daemon FROM node_report WHERE node = ?", [name.lowercased()]
+                ).first,
+                let family = OSFamily(rawValue: row.text("os_family"))
+            else { return nil }
+            let daemon = row["time_daemon"].string.flatMap(TimeDaemon.init(rawValue:)) ?? NodeFacts.assumed.timeDaemon
+            return NodeFacts(osFamily: family, timeDaemon: daemon)
         }
     }
 }

@@ -1,154 +1,55 @@
 import Foundation
-import GRDB
 import Platform
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The node registry of qlumand: an SQLite database in `<root>/var/lib/qlustar/qluman.db`,
-/// created and upgraded by numbered migrations.
+/// The node registry of qlumand: by default an SQLite database in
+/// `<root>/var/lib/qlustar/qluman.db`; on sites with two head nodes a PostgreSQL database they
+/// share (`RegistryLocation`). Both are created and upgraded by the same numbered migrations
+/// (`RegistrySchema`).
 ///
-/// Every change is one transaction; the database runs in WAL mode with a busy timeout, so two
-/// administrators (two processes) writing at once are serialised, never interleaved, and a
-/// conflicting write (a MAC or IP taken meanwhile) fails with a message naming the owner.
+/// Every change is one transaction: two administrators (two processes, or two heads) writing at
+/// once are serialised, never interleaved, and a conflicting write (a MAC or IP taken meanwhile)
+/// fails with a message naming the owner.
 public final class Registry: Sendable {
-    public let path: String
-    let queue: DatabaseQueue
+    let store: any RegistryStore
+    /// Where it is, as an administrator names it (a path, or a `postgresql://` URL).
+    public var path: String { store.description }
+    public var dialect: SQLDialect { store.dialect }
 
-    /// Opens (creating and migrating) the registry below `root`.
-    /// - Throws: `.io` when the database cannot be opened or upgraded.
-    public convenience init(root: Root) throws(QlustarError) {
-        let dir = root.path("/var/lib/qlustar")
-        try FileSystem.makeDirectories(dir)
-        try self.init(path: dir + "/qluman.db")
+    /// Opens the registry this head node uses (`RegistryLocation.resolve`: `QLUSTAR_REGISTRY`,
+    /// else the SQLite file below `root`), creating and upgrading it.
+    /// - Throws: `.io` when it cannot be opened or upgraded, `.invalidArgument` or
+    ///   `.configuration` for a bad location.
+    public convenience init(root: Root, option: String? = nil, configured: String? = nil) throws(QlustarError) {
+        try self.init(location: try RegistryLocation.resolve(option: option, configured: configured, root: root))
     }
 
-    /// Opens (creating and migrating) the registry at `path`, whose directory exists.
-    public init(path: String) throws(QlustarError) {
-        self.path = path
-        var config = Configuration()
-        config.busyMode = .timeout(10)
-        config.journalMode = .wal
-        // Two tools opening a new registry at once must not both run a migration: the migrator
-        // checks what is applied and applies the rest in separate transactions, so the whole
-        // upgrade runs under an exclusive lock on a file beside the database.
-        let lock = try FileSystem.at("cannot open the lock", path + ".lock") { () throws(SystemCallError) in
-            try Posix.open(path + ".lock", O_RDWR | O_CREAT, 0o600)
+    /// Opens (creating and migrating) the SQLite registry at `path`, whose directory exists.
+    public convenience init(path: String) throws(QlustarError) {
+        try self.init(location: .sqlite(path: path))
+    }
+
+    public init(location: RegistryLocation) throws(QlustarError) {
+        switch location {
+        case .sqlite(let path):
+            try FileSystem.makeDirectories((path as NSString).deletingLastPathComponent)
+            store = try SQLiteStore(path: path)
+        case .postgresql(let p):
+            store = try PostgresStore(p)
         }
-        defer { Posix.close(lock) }
-        try FileSystem.at("cannot lock", path + ".lock") { () throws(SystemCallError) in try Posix.flock(lock, LOCK_EX)
-        }
-        defer { try? Posix.flock(lock, LOCK_UN) }
-        do {
-            // The registry holds enrollment tokens and BMC credentials: only its owner reads it,
-            // from the moment it exists (the WAL and shared-memory files SQLite makes beside it
-            // take the database's mode).
-            if let fd = try? Posix.open(path, O_RDWR | O_CREAT, 0o600) {
-                try? Posix.fchmod(fd, 0o600)
-                Posix.close(fd)
+    }
+
+    /// The schema migrations this registry has applied, in order.
+    public func appliedMigrations() throws(QlustarError) -> [String] {
+        try read { db throws(QlustarError) in
+            switch db.dialect {
+            case .sqlite: try self.fetchStrings(db, "SELECT identifier FROM grdb_migrations ORDER BY rowid", [])
+            case .postgresql: try self.fetchStrings(db, "SELECT name FROM registry_migrations ORDER BY id", [])
             }
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try Registry.migrator.migrate(queue)
-        } catch {
-            throw QlustarError(.io, "cannot open the node registry \(path): \(error)")
         }
-    }
-
-    static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("1 nodes, MACs, groups") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE node_group (name TEXT PRIMARY KEY NOT NULL);
-                    CREATE TABLE node (
-                        name TEXT PRIMARY KEY NOT NULL,
-                        ip TEXT NOT NULL UNIQUE,
-                        prefix INTEGER NOT NULL CHECK (prefix BETWEEN 8 AND 30),
-                        image TEXT,
-                        group_name TEXT REFERENCES node_group(name) ON DELETE RESTRICT
-                    );
-                    CREATE TABLE node_mac (
-                        mac TEXT PRIMARY KEY NOT NULL,
-                        node TEXT NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE
-                    );
-                    """)
-        }
-        m.registerMigration("2 boot configurations") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE boot_config (
-                        name TEXT PRIMARY KEY NOT NULL,
-                        kernel TEXT NOT NULL,
-                        initrd TEXT NOT NULL,
-                        append TEXT NOT NULL DEFAULT ''
-                    );
-                    ALTER TABLE node ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
-                    ALTER TABLE node_group ADD COLUMN boot_config TEXT REFERENCES boot_config(name);
-                    """)
-        }
-        m.registerMigration("3 config classes, assignments, tokens, configure reports") { db in
-            try db.execute(
-                sql: """
-                    CREATE TABLE config (
-                        class TEXT NOT NULL,
-                        name TEXT NOT NULL,
-                        body TEXT NOT NULL,
-                        PRIMARY KEY (class, name)
-                    );
-                    CREATE TABLE config_assignment (
-                        class TEXT NOT NULL,
-                        config TEXT NOT NULL,
-                        target_kind TEXT NOT NULL CHECK (target_kind IN ('group', 'node')),
-                        target TEXT NOT NULL,
-                        PRIMARY KEY (class, target_kind, target, config),
-                        FOREIGN KEY (class, config) REFERENCES config(class, name) ON DELETE RESTRICT
-                    );
-                    ALTER TABLE node ADD COLUMN token_sha256 TEXT;
-                    CREATE TABLE node_report (
-                        node TEXT PRIMARY KEY NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE,
-                        os_family TEXT NOT NULL,
-                        configured_at TEXT NOT NULL
-                    );
-                    """)
-        }
-        m.registerMigration("4 time daemon in configure reports") { db in
-            try db.execute(sql: "ALTER TABLE node_report ADD COLUMN time_daemon TEXT")
-        }
-        m.registerMigration("5 boots") { db in
-            // One row per boot of a node (its newest few): stage and outcome as columns for
-            // queries, the whole record with its events as JSON.
-            try db.execute(
-                sql: """
-                    CREATE TABLE boot (
-                        id INTEGER PRIMARY KEY AUTOINCREMENT,
-                        node TEXT NOT NULL REFERENCES node(name) ON DELETE CASCADE ON UPDATE CASCADE,
-                        started_at REAL NOT NULL,
-                        stage TEXT NOT NULL,
-                        outcome TEXT NOT NULL CHECK (outcome IN ('booting', 'up', 'failed')),
-                        record TEXT NOT NULL
-                    );
-                    CREATE INDEX boot_by_node ON boot(node, id);
-                    """)
-        }
-        m.registerMigration("6 BMC addresses") { db in
-            // Two nodes cannot share a BMC: a power command for one would reach the other.
-            try db.execute(
-                sql: """
-                    ALTER TABLE node ADD COLUMN bmc TEXT;
-                    CREATE UNIQUE INDEX node_bmc ON node(bmc) WHERE bmc IS NOT NULL;
-                    """)
-        }
-        m.registerMigration("7 per-firmware boot configurations") { db in
-            // What UEFI nodes load instead of BIOS nodes' kernel, initrd and parameters (NULL: the same).
-            try db.execute(
-                sql: """
-                    ALTER TABLE boot_config ADD COLUMN uefi_kernel TEXT;
-                    ALTER TABLE boot_config ADD COLUMN uefi_initrd TEXT;
-                    ALTER TABLE boot_config ADD COLUMN uefi_append TEXT;
-                    """)
-        }
-        return m
     }
 
     // MARK: - Nodes
@@ -319,8 +220,10 @@ public final class Registry: Sendable {
         try write { db throws(QlustarError) in
             try self.execute(
                 db,
-                "INSERT OR REPLACE INTO boot_config (name, kernel, initrd, append, uefi_kernel, uefi_initrd, uefi_append) "
-                    + "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO boot_config (name, kernel, initrd, append, uefi_kernel, uefi_initrd, uefi_append) "
+                    + "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET kernel = excluded.kernel, "
+                    + "initrd = excluded.initrd, append = excluded.append, uefi_kernel = excluded.uefi_kernel, "
+                    + "uefi_initrd = excluded.uefi_initrd, uefi_append = excluded.uefi_append",
                 [
                     name, config.kernel, config.initrd, config.append, config.uefiKernel, config.uefiInitrd,
                     config.uefiAppend,
@@ -330,14 +233,12 @@ public final class Registry: Sendable {
 
     public func bootConfigs() throws(QlustarError) -> [BootConfig] {
         try read { db throws(QlustarError) in
-            do {
-                return try Row.fetchAll(db, sql: "SELECT * FROM boot_config ORDER BY name")
-                    .map {
-                        BootConfig(
-                            name: $0["name"], kernel: $0["kernel"], initrd: $0["initrd"], append: $0["append"],
-                            uefiKernel: $0["uefi_kernel"], uefiInitrd: $0["uefi_initrd"], uefiAppend: $0["uefi_append"])
-                    }
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
+            try self.rows(db, "SELECT * FROM boot_config ORDER BY name", []).map {
+                BootConfig(
+                    name: $0.text("name"), kernel: $0.text("kernel"), initrd: $0.text("initrd"),
+                    append: $0.text("append"), uefiKernel: $0["uefi_kernel"].string,
+                    uefiInitrd: $0["uefi_initrd"].string, uefiAppend: $0["uefi_append"].string)
+            }
         }
     }
 
@@ -375,86 +276,66 @@ public final class Registry: Sendable {
     /// The boot configuration each node boots with: its own, else its group's (absent: default).
     public func effectiveBootConfigs() throws(QlustarError) -> [String: String] {
         try read { db throws(QlustarError) in
-            do {
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT n.name, COALESCE(n.boot_config, g.boot_config) AS boot
-                        FROM node n LEFT JOIN node_group g ON g.name = n.group_name
-                        """)
-                var out: [String: String] = [:]
-                for row in rows { if let boot: String = row["boot"] { out[row["name"]] = boot } }
-                return out
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
+            let rows = try self.rows(
+                db,
+                """
+                SELECT n.name, COALESCE(n.boot_config, g.boot_config) AS boot
+                FROM node n LEFT JOIN node_group g ON g.name = n.group_name
+                """, [])
+            var out: [String: String] = [:]
+            for row in rows { if let boot = row["boot"].string { out[row.text("name")] = boot } }
+            return out
         }
     }
 
     // MARK: - Database access (errors as QlustarError)
 
-    private func nodes(where clause: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError)
-        -> [Node]
-    {
+    private func nodes(where clause: String, _ arguments: [(any SQLBindable)?]) throws(QlustarError) -> [Node] {
         try read { db throws(QlustarError) in
-            let rows: [Row]
-            do {
-                rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT n.name, n.ip, n.prefix, n.image, n.group_name, n.boot_config, n.bmc,
-                               (SELECT group_concat(mac, ' ') FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac)) AS macs
-                        FROM node n \(clause) ORDER BY n.name
-                        """, arguments: StatementArguments(arguments))
-            } catch { throw QlustarError(.io, "node registry: \(error)") }
-            return rows.map { row in
+            let macs = db.dialect.joined("mac", separator: " ")
+            return try self.rows(
+                db,
+                """
+                SELECT n.name, n.ip, n.prefix, n.image, n.group_name, n.boot_config, n.bmc,
+                       (SELECT \(macs) FROM (SELECT mac FROM node_mac WHERE node = n.name ORDER BY mac) AS m) AS macs
+                FROM node n \(clause) ORDER BY n.name
+                """, arguments
+            ).map { row in
                 Node(
-                    name: row["name"], macs: (row["macs"] as String?)?.split(separator: " ").map(String.init) ?? [],
-                    ip: row["ip"],
-                    prefix: row["prefix"], image: row["image"], group: row["group_name"],
-                    bootConfig: row["boot_config"],
-                    bmc: row["bmc"])
+                    name: row.text("name"), macs: row["macs"].string?.split(separator: " ").map(String.init) ?? [],
+                    ip: row.text("ip"), prefix: Int(row["prefix"].int64 ?? 0), image: row["image"].string,
+                    group: row["group_name"].string, bootConfig: row["boot_config"].string, bmc: row["bmc"].string)
             }
         }
     }
 
-    func write(_ body: @escaping (Database) throws(QlustarError) -> Void) throws(QlustarError) {
-        do {
-            try queue.write { db in try body(db) }
-        } catch let e as QlustarError {
-            throw e
-        } catch {
-            throw QlustarError(.io, "node registry \(path): \(error)")
-        }
+    func write(_ body: (any SQLSession) throws(QlustarError) -> Void) throws(QlustarError) {
+        try store.write(body)
     }
 
-    func read<T>(_ body: @escaping (Database) throws(QlustarError) -> T) throws(QlustarError) -> T {
-        do {
-            return try queue.read { db in try body(db) }
-        } catch let e as QlustarError {
-            throw e
-        } catch {
-            throw QlustarError(.io, "node registry \(path): \(error)")
-        }
+    func read<T>(_ body: (any SQLSession) throws(QlustarError) -> T) throws(QlustarError) -> T {
+        try store.read(body)
     }
 
-    func execute(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError) {
-        do { try db.execute(sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw QlustarError(.io, "node registry: \(error)")
-        }
+    func execute(_ db: any SQLSession, _ sql: String, _ arguments: [(any SQLBindable)?]) throws(QlustarError) {
+        try db.execute(sql, Registry.values(arguments))
     }
 
-    func fetchString(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError)
+    func rows(_ db: any SQLSession, _ sql: String, _ arguments: [(any SQLBindable)?]) throws(QlustarError) -> [SQLRow] {
+        try db.rows(sql, Registry.values(arguments))
+    }
+
+    func fetchString(_ db: any SQLSession, _ sql: String, _ arguments: [(any SQLBindable)?]) throws(QlustarError)
         -> String?
     {
-        do { return try String.fetchOne(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw QlustarError(.io, "node registry: \(error)")
-        }
+        try rows(db, sql, arguments).first?[0].string
     }
 
-    func fetchStrings(_ db: Database, _ sql: String, _ arguments: [(any DatabaseValueConvertible)?])
+    func fetchStrings(_ db: any SQLSession, _ sql: String, _ arguments: [(any SQLBindable)?])
         throws(QlustarError) -> [String]
     {
-        do { return try String.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) } catch {
-            throw QlustarError(.io, "node registry: \(error)")
-        }
+        try rows(db, sql, arguments).compactMap { $0[0].string }
     }
+
+    static func values(_ arguments: [(any SQLBindable)?]) -> [SQLValue] { arguments.map { $0?.sqlValue ?? .null } }
 }

@@ -39,6 +39,8 @@ public final class QlumanServer: Sendable {
         /// The boot page's address (nil: no page) and the file holding its login token.
         public var web: (host: String, port: Int)?
         public var webToken: String
+        /// The registry (`RegistryLocation`): nil for `$QLUSTAR_REGISTRY`, else the file below the root.
+        public var registry: String?
 
         public init(root: Root, certificate: String, key: String) {
             self.root = root
@@ -67,7 +69,8 @@ public final class QlumanServer: Sendable {
     public init(settings: Settings, log: Logger) throws(QlustarError) {
         self.settings = settings
         self.log = log
-        source = NodeConfigSource(root: settings.root, registry: try Registry(root: settings.root), log: log)
+        source = NodeConfigSource(
+            root: settings.root, registry: try Registry(root: settings.root, option: settings.registry), log: log)
         boots = BootMonitor(registry: source.registry, log: log)
     }
 

@@ -10,7 +10,7 @@ public struct QlumandConfiguration: Sendable {
     /// Every key, as `qlumand serve --KEY` spells it.
     public static let keys = [
         "root", "listen", "tls-certificate", "tls-key", "max-connections", "idle-timeout", "dnsmasq-log",
-        "image-server", "image-server-ca", "web", "web-token", "metrics", "log-level",
+        "image-server", "image-server-ca", "web", "web-token", "metrics", "log-level", "registry",
     ]
 
     private var values: [String: String] = [:]
@@ -63,6 +63,7 @@ public struct QlumandConfiguration: Sendable {
         }
         if let path = values["dnsmasq-log"] { s.dnsmasqLog = path }
         if let path = values["web-token"] { s.webToken = path }
+        if let registry = values["registry"], !registry.isEmpty { s.registry = registry }
         s.web = try address("web", default: "127.0.0.1", port: QlumanDefaults.webPort)
         s.metrics = try address("metrics", default: "none", port: 9_780)
         s.imageServer = try address("image-server", default: "127.0.0.1", port: DaemonConfiguration.defaultPort)

@@ -36,3 +36,31 @@ public enum ReleaseTool {
         var data = Data()
     }
 }
+
+extension ReleaseTool {
+    /// Runs one of the project's scripts (`scripts/NAME`) with the test's environment. Its output
+    /// goes through files, not pipes: a server the script leaves running may inherit a pipe and
+    /// would keep it open for good.
+    public static func script(_ name: String, _ arguments: [String]) throws
+        -> (status: Int32, stdout: String, stderr: String)
+    {
+        let base = NSTemporaryDirectory() + "script-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: base + ".out")
+            try? FileManager.default.removeItem(atPath: base + ".err")
+        }
+        let p = Process()
+        p.executableURL = LabHarness.repositoryRoot.appendingPathComponent("scripts/" + name)
+        p.arguments = arguments
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
+        try p.run()
+        p.waitUntilExit()
+        let o = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+        let e = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+        return (p.terminationStatus, o, e)
+    }
+}

@@ -17,6 +17,7 @@ final class ConfigFixture {
         dir = NSTemporaryDirectory() + "qlcfg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         root = Root(dir + "/head")
+        try RegistryBackend.prepare(root: dir + "/head")
         registry = try Registry(root: root)
     }
 

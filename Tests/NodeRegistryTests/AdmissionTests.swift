@@ -1,5 +1,6 @@
 import Foundation
 import ImageService
+import LabTestSupport
 import Platform
 import XCTest
 
@@ -13,6 +14,7 @@ final class AdmissionTests: XCTestCase {
     override func setUpWithError() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)").path
         root = Root(dir)
+        try RegistryBackend.prepare(root: dir)
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root.path("/")) }

@@ -1,4 +1,5 @@
 import Foundation
+import LabTestSupport
 import NodeRegistry
 import Platform
 import XCTest
@@ -9,8 +10,9 @@ final class BulkRegistrationTests: XCTestCase {
     var dir = ""
     var root: Root { Root(dir) }
 
-    override func setUp() {
+    override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "bulk-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try RegistryBackend.prepare(root: dir)
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -134,6 +136,7 @@ final class BulkRegistrationTests: XCTestCase {
         let nodes = try r.nodes()
         for format in NodeTable.Format.allCases {
             let text = NodeTable.encode(nodes, as: format)
+            try RegistryBackend.prepare(root: dir + "/" + format.rawValue)
             let other = try Registry(root: Root(dir + "/" + format.rawValue))
             try other.addGroup("compute")
             try other.putBootConfig(BootConfig(name: "debug", kernel: "k", initrd: "i", append: "debug"))

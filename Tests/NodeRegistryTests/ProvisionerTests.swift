@@ -1,6 +1,7 @@
 import Foundation
 import ImageService
 import LabSupport
+import LabTestSupport
 import Logging
 import NodeRegistry
 import Platform
@@ -14,8 +15,9 @@ final class ProvisionerTests: XCTestCase {
     var dir = ""
     var root: Root { Root(dir) }
 
-    override func setUp() {
+    override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "provision-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try RegistryBackend.prepare(root: dir)
     }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 

@@ -10,8 +10,9 @@ final class RegistryTests: XCTestCase {
     var dir = ""
     var root: Root { Root(dir) }
 
-    override func setUp() {
+    override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "registry-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try RegistryBackend.prepare(root: dir)
     }
 
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
@@ -112,6 +113,15 @@ final class RegistryTests: XCTestCase {
             name: "beo-01", macs: ["52:54:00:00:00:01"], ip: "10.1.0.11", image: nil, group: nil)
         let again = try Registry(root: root)
         XCTAssertEqual(try again.node("beo-01").ip, "10.1.0.11")
+        XCTAssertEqual(
+            try again.appliedMigrations(),
+            [
+                "1 nodes, MACs, groups", "2 boot configurations",
+                "3 config classes, assignments, tokens, configure reports", "4 time daemon in configure reports",
+                "5 boots", "6 BMC addresses", "7 per-firmware boot configurations",
+            ])
+        // SQLite: the file is what GRDB has always written (existing head nodes upgrade in place).
+        guard !RegistryBackend.isPostgres else { return }
         let migrations = try Lab.run(
             "/usr/bin/python3",
             [

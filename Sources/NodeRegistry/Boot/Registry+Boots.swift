@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import NodeConfig
 import Platform
 
@@ -26,10 +25,15 @@ extension Registry {
                     continue
                 }
                 if r.id == 0 {
-                    try self.execute(
-                        db, "INSERT INTO boot (node, started_at, stage, outcome, record) VALUES (?, ?, ?, ?, '{}')",
+                    let inserted = try self.rows(
+                        db,
+                        "INSERT INTO boot (node, started_at, stage, outcome, record) VALUES (?, ?, ?, ?, '{}') "
+                            + "RETURNING id",
                         [r.node, r.startedAt, r.stage.rawValue, r.outcome.rawValue])
-                    r.id = db.lastInsertedRowID
+                    guard let id = inserted.first?[0].int64 else {
+                        throw QlustarError(.io, "node registry: no id for the new boot of \(r.node)")
+                    }
+                    r.id = id
                     try self.execute(
                         db,
                         "DELETE FROM boot WHERE node = ? AND id NOT IN "
@@ -61,7 +65,7 @@ extension Registry {
         try bootRecords("SELECT record FROM boot WHERE node = ? ORDER BY id DESC", [node.lowercased()])
     }
 
-    private func bootRecords(_ sql: String, _ arguments: [(any DatabaseValueConvertible)?]) throws(QlustarError)
+    private func bootRecords(_ sql: String, _ arguments: [(any SQLBindable)?]) throws(QlustarError)
         -> [BootRecord]
     {
         let texts = try read { db throws(QlustarError) in try self.fetchStrings(db, sql, arguments) }

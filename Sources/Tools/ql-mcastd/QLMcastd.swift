@@ -86,7 +86,8 @@ struct Serve: AsyncParsableCommand {
     var metrics: String?
     @Option(
         help: """
-            Node registry deciding who is served: PATH, 'none', or 'auto' (default: \
+            Node registry deciding who is served: PATH, postgresql://USER@HOST[,HOST]/DATABASE (the \
+            registry two head nodes share), 'none', or 'auto' (default: $QLUSTAR_REGISTRY, else \
             <root>/var/lib/qlustar/qluman.db when it exists). With one, only registered nodes, \
             recognised by the MAC the kernel's neighbour table shows for their address (and their \
             enrollment token where set), can list and fetch images and get session keys; others get \
@@ -122,13 +123,16 @@ struct Serve: AsyncParsableCommand {
         let c = try configuration()
         let log = Logger(root: c.root, name: "ql-mcastd", level: c.logLevel)
         var admission: RegistryAdmission?
-        if let path = c.registryPath {
-            guard FileSystem.exists(path) else {
+        // Not configured: the registry qluman uses ($QLUSTAR_REGISTRY), else the head node's file.
+        let shared = c.registry == nil ? ProcessInfo.processInfo.environment[RegistryLocation.environmentVariable] : nil
+        if let path = shared.flatMap({ $0.isEmpty ? nil : $0 }) ?? c.registryPath {
+            let location = try RegistryLocation.parse(path, root: c.root)
+            if case .sqlite = location, !FileSystem.exists(path) {
                 throw QlustarError(
                     .configuration, "registry \(path) does not exist (create it with qluman, or give --registry none)")
             }
-            do { admission = RegistryAdmission(registry: try Registry(path: path)) } catch {
-                throw QlustarError(.configuration, "registry \(path): \(error.message)")
+            do { admission = RegistryAdmission(registry: try Registry(location: location)) } catch {
+                throw QlustarError(.configuration, "registry \(location): \(error.message)")
             }
         }
         let server = try ImageServer(configuration: c, log: log, admission: admission)

@@ -10,7 +10,8 @@ struct QluMan: ParsableCommand {
     static func main() {
         main(
             LeadingOptions.hoist(
-                Array(CommandLine.arguments.dropFirst()), valued: ["--root", "--socket"], flags: ["--json"]))
+                Array(CommandLine.arguments.dropFirst()), valued: ["--root", "--socket", "--registry"],
+                flags: ["--json"]))
     }
 
     static let configuration = CommandConfiguration(
@@ -19,8 +20,11 @@ struct QluMan: ParsableCommand {
             "Manage the cluster's node registry: nodes, groups, config classes, boot configurations, provisioning.",
         discussion: HelpText.paragraphs(
             """
-            The registry is an SQLite database in <root>/var/lib/qlustar/qluman.db; every change is
-            one transaction, safe with several administrators at once.
+            The registry is an SQLite database in <root>/var/lib/qlustar/qluman.db, or the PostgreSQL
+            database that two head nodes share (--registry or $QLUSTAR_REGISTRY:
+            postgresql://USER@HOST[:PORT][,HOST…]/DATABASE, the password in a file only root reads,
+            /etc/qlustar/registry.password). Every change is one transaction, safe with several
+            administrators at once, on one head or on two.
 
               qluman group add compute
               qluman node add 'beo-[001-100]' --mac 52:54:00:12:34:56 \\
@@ -42,9 +46,16 @@ struct QluMan: ParsableCommand {
 
 struct Common: ParsableArguments {
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
+    @Option(
+        name: .customLong("registry"),
+        help: ArgumentHelp(
+            "The registry: a file (SQLite) or postgresql://USER@HOST[,HOST]/DATABASE "
+                + "(default: $QLUSTAR_REGISTRY, else registry = in <root>/etc/qlustar/qlumand.conf, "
+                + "else <root>/var/lib/qlustar/qluman.db).", valueName: "PATH|URL"))
+    var registryLocation: String?
     @Flag(help: "Print JSON for scripts.") var json = false
 
-    func registry() throws -> Registry { try Registry(root: Root(root)) }
+    func registry() throws -> Registry { try Registry(root: Root(root), option: registryLocation) }
 
     func print<T: Encodable>(_ value: T, text: () -> String) throws {
         try JSONOutput.print(value, json: json, text: text)

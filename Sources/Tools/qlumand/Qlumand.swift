@@ -86,6 +86,12 @@ struct Serve: AsyncParsableCommand {
             "The file holding the boot page's login token (made, 0600, when missing; default <root>\(QlumanDefaults.webToken))."
     )
     var webToken: String?
+    @Option(
+        help: ArgumentHelp(
+            "The node registry: a file (SQLite) or postgresql://USER@HOST[,HOST]/DATABASE shared with a second "
+                + "head node (default: $QLUSTAR_REGISTRY, else <root>/var/lib/qlustar/qluman.db).",
+            valueName: "PATH|URL"))
+    var registry: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?
 
@@ -96,7 +102,7 @@ struct Serve: AsyncParsableCommand {
             ("root", root), ("listen", listen), ("tls-certificate", tlsCertificate), ("tls-key", tlsKey),
             ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("dnsmasq-log", dnsmasqLog),
             ("image-server", imageServer), ("image-server-ca", imageServerCa), ("web", web),
-            ("metrics", metrics), ("web-token", webToken), ("log-level", logLevel),
+            ("metrics", metrics), ("web-token", webToken), ("log-level", logLevel), ("registry", registry),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         return c

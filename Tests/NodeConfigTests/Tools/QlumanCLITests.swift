@@ -8,8 +8,9 @@ import XCTest
 final class QlumanCLITests: XCTestCase {
     private var dir = ""
 
-    override func setUp() {
+    override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "qluman-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try RegistryBackend.prepare(root: dir)
     }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
