@@ -49,28 +49,23 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
     // MARK: - Transactions
 
     func write<T>(_ body: (any SQLSession) throws(QlustarError) -> T) throws(QlustarError) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        var attempt = 0
-        while true {
-            attempt += 1
-            let session = Session(connection: try connected(), logger: logger)
+        try attempts(Self.attempts) { (session, last) throws(QlustarError) -> T? in
             let result: T
-            do {
+            do throws(QlustarError) {
                 try session.execute("BEGIN ISOLATION LEVEL SERIALIZABLE", [])
                 result = try body(session)
             } catch {
                 // Lost a race, or the connection broke before COMMIT (the server rolled the
                 // transaction back): run it again, on a new connection for the latter.
                 rollBack(session)
-                if session.raced || session.connectionLost, attempt < Self.attempts { continue }
+                if session.raced || session.connectionLost, !last { return nil }
                 throw error
             }
-            do {
+            do throws(QlustarError) {
                 try session.execute("COMMIT", [])
                 return result
             } catch {
-                if session.raced, attempt < Self.attempts { continue }
+                if session.raced, !last { return nil }
                 if session.connectionLost {
                     drop()
                     throw QlustarError(
@@ -84,25 +79,34 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
     }
 
     func read<T>(_ body: (any SQLSession) throws(QlustarError) -> T) throws(QlustarError) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        var attempt = 0
-        while true {
-            attempt += 1
-            let session = Session(connection: try connected(), logger: logger)
-            do {
+        // A connection that broke since the last call (a database restart): once more on a new one.
+        try attempts(2) { (session, last) throws(QlustarError) -> T? in
+            do throws(QlustarError) {
                 try session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", [])
                 let result = try body(session)
                 try session.execute("COMMIT", [])
                 return result
             } catch {
                 rollBack(session)
-                // A connection that broke since the last call (a database restart): once more
-                // on a new one.
-                if session.connectionLost, attempt < 2 { continue }
+                if session.connectionLost, !last { return nil }
                 throw error
             }
         }
+    }
+
+    /// Runs `once` under the lock, each time on a session of the current (or a new) connection,
+    /// until it returns a value; nil asks for another run, which the last (`last` true) may not.
+    private func attempts<T>(
+        _ count: Int, _ once: (Session, _ last: Bool) throws(QlustarError) -> T?
+    ) throws(QlustarError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        for attempt in 1...count {
+            if let result = try once(Session(connection: try connected(), logger: logger), attempt == count) {
+                return result
+            }
+        }
+        throw QlustarError(.io, "node registry \(description): no outcome after \(count) attempts")
     }
 
     private func rollBack(_ session: Session) {

@@ -274,7 +274,8 @@ public struct NakRatioRateControl: RateController {
         let current = Double(rate.bytesPerSecond)
         let base =
             rate.isUnpaced ? max(achieved, 1e6) : achieved > 0 ? min(current, max(achieved, current / 2)) : current
-        let paced = base * pace
+        // Never below the floor: a ceiling of 0 would read as "none yet" and pin the rate there.
+        let paced = max(base * pace, Double(max(1, minimum.bytesPerSecond)))
         ceiling = ceiling == 0 ? paced : min(ceiling, paced)
         let factor = pace < 1 ? min(Self.backoffFactor, pace * OverloadLoss.margin) : Self.backoffFactor
         rate = Rate(bytesPerSecond: UInt64(max(Double(minimum.bytesPerSecond), base * factor)))

@@ -131,6 +131,19 @@ final class RateControllerTests: XCTestCase {
         XCTAssertFalse(FixedRateControl(rate: Rate(bytesPerSecond: 1)).overloaded(loss: 1, achieved: 0, now: 0))
     }
 
+    func testAReceiverThatGotNothingCutsToTheFloorAndTheRateClimbsAgain() {
+        var p = policy(initial: 100e6, minimum: 1e6)
+        XCTAssertTrue(p.overloaded(loss: 1, achieved: 100e6, now: window))
+        XCTAssertEqual(p.rate.bytesPerSecond, 1_000_000)
+        XCTAssertEqual(p.ceiling, 1e6, "the floor, never 0 (which would read as no ceiling at all)")
+        var now = window
+        for _ in 0..<40 {
+            now += window
+            _ = p.windowEnded(windowAt(p.rate), achieved: 0, now: now)
+        }
+        XCTAssertGreaterThan(Double(p.rate.bytesPerSecond), 20e6, "quiet lifts, then slow start again")
+    }
+
     func testOverloadIsAShareOfEnoughDatagrams() {
         XCTAssertTrue(OverloadLoss.isOverload(lost: 205, received: 819))
         XCTAssertFalse(OverloadLoss.isOverload(lost: 200, received: 823), "under 20 %")
