@@ -213,7 +213,7 @@ let package = Package(
             name: "QlumandTool",
             dependencies: [
                 "Platform",
-                "QlumanServer", "NodeConfig", "ImageService", "Transport",
+                "QlumanServer", "NodeConfig", "ImageService", "Transport", "Provisioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

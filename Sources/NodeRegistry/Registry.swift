@@ -17,9 +17,9 @@ public final class Registry: Sendable {
     let store: any RegistryStore
     /// Where it is, as an administrator names it (a path, or a `postgresql://` URL).
     public var path: String { store.description }
-    public var dialect: SQLDialect { store.dialect }
 
-    /// Opens the registry this head node uses (`RegistryLocation.resolve`: `QLUSTAR_REGISTRY`,
+    /// Opens the registry this head node uses (`RegistryLocation.resolve`: `option`, else
+    /// `QLUSTAR_REGISTRY`, else `configured`, else `registry =` in `<root>/etc/qlustar/qlumand.conf`,
     /// else the SQLite file below `root`), creating and upgrading it.
     /// - Throws: `.io` when it cannot be opened or upgraded, `.invalidArgument` or
     ///   `.configuration` for a bad location.

@@ -13,6 +13,8 @@ public struct QlustarError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let notFound = Code(rawValue: "not-found")
         /// The version being fetched is no longer served (the image was replaced): start over.
         public static let replaced = Code(rawValue: "replaced")
+        /// The head node in use was lost mid-transfer: start over at the next one.
+        public static let serverLost = Code(rawValue: "server-lost")
         public static let unreachable = Code(rawValue: "unreachable")
         public static let refused = Code(rawValue: "refused")
         public static let integrity = Code(rawValue: "integrity")

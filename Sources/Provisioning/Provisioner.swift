@@ -15,7 +15,7 @@ import Platform
 /// Every file is written beside its target and renamed, every link made under a temporary name
 /// and renamed over the old one, so dnsmasq never sees a half-written file; links of nodes no
 /// longer configured are removed last.
-public struct Provisioner {
+public struct Provisioner: Sendable {
     public let root: Root
     let log: Logger
     /// Where the pxelinux loader is (Debian's pxelinux package).

@@ -41,6 +41,9 @@ public final class QlumanServer: Sendable {
         public var webToken: String
         /// The registry (`RegistryLocation`): nil for `$QLUSTAR_REGISTRY`, else the file below the root.
         public var registry: String?
+        /// Seconds between looks at the registry to keep this head's dnsmasq and TFTP files in step
+        /// with changes made on any head (`ProvisionFollower`); nil: off, `qluman provision` only.
+        public var provisionInterval: Double?
 
         public init(root: Root, certificate: String, key: String) {
             self.root = root
@@ -144,6 +147,9 @@ public final class QlumanServer: Sendable {
             status: status(), boot: boots.status(BootStatusRequest(nodes: nil, stuckSeconds: 60), connected: connected),
             durations: boots.stageDurations, monitor: boots.counters)
     }
+
+    /// Whether `stop` was called (threads that serve beside the server end then).
+    public var isStopping: Bool { stopping.withLockedValue { $0 } }
 
     public func stop() {
         stopping.withLockedValue { $0 = true }

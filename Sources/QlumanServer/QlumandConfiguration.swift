@@ -11,6 +11,7 @@ public struct QlumandConfiguration: Sendable {
     public static let keys = [
         "root", "listen", "tls-certificate", "tls-key", "max-connections", "idle-timeout", "dnsmasq-log",
         "image-server", "image-server-ca", "web", "web-token", "metrics", "log-level", "registry",
+        "provision-interval",
     ]
 
     private var values: [String: String] = [:]
@@ -64,6 +65,12 @@ public struct QlumandConfiguration: Sendable {
         if let path = values["dnsmasq-log"] { s.dnsmasqLog = path }
         if let path = values["web-token"] { s.webToken = path }
         if let registry = values["registry"], !registry.isEmpty { s.registry = registry }
+        if let text = values["provision-interval"] {
+            guard let seconds = Double(text), seconds == 0 || (0.5...3_600).contains(seconds) else {
+                throw bad("provision-interval", "'\(text)': expected seconds in 0.5…3600, or 0 (off)")
+            }
+            s.provisionInterval = seconds > 0 ? seconds : nil
+        }
         s.web = try address("web", default: "127.0.0.1", port: QlumanDefaults.webPort)
         s.metrics = try address("metrics", default: "none", port: 9_780)
         s.imageServer = try address("image-server", default: "127.0.0.1", port: DaemonConfiguration.defaultPort)

@@ -16,6 +16,8 @@ public struct TransportError: Error, Sendable, Equatable, CustomStringConvertibl
         public static let integrity = Code(rawValue: "integrity")
         public static let timedOut = Code(rawValue: "timed-out")
         public static let dropped = Code(rawValue: "dropped")
+        /// The caller gave the session up (`Receiver.shouldAbandon`: its server is known gone).
+        public static let abandoned = Code(rawValue: "abandoned")
         public static let io = Code(rawValue: "io")
     }
 

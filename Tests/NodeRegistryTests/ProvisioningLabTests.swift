@@ -20,36 +20,10 @@ final class ProvisioningLabTests: XCTestCase {
         lab = nil
     }
 
-    func mac(_ lab: LabHarness, _ host: Int) throws -> String {
-        try lab.lab.exec(on: host, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(
-            in: .whitespacesAndNewlines)
-    }
+    func mac(_ lab: LabHarness, _ host: Int) throws -> String { try lab.mac(host) }
 
-    /// Runs dhclient once on `host`; returns the address it was given, nil when none came.
     func lease(_ lab: LabHarness, _ host: Int, seconds: Int = 10) throws -> String? {
-        let conf = lab.path("dhclient.conf")
-        try "timeout \(seconds);\nretry 1;\n".write(toFile: conf, atomically: true, encoding: .utf8)
-        let leaseFile = lab.path("lease\(host)")
-        // -sf /bin/true: take the lease, configure nothing (the test host keeps its address).
-        let p = try lab.start(
-            on: host,
-            [
-                "dhclient", "-1", "-d", "-v", "-cf", conf, "-sf", "/bin/true", "-lf", leaseFile, "-pf",
-                lab.path("dh\(host).pid"), "eth0",
-            ],
-            timeout: seconds + 10, log: "dhclient\(host).log")
-        let deadline = Date().addingTimeInterval(Double(seconds + 5))
-        while Date() < deadline, p.isRunning {
-            if let text = try? String(contentsOfFile: leaseFile, encoding: .utf8),
-                let line = text.split(separator: "\n").first(where: { $0.contains("fixed-address") })
-            {
-                p.terminate()
-                return line.split(separator: " ").last.map { String($0.dropLast()) }
-            }
-            usleep(100_000)
-        }
-        if p.isRunning { p.terminate() }
-        return nil
+        try lab.dhcpLease(on: host, seconds: seconds)
     }
 
     func testRegisteredHostsGetTheirLeaseAndBootFileUnregisteredGetNothing() throws {

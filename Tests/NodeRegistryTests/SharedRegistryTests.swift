@@ -147,6 +147,63 @@ final class SharedRegistryTests: XCTestCase {
         print("restart: \(stored.count) of 300 stored, \(all.filter { $0.value?.status != 0 }.count) refused")
     }
 
+    func testAPromotedStandbyIsTakenOverByBothHeads() throws {
+        try Requirements.root("the PostgreSQL servers of this test run as the postgres user")
+        // A primary and its streaming standby of this test's own (it stops the primary).
+        let primary = dir + "/primary"
+        let standby = dir + "/standby"
+        let port = 57_000 + Int(getpid() % 400)
+        defer {
+            for server in [primary, standby] { _ = try? ReleaseTool.script("postgres", ["stop", server]) }
+        }
+        for (command, arguments) in [
+            ("start", [primary, "\(port)"]), ("createdb", [primary, "qluman"]),
+            ("standby", [standby, "\(port + 500)", primary]),
+        ] {
+            let r = try ReleaseTool.script("postgres", [command] + arguments)
+            XCTAssertEqual(r.status, 0, "\(command): \(r.stderr)")
+        }
+        // Both heads list both database hosts; the password file is the standby's copy.
+        let url =
+            "postgresql://qlustar@127.0.0.1:\(port),127.0.0.1:\(port + 500)/qluman?passfile=\(standby)/password&connect_timeout=2"
+        let heads = [Root(dir + "/h0"), Root(dir + "/h1")]
+        for h in heads {
+            try FileManager.default.createDirectory(atPath: h.path("/etc/qlustar"), withIntermediateDirectories: true)
+            try "registry = \(url)\n".write(
+                toFile: h.path("/etc/qlustar/qlumand.conf"), atomically: true, encoding: .utf8)
+        }
+        func add(_ head: Root, _ i: Int) throws -> (status: Int32, stdout: String, stderr: String) {
+            try Self.qluman(
+                head,
+                [
+                    "node", "add", "beo-0\(i)", "--mac", String(format: "52:54:00:03:00:%02x", i), "--ip",
+                    "10.4.0.\(i)/24",
+                ])
+        }
+        XCTAssertEqual(try add(heads[0], 1).status, 0)
+        XCTAssertEqual(try add(heads[1], 2).status, 0)
+
+        // The primary is lost: until the standby is promoted, writes are refused, saying why.
+        XCTAssertEqual(try ReleaseTool.script("postgres", ["stop", primary]).status, 0)
+        let refused = try add(heads[1], 3)
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.stderr.contains("127.0.0.1:\(port + 500): a standby (read-only)"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("127.0.0.1:\(port): "), refused.stderr)
+
+        // Promoted: both heads write to it, through the same URL, and see the same nodes.
+        let promoted = try ReleaseTool.script("postgres", ["promote", standby])
+        XCTAssertEqual(promoted.status, 0, promoted.stderr)
+        XCTAssertEqual(try add(heads[0], 3).status, 0)
+        XCTAssertEqual(try add(heads[1], 4).status, 0)
+        for h in heads {
+            let listed = try Self.qluman(h, ["node", "list", "-o", "name"]).stdout
+            XCTAssertEqual(
+                listed.split(separator: "\n").filter { $0.hasPrefix("beo-") },
+                ["beo-01", "beo-02", "beo-03", "beo-04"],
+                "written before the failover, replicated; after it, on the new primary: \(listed)")
+        }
+    }
+
     func testThePasswordIsNeverOnTheCommandLineAndItsFileIsRootsOnly() throws {
         let root = Root(dir)
         XCTAssertThrowsError(try RegistryLocation.parse("postgresql://qlustar:secret@db1/qluman", root: root)) {

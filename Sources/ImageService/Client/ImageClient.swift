@@ -9,8 +9,13 @@ import Transport
 
 /// How ql-mcast-client fetches an image.
 public struct ClientOptions: Sendable {
-    public var serverHost: String
-    public var serverPort = DaemonConfiguration.defaultPort
+    /// ql-mcastd on the first head node to try.
+    public var server: HeadNode
+    /// ql-mcastd on the other head nodes (`--server A,B`), in the order tried after `server`: the
+    /// client uses the first that answers and goes on at the next when the one it uses is lost.
+    public var otherServers: [HeadNode] = []
+    /// Every head in the order tried.
+    public var servers: [HeadNode] { [server] + otherServers }
     public var image: String
     public var output: String
     /// Local interface to join on; nil: the one routing picks toward the server.
@@ -39,8 +44,8 @@ public struct ClientOptions: Sendable {
     /// have, instead of at its window's end. nil: the window alone.
     public var expect: Int?
 
-    public init(serverHost: String, image: String, output: String) {
-        self.serverHost = serverHost
+    public init(server: HeadNode, image: String, output: String) {
+        self.server = server
         self.image = image
         self.output = output
     }
@@ -62,6 +67,10 @@ public struct ClientReport: Sendable, Codable {
     public var transferSeconds: Double = 0
     /// Why multicast did not deliver everything, when it did not.
     public var fallbackReason: String?
+    /// The bytes that came from each head node (`HOST:PORT`), by multicast and unicast together.
+    public var bytesByServer: [String: UInt64] = [:]
+    /// Each time the client went on at another head: "HOST:PORT -> HOST:PORT: why".
+    public var serverSwitches: [String] = []
     public var receiver: ReceiverCounters?
     /// How long this node waited for the session to start: from its ticket to the session's first
     /// ANNOUNCE (what the ticket said when none came). A session starts before the ticket's time
@@ -81,6 +90,12 @@ public final class ImageClient {
     let log: Logger
     /// Show progress (a bar on a terminal, lines in the log otherwise).
     public var showProgress = true
+    /// Index into `options.servers` of the head in use.
+    private var current = 0
+    private var head: HeadNode { options.servers[current] }
+    /// Across attempts, for the report: the bytes each head delivered, and every switch.
+    private var bytesByServer: [String: UInt64] = [:]
+    private var switches: [String] = []
 
     public init(options: ClientOptions, log: Logger) {
         self.options = options
@@ -101,10 +116,20 @@ public final class ImageClient {
                 var report = try attemptFetch(name)
                 report.seconds = Double(MonotonicClock.nanoseconds() - t0) / 1e9
                 report.transferSeconds = max(0, report.seconds - report.windowWaitSeconds)
+                report.bytesByServer = bytesByServer
+                report.serverSwitches = switches
+                if switches.count > 0 {
+                    let from = bytesByServer.sorted { $0.key < $1.key }.map { "\($0.value) from \($0.key)" }
+                    let times = switches.count == 1 ? "once" : "\(switches.count) times"
+                    log.info("'\(name)': bytes \(from.joined(separator: ", ")) (switched heads \(times))")
+                }
                 return report
             } catch let e where e.code == .replaced && attempt < 3 {
                 // The image was replaced during our transfer: start over with the new version.
                 log.warning("\(e.message); starting over")
+            } catch let e where e.code == .serverLost && attempt < 2 + options.servers.count {
+                // The head in use died mid-transfer: a new session at the next (`current` moved).
+                log.warning("\(e.message)")
             }
         }
     }
@@ -141,35 +166,67 @@ public final class ImageClient {
         return lines.suffix(count).map(String.init)
     }
 
+    /// A control connection to the head in use, else to the next head that answers (the switch
+    /// is logged and reported); every head is tried in turn until `deadline`.
     private func connect(deadline: UInt64) throws(QlustarError) -> ControlClient {
-        var lastError = ""
-        let tls: ControlTLS?
-        do {
-            tls = try options.ca.map { ca throws(ControlFailure) in
-                try ControlTLS.client(ca: ca, host: options.serverHost)
-            }
-        } catch {
-            throw QlustarError(.invalidArgument, error.message)
-        }
+        let servers = options.servers
         var backoff = Backoff(first: 1, cap: 5)
         while true {
-            do {
-                return try ControlClient(
-                    host: options.serverHost, port: options.serverPort, timeout: 3, maxData: options.fetchChunk + 4_096,
-                    tls: tls)
-            } catch {
-                lastError = error.message
+            var failures: [String] = []
+            for step in 0..<servers.count {
+                let index = (current + step) % servers.count
+                let head = servers[index]
+                let tls: ControlTLS?
+                do {
+                    tls = try options.ca.map { ca throws(ControlFailure) in
+                        try ControlTLS.client(ca: ca, host: head.host)
+                    }
+                } catch {
+                    throw QlustarError(.invalidArgument, error.message)
+                }
+                do {
+                    let client = try ControlClient(
+                        host: head.host, port: head.port, timeout: 3, maxData: options.fetchChunk + 4_096, tls: tls)
+                    if index != current { switchServer(to: index, because: failures.last ?? "not reachable") }
+                    return client
+                } catch {
+                    failures.append(error.message)
+                }
             }
+            // Each failure names its head ("cannot reach the control port HOST:PORT: …").
+            let tried = failures.joined(separator: "; ")
+            let heads = servers.map(\.description).joined(separator: ", ")
             guard MonotonicClock.nanoseconds() < deadline else {
                 throw QlustarError(
-                    .unreachable,
-                    "cannot reach ql-mcastd at \(options.serverHost):\(options.serverPort) within \(Int(options.serverTimeout)) s: \(lastError)"
-                )
+                    .unreachable, "cannot reach ql-mcastd at \(heads) within \(Int(options.serverTimeout)) s: \(tried)")
             }
-            log.warning(
-                "ql-mcastd at \(options.serverHost):\(options.serverPort) not reachable (\(lastError)); retrying")
+            log.warning("ql-mcastd at \(heads) not reachable (\(tried)); retrying")
             backoff.wait()
         }
+    }
+
+    /// Goes on at head `index` from now on; logs and records why the one in use was left.
+    private func switchServer(to index: Int, because reason: String) {
+        let line = "\(head) -> \(options.servers[index]): \(reason)"
+        log.warning("going on at ql-mcastd \(options.servers[index]): \(head) \(reason)")
+        switches.append(line)
+        current = index
+    }
+
+    /// Whether the head in use is gone: a new connection to it fails (refused, or no answer in 2 s).
+    private func headIsLost() -> String? {
+        do throws(ControlFailure) {
+            let tls = try options.ca.map { ca throws(ControlFailure) in try ControlTLS.client(ca: ca, host: head.host) }
+            let probe = try ControlClient(host: head.host, port: head.port, timeout: 2, tls: tls)
+            probe.close()
+            return nil
+        } catch {
+            return error.code == .connection || error.code == .timedOut ? error.message : nil
+        }
+    }
+
+    private func count(_ bytes: UInt64, from head: HeadNode) {
+        bytesByServer[head.description, default: 0] += bytes
     }
 
     private func requestTicket(_ client: inout ControlClient, _ name: ImageName, deadline: UInt64) throws(QlustarError)
@@ -188,7 +245,7 @@ public final class ImageClient {
                 case .notFound: throw QlustarError(.notFound, error.message)
                 case .tls:
                     throw QlustarError(
-                        .unreachable, "ql-mcastd at \(options.serverHost):\(options.serverPort): \(error.message)")
+                        .unreachable, "ql-mcastd at \(head): \(error.message)")
                 case .malformedRequest: throw QlustarError(.refused, error.message)
                 case .notRegistered: throw QlustarError(.refused, "ql-mcastd does not know this node: \(error.message)")
                 case .busy, .timedOut, .connection:
@@ -214,6 +271,7 @@ public final class ImageClient {
         defer { client.close() }
         let ticket = try requestTicket(&client, name, deadline: deadline)
         let ticketAt = MonotonicClock.nanoseconds()
+        let ticketHead = head
         let layout = try ticket.layout()
         let partial = options.output + ".partial"
         let parent = options.output.parentPath
@@ -237,7 +295,7 @@ public final class ImageClient {
             log.info(
                 "image '\(name)': session \(ticket.sessionID) on \(ticket.group ?? "?"):\(ticket.port ?? 0)\(ticket.lateJoin ? " (joining late)" : ""), \(ticket.objectSize) bytes, starts in \(ticket.startsInMillis) ms"
             )
-            let outcome = receiveMulticast(ticket, layout: layout, into: file)
+            let outcome = receiveMulticast(ticket, layout: layout, into: file, control: client)
             report.receiver = outcome.counters
             if outcome.announcedAt > ticketAt {
                 report.windowWaitSeconds = Double(outcome.announcedAt - ticketAt) / 1e9
@@ -246,6 +304,7 @@ public final class ImageClient {
             case .success:
                 report.path = "multicast"
                 report.multicastBytes = ticket.objectSize
+                count(ticket.objectSize, from: ticketHead)
                 missing = []
                 hashed = ticket.objectSize
             case .failure(let error):
@@ -259,7 +318,17 @@ public final class ImageClient {
                     if let state = outcome.hashState { (hasher, hashed) = state }
                     let need = missing.reduce(0) { $0 + $1.count }
                     report.multicastBytes = ticket.objectSize - UInt64(need)
+                    count(report.multicastBytes, from: ticketHead)
                     report.path = report.multicastBytes > 0 ? "multicast+unicast" : "unicast"
+                    // Its head gone with much still to come: a new session at the next head costs
+                    // the wave one multicast pass, where every node fetching its rest by unicast
+                    // would cost the next head one copy per node.
+                    if options.servers.count > 1, UInt64(need) > ticket.objectSize / 4, let why = headIsLost() {
+                        let next = (current + 1) % options.servers.count
+                        let left = "lost mid-transfer (\(why)) with \(need) of \(ticket.objectSize) bytes still to come"
+                        switchServer(to: next, because: left)
+                        throw QlustarError(.serverLost, "asking \(head) for '\(name)': a new session there")
+                    }
                     log.warning(
                         "multicast did not complete '\(name)' (\(error.message)); fetching \(need) missing bytes over unicast"
                     )
@@ -271,7 +340,7 @@ public final class ImageClient {
 
         var digest = ticket.sha256
         if !missing.isEmpty || hashed < ticket.objectSize {
-            report.unicastBytes += try fetch(missing, ticket: ticket, client: &client, into: file, deadline: deadline)
+            report.unicastBytes += try fetch(missing, ticket: ticket, client: &client, into: file)
             digest = finishHash(hasher, from: hashed, file: file, size: ticket.objectSize)
             if digest != ticket.sha256 {
                 // Once more, everything over unicast, hashed from scratch.
@@ -280,8 +349,7 @@ public final class ImageClient {
                 )
                 report.path = "unicast"
                 report.unicastBytes += try fetch(
-                    ticket.objectSize > 0 ? [0..<ticket.objectSize] : [], ticket: ticket, client: &client, into: file,
-                    deadline: deadline)
+                    ticket.objectSize > 0 ? [0..<ticket.objectSize] : [], ticket: ticket, client: &client, into: file)
                 digest = finishHash(SHA256(), from: 0, file: file, size: ticket.objectSize)
             }
         }
@@ -309,9 +377,13 @@ public final class ImageClient {
         var announcedAt: UInt64 = 0
     }
 
-    private func receiveMulticast(_ ticket: ImageTicket, layout: ObjectLayout, into file: MappedFile)
-        -> MulticastOutcome
-    {
+    /// Receives the session of `ticket` into the file. While it runs, the control connection
+    /// `control` is watched: when it drops and a new connection to the head is refused (or not
+    /// answered), the head is gone and the session is given up at once rather than after the
+    /// sender's silence (`idleTimeout`) — a head killed mid-boot costs its nodes less.
+    private func receiveMulticast(
+        _ ticket: ImageTicket, layout: ObjectLayout, into file: MappedFile, control: ControlClient
+    ) -> MulticastOutcome {
         let receiver: Receiver
         let socket: MulticastSocket
         do throws(TransportError) {
@@ -324,7 +396,7 @@ public final class ImageClient {
                 if let given = options.interface {
                     interface = given
                 } else {
-                    interface = try RouteProbe.localAddress(toward: options.serverHost)
+                    interface = try RouteProbe.localAddress(toward: head.host)
                 }
             } catch {
                 throw TransportError(.invalidArgument, error.message)
@@ -365,6 +437,16 @@ public final class ImageClient {
             meter.update(min(ticket.objectSize, UInt64(done) * blockBytes), via: "multicast")
         }
         defer { meter.finish() }
+        // ql-mcastd closes a control connection idle for its idle-timeout: a closed connection
+        // alone says nothing; a head that refuses a new one (probed at most every 2 s) is gone.
+        var probedAt: UInt64 = 0
+        receiver.shouldAbandon = { [self] in
+            guard !control.isOpen else { return nil }
+            let now = MonotonicClock.nanoseconds()
+            guard now - probedAt >= 2_000_000_000 else { return nil }
+            probedAt = now
+            return headIsLost().map { "ql-mcastd at \(head) is gone (\($0))" }
+        }
         do throws(TransportError) {
             let digest = try receiver.run()
             meter.update(ticket.objectSize, via: "multicast")
@@ -384,10 +466,13 @@ public final class ImageClient {
     }
 
     /// Fetches `ranges` over the control connection into the file. Returns the bytes fetched.
+    /// A connection lost on the way is made again — to the next head when this one is gone, which
+    /// serves the same version (the same SHA-256) — at most `maxInterruptions` times in a row.
     private func fetch(
-        _ ranges: [Range<UInt64>], ticket: ImageTicket, client: inout ControlClient, into file: MappedFile,
-        deadline: UInt64
+        _ ranges: [Range<UInt64>], ticket: ImageTicket, client: inout ControlClient, into file: MappedFile
     ) throws(QlustarError) -> UInt64 {
+        let maxInterruptions = 2 + options.servers.count
+        var interruptions = 0
         let total = ranges.reduce(UInt64(0)) { $0 + UInt64($1.count) }
         let meter = ProgressMeter(total: total, label: ticket.image, log: log)
         meter.enabled = showProgress
@@ -406,14 +491,15 @@ public final class ImageClient {
                 } catch let failure as ControlFailure {
                     // The only version-specific refusal of `fetch`: the image was replaced meanwhile.
                     if failure.code == .notFound { throw QlustarError(.replaced, failure.message) }
-                    guard failure.code == .connection || failure.code == .timedOut,
-                        MonotonicClock.nanoseconds() < deadline
+                    interruptions += 1
+                    guard failure.code == .connection || failure.code == .timedOut, interruptions <= maxInterruptions
                     else {
                         throw QlustarError(
                             .transfer, "unicast fetch of '\(ticket.image)' at \(offset) failed: \(failure.message)")
                     }
-                    log.warning("unicast fetch interrupted (\(failure.message)); reconnecting")
-                    client = try connect(deadline: deadline)
+                    log.warning("unicast fetch from \(head) interrupted (\(failure.message)); reconnecting")
+                    client.close()
+                    client = try connect(deadline: MonotonicClock.nanoseconds() + UInt64(options.serverTimeout * 1e9))
                     continue
                 } catch {
                     throw QlustarError(.transfer, "unicast fetch of '\(ticket.image)': \(error)")
@@ -427,6 +513,8 @@ public final class ImageClient {
                 }
                 offset += UInt64(length)
                 done += UInt64(length)
+                interruptions = 0
+                count(UInt64(length), from: head)
                 meter.update(done, via: "unicast")
             }
         }

@@ -211,14 +211,7 @@ public struct DaemonConfiguration: Sendable {
 
     /// Splits `HOST[:PORT]`.
     public static func hostPort(_ text: String, defaultPort: Int) throws(QlustarError) -> (String, Int) {
-        guard let colon = text.lastIndex(of: ":") else {
-            guard !text.isEmpty else { throw QlustarError(.invalidArgument, "empty address") }
-            return (text, defaultPort)
-        }
-        guard let port = Int(text[text.index(after: colon)...]), (1...65_535).contains(port), colon != text.startIndex
-        else {
-            throw QlustarError(.invalidArgument, "'\(text)' is not HOST[:PORT]")
-        }
-        return (String(text[..<colon]), port)
+        let head = try HeadNode(parsing: text, defaultPort: defaultPort)
+        return (head.host, head.port)
     }
 }

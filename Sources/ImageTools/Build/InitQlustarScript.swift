@@ -33,11 +33,14 @@ public enum InitQlustarScript {
             ip link set lo up 2>/dev/null
         fi
         cmdline="$(cat "${QL_CMDLINE:-/proc/cmdline}")"
+        # HOST[:PORT],HOST[:PORT] → HOST,HOST
+        hosts() { out=""; for h in $(echo "$1" | tr ',' ' '); do out="${out:+$out,}${h%%:*}"; done; echo "$out"; }
         server=""; early=""; debug=""
         for word in $cmdline; do
             case "$word" in
                 qluman.server=*) server="${word#qluman.server=}" ;;
-                ql.server=*) [ -n "$server" ] || server="${word#ql.server=}"; server="${server%%:*}" ;;
+                # ql-mcastd on each head (HOST[:PORT],…): qlumand runs on the same hosts, its own port.
+                ql.server=*) [ -n "$server" ] || server="$(hosts "${word#ql.server=}")" ;;
                 early-shell) early=1 ;;
                 debug) debug="--debug" ;;
             esac

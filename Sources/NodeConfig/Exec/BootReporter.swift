@@ -16,7 +16,7 @@ public struct BootReporter: Sendable {
         self.log = log
     }
 
-    /// Sends one report (two tries within about 5 s).
+    /// Sends one report (two tries, each to the first head that answers).
     public func report(_ stage: BootStage, _ what: String, failed: Bool = false) {
         let request = BootReportRequest(
             credentials: NodeCredentials(macs: settings.macs, token: settings.token), stage: stage, what: what,
@@ -24,10 +24,7 @@ public struct BootReporter: Sendable {
         var last = ""
         for attempt in 0..<2 {
             do throws(ControlFailure) {
-                let tls = try ControlTLS.client(ca: settings.ca, host: settings.serverHost)
-                let client = try ControlClient(
-                    host: settings.serverHost, port: settings.serverPort, timeout: 2, tls: tls,
-                    source: settings.sourceAddress)
+                let client = try settings.connect(timeout: 2).client
                 defer { client.close() }
                 _ = try client.call(QlumanOperation.bootReport, request, as: [String: String].self, timeout: 2)
                 return

@@ -17,6 +17,8 @@ public struct ConfigureRun {
         public var root: Root
         public var serverHost: String
         public var serverPort = QlumanDefaults.port
+        /// qlumand on the other head nodes (`ql.server=A,B`), tried in order after the first.
+        public var otherServers: [HeadNode] = []
         /// The cluster CA (PEM).
         public var ca: String
         public var macs: [String]
@@ -37,6 +39,34 @@ public struct ConfigureRun {
             self.ca = ca
             self.macs = macs
             self.token = token
+        }
+
+        /// Every head in the order tried.
+        public var servers: [HeadNode] { [HeadNode(host: serverHost, port: serverPort)] + otherServers }
+
+        /// A TLS connection to qlumand on the first head that answers, trying them in order from
+        /// `first`; returns it and that head's index. A head whose certificate the cluster CA
+        /// did not sign is not tried again here: the TLS failure is thrown at once.
+        /// - Throws: the last head's failure when none answers.
+        public func connect(from first: Int = 0, timeout: Double, maxData: Int = 0) throws(ControlFailure) -> (
+            client: ControlClient, head: Int
+        ) {
+            let heads = servers
+            var last = ControlFailure(.connection, "no head node")
+            for step in 0..<heads.count {
+                let index = (first + step) % heads.count
+                let tls = try ControlTLS.client(ca: ca, host: heads[index].host)
+                do {
+                    let client = try ControlClient(
+                        host: heads[index].host, port: heads[index].port, timeout: timeout, maxData: maxData, tls: tls,
+                        source: sourceAddress)
+                    return (client, index)
+                } catch {
+                    if error.code == .tls { throw error }
+                    last = error
+                }
+            }
+            throw last
         }
     }
 
@@ -71,7 +101,7 @@ public struct ConfigureRun {
         if settings.timeSync { syncClock() }
         let request = ConfigureRequest(
             macs: settings.macs, token: settings.token, facts: facts, hostname: ProcessInfo.processInfo.hostName)
-        let (reply, payload) = try fetch(request)
+        let (reply, payload, head) = try fetch(request)
         let options = reply.options
         var trees: [RootFSArchive] = []
         var offset = payload.startIndex
@@ -115,50 +145,61 @@ public struct ConfigureRun {
         let seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
         let classList = classes.isEmpty ? "none" : classes.joined(separator: " ")
         log.info(
-            "configured node \(options.node.name) from \(settings.serverHost): \(outcome.written) entries, classes \(classList)\(String(format: ", %.2f s", seconds))"
+            "configured node \(options.node.name) from \(head.host): \(outcome.written) entries, classes \(classList)\(String(format: ", %.2f s", seconds))"
         )
         return Report(
             node: options.node.name, files: outcome.written, ownersNotSet: outcome.ownersNotSet, classes: classes,
             actionsRun: run, actionsSkipped: skipped, actionsFailed: failed, seconds: seconds)
     }
 
-    /// Sets the clock once from the head node (before TLS, whose certificates have dates);
-    /// without an NTP answer the boot goes on with the clock as it is.
+    /// Sets the clock once from the head node (before TLS, whose certificates have dates), the
+    /// next head when one does not answer; without an NTP answer the boot goes on with the clock
+    /// as it is.
     private func syncClock() {
-        var sync = TimeSync(server: settings.serverHost)
-        sync.mayStep = settings.stepClock
-        do {
-            let r = try sync.run()
-            let measured = String(
-                format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, settings.serverHost,
-                r.stratum, r.delay * 1_000)
-            log.info("\(measured)\(r.stepped ? "; clock stepped" : "; not stepped")")
-        } catch {
-            log.warning("\(error.message); the clock stays as it is")
+        var failures: [String] = []
+        for head in settings.servers {
+            var sync = TimeSync(server: head.host)
+            sync.mayStep = settings.stepClock
+            do {
+                let r = try sync.run()
+                let measured = String(
+                    format: "time: offset %+.6f s from %@ (stratum %d, delay %.1f ms)", r.offset, head.host,
+                    r.stratum, r.delay * 1_000)
+                log.info("\(measured)\(r.stepped ? "; clock stepped" : "; not stepped")")
+                return
+            } catch {
+                failures.append(error.message)
+            }
         }
+        log.warning("\(failures.joined(separator: "; ")); the clock stays as it is")
     }
 
-    /// Asks qlumand, retrying while it cannot be reached (not when it refuses).
-    private func fetch(_ request: ConfigureRequest) throws(QlustarError) -> (ConfigureReply, ArraySlice<UInt8>) {
-        let tls: ControlTLS
-        do { tls = try ControlTLS.client(ca: settings.ca, host: settings.serverHost) } catch {
-            throw QlustarError(.configuration, error.message)
-        }
+    /// Asks qlumand — on the first head that answers — retrying while none can be reached (not
+    /// when one refuses).
+    private func fetch(_ request: ConfigureRequest) throws(QlustarError) -> (
+        ConfigureReply, ArraySlice<UInt8>, HeadNode
+    ) {
         let body: ControlRequest
         do { body = try ControlRequest(op: QlumanOperation.configure, arguments: request) } catch {
             throw QlustarError(.invalidArgument, "cannot encode the request: \(error)")
         }
         let deadline = MonotonicClock.nanoseconds() + UInt64(settings.serverTimeout * 1e9)
+        let heads = settings.servers.map(\.description).joined(separator: ", ")
         var backoff = Backoff(first: 0.5, cap: 4)
         while true {
             do throws(ControlFailure) {
-                let client = try ControlClient(
-                    host: settings.serverHost, port: settings.serverPort, timeout: 5,
-                    maxData: RootFSArchive.maxUnpackedSize, tls: tls,
-                    source: settings.sourceAddress)
+                let (client, head) = try settings.connect(timeout: 5, maxData: RootFSArchive.maxUnpackedSize)
                 defer { client.close() }
+                if head > 0 {
+                    log.warning(
+                        "qlumand on \(settings.servers[0]) not reachable: configured by \(settings.servers[head])")
+                }
                 let (json, payload) = try client.fetch(body, timeout: 60)
-                do { return (try JSONDecoder().decode(ConfigureReply.self, from: Data(json)), payload) } catch {
+                do {
+                    return (
+                        try JSONDecoder().decode(ConfigureReply.self, from: Data(json)), payload, settings.servers[head]
+                    )
+                } catch {
                     throw ControlFailure(
                         .internalError, "qlumand's answer does not decode: \(ConfigClass.describe(error))")
                 }
@@ -166,17 +207,13 @@ public struct ConfigureRun {
                 switch error.code {
                 case .connection, .timedOut, .busy:
                     guard MonotonicClock.nanoseconds() < deadline else {
-                        throw QlustarError(
-                            .unreachable,
-                            "cannot reach qlumand at \(settings.serverHost):\(settings.serverPort): \(error.message)")
+                        throw QlustarError(.unreachable, "cannot reach qlumand at \(heads): \(error.message)")
                     }
-                    log.debug(
-                        "qlumand \(settings.serverHost):\(settings.serverPort) not reachable yet: \(error.message)")
+                    log.debug("qlumand (\(heads)) not reachable yet: \(error.message)")
                     backoff.wait()
                     continue
                 case .tls:
-                    throw QlustarError(
-                        .refused, "qlumand at \(settings.serverHost) failed TLS verification: \(error.message)")
+                    throw QlustarError(.refused, "qlumand failed TLS verification: \(error.message)")
                 default:
                     throw QlustarError(.refused, "qlumand refused this node: \(error.message)")
                 }

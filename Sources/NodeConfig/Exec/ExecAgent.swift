@@ -34,18 +34,16 @@ public final class ExecAgent {
     }
 
     /// Serves until the process is stopped: reconnects (backing off with jitter up to 30 s)
-    /// whenever the connection fails.
+    /// whenever the connection fails, to the first head of `ql.server=A,B` that answers.
     public func run() -> Never {
         var backoff = Backoff(first: 2, cap: 30)
         var lastFailure = ""
         while true {
             do throws(ControlFailure) {
-                let tls = try ControlTLS.client(ca: settings.configure.ca, host: settings.configure.serverHost)
-                let client = try ControlClient(
-                    host: settings.configure.serverHost, port: settings.configure.serverPort, timeout: 5, tls: tls,
-                    source: settings.configure.sourceAddress)
+                // The first head that answers, the first one again after every loss (`ql.server=A,B`).
+                let (client, head) = try settings.configure.connect(timeout: 5)
                 log.info(
-                    "connected to qlumand \(settings.configure.serverHost):\(settings.configure.serverPort); reporting every \(Int(settings.interval)) s"
+                    "connected to qlumand \(settings.configure.servers[head]); reporting every \(Int(settings.interval)) s"
                 )
                 backoff.reset()
                 lastFailure = ""

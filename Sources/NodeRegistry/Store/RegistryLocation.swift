@@ -56,6 +56,18 @@ public enum RegistryLocation: Sendable, Equatable, CustomStringConvertible {
         option: String? = nil, configured: String? = nil, root: Root,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(QlustarError) -> RegistryLocation {
+        guard let given = try given(option: option, configured: configured, root: root, environment: environment)
+        else { return .sqlite(path: root.path("/var/lib/qlustar/qluman.db")) }
+        return try parse(given, root: root, environment: environment)
+    }
+
+    /// The location's text as `resolve` finds it — `option`, the environment, `configured`, then
+    /// `registry =` in qlumand.conf — or nil when none names one (the default file).
+    /// - Throws: `.configuration` when qlumand.conf cannot be read.
+    public static func given(
+        option: String? = nil, configured: String? = nil, root: Root,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(QlustarError) -> String? {
         var given = [option, environment[environmentVariable], configured].compactMap { $0 }.first { !$0.isEmpty }
         let daemonFile = root.path(qlumandConfiguration)
         if given == nil, FileManager.default.fileExists(atPath: daemonFile) {
@@ -63,8 +75,7 @@ public enum RegistryLocation: Sendable, Equatable, CustomStringConvertible {
                 if key == "registry", !value.isEmpty { given = value }
             }
         }
-        guard let given else { return .sqlite(path: root.path("/var/lib/qlustar/qluman.db")) }
-        return try parse(given, root: root, environment: environment)
+        return given
     }
 
     /// A path (SQLite) or a `postgresql://` URL.

@@ -39,7 +39,12 @@ struct QLMcastClient: ParsableCommand {
             """)
     )
 
-    @Option(help: "ql-mcastd's control address HOST[:PORT] (port \(DaemonConfiguration.defaultPort) if omitted).")
+    @Option(
+        help: ArgumentHelp(
+            "ql-mcastd's control address HOST[:PORT] (port \(DaemonConfiguration.defaultPort) if omitted); with two head nodes A,B.",
+            discussion:
+                "The first head that answers is used. When it is lost mid-transfer the client goes on at the next: a new session there while much of the image is still to come, else only the missing ranges by unicast, the SHA-256 carried over. The log and --report-json name every switch and the bytes from each head."
+        ))
     var server: String
     @Option(help: "Name of the image to fetch (the server's NAME.img).") var image: String
     @Option(name: .shortAndLong, help: "Where to write the verified image.") var output: String
@@ -91,6 +96,9 @@ struct QLMcastClient: ParsableCommand {
         if mount && union == nil { throw ValidationError("--mount needs --union DIR") }
         _ = try Self.lossModel(simulateLoss)
         do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
+        do { _ = try HeadNode.list(server, defaultPort: DaemonConfiguration.defaultPort) } catch {
+            throw ValidationError("--server: \(error.message)")
+        }
         if let interface, IPv4Address(interface) == nil {
             do { _ = try NetworkInterface.resolve(interface) } catch {
                 throw ValidationError("--interface: \(error.message)")
@@ -109,9 +117,9 @@ struct QLMcastClient: ParsableCommand {
     func run() throws {
         let rootPath = Root(root)
         let log = Logger(root: rootPath, name: "ql-mcast-client")
-        let (host, port) = try DaemonConfiguration.hostPort(server, defaultPort: DaemonConfiguration.defaultPort)
-        var options = ClientOptions(serverHost: host, image: image, output: output)
-        options.serverPort = port
+        let heads = try HeadNode.list(server, defaultPort: DaemonConfiguration.defaultPort)
+        var options = ClientOptions(server: heads[0], image: image, output: output)
+        options.otherServers = Array(heads.dropFirst())
         if let interface {
             options.interface = try IPv4Address(interface) ?? IPv4Address(NetworkInterface.resolve(interface).address)
         }

@@ -88,7 +88,8 @@ struct Serve: AsyncParsableCommand {
         help: """
             Node registry deciding who is served: PATH, postgresql://USER@HOST[,HOST]/DATABASE (the \
             registry two head nodes share), 'none', or 'auto' (default: $QLUSTAR_REGISTRY, else \
-            <root>/var/lib/qlustar/qluman.db when it exists). With one, only registered nodes, \
+            'registry =' in <root>/etc/qlustar/qlumand.conf, else <root>/var/lib/qlustar/qluman.db \
+            when it exists: what qluman on this head uses). With one, only registered nodes, \
             recognised by the MAC the kernel's neighbour table shows for their address (and their \
             enrollment token where set), can list and fetch images and get session keys; others get \
             'not-registered'. Without one, any host on the network can.
@@ -120,12 +121,13 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         // A configuration error is one line naming the key (and file line), exit status 1.
-        let c = try configuration()
+        var c = try configuration()
         let log = Logger(root: c.root, name: "ql-mcastd", level: c.logLevel)
         var admission: RegistryAdmission?
-        // Not configured: the registry qluman uses ($QLUSTAR_REGISTRY), else the head node's file.
-        let shared = c.registry == nil ? ProcessInfo.processInfo.environment[RegistryLocation.environmentVariable] : nil
-        if let path = shared.flatMap({ $0.isEmpty ? nil : $0 }) ?? c.registryPath {
+        // Not configured: the registry qluman on this head uses ($QLUSTAR_REGISTRY, `registry =` in
+        // qlumand.conf), else the head node's file when it exists.
+        if c.registry == nil { c.registry = try RegistryLocation.given(root: c.root) }
+        if let path = c.registryPath {
             let location = try RegistryLocation.parse(path, root: c.root)
             if case .sqlite = location, !FileSystem.exists(path) {
                 throw QlustarError(

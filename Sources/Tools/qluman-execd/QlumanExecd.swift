@@ -58,7 +58,10 @@ struct QlumanExecd: ParsableCommand {
         false
     @Option(help: "Daemon mode: seconds between monitoring reports.") var reportInterval = 30.0
     @Option(help: "Root prefix for every path (default: $QLUSTAR_ROOT or /).") var root: String?
-    @Option(help: "qlumand's address HOST[:PORT] (default: qluman.server= or ql.server= on the kernel command line).")
+    @Option(
+        help:
+            "qlumand's address HOST[:PORT], or HOST[:PORT],HOST[:PORT] with two head nodes: the first that answers is used (default: qluman.server= or ql.server= on the kernel command line)."
+    )
     var server: String?
     @Option(help: "The cluster CA (PEM) (default <root>\(QlumanDefaults.ca)).") var ca: String?
     @Option(help: "File holding this node's enrollment token (default <root>\(QlumanDefaults.tokenFile) when present).")
@@ -163,13 +166,16 @@ struct QlumanExecd: ParsableCommand {
     }
 
     private func configureSettings(root: Root) throws -> ConfigureRun.Settings {
-        // ql.server= names ql-mcastd (HOST[:PORT]): qlumand runs on the same head node, on its own port.
-        let imageServer = Self.kernelParameter("ql.server").map { String($0.split(separator: ":").first ?? "") }
-        guard let address = server ?? Self.kernelParameter("qluman.server") ?? imageServer, !address.isEmpty else {
+        // ql.server= names ql-mcastd on each head (HOST[:PORT],…): qlumand runs on the same head
+        // nodes, on its own port.
+        let imageServers = Self.kernelParameter("ql.server").map {
+            $0.split(separator: ",").map { String($0.split(separator: ":").first ?? "") }.joined(separator: ",")
+        }
+        guard let address = server ?? Self.kernelParameter("qluman.server") ?? imageServers, !address.isEmpty else {
             throw QlustarError(
                 .configuration, "no qlumand address: give --server or qluman.server= on the kernel command line")
         }
-        let (host, port) = try DaemonConfiguration.hostPort(address, defaultPort: QlumanDefaults.port)
+        let heads = try HeadNode.list(address, defaultPort: QlumanDefaults.port)
         let macs = mac.isEmpty ? Self.localMACs() : mac
         guard !macs.isEmpty else { throw QlustarError(.configuration, "no network interface with a MAC address found") }
         let tokenPath = tokenFile ?? root.path(QlumanDefaults.tokenFile)
@@ -179,8 +185,9 @@ struct QlumanExecd: ParsableCommand {
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }
         var settings = ConfigureRun.Settings(
-            root: root, serverHost: host, ca: ca ?? root.path(QlumanDefaults.ca), macs: macs, token: token)
-        settings.serverPort = port
+            root: root, serverHost: heads[0].host, ca: ca ?? root.path(QlumanDefaults.ca), macs: macs, token: token)
+        settings.serverPort = heads[0].port
+        settings.otherServers = Array(heads.dropFirst())
         settings.serverTimeout = serverTimeout
         settings.osFamily = osFamily.flatMap(OSFamily.init(rawValue:))
         settings.sourceAddress = source

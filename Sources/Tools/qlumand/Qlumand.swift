@@ -4,6 +4,7 @@ import ImageService
 import Logging
 import NodeConfig
 import Platform
+import Provisioning
 import QlumanServer
 import ServiceLifecycle
 import Transport
@@ -92,6 +93,13 @@ struct Serve: AsyncParsableCommand {
                 + "head node (default: $QLUSTAR_REGISTRY, else <root>/var/lib/qlustar/qluman.db).",
             valueName: "PATH|URL"))
     var registry: String?
+    @Option(
+        help: ArgumentHelp(
+            "Seconds between looks at the registry that keep this head's dnsmasq and TFTP files in step (0: off, the default).",
+            discussion:
+                "For two head nodes on one registry (5 is a good value): a change made on either head (qluman node add, boot set, …) is provisioned on this one within that time, as 'qluman provision' would, and dnsmasq reloaded. A registry out of reach leaves the files as they are.",
+            valueName: "SECONDS"))
+    var provisionInterval: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
     var logLevel: String?
 
@@ -103,6 +111,7 @@ struct Serve: AsyncParsableCommand {
             ("max-connections", maxConnections), ("idle-timeout", idleTimeout), ("dnsmasq-log", dnsmasqLog),
             ("image-server", imageServer), ("image-server-ca", imageServerCa), ("web", web),
             ("metrics", metrics), ("web-token", webToken), ("log-level", logLevel), ("registry", registry),
+            ("provision-interval", provisionInterval),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         return c
@@ -115,6 +124,14 @@ struct Serve: AsyncParsableCommand {
         let log = Logger(root: settings.root, name: "qlumand", level: try c.logLevel())
         let server = try QlumanServer(settings: settings, log: log)
         try server.start()
+        if let interval = settings.provisionInterval {
+            let registry = server.registry
+            let provisioner = Provisioner(root: settings.root, log: log)
+            try DetachedThread.start(name: "provision") {
+                var follower = ProvisionFollower(provisioner: provisioner, log: log)
+                follower.run(registry, every: interval) { server.isStopping }
+            }
+        }
         // The service group's own lines (start, shutdown) only when something goes wrong.
         var logger = log
         logger.logLevel = max(.warning, log.logLevel)

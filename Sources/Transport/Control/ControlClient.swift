@@ -178,6 +178,9 @@ public final class ControlClient {
     }
 
     public func close() { try? channel.close().wait() }
+
+    /// Whether the connection is still up (NIO keeps `isActive` in an atomic: any thread may ask).
+    public var isOpen: Bool { channel.isActive }
 }
 
 /// Matches responses to waiting calls by request id (event-loop confined).

@@ -32,6 +32,10 @@ public final class Receiver {
     public var objectID: UInt32? { gate.objectID }
     /// Called from `run()` at most every 100 ms with (blocks complete, blocks in the object).
     public var onProgress: ((Int, Int) -> Void)?
+    /// Asked about every 100 ms while receiving: a reason to give the session up (its server is
+    /// known to be gone), or nil to go on. The receiver then fails with `.abandoned` and what is
+    /// still missing, as after a silent sender, without waiting out `idleTimeoutNanos`.
+    public var shouldAbandon: (() -> String?)?
 
     let channel: DatagramChannel?
     let makeDestination: (AnnounceBody) throws(TransportError) -> UnsafeMutableRawBufferPointer
@@ -126,9 +130,10 @@ public final class Receiver {
             counters.receiveCalls += 1
             let now = MonotonicClock.nanoseconds()
             try tick(now: now)
-            if let onProgress, let l = layout, now - lastProgress >= 100_000_000 {
+            if now - lastProgress >= 100_000_000 {
                 lastProgress = now
-                onProgress(table.completed, l.blockCount)
+                if let onProgress, let l = layout { onProgress(table.completed, l.blockCount) }
+                if !isFinished, let why = shouldAbandon?() { state = .failed(TransportError(.abandoned, why)) }
             }
             if n == 0 && !isFinished { _ = try channel.waitReadable(timeoutNanos: 2_000_000) }
         }

@@ -233,8 +233,7 @@ final class ImageServerTests: XCTestCase {
     func testUnicastOnlyClientFetchesVerifiesAndWritesAtomically() throws {
         let s = try start()
         let out = dir + "/node/compute.img"
-        var options = ClientOptions(serverHost: "127.0.0.1", image: "compute", output: out)
-        options.serverPort = s.port
+        var options = ClientOptions(server: HeadNode(host: "127.0.0.1", port: s.port), image: "compute", output: out)
         options.unicastOnly = true
         options.fetchChunk = 300_000  // several fetches, the last one short
         let client = ImageClient(

@@ -67,6 +67,51 @@ final class ToolCLITests: XCTestCase {
             away.stderr)
     }
 
+    func testClientTakesAListOfHeadNodesAndRefusesABadOne() throws {
+        for (list, message) in [
+            ("a,a", "Error: --server: 'a,a' names head node a:7799 twice\n"),
+            ("a,", "Error: --server: empty address\n"),
+            ("a,b:99999", "Error: --server: 'b:99999' is not HOST[:PORT]\n"),
+            ("1,2,3,4,5,6,7,8,9", "Error: --server: '1,2,3,4,5,6,7,8,9' names more than 8 head nodes\n"),
+        ] {
+            let r = try run("ql-mcast-client", ["--server", list, "--image", "a", "-o", "/tmp/x"])
+            XCTAssertEqual(r.status, 64, list)
+            XCTAssertTrue(r.stderr.hasPrefix(message), r.stderr)
+        }
+        // Neither head answers: both are named, each with its reason.
+        let away = try run(
+            "ql-mcast-client",
+            ["--server", "127.0.0.1:1,127.0.0.1:2", "--image", "a", "-o", "/tmp/x", "--server-timeout", "1", "--quiet"])
+        XCTAssertEqual(away.status, 4)
+        XCTAssertTrue(
+            away.stderr.hasSuffix(
+                "error cannot reach ql-mcastd at 127.0.0.1:1, 127.0.0.1:2 within 1 s: cannot reach the control port 127.0.0.1:1: Connection refused; cannot reach the control port 127.0.0.1:2: Connection refused\n"
+            ),
+            away.stderr)
+    }
+
+    func testDaemonFollowsTheRegistryQlumandConfNames() throws {
+        // A head whose qlumand.conf names the registry: ql-mcastd, not told otherwise, uses it too.
+        let dir = NSTemporaryDirectory() + "conf-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/etc/qlustar", withIntermediateDirectories: true)
+        try "registry = \(dir)/shared.db\n".write(
+            toFile: dir + "/etc/qlustar/qlumand.conf", atomically: true, encoding: .utf8)
+        let r = try ReleaseTool.run(
+            "ql-mcastd", ["--interface", "127.0.0.1", "--root", dir], environment: ["PATH": "/usr/bin:/bin"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(
+            r.stderr,
+            "Error: registry \(dir)/shared.db does not exist (create it with qluman, or give --registry none)\n")
+        // $QLUSTAR_REGISTRY comes first, as for qluman.
+        let env = try ReleaseTool.run(
+            "ql-mcastd", ["--interface", "127.0.0.1", "--root", dir],
+            environment: ["PATH": "/usr/bin:/bin", "QLUSTAR_REGISTRY": dir + "/other.db"])
+        XCTAssertEqual(
+            env.stderr,
+            "Error: registry \(dir)/other.db does not exist (create it with qluman, or give --registry none)\n")
+    }
+
     func testHelpDocumentsOptionsExitCodesAndDefaults() throws {
         let client = try run("ql-mcast-client", ["--help"]).stdout
         for text in [

@@ -225,7 +225,8 @@ final class BootScriptsLabTests: XCTestCase {
 
         let status = try boot(
             l, 1, script: InitQlustarScript.text, root: root,
-            cmdline: "ql.server=198.18.0.10:7799 ql.image=compute early-shell",
+            // Two heads, the first of which is not there: execd goes on at the second.
+            cmdline: "ql.server=198.18.0.99:7799,198.18.0.10:7799 ql.image=compute early-shell",
             standIns: stand, log: "initq")
         let log = (try? String(contentsOfFile: root + "/var/log/qlustar/init.qlustar.log", encoding: .utf8)) ?? ""
         XCTAssertEqual(status, 0, log + l.log("initq"))
@@ -250,6 +251,8 @@ final class BootScriptsLabTests: XCTestCase {
         XCTAssertFalse(positions.contains(nil), execdLog)
         XCTAssertEqual(positions.compactMap { $0 }, positions.compactMap { $0 }.sorted(), execdLog)
         XCTAssertTrue(log.contains("init.qlustar: handing over to init"), log)
+        XCTAssertTrue(log.contains("starting (server 198.18.0.99,198.18.0.10"), log)
+        XCTAssertTrue(execdLog.contains("configured by 198.18.0.10:7800"), execdLog)
         XCTAssertEqual(try String(contentsOfFile: root + "/etc/hostname", encoding: .utf8), "beo-01\n")
     }
 }

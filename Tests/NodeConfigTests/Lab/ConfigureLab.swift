@@ -34,22 +34,20 @@ final class ConfigureLab {
 
     func nodeRoot(_ i: Int) -> String { harness.path("n\(i)") }
 
+    private func makeNodeRoot(_ i: Int) throws { try Self.makeNodeRoot(nodeRoot(i), ca: ssl + "/ca.crt") }
+
     /// A node's root as the image leaves it: os-release, merged /usr, the cluster CA.
-    private func makeNodeRoot(_ i: Int) throws {
-        let r = nodeRoot(i)
+    static func makeNodeRoot(_ r: String, ca: String) throws {
         try FileManager.default.createDirectory(atPath: r + "/etc/qlustar/ssl", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: r + "/usr/lib", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: r + "/lib", withDestinationPath: "usr/lib")
         try "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\n".write(
             toFile: r + "/etc/os-release", atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(atPath: ssl + "/ca.crt", toPath: r + QlumanDefaults.ca)
+        try FileManager.default.copyItem(atPath: ca, toPath: r + QlumanDefaults.ca)
     }
 
     /// Host `i`'s MAC on the lab (what execd reports).
-    func mac(_ i: Int) throws -> String {
-        try harness.lab.exec(on: i, ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(
-            in: .whitespacesAndNewlines)
-    }
+    func mac(_ i: Int) throws -> String { try harness.mac(i) }
 
     func register(_ i: Int, _ name: String, group: String?) throws {
         _ = try registry.addNode(
