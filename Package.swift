@@ -193,7 +193,8 @@ let package = Package(
         .target(
             name: "QlustarImageTool",
             dependencies: [
-                "Platform", logging, "ImageTools", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Platform", logging, "ImageTools", "ImageService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Tools/qlustar-image"
         ),

@@ -18,11 +18,18 @@ public final class ImageCatalog: Sendable {
     public let sourceSymbols: Int
     private let log: Logger?
     private let table = NIOLockedValueBox<[ImageName: ImageSnapshot]>([:])
+    /// The version each image had before its current one, while `keepsPrevious` (two heads: what
+    /// is served while the other head does not have the new version yet).
+    private let previous = NIOLockedValueBox<[ImageName: ImageSnapshot]>([:])
+    public let keepsPrevious: Bool
     /// Bytes hashed to build manifests (a manifest served from the cache hashes nothing).
     public let hashedBytes = NIOLockedValueBox<UInt64>(0)
 
-    public init(root: Root, symbolSize: Int = 1_440, sourceSymbols: Int = 128, log: Logger? = nil) {
+    public init(
+        root: Root, symbolSize: Int = 1_440, sourceSymbols: Int = 128, log: Logger? = nil, keepsPrevious: Bool = false
+    ) {
         self.root = root
+        self.keepsPrevious = keepsPrevious
         self.symbolSize = symbolSize
         self.sourceSymbols = sourceSymbols
         self.log = log
@@ -38,17 +45,25 @@ public final class ImageCatalog: Sendable {
         guard let id = try FileSystem.identity(of: file), FileSystem.isRegularFile(file) else {
             throw QlustarError(.notFound, "no image '\(name)' (expected the file \(file))")
         }
-        if let cached = table.withLockedValue({ $0[name] }), cached.manifest.identity == id { return cached }
+        let cached = table.withLockedValue { $0[name] }
+        if let cached, cached.manifest.identity == id { return cached }
         let snapshot = try open(name, file)
         table.withLockedValue { $0[name] = snapshot }
+        if keepsPrevious, let cached, cached.manifest.sha256 != snapshot.manifest.sha256 {
+            previous.withLockedValue { $0[name] = cached }
+        }
         return snapshot
     }
+
+    /// The version `name` had before its current one (nil unless `keepsPrevious`).
+    public func previousSnapshot(_ name: ImageName) -> ImageSnapshot? { previous.withLockedValue { $0[name] } }
 
     /// The snapshot of `name` whose digest is `digest`, if it is still the current one or held by
     /// `others` (running sessions): what a fallback fetch must read from.
     public func snapshot(_ name: ImageName, digest: SHA256Digest, among others: [ImageSnapshot]) -> ImageSnapshot? {
         if let s = others.first(where: { $0.name == name && $0.manifest.sha256 == digest }) { return s }
         if let current = try? snapshot(name), current.manifest.sha256 == digest { return current }
+        if let older = previousSnapshot(name), older.manifest.sha256 == digest { return older }
         return nil
     }
 
@@ -67,6 +82,7 @@ public final class ImageCatalog: Sendable {
     public func reload() -> [ImageManifest] {
         let present = names()
         table.withLockedValue { t in t = t.filter { present.contains($0.key) } }
+        previous.withLockedValue { t in t = t.filter { present.contains($0.key) } }
         var manifests: [ImageManifest] = []
         for name in present {
             do throws(QlustarError) { manifests.append(try snapshot(name).manifest) } catch {

@@ -16,6 +16,39 @@ public enum ImageOperation {
     /// `report {image, exitStatus, message, token?}` → `{}`: a client that gives up says why (a
     /// boot monitor shows it; the daemon only records it).
     public static let report = "report"
+    /// `fetch-file {image, file, offset, length, token}` → data frame `FileFetchHeader` + the
+    /// bytes: a range of the image's initrd, kernel or manifest, for the other head node only
+    /// (its `token` is the heads' shared `peer-token`): what `qlustar-image replicate` copies.
+    public static let fetchFile = "fetch-file"
+}
+
+/// The files published beside `IMG.img` that `fetch-file` serves (nodes get the first two by TFTP).
+public enum PublishedFile: String, Codable, Sendable, CaseIterable {
+    case initrd, vmlinuz, manifest
+}
+
+public struct FileFetchRequest: Codable, Sendable {
+    public var image: String
+    public var file: PublishedFile
+    public var offset: UInt64
+    public var length: Int
+    /// The heads' shared secret (`peer-token`).
+    public var token: String
+
+    public init(image: String, file: PublishedFile, offset: UInt64, length: Int, token: String) {
+        self.image = image
+        self.file = file
+        self.offset = offset
+        self.length = length
+        self.token = token
+    }
+}
+
+/// The JSON before the bytes of a `fetch-file` answer: the range and the whole file's size.
+public struct FileFetchHeader: Codable, Sendable {
+    public var offset: UInt64
+    public var length: Int
+    public var size: UInt64
 }
 
 /// What a client that failed says before it exits.
@@ -140,6 +173,19 @@ public struct ServerStatus: Codable, Sendable {
     /// What happened to clients' requests outside the sessions (refusals, unicast tickets):
     /// those after `eventsSince`, or the newest 50 (absent from older daemons).
     public var events: [ClientEvent]?
+    /// What this head last heard of the other head's images (`peer`; absent without one).
+    public var peer: PeerStatus?
+}
+
+/// The other head node as ql-mcastd last heard it.
+public struct PeerStatus: Codable, Sendable {
+    public var address: String
+    /// Seconds since its last answer (nil: none yet).
+    public var heardSecondsAgo: Double?
+    /// Its images and their SHA-256.
+    public var images: [String: String]
+    /// Whether versions it does not have are held back here.
+    public var holdBack: Bool
 }
 
 /// `status {eventsSince?}`: the events after that sequence number (a boot monitor's poll).
@@ -228,6 +274,13 @@ public struct ServerCounters: Codable, Sendable, Equatable {
     public var refusedMACMismatch: UInt64 = 0
     /// ... with the right MAC, but without the node's enrollment token.
     public var refusedToken: UInt64 = 0
+    /// `fetch-file` requests without the heads' peer token (refused), and the ranges served.
+    public var peerRefusals: UInt64 = 0
+    public var peerFileFetches: UInt64 = 0
+    public var peerFileBytes: UInt64 = 0
+    /// Requests for an image version the other head node does not have (served the previous
+    /// version, or refused).
+    public var heldBack: UInt64 = 0
 
     public init() {}
 }

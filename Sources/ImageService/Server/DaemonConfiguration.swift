@@ -74,6 +74,14 @@ public struct DaemonConfiguration: Sendable {
         }
     }
     var registryDescription: String { registryPath ?? "none" }
+    /// The file holding the secret the head nodes share (`peer-token`): a request carrying it is
+    /// the other head's (`list-images`, `fetch`, `fetch-file`: `qlustar-image replicate`). nil:
+    /// `fetch-file` is refused to everyone.
+    public var peerToken: String?
+    /// ql-mcastd on the other head node (`peer`): watched so that this head serves no image version
+    /// the other does not have (`PeerWatch`), unless `holdBack` is off. Needs `peerToken`.
+    public var peer: HeadNode?
+    public var holdBack = true
     /// Finished sessions stay visible in `status` this long.
     public var keepFinishedSeconds = 60.0
     /// The log's level (`log-level`); nil: `QL_LOG_LEVEL`, else info.
@@ -87,6 +95,7 @@ public struct DaemonConfiguration: Sendable {
         "max-connections", "max-connections-per-host", "idle-timeout", "symbol-size", "block-symbols", "parity",
         "authenticate", "encrypt", "loopback",
         "shutdown-grace", "simulate-loss", "metrics", "tls-certificate", "tls-key", "registry", "log-level",
+        "peer-token", "peer", "hold-back",
     ]
 
     /// Sets `key` (a flag name without dashes) from `text`.
@@ -166,6 +175,16 @@ public struct DaemonConfiguration: Sendable {
         case "tls-certificate": tlsCertificate = text.isEmpty ? nil : text
         case "tls-key": tlsKey = text.isEmpty ? nil : text
         case "registry": registry = text.isEmpty || text == "auto" ? nil : text
+        case "peer-token": peerToken = text.isEmpty || text == "none" ? nil : text
+        case "peer":
+            guard !text.isEmpty, text != "none" else {
+                peer = nil
+                return
+            }
+            do { peer = try HeadNode(parsing: text, defaultPort: DaemonConfiguration.defaultPort) } catch {
+                throw bad("HOST[:PORT] of the other head node's ql-mcastd, or none")
+            }
+        case "hold-back": holdBack = try bool()
         case "shutdown-grace": shutdownGraceSeconds = try seconds(0...3_600)
         case "log-level":
             do { logLevel = try Logger.level(parsing: text) } catch {
@@ -195,6 +214,9 @@ public struct DaemonConfiguration: Sendable {
         }
         do { _ = try GroupPool(cidr: groupPool, ports: portRange) } catch {
             throw QlustarError(.configuration, "group pool: \(error.message)")
+        }
+        guard peer == nil || peerToken != nil else {
+            throw QlustarError(.configuration, "peer needs peer-token (the secret both head nodes share)")
         }
         guard (tlsCertificate == nil) == (tlsKey == nil) else {
             throw QlustarError(.configuration, "TLS needs both tls-certificate and tls-key (or neither)")

@@ -19,17 +19,41 @@ public final class ImageServer: Sendable {
     private let metrics = NIOLockedValueBox<MetricsServer?>(nil)
     /// The registry's gate (nil: every host is served, the bare daemon of a small lab).
     private let gate: AdmissionGate?
+    /// The heads' shared secret (`peer-token`), nil when none is configured.
+    private let peerSecret: String?
+    /// What the other head serves (`peer`), nil when none is configured.
+    public let peerWatch: PeerWatch?
 
     /// - Parameter admission: Who may have images and keys (from the node registry); nil serves anyone.
     public init(configuration: DaemonConfiguration, log: Logger, admission: NodeAdmission? = nil) throws(QlustarError) {
         self.configuration = configuration
         self.log = log
         gate = admission.map { AdmissionGate(admission: $0, log: log, table: configuration.neighbourTable) }
+        peerSecret = try configuration.peerToken.map { path throws(QlustarError) in
+            let secret = try SecretFile.firstLine(path, what: "peer-token file")
+            guard secret.utf8.count >= 16 else {
+                throw QlustarError(
+                    .configuration,
+                    "peer-token file \(path): the secret is shorter than 16 characters (openssl rand -hex 32)")
+            }
+            return secret
+        }
         catalog = ImageCatalog(
             root: configuration.root, symbolSize: configuration.streamSymbolSize,
             sourceSymbols: configuration.blockSymbols,
-            log: log)
-        sessions = try SessionManager(configuration: configuration, catalog: catalog, log: log)
+            log: log, keepsPrevious: configuration.peer != nil && configuration.holdBack)
+        let secret = peerSecret
+        peerWatch = try configuration.peer.map { peer throws(QlustarError) in
+            guard let secret else {
+                throw QlustarError(.configuration, "peer needs peer-token (the secret both head nodes share)")
+            }
+            // The other head speaks TLS when this one does, with a certificate of the same CA.
+            let ca = configuration.tlsCertificate == nil ? nil : configuration.root.path("/etc/qlustar/ssl/ca.crt")
+            return PeerWatch(peer: peer, token: secret, ca: ca, log: log)
+        }
+        sessions = try SessionManager(
+            configuration: configuration, catalog: catalog, log: log,
+            peerWatch: configuration.holdBack ? peerWatch : nil)
     }
 
     /// The control port actually bound (useful with port 0).
@@ -49,6 +73,12 @@ public final class ImageServer: Sendable {
             "serving \(manifests.count) images from \(configuration.root.images): \(manifests.map(\.name).joined(separator: ", "))"
         )
         try sessions.startConductor()
+        if let peerWatch {
+            try peerWatch.start()
+            log.info(
+                "the other head node: \(peerWatch.peer)\(configuration.holdBack ? "; image versions it does not have are held back" : "")"
+            )
+        }
         var options = ControlServer.Options()
         options.tls = try configuration.controlTLS()
         if options.tls == nil, configuration.sessionKeys {
@@ -103,6 +133,7 @@ public final class ImageServer: Sendable {
     public func stop() {
         log.info("shutting down: running sessions get \(configuration.shutdownGraceSeconds) s to finish")
         sessions.shutdown(grace: configuration.shutdownGraceSeconds)
+        peerWatch?.stop()
         control.withLockedValue { $0?.stop() }
         metrics.withLockedValue { $0?.stop() }
         log.info("ql-mcastd stopped")
@@ -150,18 +181,27 @@ public final class ImageServer: Sendable {
             return .json(Array("{}".utf8))
         case ImageOperation.status:
             let since = try counted { () throws(ControlFailure) in try request.arguments(StatusRequest.self) }
-            return .json(
-                try encode(
-                    sessions.status(control: control.withLockedValue { $0?.counters }, eventsSince: since.eventsSince)))
+            var status = sessions.status(
+                control: control.withLockedValue { $0?.counters }, eventsSince: since.eventsSince)
+            status.peer = peerWatch?.status(holdBack: configuration.holdBack)
+            return .json(try encode(status))
         case ImageOperation.listImages:
             let args = try counted { () throws(ControlFailure) in try request.arguments(Credentials.self) }
             _ = try admit(peer, token: args.token)
             return .json(try encode(catalog.reload()))
+        case ImageOperation.fetchFile:
+            let args = try counted { () throws(ControlFailure) in try request.arguments(FileFetchRequest.self) }
+            guard let peerSecret, SecretFile.equal(args.token, peerSecret) else {
+                sessions.count { $0.peerRefusals += 1 }
+                throw ControlFailure(
+                    .notRegistered, "fetch-file is for the other head node only (its peer-token does not match)")
+            }
+            return try sessions.fetchFile(args)
         default:
             sessions.count { $0.badRequests += 1 }
             throw ControlFailure(
                 .unknownOperation,
-                "ql-mcastd answers request-image, fetch, report, status and list-images, not '\(request.op.prefix(64))'"
+                "ql-mcastd answers request-image, fetch, report, status, list-images and fetch-file, not '\(request.op.prefix(64))'"
             )
         }
     }
@@ -169,6 +209,8 @@ public final class ImageServer: Sendable {
     /// Refuses a peer the registry does not know as a node (counted by reason; logged once a minute).
     /// - Returns: The registered node's name (nil: no registry, or a peer on this host).
     private func admit(_ peer: ControlPeer, token: String?) throws(ControlFailure) -> String? {
+        // The other head node (qlustar-image replicate) is no registered node: it has the secret.
+        if let peerSecret, let token, SecretFile.equal(token, peerSecret) { return "the other head node" }
         guard let gate else { return nil }
         return try gate.check(peer, token: token) { reason in
             sessions.count { c in

@@ -22,6 +22,8 @@ public final class SessionManager: Sendable {
         /// The newest client events (refusals, unicast tickets), oldest first.
         var events: [ClientEvent] = []
         var eventSeq: UInt64 = 0
+        /// Image versions held back (name and digest), each logged once.
+        var heldBackLogged: Set<String> = []
     }
 
     /// Client events kept for `status` pollers.
@@ -30,15 +32,20 @@ public final class SessionManager: Sendable {
     public let configuration: DaemonConfiguration
     public let catalog: ImageCatalog
     let log: Logger
+    /// What the other head serves; nil: no other head, or hold-back off.
+    let peerWatch: PeerWatch?
     let startedAt = MonotonicClock.nanoseconds()
     private let state: NIOLockedValueBox<State>
     private let conductorStop = NIOLockedValueBox(false)
 
-    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: Logger) throws(QlustarError) {
+    public init(configuration: DaemonConfiguration, catalog: ImageCatalog, log: Logger, peerWatch: PeerWatch? = nil)
+        throws(QlustarError)
+    {
         try configuration.validate()
         self.configuration = configuration
         self.catalog = catalog
         self.log = log
+        self.peerWatch = peerWatch
         do {
             state = NIOLockedValueBox(
                 State(pool: try GroupPool(cidr: configuration.groupPool, ports: configuration.portRange)))
@@ -64,7 +71,7 @@ public final class SessionManager: Sendable {
             count { $0.badRequests += 1 }
             throw ControlFailure(.malformedRequest, error.message)
         }
-        let snapshot: ImageSnapshot
+        var snapshot: ImageSnapshot
         do { snapshot = try catalog.snapshot(name) } catch {
             count { $0.unknownImages += 1 }
             if error.code == .notFound {
@@ -74,6 +81,7 @@ public final class SessionManager: Sendable {
             }
             throw ControlFailure(.internalError, error.message)
         }
+        snapshot = try agreed(snapshot)
         if let e = request.expect, !(1...ImageRequest.maxExpect).contains(e) {
             count {
                 $0.badRequests += 1
@@ -174,19 +182,25 @@ public final class SessionManager: Sendable {
         return t
     }
 
-    /// Answers `fetch`: a range of the image version with the given digest, from the snapshot a
-    /// session holds or the current file.
-    public func fetch(_ f: FetchRequest) throws(ControlFailure) -> ControlReply {
+    /// The image name and range length of a `fetch` or `fetch-file`, checked (bad ones counted).
+    private func checkedRange(_ op: String, _ image: String, _ length: Int) throws(ControlFailure) -> ImageName {
         let name: ImageName
-        do { name = try ImageName(f.image) } catch {
+        do { name = try ImageName(image) } catch {
             count { $0.badRequests += 1 }
             throw ControlFailure(.malformedRequest, error.message)
         }
-        guard f.length > 0, f.length <= configuration.maxFetchBytes else {
+        guard length > 0, length <= configuration.maxFetchBytes else {
             count { $0.badRequests += 1 }
             throw ControlFailure(
-                .malformedRequest, "fetch length \(f.length) is outside 1…\(configuration.maxFetchBytes)")
+                .malformedRequest, "\(op) length \(length) is outside 1…\(configuration.maxFetchBytes)")
         }
+        return name
+    }
+
+    /// Answers `fetch`: a range of the image version with the given digest, from the snapshot a
+    /// session holds or the current file.
+    public func fetch(_ f: FetchRequest) throws(ControlFailure) -> ControlReply {
+        let name = try checkedRange("fetch", f.image, f.length)
         let held = state.withLockedValue { $0.sessions.values.map(\.snapshot) }
         guard let snapshot = catalog.snapshot(name, digest: f.sha256, among: held) else {
             count { $0.unknownImages += 1 }
@@ -207,6 +221,63 @@ public final class SessionManager: Sendable {
         let header = (try? JSONEncoder().encode(FetchHeader(offset: f.offset, length: f.length))).map(Array.init) ?? []
         // Its own descriptor: the snapshot may be released before the answer is written.
         return try .file(json: header, duplicating: snapshot.descriptor, offset: Int(f.offset), count: f.length)
+    }
+
+    /// The version of an image to serve while the other head can be asked (`peerWatch`): the
+    /// current one if the other head has it too, else the previous one if that is the other
+    /// head's; else none (docs/HA.md). Nodes that fail over between the heads then always find
+    /// the version they were fetching.
+    /// - Throws: `.notFound` naming the other head and what to run there.
+    private func agreed(_ current: ImageSnapshot) throws(ControlFailure) -> ImageSnapshot {
+        guard let peerWatch, case .known(let theirs) = peerWatch.lookup(current.name) else { return current }
+        let ours = current.manifest.sha256
+        if theirs == ours { return current }
+        let older = catalog.previousSnapshot(current.name).flatMap { $0.manifest.sha256 == theirs ? $0 : nil }
+        let first = state.withLockedValue { s in
+            s.counters.heldBack += 1
+            return s.heldBackLogged.insert("\(current.name) \(ours)").inserted
+        }
+        if first {
+            let instead = older.map { "serving sha256 \($0.manifest.sha256), which it has" } ?? "not served"
+            log.warning(
+                "image '\(current.name)' sha256 \(ours) is not on the other head node \(peerWatch.peer) yet: \(instead) (qlustar-image replicate there; hold-back = no serves it anyway)"
+            )
+        }
+        if let older { return older }
+        throw ControlFailure(
+            .notFound,
+            "image '\(current.name)' (sha256 \(ours)) is not on the other head node \(peerWatch.peer) yet; retry once it is replicated"
+        )
+    }
+
+    /// Answers `fetch-file` (the caller checked the other head's token): a range of the image's
+    /// initrd, kernel or manifest as published now, read from the file. The range may end short
+    /// at the file's end; the header gives the file's size.
+    public func fetchFile(_ f: FileFetchRequest) throws(ControlFailure) -> ControlReply {
+        let name = try checkedRange("fetch-file", f.image, f.length)
+        let path = catalog.root.images + "/" + name.value + "." + f.file.rawValue
+        // Not through a link: the file is the image's own, published beside it.
+        guard let fd = try? Posix.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) else {
+            count { $0.unknownImages += 1 }
+            throw ControlFailure(.notFound, "image '\(name)' has no \(f.file.rawValue) (\(path))")
+        }
+        defer { Posix.close(fd) }
+        let st = try? Posix.fstat(fd)
+        let size = UInt64(max(st?.st_size ?? 0, 0))
+        guard let st, st.st_mode & S_IFMT == S_IFREG, f.offset <= size else {
+            count { $0.badRequests += 1 }
+            throw ControlFailure(
+                .malformedRequest, "range \(f.offset)+\(f.length) lies outside \(path) (\(size) bytes)")
+        }
+        let length = Int(min(UInt64(f.length), size - f.offset))
+        count {
+            $0.peerFileFetches += 1
+            $0.peerFileBytes += UInt64(length)
+        }
+        let header =
+            (try? JSONEncoder().encode(FileFetchHeader(offset: f.offset, length: length, size: size))).map(Array.init)
+            ?? []
+        return try .file(json: header, duplicating: fd, offset: Int(f.offset), count: length)
     }
 
     /// How long after the last expected member asked its session starts: time for that member

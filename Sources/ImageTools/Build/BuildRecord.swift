@@ -21,6 +21,9 @@ public struct BuildRecord: Codable, Sendable, Equatable {
     public var size: UInt64
     public var initrdSha256: String
     public var initrdSize: UInt64
+    /// The kernel published beside the image (`IMG.vmlinuz`), when the definition names one.
+    public var kernelSha256: String?
+    public var kernelSize: UInt64?
     /// The published files' identities, to notice a file replaced behind the tool's back.
     public var imageIdentity: FileIdentity?
     public var initrdIdentity: FileIdentity?

@@ -139,6 +139,7 @@ public final class ImageBuilder {
             log.info("initrd of '\(image)' unchanged: kept")
         }
 
+        var kernelTarget: String?
         if let kernel = definition.kernel {
             guard FileSystem.isRegularFile(kernel) else {
                 throw QlustarError(.notFound, "kernel \(kernel) of image '\(image)' not found")
@@ -146,6 +147,7 @@ public final class ImageBuilder {
             let target = images + "/" + image.value + ".vmlinuz"
             try Subprocess.run("/bin/cp", ["--", kernel, target + ".tmp"], step: "publish the kernel")
             try FileSystem.publish(target + ".tmp", to: target)
+            kernelTarget = target
         }
 
         var record = BuildRecord(
@@ -153,6 +155,11 @@ public final class ImageBuilder {
             modules: layers.map { .init(name: $0.name, version: $0.manifest.version) },
             sha256: try hash(imagePath), size: try FileSystem.identity(of: imagePath)?.size ?? 0,
             initrdSha256: try hash(initrdPath), initrdSize: try FileSystem.identity(of: initrdPath)?.size ?? 0)
+        if let kernelTarget {
+            // What another head verifies its copy by (qlustar-image replicate).
+            record.kernelSha256 = try hash(kernelTarget)
+            record.kernelSize = try FileSystem.identity(of: kernelTarget)?.size
+        }
         try writeJSON(images + "/" + image.value + ".manifest", record)
         record.imageIdentity = try FileSystem.identity(of: imagePath)
         record.initrdIdentity = try FileSystem.identity(of: initrdPath)

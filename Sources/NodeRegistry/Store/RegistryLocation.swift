@@ -156,25 +156,7 @@ public enum RegistryLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// The first line of `path`, which must be a regular file no one but its owner may read.
     static func password(from path: String) throws(QlustarError) -> String {
-        let st: stat
-        do { st = try Posix.stat(path) } catch {
-            throw QlustarError(.configuration, "registry password file \(path): \(error)")
-        }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            throw QlustarError(.configuration, "registry password file \(path) is not a regular file")
-        }
-        guard st.st_mode & 0o077 == 0 else {
-            throw QlustarError(
-                .configuration,
-                "registry password file \(path) may be read by others (mode "
-                    + String(st.st_mode & 0o777, radix: 8) + "); chmod 600 \(path)")
-        }
-        guard st.st_size <= 4096, let data = FileManager.default.contents(atPath: path),
-            let text = String(data: data, encoding: .utf8)
-        else { throw QlustarError(.configuration, "registry password file \(path) is not a short UTF-8 text file") }
-        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-        guard !line.isEmpty else { throw QlustarError(.configuration, "registry password file \(path) is empty") }
-        return line
+        try SecretFile.firstLine(path, what: "registry password file")
     }
 
     private static func split(_ text: String, at separator: Character) -> (String, String) {

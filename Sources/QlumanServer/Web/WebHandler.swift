@@ -226,15 +226,7 @@ final class WebHandler: ChannelInboundHandler {
     }
 
     /// Compares without stopping at the first difference: the time taken says nothing of the token.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8)
-        let y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return diff == 0
-    }
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool { SecretFile.equal(a, b) }
 }
 
 /// The `summary` event.

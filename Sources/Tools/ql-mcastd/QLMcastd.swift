@@ -95,6 +95,23 @@ struct Serve: AsyncParsableCommand {
             'not-registered'. Without one, any host on the network can.
             """)
     var registry: String?
+    @Option(
+        help: ArgumentHelp(
+            "File holding the secret the head nodes share (mode 0600, at least 16 characters; default: none).",
+            discussion:
+                "A request carrying it is the other head node's: it may list and fetch images and fetch-file their initrd, kernel and manifest (qlustar-image replicate --from THIS-HEAD). Without it, fetch-file is refused to everyone.",
+            valueName: "FILE"))
+    var peerToken: String?
+    @Option(
+        help: ArgumentHelp(
+            "ql-mcastd on the other head node, HOST[:PORT] (needs --peer-token; default: none).",
+            discussion:
+                "Its images are looked at every 5 s: an image version it does not have is not served here (the previous version is, if it has that one) until it does — nodes that fail over between the heads find the version they were fetching. An answer older than 30 s counts as none: a head whose peer is gone serves what it has."
+        ))
+    var peer: String?
+    @Option(
+        help: "With --peer: hold back image versions the other head does not have (yes, the default; no: serve them).")
+    var holdBack: String?
     @Option(help: "Testing aid: drop own datagrams with the engine's seeded model: \(LossModel.syntax).")
     var simulateLoss: String?
     @Option(help: "Log level: trace, debug, info (default; or $QL_LOG_LEVEL), notice, warning, error, critical.")
@@ -113,6 +130,7 @@ struct Serve: AsyncParsableCommand {
             ("encrypt", encrypt), ("loopback", loopback),
             ("shutdown-grace", shutdownGrace), ("simulate-loss", simulateLoss), ("metrics", metrics),
             ("tls-certificate", tlsCertificate), ("tls-key", tlsKey), ("registry", registry), ("log-level", logLevel),
+            ("peer-token", peerToken), ("peer", peer), ("hold-back", holdBack),
         ]
         for (key, value) in flags { if let value { try c.set(key, value) } }
         try c.validate()

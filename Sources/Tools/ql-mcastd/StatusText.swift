@@ -19,7 +19,15 @@ enum StatusText {
             "control connections \(c.controlConnections) (framing errors \(c.controlFramingErrors), TLS errors \(c.controlTLSErrors), idle closed \(c.controlIdleTimeouts), refused \(c.controlRefused), of them per host \(c.controlRefusedPerHost), incomplete frames \(c.controlIncompleteFrames), unread answers \(c.controlUnreadAnswers))\n"
         out +=
             "  not served (registry): not registered \(c.refusedNotRegistered), MAC mismatch \(c.refusedMACMismatch), token \(c.refusedToken)\n"
+        out +=
+            "  the other head: file ranges \(c.peerFileFetches) (\(c.peerFileBytes) bytes), refused without its token \(c.peerRefusals), versions held back \(c.heldBack)\n"
         out += "  limits: \(s.limits.maxSessions) sessions, \(s.limits.maxClients) clients, rate \(s.limits.rate)\n"
+        if let p = s.peer {
+            let heard = p.heardSecondsAgo.map { "heard \(f($0, 1)) s ago" } ?? "not heard yet"
+            let images = p.images.keys.sorted().map { "\($0) \(p.images[$0, default: ""].prefix(12))…" }
+            out +=
+                "  the other head \(p.address): \(heard), images \(images.isEmpty ? "none" : images.joined(separator: ", "))\(p.holdBack ? "; versions it lacks held back" : "")\n"
+        }
         if s.sessions.isEmpty { out += "no sessions\n" }
         for session in s.sessions {
             out += "session \(session.sessionID)  \(session.image)  \(session.group)  \(session.state.rawValue)  "

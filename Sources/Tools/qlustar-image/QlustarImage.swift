@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ImageService
 import ImageTools
 import Logging
 import Platform
@@ -32,7 +33,7 @@ struct QlustarImage: ParsableCommand {
             Exit status: 0 done (built, unchanged or listed); 1 an error, named in the message; 64 a
             mistake in the command line.
             """),
-        subcommands: [Define.self, Build.self, Update.self, List.self]
+        subcommands: [Define.self, Build.self, Update.self, List.self, Replicate.self]
     )
 }
 
@@ -184,6 +185,68 @@ struct List: ParsableCommand {
             }.joined()
                 + modules.keys.sorted().map { "module \($0): \(modules[$0, default: []].joined(separator: ", "))\n" }
                 .joined()
+        }
+    }
+}
+
+struct Replicate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the images another head node published (image, initrd, kernel, manifest), verified.",
+        discussion: HelpText.paragraphs(
+            """
+            Run on the second head node of a cluster with two: asks ql-mcastd on the head named by
+            --from for its images, with the secret both heads share (its peer-token), and copies
+            every image whose version this head does not have — the image by its ranges, then the
+            initrd, kernel and manifest published beside it. Each file is published here only after
+            it matched the digest the source's manifest gives for it; the manifest goes last. An
+            image this head has in the same version is left alone, so running it from cron or after
+            every build on the other head is cheap.
+
+              qlustar-image replicate --from 192.168.52.1 --ca /etc/qlustar/ssl/ca.crt
+              qlustar-image replicate --from cl-head1 compute
+
+            Exit status: 0 every image replicated or up to date; 1 an error (unreachable source,
+            refused token, a file that did not match its manifest: nothing of that image was
+            published), named in the message; 64 a mistake in the command line. docs/HA.md.
+            """))
+    @OptionGroup var common: CommonOptions
+    @Option(help: "ql-mcastd on the head node that published the images, HOST[:PORT].") var from: String
+    @Option(
+        help:
+            "The file holding the heads' shared secret (mode 0600; the source's peer-token; default <root>/etc/qlustar/heads.token)."
+    )
+    var tokenFile: String?
+    @Option(help: "The cluster CA: talk TLS to the source and accept only a certificate it signed for --from.")
+    var ca: String?
+    @Argument(help: "The images to copy (default: every image the source serves).") var images: [String] = []
+
+    func validate() throws {
+        do { _ = try HeadNode(parsing: from, defaultPort: DaemonConfiguration.defaultPort) } catch {
+            throw ValidationError("--from: \(error.message)")
+        }
+        for image in images {
+            do { _ = try ImageName(image) } catch { throw ValidationError(error.message) }
+        }
+    }
+
+    func run() throws {
+        let source = try HeadNode(parsing: from, defaultPort: DaemonConfiguration.defaultPort)
+        var options = ReplicationOptions(
+            source: source, root: common.rootPath,
+            token: try SecretFile.firstLine(
+                tokenFile ?? common.rootPath.path("/etc/qlustar/heads.token"), what: "token file"))
+        options.ca = ca
+        options.images = try images.map { try ImageName($0) }
+        let log = Logger(root: common.rootPath, name: "qlustar-image")
+        let report = try ImageReplicator(options: options, log: log).run()
+        try common.print(report) {
+            report.entries.map { e in
+                e.action == "replicated"
+                    ? String(
+                        format: "%@: replicated from %@, %llu bytes in %.1f s (sha256 %@)\n", e.image, report.source,
+                        e.bytes, e.seconds, e.sha256)
+                    : "\(e.image): up to date (sha256 \(e.sha256))\n"
+            }.joined()
         }
     }
 }

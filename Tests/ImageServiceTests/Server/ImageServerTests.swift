@@ -332,4 +332,56 @@ final class ImageServerTests: XCTestCase {
         XCTAssertGreaterThan(served, 0)
         XCTAssertEqual(refused + served, 64)
     }
+
+    /// `fetch-file`: the other head's copy of the files published beside an image.
+    func testOnlyTheOtherHeadGetsTheFilesBesideAnImageAndNothingOutsideThem() throws {
+        let tokenFile = NSTemporaryDirectory() + "peer-\(getpid()).token"
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        let secret = String(repeating: "s3cret-", count: 4)
+        try secret.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        chmod(tokenFile, 0o644)
+        // A secret others may read is refused at start, naming the chmod.
+        XCTAssertThrowsError(try start { $0.peerToken = tokenFile }) {
+            XCTAssertEqual(
+                ($0 as? QlustarError)?.message,
+                "peer-token file \(tokenFile) may be read by others (mode 644); chmod 600 \(tokenFile)")
+        }
+        tearDown()
+        chmod(tokenFile, 0o600)
+        let s = try start { $0.peerToken = tokenFile }
+        let initrd = (0..<300_001).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try Data(initrd).write(to: URL(fileURLWithPath: s.configuration.root.images + "/compute.initrd"))
+        try FileManager.default.createSymbolicLink(
+            atPath: s.configuration.root.images + "/gpu.initrd", withDestinationPath: "/etc/shadow")
+        let c = try client()
+        func fetch(_ image: String, _ file: PublishedFile, _ offset: UInt64, _ length: Int, token: String = secret)
+            throws -> (FileFetchHeader, ArraySlice<UInt8>)
+        {
+            let r = FileFetchRequest(image: image, file: file, offset: offset, length: length, token: token)
+            let answer = try c.fetch(try ControlRequest(op: ImageOperation.fetchFile, arguments: r))
+            return (try JSONDecoder().decode(FileFetchHeader.self, from: Data(answer.json)), answer.payload)
+        }
+        // The secret: the bytes, the last range short at the file's end.
+        let (h1, p1) = try fetch("compute", .initrd, 0, 200_000)
+        XCTAssertEqual([h1.offset, UInt64(h1.length), h1.size], [0, 200_000, 300_001])
+        let (h2, p2) = try fetch("compute", .initrd, 200_000, 200_000)
+        XCTAssertEqual(h2.length, 100_001)
+        XCTAssertEqual(Array(p1) + Array(p2), initrd)
+        // Without it, a wrong one, a link out of the directory, a name that is a path, a range
+        // outside, a file that is not there: refused, counted, the server serves on.
+        XCTAssertEqual(failure { _ = try fetch("compute", .initrd, 0, 10, token: "guess") }?.code, .notRegistered)
+        XCTAssertEqual(failure { _ = try fetch("gpu", .initrd, 0, 10) }?.code, .notFound)
+        XCTAssertEqual(failure { _ = try fetch("../etc/passwd", .initrd, 0, 10) }?.code, .malformedRequest)
+        XCTAssertEqual(failure { _ = try fetch("compute", .initrd, 300_002, 10) }?.code, .malformedRequest)
+        XCTAssertEqual(failure { _ = try fetch("compute", .initrd, 0, 9 << 20) }?.code, .malformedRequest)
+        XCTAssertEqual(failure { _ = try fetch("compute", .vmlinuz, 0, 10) }?.code, .notFound)
+        let counters = try c.call(ImageOperation.status, [String: String](), as: ServerStatus.self).counters
+        XCTAssertEqual(counters.peerRefusals, 1)
+        XCTAssertEqual(counters.peerFileFetches, 2)
+        XCTAssertEqual(counters.peerFileBytes, 300_001)
+        // The secret also lists and fetches images where a registry would refuse this host.
+        XCTAssertEqual(
+            try c.call(ImageOperation.listImages, Credentials(token: secret), as: [ImageManifest].self).map { $0.name },
+            ["compute", "gpu"])
+    }
 }

@@ -88,22 +88,90 @@ final class TwoHeadFailoverLabTests: XCTestCase {
         let mac = try l.harness.mac(node)
         let added = Date()
         try l.qlumanCLI(on: 0, ["node", "add", "beo-01", "--mac", mac, "--ip", "198.18.0.113/24"])
-        let hosts = l.head(1).path("/etc/qlustar/dnsmasq/dhcp-hosts")
-        var seen: Date?
-        while seen == nil, Date().timeIntervalSince(added) < 15 {
-            if ((try? String(contentsOfFile: hosts, encoding: .utf8)) ?? "").contains(mac) { seen = Date() }
-            usleep(50_000)
+        /// When head `h`'s dnsmasq hosts file first named the node (nil: not within 15 s).
+        func written(on h: Int) -> Date? {
+            let hosts = l.head(h).path("/etc/qlustar/dnsmasq/dhcp-hosts")
+            while Date().timeIntervalSince(added) < 15 {
+                if ((try? String(contentsOfFile: hosts, encoding: .utf8)) ?? "").contains(mac) { return Date() }
+                usleep(50_000)
+            }
+            return nil
         }
-        let delay = try XCTUnwrap(seen, "head 1 never wrote the node: \(l.harness.log("qlumand1.log"))")
+        let delay = try XCTUnwrap(written(on: 1), "head 1 never wrote the node: \(l.harness.log("qlumand1.log"))")
             .timeIntervalSince(added)
         XCTAssertLessThan(delay, 5, "a change on one head reaches the other within seconds")
         XCTAssertEqual(try l.harness.dhcpLease(on: node), "198.18.0.113", l.harness.log("dnsmasq1.log"))
         XCTAssertTrue(l.harness.log("qlumand1.log").contains("registry changed: provisioned 2 nodes, dnsmasq reloaded"))
-        // Head 0 followed too (its dnsmasq would serve the same).
-        XCTAssertTrue(
-            try String(contentsOfFile: l.head(0).path("/etc/qlustar/dnsmasq/dhcp-hosts"), encoding: .utf8).contains(mac)
-        )
+        // Head 0 follows too (its dnsmasq would serve the same), on its own look.
+        XCTAssertNotNil(written(on: 0), "head 0 never wrote the node: \(l.harness.log("qlumand0.log"))")
         print(String(format: "two heads: a node added on head 0 was in head 1's dnsmasq hosts after %.2f s", delay))
+    }
+
+    func testAnImageIsReplicatedVerifiedAndNoHeadServesAVersionTheOtherLacks() throws {
+        let l = try TwoHeadLab(nodes: 1)
+        lab = l
+        try l.registerNodes()
+        try l.startHead(0)
+        try l.startHead(1)
+        let v1 = try l.publishImage(size: 48 << 20)
+        let (h0, h1) = (l.head(0).images, l.head(1).images)
+        let files = ["compute.img", "compute.initrd", "compute.vmlinuz", "compute.manifest"]
+
+        // Published on head 0 only: head 0 does not serve it while head 1 lacks it.
+        try l.waitUntilPeerSeen(by: 0)
+        XCTAssertEqual(try l.fetch(1, from: 0, log: "lacking"), 2)
+        XCTAssertTrue(
+            l.harness.log("fetch-lacking.out").contains("is not on the other head node 198.18.0.11:7799 yet"),
+            l.harness.log("fetch-lacking.out"))
+
+        // Without the heads' secret: refused, nothing written.
+        let wrong = l.harness.path("wrong.token")
+        try String(repeating: "x", count: 32).write(toFile: wrong, atomically: true, encoding: .utf8)
+        chmod(wrong, 0o600)
+        XCTAssertEqual(l.replicate(on: 1, token: wrong, log: "wrong"), 1)
+        XCTAssertTrue(l.harness.log("replicate-wrong.out").contains("peer-token"), l.harness.log("replicate-wrong.out"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h1 + "/compute.img"))
+
+        // With it: every file, byte for byte; then both heads serve it.
+        XCTAssertEqual(l.replicate(on: 1, ["--json"], log: "first"), 0, l.harness.log("replicate-first.out"))
+        for f in files { XCTAssertEqual(try Lab.sha256(h1 + "/" + f), try Lab.sha256(h0 + "/" + f), f) }
+        XCTAssertTrue(l.harness.log("replicate-first.out").contains("\"action\" : \"replicated\""))
+        try l.waitUntilPeerSeen(by: 0, sha: v1)
+        for h in 0...1 {
+            XCTAssertEqual(try l.fetch(1, from: h, log: "v1-\(h)"), 0, l.harness.log("fetch-v1-\(h).out"))
+            XCTAssertEqual(try Lab.sha256(l.output(1)), v1)
+        }
+        // Again: nothing to copy.
+        XCTAssertEqual(l.replicate(on: 1, log: "again"), 0)
+        XCTAssertTrue(
+            l.harness.log("replicate-again.out").contains("compute: up to date"), l.harness.log("replicate-again.out"))
+
+        // A new version on head 0: until head 1 has it, head 0 serves the one both have.
+        let base = h0 + "/compute"
+        try Lab.run("/bin/sh", ["-c", "head -c 2000000 /dev/urandom > \(base).img"])
+        try l.writeManifest(on: 0)
+        let v2 = try Lab.sha256(base + ".img")
+        XCTAssertEqual(try l.fetch(1, from: 0, log: "held"), 0, l.harness.log("fetch-held.out"))
+        XCTAssertEqual(try Lab.sha256(l.output(1)), v1, "held back")
+        XCTAssertGreaterThanOrEqual((try l.imageStatus(0)["counters"] as? [String: Any])?["heldBack"] as? Int ?? 0, 1)
+        XCTAssertEqual(l.replicate(on: 1, log: "v2"), 0, l.harness.log("replicate-v2.out"))
+        try l.waitUntilPeerSeen(by: 0, sha: v2)
+        XCTAssertEqual(try l.fetch(1, from: 0, log: "v2"), 0, l.harness.log("fetch-v2.out"))
+        XCTAssertEqual(try Lab.sha256(l.output(1)), v2)
+        let replicated = try Lab.sha256(h1 + "/compute.manifest")
+
+        // A version whose initrd does not match its manifest: refused, and head 1 keeps the
+        // version it had, every file of it.
+        try Lab.run("/bin/sh", ["-c", "head -c 1000000 /dev/urandom > \(base).img"])
+        try l.writeManifest(on: 0)
+        try Lab.run("/bin/sh", ["-c", "head -c 1000 /dev/urandom >> \(base).initrd"])
+        XCTAssertEqual(l.replicate(on: 1, log: "tampered"), 1)
+        XCTAssertTrue(
+            l.harness.log("replicate-tampered.out").contains(
+                "the initrd of 'compute' from 198.18.0.10:7799 does not match its manifest"),
+            l.harness.log("replicate-tampered.out"))
+        XCTAssertEqual(try Lab.sha256(h1 + "/compute.img"), v2)
+        XCTAssertEqual(try Lab.sha256(h1 + "/compute.manifest"), replicated)
     }
 
     /// Three nodes registered, a 128 MiB image on both heads, both heads serving at 200 Mbit/s (a
@@ -112,9 +180,13 @@ final class TwoHeadFailoverLabTests: XCTestCase {
         let l = try TwoHeadLab(nodes: 3)
         lab = l
         try l.registerNodes()
-        let sha = try l.publishImage(size: 128 << 20)
         try l.startHead(0, rate: "200m")
         try l.startHead(1, rate: "200m")
+        // Published on head 0, replicated to head 1 as an administrator would.
+        let sha = try l.publishImage(size: 128 << 20)
+        XCTAssertEqual(l.replicate(on: 1, log: "setup"), 0, l.harness.log("replicate-setup.out"))
+        // Head 0 serves it once it knows head 1 has it too.
+        try l.waitUntilPeerSeen(by: 0, sha: sha)
         return (l, sha)
     }
 

@@ -15,6 +15,7 @@ final class TwoHeadLab {
     let qlumand: URL
     let execd: URL
     let qluman: URL
+    let imageTool: URL
     /// The cluster CA and each head's certificate (`head0`, `head1`).
     let ssl: String
     let registryURL: String
@@ -31,6 +32,7 @@ final class TwoHeadLab {
         qlumand = try LabHarness.releaseBinary("qlumand")
         execd = try LabHarness.releaseBinary("qluman-execd")
         qluman = try LabHarness.releaseBinary("qluman")
+        imageTool = try LabHarness.releaseBinary("qlustar-image")
         let scripts = LabHarness.repositoryRoot.appendingPathComponent("scripts").path
 
         // The database on its own host; the heads log in from the lab's network.
@@ -56,9 +58,13 @@ final class TwoHeadLab {
                 atPath: head(h).images, withIntermediateDirectories: true)
         }
         for i in 1...nodes { try ConfigureLab.makeNodeRoot(nodeRoot(i), ca: ssl + "/ca.crt") }
+        // The secret the heads share (ql-mcastd's peer-token, qlustar-image replicate's token).
+        try String(repeating: "0123456789abcdef", count: 4).write(toFile: peerToken, atomically: true, encoding: .utf8)
+        chmod(peerToken, 0o600)
     }
 
     func head(_ h: Int) -> Root { Root(harness.path("head\(h)")) }
+    var peerToken: String { harness.path("heads.token") }
     /// The lab host of node `i` (1…nodes).
     func host(_ i: Int) -> Int { 2 + i }
     func nodeRoot(_ i: Int) -> String { harness.path("n\(i)") }
@@ -83,12 +89,46 @@ final class TwoHeadLab {
         }
     }
 
-    /// A random image on head 0 and the same file on head 1; returns its SHA-256.
+    /// A published image on head 0 as `qlustar-image build` leaves it — the image (random bytes),
+    /// initrd, kernel and the manifest naming their digests; returns the image's SHA-256.
+    @discardableResult
     func publishImage(size: Int) throws -> String {
-        let a = head(0).images + "/\(Self.image).img"
-        try Lab.run("/bin/sh", ["-c", "head -c \(size) /dev/urandom > \(a)"])
-        try FileManager.default.copyItem(atPath: a, toPath: head(1).images + "/\(Self.image).img")
-        return try Lab.sha256(a)
+        let base = head(0).images + "/\(Self.image)"
+        for (ext, bytes) in [("img", size), ("initrd", 1 << 20), ("vmlinuz", 300_000)] {
+            try Lab.run("/bin/sh", ["-c", "head -c \(bytes) /dev/urandom > \(base).\(ext)"])
+        }
+        try writeManifest(on: 0)
+        return try Lab.sha256(base + ".img")
+    }
+
+    /// Head `h`'s manifest of the image, from the files as they are.
+    func writeManifest(on h: Int) throws {
+        let base = head(h).images + "/\(Self.image)"
+        func size(_ ext: String) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: "\(base).\(ext)")[.size] as! Int
+        }
+        let manifest: [String: Any] = [
+            "image": Self.image, "inputs": "lab", "modules": [] as [Any],
+            "sha256": try Lab.sha256(base + ".img"), "size": try size("img"),
+            "initrdSha256": try Lab.sha256(base + ".initrd"), "initrdSize": try size("initrd"),
+            "kernelSha256": try Lab.sha256(base + ".vmlinuz"), "kernelSize": try size("vmlinuz"),
+        ]
+        try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(
+            to: URL(fileURLWithPath: base + ".manifest"))
+    }
+
+    /// `qlustar-image replicate --from h0 ARGS` on head `h`: its exit status (output in
+    /// `replicate-LOG.out`).
+    func replicate(on h: Int, token: String? = nil, _ arguments: [String] = [], log: String) -> Int32 {
+        guard
+            let p = try? harness.start(
+                on: h,
+                [
+                    imageTool.path, "replicate", "--root", head(h).prefix, "--from", harness.address(0),
+                    "--token-file", token ?? peerToken,
+                ] + arguments, timeout: 120, log: "replicate-\(log).out")
+        else { return -1 }
+        return harness.wait(p, seconds: 130)
     }
 
     /// ql-mcastd and qlumand on head `h` (distinct multicast groups per head: both serve one LAN),
@@ -102,7 +142,8 @@ final class TwoHeadLab {
                 on: h,
                 [
                     mcastd.path, "--root", root, "--interface", address, "--listen", address, "--shutdown-grace", "0",
-                    "--group-pool", "239.255.\(10 + h).0/24", "--rate", rate, "--window", "2",
+                    "--group-pool", "239.255.\(10 + h).0/24", "--rate", rate, "--window", "2", "--peer-token",
+                    peerToken, "--peer", harness.address(1 - h),
                 ], timeout: 600, log: "mcastd\(h).log"),
             try harness.start(
                 on: h,
@@ -153,6 +194,35 @@ final class TwoHeadLab {
         let text = try harness.lab.exec(
             on: h, [mcastd.path, "status", "--server", harness.address(h), "--json", "--timeout", "2"])
         return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+    }
+
+    /// Waits (bounded) until head `h` has heard that the other head serves `sha` (nil: has heard
+    /// from it at all).
+    func waitUntilPeerSeen(by h: Int, sha: String? = nil) throws {
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let peer = try? imageStatus(h)["peer"] as? [String: Any], peer["heardSecondsAgo"] as? Double != nil,
+                sha == nil || (peer["images"] as? [String: String])?[Self.image] == sha
+            {
+                return
+            }
+            usleep(200_000)
+        }
+        throw LabError(
+            "head \(h) never heard the other head serve \(sha ?? "anything"): \(harness.log("mcastd\(h).log"))")
+    }
+
+    /// Node `i` fetches the image from head `h` alone; returns the client's exit status (its log
+    /// in `fetch-LOG.out`).
+    func fetch(_ i: Int, from h: Int, log: String) throws -> Int32 {
+        try? FileManager.default.removeItem(atPath: output(i))
+        let p = try harness.start(
+            on: host(i),
+            [
+                client.path, "--server", harness.address(h), "--image", Self.image, "--output", output(i), "--root",
+                nodeRoot(i), "--quiet", "--server-timeout", "10",
+            ], timeout: 60, log: "fetch-\(log).out")
+        return harness.wait(p, seconds: 70)
     }
 
     /// SIGKILL to both services of head `h`, as a crashed head node.
