@@ -67,6 +67,13 @@ public final class QlumanServer: Sendable {
     /// Every node's boot: `Boot/BootMonitor.swift`.
     public let boots: BootMonitor
     private let counters = NIOLockedValueBox(QlumandStatus())
+    /// Who is a node; its verdicts are remembered for a registry outage.
+    let admission: RegistryAdmission
+    /// Each node as last read, and its last configure answer: what a head that lost its
+    /// (PostgreSQL) registry keeps serving (docs/HA.md).
+    private let lastRead = NIOLockedValueBox<[String: Node]>([:])
+    private let rendered = NIOLockedValueBox<[String: (json: [UInt8], payload: [UInt8])]>([:])
+    private let outageLogged = NIOLockedValueBox(false)
     private let stopping = NIOLockedValueBox(false)
 
     public init(settings: Settings, log: Logger) throws(QlustarError) {
@@ -75,6 +82,7 @@ public final class QlumanServer: Sendable {
         source = NodeConfigSource(
             root: settings.root, registry: try Registry(root: settings.root, option: settings.registry), log: log)
         boots = BootMonitor(registry: source.registry, log: log)
+        admission = RegistryAdmission(registry: source.registry)
     }
 
     /// The port actually bound.
@@ -370,9 +378,24 @@ public final class QlumanServer: Sendable {
         } else {
             observed = NeighbourTable.mac(of: address, table: settings.neighbourTable)
         }
-        switch RegistryAdmission(registry: registry).admit(address: address, mac: observed, token: token) {
+        switch admission.admit(address: address, mac: observed, token: token) {
         case .admitted(let name):
-            do { return try registry.node(name) } catch { throw failed("registry: \(error.message)") }
+            // The registry just failed: what was read last, without waiting on it again.
+            if admission.inOutage, let node = lastRead.withLockedValue({ $0[name] }) {
+                registryOutage(admission.lastFailure)
+                return node
+            }
+            do {
+                let node = try registry.node(name)
+                lastRead.withLockedValue { $0[name] = node }
+                return node
+            } catch {
+                guard error.code == .io, let node = lastRead.withLockedValue({ $0[name] }) else {
+                    throw failed("registry: \(error.message)")
+                }
+                registryOutage(error.message)
+                return node
+            }
         case .refused(let reason, let message):
             throw refuse(reason == "not-registered" ? "unknown-address" : reason, message, peer)
         }
@@ -381,6 +404,11 @@ public final class QlumanServer: Sendable {
     private func configure(_ request: ConfigureRequest, _ peer: ControlPeer) throws(ControlFailure) -> ControlReply {
         let node = try identify(request.macs, request.token, peer)
         boots.record(node.name, BootEvent(at: BootMonitor.now(), stage: .configure, what: "configure requested"))
+        if admission.inOutage, let last = rendered.withLockedValue({ $0[node.name] }) {
+            counters.withLockedValue { $0.configuredFromMemory += 1 }
+            log.info("configure \(node.name) (\(peer.host)): its last configuration, the registry being out of reach")
+            return .bytes(json: last.json, payload: last.payload)
+        }
         do {
             let (options, trees) = try source.resolve(node)
             let payload = trees.flatMap(\.bytes)
@@ -391,9 +419,38 @@ public final class QlumanServer: Sendable {
             log.info(
                 "configure \(node.name) (\(peer.host), \(request.osFamily.rawValue), \(request.facts.timeDaemon.rawValue)): \(classes)\(customization)"
             )
-            return .bytes(json: canonicalJSON(ConfigureReply(options: options)), payload: payload)
+            let json = canonicalJSON(ConfigureReply(options: options))
+            rendered.withLockedValue { $0[node.name] = (json, payload) }
+            if outageLogged.withLockedValue({ logged in
+                defer { logged = false }
+                return logged
+            }) {
+                log.notice("the node registry can be read again")
+            }
+            return .bytes(json: json, payload: payload)
         } catch {
+            // The registry out of reach (not a configuration mistake): what this node got last time.
+            if error.code == .io, let last = rendered.withLockedValue({ $0[node.name] }) {
+                registryOutage(error.message)
+                counters.withLockedValue { $0.configuredFromMemory += 1 }
+                log.info(
+                    "configure \(node.name) (\(peer.host)): its last configuration, the registry being out of reach")
+                return .bytes(json: last.json, payload: last.payload)
+            }
             throw failed("node \(node.name): \(error.message)")
+        }
+    }
+
+    /// Logs a registry outage once.
+    private func registryOutage(_ reason: String) {
+        let first = outageLogged.withLockedValue { logged in
+            defer { logged = true }
+            return !logged
+        }
+        if first {
+            log.error(
+                "the node registry cannot be read (\(reason)): nodes get what they got last time until it is back"
+            )
         }
     }
 

@@ -43,6 +43,8 @@ public struct ConfigureReply: Codable, Sendable, Equatable {
 /// qlumand's counters.
 public struct QlumandStatus: Codable, Sendable, Equatable {
     public var configured: UInt64 = 0
+    /// Of those, answered with the node's last configuration while the registry could not be read.
+    public var configuredFromMemory: UInt64 = 0
     /// Refused configure requests by reason (unknown-address, mac-mismatch, token, invalid).
     public var refused: [String: UInt64] = [:]
     public var failed: UInt64 = 0

@@ -26,10 +26,19 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
     var dialect: SQLDialect { .postgresql }
     private let lock = NIOLock()
     private var connection: PostgresConnection?
+    /// When (monotonic ns) the database last failed slowly — a connect that took a second or more
+    /// (hosts that do not answer, not a refusal), or a statement without an answer — and for how
+    /// long after that connects give up after a second: while the database's machine is gone no
+    /// caller waits out the full connect timeout, and a restarted server is found again at once.
+    private var unreachable: (at: UInt64, quietSeconds: UInt64)?
+    static let quietSeconds: UInt64 = 15
+    /// After a statement that got no answer at all: shorter, as a server cutting its connections
+    /// in a fast shutdown was seen to leave one unanswered too.
+    static let quietAfterTimeoutSeconds: UInt64 = 5
     private let group: MultiThreadedEventLoopGroup
     private let logger = Logger(label: "qlustar.registry.postgresql")
     /// Transactions that lost a race run again at most this often.
-    static let attempts = 8
+    static let attempts = 12
     /// The advisory lock key under which migrations run ("qlustar" in ASCII).
     static let migrationLock: Int64 = 0x716c_7573_7461_72
 
@@ -102,9 +111,17 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         for attempt in 1...count {
-            if let result = try once(Session(connection: try connected(), logger: logger), attempt == count) {
-                return result
+            let session = Session(connection: try connected(), logger: logger)
+            let result: T?
+            defer {
+                // No answer at all: the machine may be gone; the next connects are hurried.
+                if session.timedOut { unreachable = (MonotonicClock.nanoseconds(), Self.quietAfterTimeoutSeconds) }
             }
+            result = try once(session, attempt == count)
+            if let result { return result }
+            // Two heads that lost a race to each other must not run again in step and lose again:
+            // a random pause, growing with each attempt (2–20 ms, then up to 8 × that).
+            usleep(UInt32.random(in: 2_000...20_000) * UInt32(min(attempt, 8)))
         }
         throw QlustarError(.io, "node registry \(description): no outcome after \(count) attempts")
     }
@@ -146,7 +163,7 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
     }
 
     /// The longest any one statement may take; the registry's take milliseconds.
-    static let queryTimeoutSeconds = 10
+    static let queryTimeoutSeconds = 5
 
     // MARK: - The connection
 
@@ -154,16 +171,21 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
     private func connected() throws(QlustarError) -> PostgresConnection {
         if let c = connection, !c.isClosed { return c }
         connection = nil
+        let now = MonotonicClock.nanoseconds()
+        // Shortly after the database did not answer: a connect that gives up after a second, so
+        // that while its machine is gone no caller waits out the full connect timeout.
+        let hurried = unreachable.map { now >= $0.at && now - $0.at < $0.quietSeconds * 1_000_000_000 } ?? false
+        let connectTimeout = hurried ? 1 : location.connectTimeoutSeconds
         var problems: [String] = []
         for host in location.hosts {
             var config = PostgresConnection.Configuration(
                 host: host.name, port: host.port, username: location.user, password: location.password,
                 database: location.database, tls: .disable)
-            config.options.connectTimeout = .seconds(Int64(location.connectTimeoutSeconds))
+            config.options.connectTimeout = .seconds(Int64(connectTimeout))
             do {
                 let c = try PostgresStore.block(
                     PostgresConnection.connect(on: group.next(), configuration: config, id: 1, logger: logger),
-                    timeoutSeconds: location.connectTimeoutSeconds + 5)
+                    timeoutSeconds: connectTimeout + (hurried ? 1 : 5))
                 let standby =
                     try PostgresStore.block(c.query("SELECT pg_is_in_recovery()", logger: logger))
                     .first?.decode(Bool.self) ?? false
@@ -173,15 +195,19 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
                     continue
                 }
                 connection = c
+                unreachable = nil
                 return c
             } catch {
                 problems.append("\(host): \(Session.describe(error))")
             }
         }
-        throw QlustarError(
+        let error = QlustarError(
             .io,
             "cannot reach the node registry \(description): " + problems.joined(separator: "; ")
                 + " (is PostgreSQL running there, and the password file right?)")
+        let failedAt = MonotonicClock.nanoseconds()
+        unreachable = failedAt - now >= 1_000_000_000 ? (failedAt, Self.quietSeconds) : nil
+        throw error
     }
 
     private func drop() {
@@ -220,6 +246,8 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
         var dialect: SQLDialect { .postgresql }
         private(set) var raced = false
         private(set) var connectionLost = false
+        /// The database did not answer within `queryTimeoutSeconds` (its machine may be gone).
+        private(set) var timedOut = false
 
         init(connection: PostgresConnection, logger: Logger) {
             self.connection = connection
@@ -266,6 +294,7 @@ final class PostgresStore: RegistryStore, @unchecked Sendable {
                     if p.code != .server || state.hasPrefix("57") || state.hasPrefix("08") { connectionLost = true }
                 } else {
                     connectionLost = true
+                    if error is Timeout { timedOut = true }
                 }
                 throw QlustarError(.io, "node registry: \(Session.describe(error))")
             }

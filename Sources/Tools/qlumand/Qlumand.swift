@@ -172,7 +172,7 @@ struct Status: ParsableCommand {
         }
         let s = try JSONDecoder().decode(QlumandStatus.self, from: Data(body))
         print("nodes registered   \(s.nodes)")
-        print("configured         \(s.configured)")
+        print("configured         \(s.configured)  (\(s.configuredFromMemory) from memory: the registry out of reach)")
         print(
             "refused            \(s.refused.values.reduce(0, +))"
                 + (s.refused.isEmpty

@@ -174,6 +174,34 @@ final class TwoHeadFailoverLabTests: XCTestCase {
         XCTAssertEqual(try Lab.sha256(h1 + "/compute.manifest"), replicated)
     }
 
+    func testAHeadThatLostItsDatabaseKeepsServingWhatItHas() throws {
+        let (l, sha) = try twoHeads()
+        let before = try boot(l, run: 1, sha: sha)
+        for i in 1...3 { try FileManager.default.removeItem(atPath: l.output(i)) }
+        // The database's machine gone: the nodes that booted boot again, image and configuration.
+        try l.loseDatabase(machine: true)
+        let during = try boot(l, run: 2, sha: sha)
+        print(
+            String(
+                format: "two heads, 3 nodes: boot %.1f s with the database, %.1f s after its machine is gone",
+                before.seconds, during.seconds))
+        let status = try l.configureStatus(0)
+        XCTAssertEqual(status["configuredFromMemory"] as? Int, 3, "\(status)")
+        XCTAssertTrue(
+            l.harness.log("qlumand0.log").contains("the node registry cannot be read"), l.harness.log("qlumand0.log"))
+        // Writes fail, clearly, and leave nothing half done.
+        let add = try l.harness.start(
+            on: 0,
+            [
+                l.qluman.path, "--root", l.head(0).prefix, "node", "add", "beo-09", "--mac", "52:54:00:09:00:09",
+                "--ip", "198.18.0.19/24",
+            ],
+            timeout: 60, log: "add.out")
+        XCTAssertEqual(l.harness.wait(add, seconds: 70), 1)
+        XCTAssertTrue(
+            l.harness.log("add.out").contains("cannot reach the node registry postgresql://"), l.harness.log("add.out"))
+    }
+
     /// Three nodes registered, a 128 MiB image on both heads, both heads serving at 200 Mbit/s (a
     /// pass of ~5.4 s: long enough to kill a head at a chosen point).
     private func twoHeads() throws -> (TwoHeadLab, String) {

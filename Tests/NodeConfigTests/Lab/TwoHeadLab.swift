@@ -225,6 +225,23 @@ final class TwoHeadLab {
         return harness.wait(p, seconds: 70)
     }
 
+    /// The database's machine gone from the network (its link down: connections to it are not
+    /// refused, they go unanswered), or only its server stopped at once (`scripts/postgres kill`).
+    func loseDatabase(machine: Bool) throws {
+        if machine {
+            try harness.lab.exec(on: Self.database, ["ip", "link", "set", "eth0", "down"])
+        } else {
+            let r = try ReleaseTool.script("postgres", ["kill", harness.path("pg")])
+            guard r.status == 0 else { throw LabError("scripts/postgres kill: \(r.stderr)") }
+        }
+    }
+
+    /// `qlumand status --json` of head `h`.
+    func configureStatus(_ h: Int) throws -> [String: Any] {
+        let text = try harness.lab.exec(on: h, qlumandStatus(h))
+        return try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+    }
+
     /// SIGKILL to both services of head `h`, as a crashed head node.
     func killHead(_ h: Int) throws {
         for p in services[h] { try harness.lab.signal(p, SIGKILL) }
