@@ -135,7 +135,7 @@ struct ImageBenchmark: ParsableCommand {
                     // Memory warmed before every delivery (untimed), not only the first: udpcast's
                     // ~10 s let this VM hand back what the previous mode freed (huge pages come from
                     // exactly those large free blocks), and the next mode would pay for it alone.
-                    try warmNodeMemory(work: work, nodes: n)
+                    try NodeMemory.warm(in: work, copies: n, mebibytes: size)
                     let tx0 = try transmitted(lab)
                     var d =
                         mode == "udpcast"
@@ -206,27 +206,6 @@ struct ImageBenchmark: ParsableCommand {
         )
         report.printTable()
         try report.write(json: json)
-    }
-
-    /// Writes and removes as much as the nodes will write, before every delivery. On a VM
-    /// with free page reporting (this one: Firecracker, `page_reporting_order=11`) memory freed
-    /// more than ~2 s ago has gone back to the host, and touching it again costs ~0.4 s of system
-    /// time per 512 MiB (`docs/PERFORMANCE.md`), more with huge pages, which come from exactly
-    /// the large free blocks the VM hands back. Without this the first delivery, and every one
-    /// after udpcast's ~10 s, pays it alone.
-    func warmNodeMemory(work: URL, nodes: Int) throws {
-        let files = (1...nodes).map { work.appendingPathComponent("warm\($0)").path }
-        // Sized first and written in place, as the client writes its copy: on a huge=within_size
-        // tmpfs only pages inside the file's size become huge pages.
-        for f in files {
-            try Lab.run(
-                "/bin/sh",
-                [
-                    "-c",
-                    "truncate -s \(size)M \(f) && dd if=/dev/zero of=\(f) bs=1M count=\(size) conv=notrunc status=none",
-                ])
-        }
-        for f in files { try FileManager.default.removeItem(atPath: f) }
     }
 
     func status(_ lab: Lab, bin: URL, server: String) throws -> [String: Any] {

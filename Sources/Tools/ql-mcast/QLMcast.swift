@@ -206,6 +206,12 @@ struct ReceiveCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the session to be announced.") var joinTimeout = 30.0
     @Option(help: "Seconds of sender silence before giving up.") var idleTimeout = 10.0
     @Option(help: "NAK rounds per block before giving up.") var maxRounds = 40
+    @Flag(
+        help: """
+            Copy each payload from a receive buffer into the file instead of receiving it straight into \
+            its place (the default with GRO on sessions without --auth-key); for comparisons.
+            """)
+    var noPlace = false
 
     func run() throws {
         var config = ReceiverConfiguration()
@@ -216,6 +222,7 @@ struct ReceiveCommand: ParsableCommand {
         config.joinTimeoutNanos = UInt64(joinTimeout * 1e9)
         config.idleTimeoutNanos = UInt64(idleTimeout * 1e9)
         config.maxRepairRounds = maxRounds
+        config.placePayloads = !noPlace
         let socket = try common.socket()
         var file: MappedFile?
         let path = output

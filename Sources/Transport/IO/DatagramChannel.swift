@@ -16,6 +16,35 @@ public protocol DatagramChannel: AnyObject {
     var overruns: UInt64 { get }
     /// How full the receive queue is now, in percent of its buffer (0 where unknown).
     var receiveQueuePercent: Int { get }
+    /// True when `receive(placing:…)` puts payloads where they are predicted to belong.
+    var placesPayloads: Bool { get }
+    /// Receives one run of datagrams with their payloads scattered to predicted places (see
+    /// `MulticastSocket.receive(placing:headerSize:payloadSize:belongsAt:_:)`); each datagram is
+    /// handed on as header and rest.
+    @discardableResult
+    func receive(
+        placing places: UnsafeBufferPointer<UnsafeMutableRawPointer?>, headerSize: Int, payloadSize: Int,
+        belongsAt: (UnsafeRawBufferPointer) -> UnsafeMutableRawPointer?,
+        _ handler: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) throws(TransportError) -> Int
+}
+
+extension DatagramChannel {
+    /// Channels that cannot scatter (the tests' in-memory wires) place nothing.
+    public var placesPayloads: Bool { false }
+
+    /// Without scattering: each datagram split after its header, nothing placed.
+    @discardableResult
+    public func receive(
+        placing places: UnsafeBufferPointer<UnsafeMutableRawPointer?>, headerSize: Int, payloadSize: Int,
+        belongsAt: (UnsafeRawBufferPointer) -> UnsafeMutableRawPointer?,
+        _ handler: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+    ) throws(TransportError) -> Int {
+        try receive { d in
+            let h = min(headerSize, d.count)
+            handler(UnsafeRawBufferPointer(rebasing: d[0..<h]), UnsafeRawBufferPointer(rebasing: d[h...]))
+        }
+    }
 }
 
 extension MulticastSocket: DatagramChannel {

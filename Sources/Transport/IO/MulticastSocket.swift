@@ -53,22 +53,24 @@ public final class MulticastSocket {
     private var destination: sockaddr_in
 
     // Receive side.
-    private let receiveSlots: Int
-    private let receiveSlotSize: Int
-    private let receiveRegion: AlignedRegion
+    let receiveSlots: Int
+    let receiveSlotSize: Int
+    let receiveRegion: AlignedRegion
     private let receiveMsgs: UnsafeMutablePointer<qlsys_mmsghdr>
     private let receiveIovecs: UnsafeMutablePointer<iovec>
-    private let receiveControl: UnsafeMutableRawPointer
-    private let receiveControlSpace: Int
+    let receiveControl: UnsafeMutableRawPointer
+    let receiveControlSpace: Int
+    /// The placed receive's own state (`MulticastSocket+Placement.swift`).
+    let placement: Placement
 
     public private(set) var sendCalls: UInt64 = 0
-    public private(set) var receiveCalls: UInt64 = 0
+    public internal(set) var receiveCalls: UInt64 = 0
     /// Messages returned by recvmmsg (a GRO run counts once) and datagrams delivered.
-    public private(set) var messagesReceived: UInt64 = 0
-    public private(set) var datagramsReceived: UInt64 = 0
+    public internal(set) var messagesReceived: UInt64 = 0
+    public internal(set) var datagramsReceived: UInt64 = 0
     /// Datagrams the kernel dropped because our receive buffer was full (SO_RXQ_OVFL): the
     /// receiver cannot keep up. Cumulative.
-    public private(set) var kernelDrops: UInt32 = 0
+    public internal(set) var kernelDrops: UInt32 = 0
 
     /// Opens, binds and joins.
     /// - Throws: `TransportError(.systemCall)` naming the failed step.
@@ -144,6 +146,7 @@ public final class MulticastSocket {
         receiveIovecs = .allocate(capacity: receiveSlots)
         receiveControlSpace = qlsys_gro_control_space()
         receiveControl = .allocate(byteCount: receiveSlots * receiveControlSpace, alignment: 16)
+        placement = Placement()
     }
 
     deinit {

@@ -106,6 +106,12 @@ public struct ReceiverCounters: Sendable, Equatable, Codable {
     public var repairSymbols: UInt64 = 0
     /// Object bytes copied from a receive buffer into the destination.
     public var payloadBytesCopied: UInt64 = 0
+    /// Object bytes found already at their place when handled: received there by the kernel
+    /// (a placed receive), or moved there once from the place predicted for them.
+    public var payloadBytesInPlace: UInt64 = 0
+    /// Datagrams of placed receives the socket moved to their place, or into its own buffer,
+    /// because they did not arrive where predicted (see `MulticastSocket+Placement.swift`).
+    public var payloadsMoved: UInt64 = 0
     /// Object bytes written into the destination by the FEC decoder.
     public var payloadBytesRebuilt: UInt64 = 0
     public var blocksDecoded: UInt64 = 0
@@ -138,8 +144,10 @@ public struct ReceiverCounters: Sendable, Equatable, Codable {
 
     public init() {}
 
-    /// Copies per object byte into the destination (1.0 when every byte was written once).
+    /// Writes per object byte into the destination (1.0 when every byte was written once),
+    /// whether by a copy, the kernel's placed receive or the decoder.
     public func copiesPerByte(objectSize: UInt64) -> Double {
-        objectSize == 0 ? 0 : Double(payloadBytesCopied + payloadBytesRebuilt) / Double(objectSize)
+        objectSize == 0
+            ? 0 : Double(payloadBytesCopied + payloadBytesInPlace + payloadBytesRebuilt) / Double(objectSize)
     }
 }

@@ -59,4 +59,21 @@ final class DatagramGate {
         return .success(
             Admitted(header: h, payload: UnsafeRawBufferPointer(rebasing: datagram[PacketHeader.size..<end])))
     }
+
+    /// Admits a datagram received in two pieces (`MulticastSocket.receive(placing:)`): its header
+    /// and, elsewhere, the rest. Only sessions without tags or seals receive this way — a tag
+    /// covers the datagram as one piece — so a gate that checks them refuses it.
+    @inline(__always)
+    func admit(header: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer) -> Result<Admitted, DropReason> {
+        let h: PacketHeader
+        switch PacketHeader.decode(header: header, datagramLength: header.count + rest.count) {
+        case .failure(let r): return .failure(r)
+        case .success(let v): h = v
+        }
+        if let sid = sessionID, h.sessionID != sid { return .failure(.foreignSession) }
+        if let oid = objectID, h.objectID != oid { return .failure(.foreignObject) }
+        guard plaintext == nil, authenticator == nil else { return .failure(.authenticationFailed) }
+        return .success(
+            Admitted(header: h, payload: UnsafeRawBufferPointer(rebasing: rest[0..<Int(h.payloadLength)])))
+    }
 }

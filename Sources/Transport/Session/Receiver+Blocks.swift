@@ -22,6 +22,7 @@ extension Receiver {
         if h.flags.contains(.repair) {
             noteRepair(block: b, now: now)
         } else {
+            notePass(block: b, symbol: j, sources: kb, data: h.type == .data)
             let heard = table.passHeard(block: b, blockStart: h.type == .data && j == 0)
             if heard > table.ended { endBlocks(upTo: heard, now: now) }
         }
@@ -29,12 +30,20 @@ extension Receiver {
         if h.type == .data {
             if table.blocks[b].sourceSet.contains(j) { return counters.drops.count(.duplicate) }
             table.blocks[b].sourceSet.insert(j)
-            if payload.count > 0 {
+            let place = destination.baseAddress! + l.offset(ofBlock: b) + j * l.symbolSize
+            if UnsafeRawPointer(place) == payload.baseAddress {
+                counters.payloadBytesInPlace += UInt64(payload.count)
+            } else {
                 // The one copy: receive buffer → the symbol's final place in the destination.
-                (destination.baseAddress! + l.offset(ofBlock: b) + j * l.symbolSize)
-                    .copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+                if payload.count > 0 { place.copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+                counters.payloadBytesCopied += UInt64(payload.count)
             }
-            counters.payloadBytesCopied += UInt64(payload.count)
+            if payload.count < l.symbolSize {
+                // The object's short last symbol: its padding takes part in decoding and must be
+                // zero, whatever a placed receive wrote there while the place was still free.
+                (place + payload.count).initializeMemory(
+                    as: UInt8.self, repeating: 0, count: l.symbolSize - payload.count)
+            }
             counters.dataSymbols += 1
             table.blocks[b].sources += 1
         } else {

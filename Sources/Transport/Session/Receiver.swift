@@ -79,6 +79,12 @@ public final class Receiver {
     var queueFill = 0
     var lastQueueProbe: UInt64 = 0
     let control = ControlDatagram()
+    /// The placed receive's predictions (`Receiver+Placement.swift`).
+    let places = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 64)
+    /// The next datagram the pass should bring: block and position in it (sources, then parity).
+    var passCursor = (block: 0, offset: 0)
+    /// Parity symbols the pass sent after each block's sources, as last seen.
+    var passParity = 0
 
     /// - Parameters:
     ///   - channel: The group's socket (nil when a test feeds `handle` directly).
@@ -109,6 +115,8 @@ public final class Receiver {
         rng = SplitMix64(seed: configuration.seed)
     }
 
+    deinit { places.deallocate() }
+
     public var isFinished: Bool {
         switch state {
         case .complete, .failed: true
@@ -126,7 +134,15 @@ public final class Receiver {
         startedAt = MonotonicClock.nanoseconds()
         var lastProgress: UInt64 = 0
         while !isFinished {
-            let n = try channel.receive { datagram in handle(datagram, now: MonotonicClock.nanoseconds()) }
+            let n: Int
+            if let positions = predictPlaces(channel) {
+                n = try channel.receive(
+                    placing: UnsafeBufferPointer(start: places, count: positions), headerSize: PacketHeader.size,
+                    payloadSize: layout!.symbolSize, belongsAt: { placeOf($0) },
+                    { header, rest in handle(header: header, rest: rest, now: MonotonicClock.nanoseconds()) })
+            } else {
+                n = try channel.receive { datagram in handle(datagram, now: MonotonicClock.nanoseconds()) }
+            }
             counters.receiveCalls += 1
             let now = MonotonicClock.nanoseconds()
             try tick(now: now)
@@ -136,6 +152,10 @@ public final class Receiver {
                 if !isFinished, let why = shouldAbandon?() { state = .failed(TransportError(.abandoned, why)) }
             }
             if n == 0 && !isFinished { _ = try channel.waitReadable(timeoutNanos: 2_000_000) }
+        }
+        if let socket = channel as? MulticastSocket {
+            let p = socket.placementCounts
+            counters.payloadsMoved = p.moved + p.evacuated
         }
         switch state {
         case .complete(let d):
@@ -156,12 +176,26 @@ public final class Receiver {
         counters.wireBytes += UInt64(datagram.count)
         if isFinished { return counters.drops.count(.sessionOver) }
         if loss.kind != .none, loss.drop() { return counters.drops.count(.injectedLoss) }
-        let admitted: DatagramGate.Admitted
         switch gate.admit(datagram) {
-        case .failure(let r): return counters.drops.count(r)
-        case .success(let a): admitted = a
+        case .failure(let r): counters.drops.count(r)
+        case .success(let a): dispatch(a.header, a.payload, now: now)
         }
-        let (h, payload) = (admitted.header, admitted.payload)
+    }
+
+    /// Processes one datagram received in two pieces (a placed receive): its header, and the
+    /// rest wherever the socket put it. Never throws, as `handle(_:now:)`.
+    public func handle(header: UnsafeRawBufferPointer, rest: UnsafeRawBufferPointer, now: UInt64) {
+        counters.datagramsReceived += 1
+        counters.wireBytes += UInt64(header.count + rest.count)
+        if isFinished { return counters.drops.count(.sessionOver) }
+        if loss.kind != .none, loss.drop() { return counters.drops.count(.injectedLoss) }
+        switch gate.admit(header: header, rest: rest) {
+        case .failure(let r): counters.drops.count(r)
+        case .success(let a): dispatch(a.header, a.payload, now: now)
+        }
+    }
+
+    private func dispatch(_ h: PacketHeader, _ payload: UnsafeRawBufferPointer, now: UInt64) {
         switch h.type {
         case .announce: handleAnnounce(h, payload, now: now)
         case .nak: handleOverheardNak(payload, now: now)

@@ -29,6 +29,10 @@ public struct ReceiverConfiguration: Sendable {
     /// sender datagram after the final FIN, no progress after the verdict, for this long.
     /// Anyone on the LAN can send either; the real sender cannot be made to keep sending.
     public var verdictConfirmNanos: UInt64 = 500_000_000
+    /// Let the socket put each data payload straight into its place in the destination
+    /// (`Receiver+Placement.swift`): no copy in user space for a symbol that arrives where the
+    /// pass predicts. Only for sessions without tags or seals, on sockets with GRO.
+    public var placePayloads = true
     /// Memory for parity symbols of incomplete blocks.
     public var parityMemoryLimit = 256 << 20
     /// Seed of the back-off randomness (reproducible tests).

@@ -62,6 +62,20 @@ public struct PacketHeader: Sendable, Equatable {
     /// - Returns: The header, or the reason the datagram must be dropped.
     @inlinable
     public static func decode(_ datagram: UnsafeRawBufferPointer) -> Result<PacketHeader, DropReason> {
+        decode(header: datagram, datagramLength: datagram.count)
+    }
+
+    /// Decodes and validates a header received apart from its payload (a placed receive: the
+    /// header in a slot of its own, the payload already where it belongs).
+    ///
+    /// - Parameters:
+    ///   - header: At least the header's bytes.
+    ///   - datagramLength: The whole datagram's length, header, payload and tag together.
+    /// - Returns: The header, or the reason the datagram must be dropped.
+    @inlinable
+    public static func decode(header datagram: UnsafeRawBufferPointer, datagramLength: Int) -> Result<
+        PacketHeader, DropReason
+    > {
         guard datagram.count >= size, let base = datagram.baseAddress else { return .failure(.tooShort) }
         guard UInt32(bigEndian: base.loadUnaligned(as: UInt32.self)) == magic else { return .failure(.badMagic) }
         guard base.load(fromByteOffset: 4, as: UInt8.self) == version else { return .failure(.badVersion) }
@@ -74,7 +88,7 @@ public struct PacketHeader: Sendable, Equatable {
         }
         let payloadLength = UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 22, as: UInt16.self))
         let expected = size + Int(payloadLength) + (flags.hasTag ? tagSize : 0)
-        guard Int(payloadLength) <= maxPayload, expected == datagram.count else { return .failure(.badLength) }
+        guard Int(payloadLength) <= maxPayload, expected == datagramLength else { return .failure(.badLength) }
         return .success(
             PacketHeader(
                 type: type,

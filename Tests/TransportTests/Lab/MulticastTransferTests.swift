@@ -22,6 +22,8 @@ final class MulticastTransferTests: XCTestCase {
         var authKey: String?
         var encrypt = false
         var forge = false
+        /// What the forging host sends (a Python script: group, session id, seconds).
+        var forgery = MulticastTransferTests.forgerScript
         var senderArgs: [String] = []
         var nftLossPercent: Double?
         var mtu = 1500
@@ -81,7 +83,7 @@ final class MulticastTransferTests: XCTestCase {
         var forger: Process?
         if s.forge {
             forger = try lab.start(
-                on: hosts - 1, ["python3", "-c", Self.forgerScript, group, session, "3.0"], timeout: 30,
+                on: hosts - 1, ["python3", "-c", s.forgery, group, session, "3.0"], timeout: 30,
                 log: "forge.log")
         }
         if s.lateJoiner {
@@ -180,6 +182,30 @@ final class MulticastTransferTests: XCTestCase {
         XCTAssertGreaterThan(o.senderCounters["repairSymbols"] as! Int, 0, "repairs were sealed and opened too")
     }
 
+    /// A plain session's receivers take payloads straight into their place in the file
+    /// (`docs/PROTOCOL.md`, *Placed receive*). A hostile host's datagrams — another session's
+    /// symbols of exactly the expected size (they land in predicted places), another object's,
+    /// garbage of any length — and real loss that shifts the runs (nftables on h1) must leave
+    /// every copy byte-exact: what lands in a free place is overwritten, never taken.
+    func testAHostileHostCannotCorruptAPlacedReceive() throws {
+        let o = try run(
+            Scenario(
+                receivers: 2, size: 64 << 20, loss: "random:0.03", forge: true, forgery: Self.foreignForgerScript,
+                senderArgs: ["--rate", "300m"], nftLossPercent: 3))
+        checkRepairsExplainedByLoss(o)
+        for i in 0..<2 {
+            let c = o.receiverCounters(i)
+            XCTAssertGreaterThan(c["payloadBytesInPlace"] as! Int, 32 << 20, "receiver \(i + 1) received in place")
+            let d = o.drops(i)
+            let refused = ["foreign-session", "foreign-object", "bad-magic", "too-short", "bad-length"].map {
+                d[$0] as! Int
+            }
+            XCTAssertGreaterThan(refused.reduce(0, +), 100, "receiver \(i + 1) refused the forgeries: \(d)")
+            XCTAssertGreaterThan(d["foreign-session"] as! Int, 0, "receiver \(i + 1): \(d)")
+        }
+        XCTAssertGreaterThan(o.receiverCounters(0)["payloadsMoved"] as! Int, 0, "h1's shifted runs were moved")
+    }
+
     func testReceiverWithoutMulticastFailsWithClearError() throws {
         let lab = try LabHarness(hosts: 2)
         self.lab = lab
@@ -267,6 +293,28 @@ final class MulticastTransferTests: XCTestCase {
         for p in rx { XCTAssertEqual(lab.wait(p), 0) }
         XCTAssertEqual(try lab.sha256(lab.path("out1")), object.sha)
     }
+
+    /// Sends what a plain session's placed receive must survive: DATA of another session with
+    /// the expected length (it lands in predicted places), DATA of the session for another
+    /// object, and garbage of random length.
+    static let foreignForgerScript = """
+        import os, random, socket, struct, sys, time
+        group, port = sys.argv[1].split(':'); sid = int(sys.argv[2]); secs = float(sys.argv[3])
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        end = time.time() + secs; n = 0
+        while time.time() < end:
+            block = random.randrange(0, 400); sym = random.randrange(0, 128); kind = n % 3
+            if kind == 2:
+                d = os.urandom(random.randrange(1, 1500))
+            else:
+                other = (sid + 1) % (1 << 32) if kind == 0 else sid
+                obj = 1 if kind == 0 else 7
+                d = struct.pack('>IBBHIIIHHII', 0x514C4D43, 1, 1, 0, other, obj, block, sym, 1440, n, 0)
+                d += os.urandom(1440)
+            s.sendto(d, (group, int(port))); n += 1
+            if n % 200 == 0: time.sleep(0.01)
+        print('forged', n)
+        """
 
     /// Sends DATA datagrams with the session's id, valid headers, random payloads and random
     /// tags to the group for a few seconds.

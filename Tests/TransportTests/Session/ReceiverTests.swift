@@ -33,6 +33,79 @@ final class ReceiverTests: XCTestCase {
         XCTAssertEqual(r.counters.accepted + r.counters.drops.total, r.counters.datagramsReceived)
     }
 
+    /// The receiver's half of a placed receive (`Receiver+Placement.swift`): it predicts the
+    /// pass's next places, never a filled one; a payload found at its place is taken without a
+    /// copy; and the short last symbol's padding is zeroed even when a misprediction left
+    /// garbage there (decoding the last block reads it).
+    func testPlacedPayloadsAreTakenWhereTheyLieAndOnlyFreePlacesArePredicted() throws {
+        let f = try SessionFixture(size: 5 * 16 * 512 + 3 * 512 + 100, parityPerBlock: 2)
+        let channel = PlacingChannel()
+        let (r, dest) = try f.receiver(channel: channel)
+        XCTAssertNil(r.predictPlaces(channel), "nothing to predict before the ANNOUNCE")
+        r.feed(f.announce(), at: 1)
+        let l = f.layout
+        let base = dest.buffer.baseAddress!
+        guard let n = r.predictPlaces(channel) else { return XCTFail("no places predicted") }
+        XCTAssertEqual((0..<n).map { r.places[$0] }, (0..<n).map { base + $0 * l.symbolSize })
+        let last = l.blockCount - 1
+        let kLast = l.sourceSymbols(inBlock: last)
+        // Garbage where the short last symbol goes, as a wrong guess would leave it.
+        (base + l.offset(ofBlock: last) + (kLast - 1) * l.symbolSize)
+            .initializeMemory(as: UInt8.self, repeating: 0xFF, count: l.symbolSize)
+        for d in f.pass() {
+            d.withUnsafeBytes { raw in
+                let header = UnsafeRawBufferPointer(rebasing: raw[0..<PacketHeader.size])
+                let rest = UnsafeRawBufferPointer(rebasing: raw[PacketHeader.size...])
+                guard case .success(let h) = PacketHeader.decode(raw) else { return XCTFail("fixture datagram") }
+                // Symbol 0 of the last block is lost: its decoding reads the last symbol's padding.
+                if h.type == .data, Int(h.block) == last, h.symbol == 0 { return }
+                guard h.type == .data, let place = r.placeOf(header) else {
+                    return r.handle(header: header, rest: rest, now: 2)
+                }
+                // What the socket does for a right guess: the kernel wrote the payload there.
+                place.copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+                r.handle(header: header, rest: UnsafeRawBufferPointer(start: place, count: rest.count), now: 2)
+            }
+        }
+        try r.tick(now: 3)
+        XCTAssertEqual(r.state, .complete(f.digest))
+        XCTAssertEqual(dest.bytes(f.object.count), f.object)
+        XCTAssertEqual(r.counters.payloadBytesCopied, 0)
+        XCTAssertEqual(r.counters.payloadBytesInPlace + r.counters.payloadBytesRebuilt, UInt64(f.object.count))
+        XCTAssertEqual(r.counters.copiesPerByte(objectSize: UInt64(f.object.count)), 1.0)
+        XCTAssertEqual(r.passParity, 2, "the pass's parity per block was learnt")
+        XCTAssertNil(r.predictPlaces(channel), "no place is predicted once every block is complete")
+    }
+
+    func testAFilledPlaceIsNeverPredictedAndNeverNamedAsAPlace() throws {
+        let f = try SessionFixture(size: 4 * 16 * 512, parityPerBlock: 0)
+        let channel = PlacingChannel()
+        let (r, dest) = try f.receiver(channel: channel)
+        r.feed(f.announce(), at: 1)
+        r.feed(f.data(block: 0, symbol: 1), at: 2)
+        r.feed(f.data(block: 0, symbol: 3), at: 2)
+        let base = dest.buffer.baseAddress!
+        guard let n = r.predictPlaces(channel) else { return XCTFail("no places predicted") }
+        // After (0, 3) the pass continues at (0, 4); symbols 1 and 3 are taken.
+        XCTAssertEqual(r.places[0], base + 4 * 512)
+        let predicted = Set((0..<n).compactMap { r.places[$0] })
+        XCTAssertFalse(predicted.contains(base + 1 * 512) || predicted.contains(base + 3 * 512))
+        f.data(block: 0, symbol: 1).withUnsafeBytes { raw in
+            XCTAssertNil(r.placeOf(UnsafeRawBufferPointer(rebasing: raw[0..<PacketHeader.size])), "already taken")
+        }
+        f.data(block: 0, symbol: 2).withUnsafeBytes { raw in
+            XCTAssertEqual(r.placeOf(UnsafeRawBufferPointer(rebasing: raw[0..<PacketHeader.size])), base + 2 * 512)
+        }
+        var foreign = f.data(block: 0, symbol: 2)
+        foreign[11] ^= 1  // another session's symbol has no place here
+        foreign.withUnsafeBytes { raw in
+            XCTAssertNil(r.placeOf(UnsafeRawBufferPointer(rebasing: raw[0..<PacketHeader.size])))
+        }
+        let (plain, _) = try f.receiver(channel: channel) { $0.placePayloads = false }
+        plain.feed(f.announce(), at: 1)
+        XCTAssertNil(plain.predictPlaces(channel), "placement switched off")
+    }
+
     func testDigestMismatchFailsTheTransfer() throws {
         let f = try SessionFixture(size: 10_000)
         let (r, _) = try f.receiver()
@@ -284,4 +357,15 @@ final class ReceiverTests: XCTestCase {
         XCTAssertGreaterThan(naks.count, 1)
         for d in channel.sent { XCTAssertLessThanOrEqual(d.count, ControlDatagram.capacity) }
     }
+}
+
+/// A channel that says it places payloads (so the receiver predicts) and receives nothing.
+final class PlacingChannel: DatagramChannel {
+    func send(_ batch: OutgoingBatch) throws(TransportError) {}
+    func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError) {}
+    func receive(_ handler: (UnsafeRawBufferPointer) -> Void) throws(TransportError) -> Int { 0 }
+    func waitReadable(timeoutNanos: UInt64) throws(TransportError) -> Bool { false }
+    var overruns: UInt64 { 0 }
+    var receiveQueuePercent: Int { 0 }
+    var placesPayloads: Bool { true }
 }
