@@ -48,6 +48,18 @@ struct TransferBenchmark: ParsableCommand {
     @Flag(help: "Also run ql-mcast with sealed symbols (system ql-mcast-encrypted) and measure AES-GCM alone.")
     var encrypt = false
     @Option(help: "Write the table as JSON to this file.") var json: String?
+    @Option(
+        help: """
+            Shape the sending host's egress with tc tbf to this rate (e.g. 1gbit), as a head node's NIC \
+            is: the wire, not the two cores the lab's hosts share, is then the limit. none: unshaped.
+            """)
+    var link = "none"
+    @Flag(
+        help: """
+            With --loss (engine model): also run ql-mcast without loss, alternating, and give goodput \
+            under loss ÷ without (the system "ql-mcast no loss").
+            """)
+    var withLossless = false
 
     func validate() throws {
         guard getuid() == 0 else { throw ValidationError("ql-bench transfer needs root (network namespaces)") }
@@ -67,6 +79,14 @@ struct TransferBenchmark: ParsableCommand {
         defer { lab.down() }
         let nftEveryone = nft && loss > 0
         if nftEveryone { for i in 1...receivers { try lab.lab(["loss", "\(i)", "\(loss)"]) } }
+        if link != "none" {
+            _ = try lab.exec(
+                on: 0,
+                [
+                    "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate", link, "burst", "256kb", "latency",
+                    "50ms",
+                ])
+        }
         let file = work.appendingPathComponent("object").path
         try Lab.run("/bin/sh", ["-c", "head -c \(size << 20) /dev/urandom > \(file)"])
         let sha = try Lab.sha256(file)
@@ -74,24 +94,32 @@ struct TransferBenchmark: ParsableCommand {
             lab: lab, bin: bin, work: work, file: file, sha: sha, bytes: size << 20, receivers: receivers, mtu: mtu,
             engineLoss: nft || loss == 0 ? nil : (burst ? "burst:\(loss / 100):16" : "random:\(loss / 100)"),
             peerLoss: nft ? nil : (loss > 0 ? loss : nil), senderArgs: senderArgs)
+        let lossless = TransferRunner(
+            lab: lab, bin: bin, work: work, file: file, sha: sha, bytes: size << 20, receivers: receivers, mtu: mtu,
+            engineLoss: nil, peerLoss: nil, senderArgs: senderArgs)
+        let baseline = "ql-mcast no loss"
 
         var results: [String: [RunResult]] = [:]
         let systems =
-            encrypt && !self.systems.contains("ql-mcast-encrypted")
-            ? self.systems + ["ql-mcast-encrypted"] : self.systems
+            (encrypt && !self.systems.contains("ql-mcast-encrypted")
+                ? self.systems + ["ql-mcast-encrypted"] : self.systems)
+            + (withLossless && loss > 0 && !nft ? [baseline] : [])
         for rep in 0..<reps {
             for system in systems {
                 // Every system's receivers write into warm memory (untimed; `NodeMemory`): else
                 // the system after a slow one pays this VM's reclaim alone.
                 try NodeMemory.warm(in: work, copies: receivers, mebibytes: size)
-                let r = try runner.run(system: system, rep: rep)
+                let r =
+                    system == baseline
+                    ? try lossless.run(system: "ql-mcast", rep: rep) : try runner.run(system: system, rep: rep)
                 results[system, default: []].append(r)
                 FileHandle.standardError.write(
                     "rep \(rep + 1) \(system): \(fmt(r.goodput, 1)) MB/s per receiver, \(r.verified ? "verified" : "NOT VERIFIED")\n"
                         .data(using: .utf8)!)
             }
         }
-        let condition = "\(loss)% \(burst ? "burst" : "random")\(nft ? " (nftables)" : "")"
+        let condition =
+            "\(loss)% \(burst ? "burst" : "random")\(nft ? " (nftables)" : "")\(link == "none" ? "" : ", sender's link \(link)")"
         var report = Report(
             benchmark: "transfer \(size) MiB to \(receivers) receivers, loss \(condition), MTU \(mtu), \(reps) reps",
             columns: [
@@ -108,6 +136,11 @@ struct TransferBenchmark: ParsableCommand {
                 system.hasPrefix("raw") ? "n/a" : "\(rs.filter(\.verified).count)/\(rs.count)",
                 ours.map { fmt($0 / g) } ?? "n/a",
             ])
+        }
+        if let lossy = results["ql-mcast"], let clean = results[baseline] {
+            report.notes.append(
+                "goodput at \(loss) % loss ÷ without (medians, same run): "
+                    + fmt(median(lossy.map(\.goodput)) / max(1e-9, median(clean.map(\.goodput)))))
         }
         if let plain = results["ql-mcast"], let floor = results["raw-work"] {
             let ratio = median(plain.map(\.receiverCPU)) / max(1e-9, median(floor.map(\.receiverCPU)))

@@ -440,6 +440,7 @@ public final class SessionManager: Sendable {
         do throws(TransportError) {
             var options = SocketOptions(interface: config.interface!)
             options.loopback = config.loopback
+            options.localDropsPushBack = true
             let socket = try MulticastSocket(endpoint: session.endpoint, options: options)
             let sender = try Sender(
                 object: session.snapshot.bytes, digest: session.snapshot.manifest.sha256, channel: socket,

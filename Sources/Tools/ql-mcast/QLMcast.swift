@@ -90,9 +90,10 @@ struct GroupOptions: ParsableArguments {
         }
     }
 
-    func socket(loopback: Bool = true) throws -> MulticastSocket {
+    func socket(loopback: Bool = true, sender: Bool = false) throws -> MulticastSocket {
         var opts = SocketOptions(interface: try interfaceAddress())
         opts.loopback = loopback
+        opts.localDropsPushBack = sender
         opts.segmentationOffload = !noOffload
         opts.receiveOffload = !noOffload
         return try MulticastSocket(endpoint: try endpoint(), options: opts)
@@ -155,7 +156,7 @@ struct SendCommand: ParsableCommand {
         config.authenticationKey = try common.key()
         config.encrypt = common.encrypt
         config.loss = try LossModel(parsing: common.loss)
-        let socket = try common.socket(loopback: loopback)
+        let socket = try common.socket(loopback: loopback, sender: true)
         let sender = try Sender(object: file.bytes, digest: digest, channel: socket, configuration: config)
         var server: ControlServer?
         if let control {
@@ -187,7 +188,7 @@ struct SendCommand: ParsableCommand {
               receivers complete \(done)/\(report.receivers.count), dropped \(c.receiversDropped), gso \(socket.gsoEnabled ? "on" : "off")
 
             """.data(using: .utf8)!)
-        try common.writeStats(SendStats(report: report, cpuSeconds: cpu, digest: digest))
+        try common.writeStats(SendStats(report: report, cpuSeconds: cpu, digest: digest, localDrops: socket.localDrops))
         if receivers > 0 && done < receivers {
             throw ExitMessage("only \(done) of \(receivers) receivers completed")
         }
@@ -320,6 +321,8 @@ struct SendStats: Encodable {
     var report: SenderReport
     var cpuSeconds: Double
     var digest: SHA256Digest
+    /// Sends this host's own queue refused and that were sent again (a link slower than the rate).
+    var localDrops: UInt64
 }
 
 struct ReceiveStats: Encodable {

@@ -105,7 +105,7 @@ extension MulticastSocket {
         msg.msg_controllen = receiveControlSpace
         var mmsg = qlsys_mmsghdr(msg_hdr: msg, msg_len: 0)
         receiveCalls += 1
-        guard let got = try SystemCalls.recvmmsg(fd, &mmsg, 1), got == 1 else { return 0 }
+        guard let got = try receiveMessages(&mmsg, 1), got == 1 else { return 0 }
         messagesReceived += 1
         let length = Int(mmsg.msg_len)
         let segment = Int(withUnsafePointer(to: &mmsg.msg_hdr) { qlsys_gro_segment($0, &kernelDrops) })

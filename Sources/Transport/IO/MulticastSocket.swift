@@ -19,6 +19,11 @@ public struct SocketOptions: Sendable {
     /// Use UDP GSO on send / GRO on receive when the kernel has them.
     public var segmentationOffload = true
     public var receiveOffload = true
+    /// A datagram this host's own queue drops (a link slower than the sender's rate: a NIC's or a
+    /// shaper's queue full) is reported (`IP_RECVERR`: `ENOBUFS`), and sent again after a pause —
+    /// the link pushes back, as a full socket buffer does, instead of losing datagrams on the
+    /// sending host that every receiver must then ask for. For senders.
+    public var localDropsPushBack = false
 
     public init(interface: IPv4Address) { self.interface = interface }
 }
@@ -64,6 +69,8 @@ public final class MulticastSocket {
     let placement: Placement
 
     public private(set) var sendCalls: UInt64 = 0
+    /// Sends this host's queue refused (`localDropsPushBack`): each waited for and sent again.
+    public private(set) var localDrops: UInt64 = 0
     public internal(set) var receiveCalls: UInt64 = 0
     /// Messages returned by recvmmsg (a GRO run counts once) and datagrams delivered.
     public internal(set) var messagesReceived: UInt64 = 0
@@ -122,6 +129,9 @@ public final class MulticastSocket {
             throw error
         }
         _ = try? SystemCalls.setOption(fd, SOL_SOCKET, QLSYS_SO_RXQ_OVFL, Int32(1), "setsockopt(SO_RXQ_OVFL)")
+        if options.localDropsPushBack {
+            _ = try? SystemCalls.setOption(fd, Int32(IPPROTO_IP), IP_RECVERR, Int32(1), "setsockopt(IP_RECVERR)")
+        }
         groEnabled = false
         if options.receiveOffload {
             groEnabled =
@@ -236,7 +246,15 @@ public final class MulticastSocket {
     private func sendMessages(from: Int, count: Int) throws(TransportError) -> Int {
         while true {
             sendCalls += 1
-            if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
+            do throws(TransportError) {
+                if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
+            } catch  where error.errno == ENOBUFS && options.localDropsPushBack {
+                // This host's queue dropped the first message (the others were not tried): the
+                // link is full. Send it again once it has drained a little.
+                localDrops += 1
+                usleep(200)
+                continue
+            }
             // Socket buffer full: wait for room (bounded), then retry.
             try SystemCalls.waitWritable(fd, timeoutMillis: 10)
         }
@@ -245,7 +263,11 @@ public final class MulticastSocket {
     /// Sends one datagram (control traffic: ANNOUNCE, NAK, FIN, STATUS).
     public func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError) {
         for _ in 0..<100 {
-            if try SystemCalls.sendto(fd, bytes, destination) { return }
+            do throws(TransportError) {
+                if try SystemCalls.sendto(fd, bytes, destination) { return }
+            } catch  where error.errno == ENOBUFS && options.localDropsPushBack {
+                localDrops += 1
+            }
             try SystemCalls.waitWritable(fd, timeoutMillis: 10)
         }
         throw TransportError(.systemCall, "sendto \(endpoint): socket buffer stayed full for 1 s")
@@ -265,7 +287,7 @@ public final class MulticastSocket {
             receiveMsgs[s] = qlsys_mmsghdr(msg_hdr: msg, msg_len: 0)
         }
         receiveCalls += 1
-        guard let n = try SystemCalls.recvmmsg(fd, receiveMsgs, receiveSlots) else { return 0 }
+        guard let n = try receiveMessages(receiveMsgs, receiveSlots) else { return 0 }
         var delivered = 0
         messagesReceived += UInt64(n)
         defer { datagramsReceived += UInt64(delivered) }
@@ -287,6 +309,17 @@ public final class MulticastSocket {
             }
         }
         return delivered
+    }
+
+    /// recvmmsg, where a send's `ENOBUFS` left pending for the socket (`localDropsPushBack`)
+    /// means nothing was received, not a failed socket.
+    func receiveMessages(_ msgs: UnsafeMutablePointer<qlsys_mmsghdr>, _ n: Int) throws(TransportError) -> Int? {
+        do { return try SystemCalls.recvmmsg(fd, msgs, n) } catch
+            where error.errno == ENOBUFS
+            && options.localDropsPushBack
+        {
+            return nil
+        }
     }
 
     /// Blocks until a datagram is waiting or `timeoutNanos` passes.
