@@ -188,7 +188,10 @@ struct SendCommand: ParsableCommand {
               receivers complete \(done)/\(report.receivers.count), dropped \(c.receiversDropped), gso \(socket.gsoEnabled ? "on" : "off")
 
             """.data(using: .utf8)!)
-        try common.writeStats(SendStats(report: report, cpuSeconds: cpu, digest: digest, localDrops: socket.localDrops))
+        try common.writeStats(
+            SendStats(
+                report: report, cpuSeconds: cpu, digest: digest, localDrops: socket.localDrops,
+                reportedErrors: socket.reportedErrors))
         if receivers > 0 && done < receivers {
             throw ExitMessage("only \(done) of \(receivers) receivers completed")
         }
@@ -323,6 +326,8 @@ struct SendStats: Encodable {
     var digest: SHA256Digest
     /// Sends this host's own queue refused and that were sent again (a link slower than the rate).
     var localDrops: UInt64
+    /// Errors the network reported about earlier sends (ICMP; forgeable), taken and ignored.
+    var reportedErrors: UInt64
 }
 
 struct ReceiveStats: Encodable {

@@ -1,4 +1,5 @@
 import CQLSys
+import Platform
 
 #if canImport(Glibc)
     import Glibc
@@ -71,6 +72,14 @@ public final class MulticastSocket {
     public private(set) var sendCalls: UInt64 = 0
     /// Sends this host's queue refused (`localDropsPushBack`): each waited for and sent again.
     public private(set) var localDrops: UInt64 = 0
+    /// Errors reported for earlier sends (`IP_RECVERR`: ICMP from the network — anyone on the LAN
+    /// can forge one — or the host), taken off the socket and ignored: a multicast stream has no
+    /// peer an error could be about.
+    public private(set) var reportedErrors: UInt64 = 0
+    /// Since when every send has met such an error (nil: the last send went out). A local error
+    /// that does not go away (the route gone) fails the send after 2 s; a forged one cannot.
+    private var failingSince: UInt64?
+    private var lastSendError: Int32 = 0
     public internal(set) var receiveCalls: UInt64 = 0
     /// Messages returned by recvmmsg (a GRO run counts once) and datagrams delivered.
     public internal(set) var messagesReceived: UInt64 = 0
@@ -247,12 +256,21 @@ public final class MulticastSocket {
         while true {
             sendCalls += 1
             do throws(TransportError) {
-                if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 { return n }
+                if let n = try SystemCalls.sendmmsg(fd, sendMsgs + from, count), n > 0 {
+                    failingSince = nil
+                    lastSendError = 0
+                    return n
+                }
             } catch  where error.errno == ENOBUFS && options.localDropsPushBack {
                 // This host's queue dropped the first message (the others were not tried): the
                 // link is full. Send it again once it has drained a little.
                 localDrops += 1
                 usleep(200)
+                continue
+            } catch  where options.localDropsPushBack {
+                // An earlier send's error, reported now (this one was not tried): taken, and the
+                // send tried again — unless it is this host's own and lasts.
+                guard try takeReportedError(error) else { throw error }
                 continue
             }
             // Socket buffer full: wait for room (bounded), then retry.
@@ -264,9 +282,16 @@ public final class MulticastSocket {
     public func sendOne(_ bytes: UnsafeRawBufferPointer) throws(TransportError) {
         for _ in 0..<100 {
             do throws(TransportError) {
-                if try SystemCalls.sendto(fd, bytes, destination) { return }
+                if try SystemCalls.sendto(fd, bytes, destination) {
+                    failingSince = nil
+                    lastSendError = 0
+                    return
+                }
             } catch  where error.errno == ENOBUFS && options.localDropsPushBack {
                 localDrops += 1
+            } catch  where options.localDropsPushBack {
+                guard try takeReportedError(error) else { throw error }
+                continue
             }
             try SystemCalls.waitWritable(fd, timeoutMillis: 10)
         }
@@ -319,7 +344,40 @@ public final class MulticastSocket {
             && options.localDropsPushBack
         {
             return nil
+        } catch  where options.localDropsPushBack {
+            // An error about an earlier send, reported here: taken off the socket, nothing received.
+            guard isReported(error) else { throw error }
+            return nil
         }
+    }
+
+    /// With `IP_RECVERR`, an error about an earlier send — ICMP unreachable, refused, … that any
+    /// host can forge — is returned by the next call on the socket and queued. True when `error`
+    /// is such a one: counted, and the queue emptied (else `poll` would keep waking for it).
+    /// A send's `ENOPROTOOPT` twice in a row is the kernel's "no GSO here", not ICMP's.
+    private func isReported(_ error: TransportError, sending: Bool = false) -> Bool {
+        guard let e = error.errno else { return false }
+        defer { if sending { lastSendError = e } }
+        let icmp = [
+            ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENONET, EPROTO, EMSGSIZE, EOPNOTSUPP, EACCES,
+            ENOPROTOOPT,
+        ]
+        guard icmp.contains(e), !(sending && e == ENOPROTOOPT && lastSendError == ENOPROTOOPT) else { return false }
+        _ = SystemCalls.drainErrorQueue(fd)
+        reportedErrors += 1
+        return true
+    }
+
+    /// `isReported`, for sends: false when `error` is this call's own; true when the send should
+    /// be tried again.
+    /// - Throws: `error`, when sends have met nothing but such errors for 2 s (a local error that
+    ///   stays, e.g. the route gone; a forger would have to beat every retry for 2 s).
+    private func takeReportedError(_ error: TransportError) throws(TransportError) -> Bool {
+        guard isReported(error, sending: true) else { return false }
+        let now = MonotonicClock.nanoseconds()
+        if let since = failingSince, now - since > 2_000_000_000 { throw error }
+        if failingSince == nil { failingSince = now }
+        return true
     }
 
     /// Blocks until a datagram is waiting or `timeoutNanos` passes.

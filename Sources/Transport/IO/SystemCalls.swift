@@ -61,6 +61,21 @@ enum SystemCalls {
         try check("recvmmsg") { qlsys_recvmmsg(fd, msgs, UInt32(n), Int32(MSG_DONTWAIT)) }.map(Int.init)
     }
 
+    /// Empties a socket's error queue (`IP_RECVERR`: what ICMP and the host reported about
+    /// earlier sends), at most `limit` entries. Returns how many it took.
+    static func drainErrorQueue(_ fd: Int32, limit: Int = 256) -> Int {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        var taken = 0
+        while taken < limit {
+            let r = buffer.withUnsafeMutableBytes { b in
+                Glibc.recv(fd, b.baseAddress, b.count, Int32(MSG_ERRQUEUE) | Int32(MSG_DONTWAIT))
+            }
+            if r < 0 { break }
+            taken += 1
+        }
+        return taken
+    }
+
     /// sendto(2) of one datagram. Returns false when the socket buffer is full.
     static func sendto(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ to: sockaddr_in) throws(TransportError) -> Bool {
         var a = to

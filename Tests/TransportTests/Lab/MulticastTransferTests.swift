@@ -93,7 +93,7 @@ final class MulticastTransferTests: XCTestCase {
         var forger: Process?
         if s.forge {
             forger = try lab.start(
-                on: hosts - 1, ["python3", "-c", s.forgery, group, session, "3.0"], timeout: 30,
+                on: hosts - 1, ["python3", "-c", s.forgery, group, session, "3.0", lab.address(0)], timeout: 30,
                 log: "forge.log")
         }
         if s.lateJoiner {
@@ -229,6 +229,19 @@ final class MulticastTransferTests: XCTestCase {
         checkRepairsExplainedByLoss(o)
     }
 
+    /// A sender that asks the kernel for its send errors (`IP_RECVERR`, for the push-back) also
+    /// hears ICMP errors about its stream — which any host can forge. A hostile host sending
+    /// port/host/net unreachable, fragmentation needed, time exceeded and parameter problems that
+    /// quote the session's datagrams must not stop the sender or cost a receiver its copy.
+    func testForgedICMPErrorsAboutTheStreamDoNotStopTheSender() throws {
+        let o = try run(
+            Scenario(
+                receivers: 2, size: 64 << 20, forge: true, forgery: Self.icmpForgerScript,
+                senderArgs: ["--rate", "300m"]))
+        XCTAssertGreaterThan(o.sender["reportedErrors"] as! Int, 0, "the forged errors reached the sender")
+        checkRepairsExplainedByLoss(o)
+    }
+
     func testReceiverWithoutMulticastFailsWithClearError() throws {
         let lab = try LabHarness(hosts: 2)
         self.lab = lab
@@ -316,6 +329,30 @@ final class MulticastTransferTests: XCTestCase {
         for p in rx { XCTAssertEqual(lab.wait(p), 0) }
         XCTAssertEqual(try lab.sha256(lab.path("out1")), object.sha)
     }
+
+    /// Sends the sending host (argv 4) ICMP errors quoting a datagram "from" the group's
+    /// address and port: the lookup that finds the sender's socket (bound to group:port).
+    static let icmpForgerScript = """
+        import socket, struct, sys, time
+        group, port = sys.argv[1].split(':'); port = int(port); secs = float(sys.argv[3]); head = sys.argv[4]
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        def csum(b):
+            if len(b) % 2: b += b'\\0'
+            t = sum(struct.unpack('!%dH' % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); t += t >> 16
+            return (~t) & 0xffff
+        kinds = [(3, 3), (3, 1), (3, 0), (3, 4), (11, 0), (12, 0), (3, 2), (3, 13)]
+        end = time.time() + secs; n = 0
+        while time.time() < end:
+            t, c = kinds[n % len(kinds)]
+            ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 1500, n & 0xffff, 0, 1, 17, 0,
+                             socket.inet_aton(group), socket.inet_aton(head))
+            udp = struct.pack('!HHHH', port, port, 1480, 0)
+            body = struct.pack('!BBHI', t, c, 0, 1400 if (t, c) == (3, 4) else 0) + ip + udp
+            body = body[:2] + struct.pack('!H', csum(body)) + body[4:]
+            s.sendto(body, (head, 0)); n += 1
+            if n % 100 == 0: time.sleep(0.002)
+        print('forged', n)
+        """
 
     /// Sends what a plain session's placed receive must survive: DATA of another session with
     /// the expected length (it lands in predicted places), DATA of the session for another
