@@ -29,11 +29,15 @@ struct FECBenchmark: ParsableCommand {
             let parts = code.split(separator: ",").compactMap { Int($0) }
             guard parts.count == 2 else { throw ValidationError("--codes takes k,m pairs, got \(code)") }
             let (k, m) = (parts[0], parts[1])
+            guard k >= 1, m >= 1, k + m <= ReedSolomon.maxSymbols else {
+                throw ValidationError("--codes \(code): need k ≥ 1, m ≥ 1 and k + m ≤ \(ReedSolomon.maxSymbols)")
+            }
             for size in sizes {
                 let fixture = FECFixture(k: k, m: m, size: size, totalBytes: mib << 20)
                 var ours: [String: [Double]] = [:]
                 var isal: [String: [Double]] = [:]
-                let lostCounts = Array(Set([1, 4, m])).sorted()
+                // A block cannot lose more sources than it has parity for.
+                let lostCounts = Array(Set([1, 4, m].filter { $0 <= m })).sorted()
                 for _ in 0..<reps {
                     ours["encode", default: []].append(fixture.encodeOurs())
                     isal["encode", default: []].append(fixture.encodeISAL())

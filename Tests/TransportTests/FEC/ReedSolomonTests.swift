@@ -80,16 +80,20 @@ final class ReedSolomonTests: XCTestCase {
         let best = qlfec_set_kernel(Int32(QLFEC_KERNEL_AUTO))
         defer { qlfec_set_kernel(Int32(QLFEC_KERNEL_AUTO)) }
         var rng = SplitMix64(seed: 7)
-        for len in [1, 31, 32, 63, 64, 65, 1400, 1471, 8900] {
-            for (nsrc, ndst) in [(1, 1), (5, 3), (17, 7), (64, 16)] {
+        // Lengths around the two-column step (128 bytes) and shapes past one matrix (255 sources).
+        for len in [1, 31, 32, 63, 64, 65, 127, 128, 129, 191, 1400, 1440, 1471, 8900] {
+            for (nsrc, ndst) in [(1, 1), (5, 3), (17, 7), (64, 16), (128, 9), (300, 2)] {
                 let src = (0..<nsrc).map { _ in (0..<len).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
                 let coef = (0..<(nsrc * ndst)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
                 var results: [[[UInt8]]] = []
                 for kernel in Int32(QLFEC_KERNEL_SCALAR)...best {
                     qlfec_set_kernel(kernel)
-                    results.append(Self.dot(len: len, coef: coef, src: src, ndst: ndst))
+                    results.append(Self.dot(len: len, coef: coef, src: src, ndst: ndst, accumulate: false))
+                    results.append(Self.dot(len: len, coef: coef, src: src, ndst: ndst, accumulate: true))
                 }
-                for r in results.dropFirst() { XCTAssertEqual(r, results[0], "len \(len) \(nsrc)x\(ndst)") }
+                for (i, r) in results.enumerated().dropFirst(2) {
+                    XCTAssertEqual(r, results[i % 2], "len \(len) \(nsrc)x\(ndst) accumulate \(i % 2 == 1)")
+                }
             }
         }
     }
@@ -142,7 +146,7 @@ final class ReedSolomonTests: XCTestCase {
         }
     }
 
-    static func dot(len: Int, coef: [UInt8], src: [[UInt8]], ndst: Int) -> [[UInt8]] {
+    static func dot(len: Int, coef: [UInt8], src: [[UInt8]], ndst: Int, accumulate: Bool = false) -> [[UInt8]] {
         let nsrc = src.count
         let s = UnsafeMutablePointer<UInt8>.allocate(capacity: nsrc * len)
         let d = UnsafeMutablePointer<UInt8>.allocate(capacity: ndst * len)
@@ -154,7 +158,7 @@ final class ReedSolomonTests: XCTestCase {
         d.initialize(repeating: 0x55, count: ndst * len)
         let sp = (0..<nsrc).map { UnsafePointer<UInt8>?(s + $0 * len) }
         let dp = (0..<ndst).map { UnsafeMutablePointer<UInt8>?(d + $0 * len) }
-        qlfec_dot(len, Int32(nsrc), Int32(ndst), coef, sp, dp, 0)
+        qlfec_dot(len, Int32(nsrc), Int32(ndst), coef, sp, dp, accumulate ? 1 : 0)
         return (0..<ndst).map { Array(UnsafeBufferPointer(start: d + $0 * len, count: len)) }
     }
 }
