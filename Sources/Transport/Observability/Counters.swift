@@ -123,6 +123,9 @@ public struct ReceiverCounters: Sendable, Equatable, Codable {
     /// Block NAKs not sent because repair for the block was arriving.
     public var nakSuppressedByRepair: UInt64 = 0
     public var naksHeard: UInt64 = 0
+    /// NAK rounds brought forward because the block's repair run ended with the block still
+    /// short (some of the repair was lost): asked again after a back-off, not the repair time-out.
+    public var repairRoundsBroughtForward: UInt64 = 0
     /// Overheard NAKs that would have suppressed ours a second time although the first
     /// suppression brought no repair: we NAKed ourselves (a NAK nobody answers must not silence us).
     public var nakSuppressionsRefused: UInt64 = 0

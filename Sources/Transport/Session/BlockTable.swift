@@ -39,9 +39,12 @@ struct BlockState {
 
 /// Where one block stands in the NAK exchange.
 struct RepairState {
-    /// Queued in the NAK schedule, since `scheduledAt`.
+    /// Queued in the NAK schedule, since `scheduledAt`, due at `dueAt`.
     var pending = false
     var scheduledAt: UInt64 = 0
+    var dueAt: UInt64 = 0
+    /// This round was brought forward once already (a repair run for the block ended short).
+    var broughtForward = false
     var rounds: UInt16 = 0
     /// The most symbols another receiver's NAK asked for, and when it was overheard.
     var heardNeed: UInt16 = 0
@@ -114,32 +117,51 @@ struct BlockTable {
     }
 }
 
-/// Blocks waiting for their next NAK decision, in (roughly) due order: appended with their due
-/// time, taken from the head once due.
+/// Blocks waiting for their next NAK decision, taken in due order (a binary min-heap).
+///
+/// A block may be scheduled again for an earlier time (its repair run ended short: the next
+/// round need not wait for the repair time-out); the entry it replaces stays in the heap and is
+/// recognised as stale by the caller, whose `RepairState.dueAt` names the one that counts.
 struct NakSchedule {
-    private var blocks: [Int32] = []
-    private var due: [UInt64] = []
-    private var head = 0
-
-    mutating func reserve(_ n: Int) {
-        blocks.reserveCapacity(n)
-        due.reserveCapacity(n)
+    private struct Entry {
+        var due: UInt64
+        var block: Int32
     }
+    private var heap: [Entry] = []
+
+    mutating func reserve(_ n: Int) { heap.reserveCapacity(n) }
+
+    var count: Int { heap.count }
 
     mutating func append(_ b: Int, due time: UInt64) {
-        if head > 4_096 && head * 2 > blocks.count {
-            blocks.removeFirst(head)
-            due.removeFirst(head)
-            head = 0
+        heap.append(Entry(due: time, block: Int32(b)))
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i].due < heap[parent].due else { break }
+            heap.swapAt(i, parent)
+            i = parent
         }
-        blocks.append(Int32(b))
-        due.append(time)
     }
 
-    /// The next block whose time has come, taken off the schedule.
-    mutating func next(dueBy now: UInt64) -> Int? {
-        guard head < blocks.count, due[head] <= now else { return nil }
-        head += 1
-        return Int(blocks[head - 1])
+    /// The next block whose time has come, with the time it was due, taken off the schedule.
+    mutating func next(dueBy now: UInt64) -> (block: Int, due: UInt64)? {
+        guard let top = heap.first, top.due <= now else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1
+                let r = l + 1
+                var m = i
+                if l < heap.count, heap[l].due < heap[m].due { m = l }
+                if r < heap.count, heap[r].due < heap[m].due { m = r }
+                if m == i { break }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        return (Int(top.block), top.due)
     }
 }

@@ -20,6 +20,7 @@ extension Receiver {
             guard Int(h.payloadLength) == l.symbolSize else { return counters.drops.count(.badLength) }
         }
         if h.flags.contains(.repair) {
+            repairRun = b
             noteRepair(block: b, now: now)
         } else {
             notePass(block: b, symbol: j, sources: kb, data: h.type == .data)

@@ -41,7 +41,31 @@ extension Receiver {
         guard !table.repair[b].pending else { return }
         table.repair[b].pending = true
         table.repair[b].scheduledAt = now
+        table.repair[b].dueAt = time
+        table.repair[b].broughtForward = false
         naks.append(b, due: time)
+    }
+
+    /// A datagram other than the next repair symbol of the block whose repair was coming: that
+    /// run is over. When it left the block short, some of it was lost on the way (or the sender
+    /// could not send it all), and waiting out the repair time-out — twice a response time
+    /// learnt while the sender's queue was full, 100 ms and more on a shaped link — only stalls
+    /// the end of the session: the block's next round is brought forward to a NAK back-off from
+    /// now, once per round (so forged datagrams cannot make a receiver NAK faster than that).
+    func endRepairRun(now: UInt64) {
+        let b = repairRun
+        guard b >= 0 else { return }
+        repairRun = -1
+        let r = table.repair[b]
+        guard r.pending, !r.broughtForward, !table.blocks[b].complete else { return }
+        let due = now + backoff()
+        guard due < r.dueAt else { return }
+        table.repair[b].broughtForward = true
+        // The round starts now: what was heard or seen before it is the round before.
+        table.repair[b].scheduledAt = now
+        table.repair[b].dueAt = due
+        counters.repairRoundsBroughtForward += 1
+        naks.append(b, due: due)
     }
 
     func handleOverheardNak(_ payload: UnsafeRawBufferPointer, now: UInt64) {
@@ -73,7 +97,10 @@ extension Receiver {
         let l = layout!
         // Entries per NAK: what fits a datagram of the path (a symbol's size) and our buffer.
         let capacity = NakBody.capacity(payload: min(l.symbolSize, ControlDatagram.bodyCapacity))
-        while let b = naks.next(dueBy: now) {
+        while let entry = naks.next(dueBy: now) {
+            let b = entry.block
+            // An entry replaced by an earlier one (`endRepairRun`) is stale.
+            guard table.repair[b].pending, table.repair[b].dueAt == entry.due else { continue }
             table.repair[b].pending = false
             if table.blocks[b].complete { continue }
             let need = UInt16(l.sourceSymbols(inBlock: b) - Int(table.blocks[b].have))

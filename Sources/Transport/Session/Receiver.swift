@@ -53,6 +53,12 @@ public final class Receiver {
     var naks = NakSchedule()
     /// The sender's NAK-to-repair response time, smoothed.
     var responseNanos: UInt64 = 0
+    /// The block whose repair symbols arrived last, until another datagram shows the run is
+    /// over (-1: none): `endRepairRun`.
+    var repairRun = -1
+    /// Silence after a repair symbol that ends its run: the sender sends a run back to back, so
+    /// a few milliseconds without a datagram mean nothing more of it is coming.
+    static let repairRunQuiet: UInt64 = 5_000_000
     var nakEntries: [NakEntry] = []
     var parityList: [(index: Int, bytes: UnsafePointer<UInt8>)] = []
 
@@ -203,6 +209,7 @@ public final class Receiver {
         case .data, .parity, .fin:
             guard layout != nil else { return counters.drops.count(.beforeAnnounce) }
             noteSender(h, now: now)
+            if h.type == .fin || !h.flags.contains(.repair) || Int(h.block) != repairRun { endRepairRun(now: now) }
             if h.type == .fin {
                 handleFin(h, payload, now: now)
             } else {
@@ -309,6 +316,8 @@ public final class Receiver {
         }
         confirmVerdicts(now: now)
         if isFinished { return }
+        // A repair run followed by silence (the last the sender had to send) is over too.
+        if repairRun >= 0, now - lastSenderPacket > Self.repairRunQuiet { endRepairRun(now: now) }
         try processNaks(now: now)
         try reportIfDue(now: now)
         if now - lastSenderPacket > configuration.idleTimeoutNanos {
