@@ -457,6 +457,8 @@ public final class SessionManager: Sendable {
                     ? "\(c.passes) turns (\(c.passExtensions) late joins, \(c.carouselBlocks) blocks again), " : "")
                 + "wire/payload \(String(printf: "%.3f", Double(c.wireBytes) / max(1, Double(c.objectBytes)))), "
                 + "repair \(c.repairSymbols), NAKs \(c.naksReceived), dropped \(c.receiversDropped), silent \(c.receiversSilent)"
+                + (c.localDrops > 0 ? ", \(c.localDrops) sends waited for the link" : "")
+                + (c.reportedErrors > 0 ? ", \(c.reportedErrors) ICMP errors ignored" : "")
             if let reason = report.abortReason { return "aborted (\(reason)): " + summary }
             return "finished: " + summary
         } catch {

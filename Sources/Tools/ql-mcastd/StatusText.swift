@@ -38,7 +38,11 @@ enum StatusText {
                 out +=
                     "  pass \(p.passBlocks)/\(p.blocks) blocks\(pc.passExtensions > 0 ? " (turn \(pc.passes) for \(pc.passExtensions) late joins, \(pc.carouselBlocks) blocks again)" : ""), rate \(p.rate), parity \(f(p.proactiveParity * 100, 1)) %, "
                 out += "sent \(pc.datagramsSent) (repair \(pc.repairSymbols)), NAKs \(pc.naksReceived), "
-                out += "\(f(Double(pc.wireBytes) / 1e6 / max(p.elapsedSeconds, 1e-3), 1)) MB/s\n"
+                out += "\(f(Double(pc.wireBytes) / 1e6 / max(p.elapsedSeconds, 1e-3), 1)) MB/s"
+                // The head's own link slower than the pace (sends waited for), forged or real ICMP.
+                if pc.localDrops > 0 { out += ", \(pc.localDrops) sends waited for the link" }
+                if pc.reportedErrors > 0 { out += ", \(pc.reportedErrors) ICMP errors ignored" }
+                out += "\n"
             }
             if let outcome = session.outcome { out += "  \(outcome)\n" }
             let records = Dictionary(uniqueKeysWithValues: (session.progress?.receivers ?? []).map { ($0.id, $0) })

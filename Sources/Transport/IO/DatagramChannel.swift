@@ -18,6 +18,10 @@ public protocol DatagramChannel: AnyObject {
     var receiveQueuePercent: Int { get }
     /// True when `receive(placing:…)` puts payloads where they are predicted to belong.
     var placesPayloads: Bool { get }
+    /// Sends this host's queue refused and that were sent again, and errors about the stream
+    /// reported to the socket and ignored (cumulative; see `SocketOptions.localDropsPushBack`).
+    var localDrops: UInt64 { get }
+    var reportedErrors: UInt64 { get }
     /// Receives one run of datagrams with their payloads scattered to predicted places (see
     /// `MulticastSocket.receive(placing:headerSize:payloadSize:belongsAt:_:)`); each datagram is
     /// handed on as header and rest.
@@ -32,6 +36,9 @@ public protocol DatagramChannel: AnyObject {
 extension DatagramChannel {
     /// Channels that cannot scatter (the tests' in-memory wires) place nothing.
     public var placesPayloads: Bool { false }
+    /// Channels without a host queue of their own (the tests' in-memory wires) never push back.
+    public var localDrops: UInt64 { 0 }
+    public var reportedErrors: UInt64 { 0 }
 
     /// Without scattering: each datagram split after its header, nothing placed.
     @discardableResult

@@ -83,6 +83,11 @@ public struct SenderCounters: Sendable, Equatable, Codable {
     /// Bytes copied to pad the object's final short symbol for parity computation.
     public var paddingBytesCopied: UInt64 = 0
     public var sendCalls: UInt64 = 0
+    /// Sends this host's own queue refused (a slower link than the sender's pace), each waited
+    /// for and sent again; and ICMP errors about the stream taken off the socket and ignored
+    /// (anyone can forge them). From the channel (`SocketOptions.localDropsPushBack`).
+    public var localDrops: UInt64 = 0
+    public var reportedErrors: UInt64 = 0
     /// Turns of the pass round the object (more than one when members joined late).
     public var passes: UInt64 = 0
     /// Blocks sent again by the pass for members that joined late, and the joins that extended it.

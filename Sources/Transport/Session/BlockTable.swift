@@ -131,8 +131,6 @@ struct NakSchedule {
 
     mutating func reserve(_ n: Int) { heap.reserveCapacity(n) }
 
-    var count: Int { heap.count }
-
     mutating func append(_ b: Int, due time: UInt64) {
         heap.append(Entry(due: time, block: Int32(b)))
         var i = heap.count - 1

@@ -97,16 +97,24 @@ extension Receiver {
         let l = layout!
         // Entries per NAK: what fits a datagram of the path (a symbol's size) and our buffer.
         let capacity = NakBody.capacity(payload: min(l.symbolSize, ControlDatagram.bodyCapacity))
-        while let entry = naks.next(dueBy: now) {
+        // Once one round is due, rounds due within a quarter of the back-off join its NAK: every
+        // receiver on the group reads every NAK, so fewer and fuller datagrams matter with
+        // hundreds of nodes (the schedule is exact; it used to batch by being only roughly sorted).
+        var horizon = now
+        while let entry = naks.next(dueBy: horizon) {
             let b = entry.block
             // An entry replaced by an earlier one (`endRepairRun`) is stale.
             guard table.repair[b].pending, table.repair[b].dueAt == entry.due else { continue }
+            horizon = now + configuration.nakBackoffNanos / 4
             table.repair[b].pending = false
             if table.blocks[b].complete { continue }
             let need = UInt16(l.sourceSymbols(inBlock: b) - Int(table.blocks[b].have))
             var r = table.repair[b]
             let since = r.scheduledAt
-            r.rounds = r.rounds == .max ? .max : r.rounds + 1
+            // A round brought forward follows repair that came: the sender serves us, and the
+            // bound on rounds is for a sender that does not (else a receiver losing most of what
+            // reaches it would give up itself before the sender's verdict on it).
+            if !r.broughtForward { r.rounds = r.rounds == .max ? .max : r.rounds + 1 }
             counters.maxRepairRounds = max(counters.maxRepairRounds, UInt64(r.rounds))
             if Int(r.rounds) > configuration.maxRepairRounds {
                 table.repair[b] = r

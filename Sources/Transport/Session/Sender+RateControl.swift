@@ -85,11 +85,18 @@ extension Sender {
     }
 
     func progress(now: UInt64) -> SenderProgress {
-        SenderProgress(
+        takeChannelCounters()
+        return SenderProgress(
             sessionID: configuration.sessionID, name: configuration.name, objectSize: layout.objectSize, digest: digest,
             blocks: layout.blockCount, passBlocks: passBlock, pendingRepairBlocks: repairQueue.count, rate: currentRate,
             proactiveParity: proactiveRatio, elapsedSeconds: Double(now - startedAt) / 1e9, counters: counters,
             receivers: receivers.values.sorted { $0.id < $1.id })
+    }
+
+    /// What the channel counted on the sender's behalf, into the session's counters.
+    func takeChannelCounters() {
+        counters.localDrops = channel.localDrops
+        counters.reportedErrors = channel.reportedErrors
     }
 
     /// Whether the one receiver still receiving after the pass has kept the others waiting longer

@@ -251,6 +251,7 @@ public final class Sender {
     public func finish(now: UInt64) throws(TransportError) -> SenderReport {
         for _ in 0..<3 { try sendFin(now: now, final: true) }
         onProgress?(progress(now: now))
+        takeChannelCounters()
         return SenderReport(
             counters: counters, receivers: receivers, seconds: Double(now &- startedAt) / 1e9,
             passSeconds: Double(max(passEndedAt, startedAt) - startedAt) / 1e9, finalRate: currentRate,

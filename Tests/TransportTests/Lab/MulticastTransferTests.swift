@@ -224,6 +224,8 @@ final class MulticastTransferTests: XCTestCase {
         let o = try run(Scenario(receivers: 2, size: 32 << 20, senderLink: "200mbit"))
         XCTAssertGreaterThan(o.sender["localDrops"] as! Int, 0, "the shaped link pushed back")
         let c = o.senderCounters
+        // The session's own counters carry them too (what ql-mcastd's status and metrics show).
+        XCTAssertEqual(c["localDrops"] as? Int, o.sender["localDrops"] as? Int)
         let data = c["dataSymbols"] as! Int
         XCTAssertLessThanOrEqual(c["repairSymbols"] as! Int, data / 100, "repair at 0 % network loss: \(c)")
         checkRepairsExplainedByLoss(o)
@@ -239,6 +241,7 @@ final class MulticastTransferTests: XCTestCase {
                 receivers: 2, size: 64 << 20, forge: true, forgery: Self.icmpForgerScript,
                 senderArgs: ["--rate", "300m"]))
         XCTAssertGreaterThan(o.sender["reportedErrors"] as! Int, 0, "the forged errors reached the sender")
+        XCTAssertEqual(o.senderCounters["reportedErrors"] as? Int, o.sender["reportedErrors"] as? Int)
         checkRepairsExplainedByLoss(o)
     }
 

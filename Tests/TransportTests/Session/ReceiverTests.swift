@@ -195,6 +195,30 @@ final class ReceiverTests: XCTestCase {
         XCTAssertEqual(r.completedBlocks, 1)
     }
 
+    func testTheNakScheduleGivesBlocksInDueOrderWhateverOrderTheyCameIn() {
+        var schedule = NakSchedule()
+        var rng = SplitMix64(seed: 11)
+        var expected: [(due: UInt64, block: Int)] = []
+        for b in 0..<2_000 {
+            let due = rng.next() % 1_000
+            schedule.append(b, due: due)
+            expected.append((due, b))
+        }
+        let first = expected.map(\.due).min()!
+        if first > 0 { XCTAssertNil(schedule.next(dueBy: first - 1), "nothing is due before the first") }
+        var taken: [(due: UInt64, block: Int)] = []
+        var now: UInt64 = 0
+        while taken.count < expected.count {
+            while let e = schedule.next(dueBy: now) {
+                XCTAssertLessThanOrEqual(e.due, now)
+                taken.append((e.due, e.block))
+            }
+            now += 7
+        }
+        XCTAssertEqual(taken.map(\.due), expected.map(\.due).sorted())
+        XCTAssertEqual(Set(taken.map(\.block)), Set(0..<2_000))
+    }
+
     func testRepairRunsOfCompleteOrUnaskedBlocksBringNothingForward() throws {
         let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
         let channel = RecordingChannel()
