@@ -83,6 +83,8 @@ struct ImageBenchmark: ParsableCommand {
         var repairShare: Double?
         /// CPU seconds (user + system) of the nodes' programs, all of them.
         var nodesCPU: Double?
+        /// Of `nodesCPU`, the kernel's share (page faults on fresh memory above all).
+        var nodesSystemCPU: Double?
     }
 
     func run() throws {
@@ -142,11 +144,12 @@ struct ImageBenchmark: ParsableCommand {
                         ? try udpcast(lab: lab, work: work, file: image, sha: sha, nodes: n)
                         : try deliver(lab: lab, bin: bin, work: work, nodes: n, mode: mode, server: server)
                     d.nodesCPU = d.nodesCPU.map { $0 / (Double(n) * Double(size) / 1_024) }
+                    d.nodesSystemCPU = d.nodesSystemCPU.map { $0 / (Double(n) * Double(size) / 1_024) }
                     runs["\(mode) \(n)", default: []].append(d)
                     headBytes["\(mode) \(n)", default: []].append(Double(try transmitted(lab) - tx0))
                     FileHandle.standardError.write(
                         Data(
-                            "rep \(rep + 1) \(mode) to \(n) nodes: wall \(fmt(d.wall)) s\(d.transfer.map { ", transfer \(fmt($0)) s" } ?? "")\(d.repairShare.map { ", repair \(fmt($0 * 100)) % of datagrams" } ?? "")\n"
+                            "rep \(rep + 1) \(mode) to \(n) nodes: wall \(fmt(d.wall)) s\(d.transfer.map { ", transfer \(fmt($0)) s" } ?? "")\(d.repairShare.map { ", repair \(fmt($0 * 100)) % of datagrams" } ?? "")\(d.nodesCPU.map { ", node CPU \(fmt($0)) s/GiB" } ?? "")\(d.nodesSystemCPU.map { " (kernel \(fmt($0)))" } ?? "")\n"
                                 .utf8))
                 }
             }
@@ -321,14 +324,18 @@ struct ImageBenchmark: ParsableCommand {
                 }
             }
         }
-        return Delivery(wall: wall, transfer: transfer, repairShare: repairShare, nodesCPU: Self.childrenCPU() - cpu0)
+        let cpu1 = Self.childrenCPU()
+        return Delivery(
+            wall: wall, transfer: transfer, repairShare: repairShare, nodesCPU: cpu1.total - cpu0.total,
+            nodesSystemCPU: cpu1.system - cpu0.system)
     }
 
     /// User + system seconds of this program's children that have been waited for.
-    static func childrenCPU() -> Double {
+    /// CPU seconds of the children that have ended (the nodes' clients): all, and the kernel's.
+    static func childrenCPU() -> (total: Double, system: Double) {
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+        return (seconds(usage.ru_utime) + seconds(usage.ru_stime), seconds(usage.ru_stime))
     }
 }

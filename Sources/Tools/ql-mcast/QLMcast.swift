@@ -209,7 +209,10 @@ struct ReceiveCommand: ParsableCommand {
     var output: String
     @Option(help: "Seconds to wait for the session to be announced.") var joinTimeout = 30.0
     @Option(help: "Seconds of sender silence before giving up.") var idleTimeout = 10.0
-    @Option(help: "NAK rounds per block before giving up.") var maxRounds = 40
+    @Option(
+        help:
+            "NAK rounds per block before giving up (a round asked again at once because part of the block's repair was lost does not count)."
+    ) var maxRounds = 40
     @Flag(
         help: """
             Copy each payload from a receive buffer into the file instead of receiving it straight into \
