@@ -45,6 +45,10 @@ struct RepairState {
     var dueAt: UInt64 = 0
     /// This round was brought forward once already (a repair run for the block ended short).
     var broughtForward = false
+    /// What the block still needed at its last NAK decision (0: none yet), and the repair symbols
+    /// for it heard since: a run that brought less than half of it is overload, not path loss.
+    var asked: UInt16 = 0
+    var repairHeard: UInt16 = 0
     var rounds: UInt16 = 0
     /// The most symbols another receiver's NAK asked for, and when it was overheard.
     var heardNeed: UInt16 = 0

@@ -12,6 +12,7 @@ extension Receiver {
         }
         table.repair[b].repairSeenAt = now
         table.repair[b].suppressed = false
+        if table.repair[b].repairHeard < .max { table.repair[b].repairHeard += 1 }
         counters.repairSymbols += 1
         if droppedAt != 0, r.nakSentAt > droppedAt {
             // Repair for a NAK we sent after the verdict: the sender still serves us, so the
@@ -43,6 +44,7 @@ extension Receiver {
         table.repair[b].scheduledAt = now
         table.repair[b].dueAt = time
         table.repair[b].broughtForward = false
+        table.repair[b].repairHeard = 0
         naks.append(b, due: time)
     }
 
@@ -52,12 +54,16 @@ extension Receiver {
     /// learnt while the sender's queue was full, 100 ms and more on a shaped link — only stalls
     /// the end of the session: the block's next round is brought forward to a NAK back-off from
     /// now, once per round (so forged datagrams cannot make a receiver NAK faster than that).
+    /// Only when at least half of what the block needed arrived: a receiver that loses most of
+    /// its repair is overloaded (a drowning NIC), and asking again at once would only feed it
+    /// more of what it cannot take; it waits as before, and the rate policy sees its loss.
     func endRepairRun(now: UInt64) {
         let b = repairRun
         guard b >= 0 else { return }
         repairRun = -1
         let r = table.repair[b]
         guard r.pending, !r.broughtForward, !table.blocks[b].complete else { return }
+        guard r.asked > 0, Int(r.repairHeard) * 2 >= Int(r.asked) else { return }
         let due = now + backoff()
         guard due < r.dueAt else { return }
         table.repair[b].broughtForward = true
@@ -128,6 +134,7 @@ extension Receiver {
             // A NAK of ours that saw no repair since is unanswered; any repair resets the count.
             let unanswered = r.nakSentAt >= since && r.repairSeenAt < since
             r.unanswered = unanswered ? (r.unanswered == .max ? .max : r.unanswered + 1) : 0
+            r.asked = need
             let covered = r.heardAt >= since && r.heardNeed >= need
             var ask = false
             if covered, !r.suppressed {

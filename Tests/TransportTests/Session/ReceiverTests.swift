@@ -157,7 +157,8 @@ final class ReceiverTests: XCTestCase {
         XCTAssertEqual(r.completedBlocks, 1)
     }
 
-    func testARepairRunThatLeavesTheBlockShortBringsTheNextRoundForwardOncePerNak() throws {
+    /// Three blocks of 16, no proactive parity; NAK back-off 1 ms, repair wait 50 ms; announced.
+    func announcedRepairReceiver() throws -> (SessionFixture, RecordingChannel, Receiver) {
         let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
         let channel = RecordingChannel()
         let (r, _) = try f.receiver(channel: channel) {
@@ -165,13 +166,19 @@ final class ReceiverTests: XCTestCase {
             $0.repairWaitNanos = 50 * ms
         }
         r.feed(f.announce(), at: 0)
-        for j in 0..<16 where ![3, 9, 12].contains(j) { r.feed(f.data(block: 0, symbol: j), at: ms) }
+        return (f, channel, r)
+    }
+
+    func testARepairRunThatLeavesTheBlockShortBringsTheNextRoundForwardOncePerNak() throws {
+        let (f, channel, r) = try announcedRepairReceiver()
+        for j in 0..<16 where ![3, 9, 12, 14].contains(j) { r.feed(f.data(block: 0, symbol: j), at: ms) }
         r.feed(f.data(block: 1, symbol: 0), at: 2 * ms)
         try r.tick(now: 4 * ms)
-        XCTAssertEqual(channel.naks.map(\.entries), [[NakEntry(block: 0, needed: 3)]])
-        // Three repair symbols were sent; one arrives and the next datagram is the pass again:
+        XCTAssertEqual(channel.naks.map(\.entries), [[NakEntry(block: 0, needed: 4)]])
+        // Four repair symbols were sent; two arrive and the next datagram is the pass again:
         // the run is over and the block still short, so it asks again now, not after 50 ms.
         r.feed(f.parity(block: 0, index: 16, flags: .repair), at: 10 * ms)
+        r.feed(f.parity(block: 0, index: 17, flags: .repair), at: 10 * ms)
         try r.tick(now: 10 * ms + ms / 2)
         XCTAssertEqual(channel.naks.count, 1, "the run may go on")
         r.feed(f.data(block: 1, symbol: 1), at: 11 * ms)
@@ -184,15 +191,35 @@ final class ReceiverTests: XCTestCase {
         XCTAssertEqual(channel.naks.count, 2)
         // The answer's run ends in silence (the last thing the sender had to send), one short
         // again: a few milliseconds of quiet end it too.
-        r.feed(f.parity(block: 0, index: 19, flags: .repair), at: 30 * ms)
+        r.feed(f.parity(block: 0, index: 20, flags: .repair), at: 30 * ms)
         try r.tick(now: 32 * ms)
         XCTAssertEqual(channel.naks.count, 2)
         try r.tick(now: 36 * ms)
         try r.tick(now: 38 * ms)
         XCTAssertEqual(channel.naks.last?.entries, [NakEntry(block: 0, needed: 1)])
         XCTAssertEqual(r.counters.repairRoundsBroughtForward, 2)
-        r.feed(f.parity(block: 0, index: 22, flags: .repair), at: 40 * ms)
+        XCTAssertEqual(r.counters.maxRepairRounds, 1, "rounds brought forward do not count towards the bound")
+        r.feed(f.parity(block: 0, index: 23, flags: .repair), at: 40 * ms)
         XCTAssertEqual(r.completedBlocks, 1)
+    }
+
+    func testARepairRunThatBroughtLessThanHalfIsOverloadAndBringsNothingForward() throws {
+        let (f, channel, r) = try announcedRepairReceiver()
+        for j in 0..<16 where ![3, 9, 12, 14].contains(j) { r.feed(f.data(block: 0, symbol: j), at: ms) }
+        r.feed(f.data(block: 1, symbol: 0), at: 2 * ms)
+        try r.tick(now: 4 * ms)
+        // One of the four arrives: a receiver losing most of its repair waits out the repair
+        // time as before instead of asking at once for more of what it cannot take.
+        r.feed(f.parity(block: 0, index: 16, flags: .repair), at: 10 * ms)
+        r.feed(f.data(block: 1, symbol: 1), at: 11 * ms)
+        try r.tick(now: 20 * ms)
+        XCTAssertEqual(channel.naks.count, 1)
+        XCTAssertEqual(r.counters.repairRoundsBroughtForward, 0)
+        // Its round then finds that repair came (the rule of old: no NAK), and the next asks.
+        try r.tick(now: 60 * ms)
+        XCTAssertEqual(channel.naks.count, 1)
+        try r.tick(now: 120 * ms)
+        XCTAssertEqual(channel.naks.last?.entries, [NakEntry(block: 0, needed: 3)])
     }
 
     func testTheNakScheduleGivesBlocksInDueOrderWhateverOrderTheyCameIn() {
@@ -220,13 +247,7 @@ final class ReceiverTests: XCTestCase {
     }
 
     func testRepairRunsOfCompleteOrUnaskedBlocksBringNothingForward() throws {
-        let f = try SessionFixture(size: 16 * 512 * 3, parityPerBlock: 0)
-        let channel = RecordingChannel()
-        let (r, _) = try f.receiver(channel: channel) {
-            $0.nakBackoffNanos = ms
-            $0.repairWaitNanos = 50 * ms
-        }
-        r.feed(f.announce(), at: 0)
+        let (f, channel, r) = try announcedRepairReceiver()
         for j in 0..<16 { r.feed(f.data(block: 0, symbol: j), at: ms) }
         // Another receiver's repair of block 0 (complete here) and of block 1 (not yet ended
         // in our pass): neither is a round of ours.
